@@ -1,0 +1,128 @@
+//! The command line: one file per command group, each with its clap `Args` and a `run()`.
+//!
+//! Commands parse and validate their arguments first and do I/O after. Errors carry the exit code
+//! they stand for ([`crate::exit::Exit`]); `main` prints them with their whole cause chain.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::{Exit, ExitCoded};
+
+pub mod migrations;
+
+/// A command's failure: what went wrong and which exit code it maps to.
+#[derive(Debug)]
+pub struct CliError {
+    /// The exit code.
+    pub exit: Exit,
+    /// The error with its cause chain.
+    pub error: anyhow::Error,
+}
+
+impl CliError {
+    /// A failure with an explicit exit code.
+    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            exit,
+            error: error.into(),
+        }
+    }
+
+    /// A failure described by a message.
+    pub fn msg(exit: Exit, message: impl std::fmt::Display) -> Self {
+        CliError {
+            exit,
+            error: anyhow::anyhow!("{message}"),
+        }
+    }
+}
+
+impl<E> From<E> for CliError
+where
+    E: ExitCoded + std::error::Error + Send + Sync + 'static,
+{
+    fn from(e: E) -> Self {
+        CliError {
+            exit: e.exit(),
+            error: e.into(),
+        }
+    }
+}
+
+/// What a command returns.
+pub type CliResult = Result<(), CliError>;
+
+/// Wraps an I/O error with what was being done, as an [`Exit::Io`] failure.
+pub fn io_error(context: impl std::fmt::Display, e: std::io::Error) -> CliError {
+    CliError::new(Exit::Io, anyhow::Error::new(e).context(context.to_string()))
+}
+
+/// Options every command understands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Global {
+    /// Print machine-readable JSON on stdout instead of human text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// offkit: build, sign, verify and apply offline kits.
+#[derive(Debug, Parser)]
+#[command(name = "offkit", version, about, after_help = crate::exit::table_text())]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect, verify, run, roll back and repair database migrations.
+    #[command(subcommand)]
+    Migrations(migrations::Command),
+}
+
+/// Parses the process arguments, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(Exit::Usage.code()),
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Migrations(cmd) => migrations::run(cmd, &cli.global),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if is_broken_pipe(&e.error) {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(std::io::stderr(), "offkit: error: {:#}", e.error);
+            ExitCode::from(e.exit.code())
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Writes a JSON value to stdout followed by a newline.
+pub fn print_json(value: &impl serde::Serialize) -> CliResult {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value).map_err(|e| CliError::new(Exit::Internal, e))?;
+    writeln!(out).map_err(|e| io_error("writing to stdout", e))
+}

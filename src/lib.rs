@@ -1,0 +1,24 @@
+//! offkit builds, signs, verifies and applies offline kits: one `.kit.tar.zst` file that carries a
+//! release's database migrations, rollback SQL, object-store seed objects and SBOMs to sites with
+//! no network.
+//!
+//! The library owns all behaviour; `src/main.rs` only parses arguments and maps errors to exit
+//! codes. The folders are the architecture:
+//!
+//! - [`kit`]: kit sources (`kit.toml`), the manifest, archive path rules, the deterministic builder
+//!   and the strict streaming reader.
+//! - [`trust`]: keys, `SHA256SUMS`, DSSE envelopes and in-toto statements, trust policies, and the
+//!   verifier, the only way to obtain a [`trust::VerifiedKit`].
+//! - [`sbom`]: the kit's own SPDX 2.3 document.
+//! - [`migrate`]: the embedded migration runner (PostgreSQL and SQLite drivers).
+//! - [`cli`]: one file per command group.
+//! - [`exit`]: the documented exit-code table.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod exit;
+pub mod kit;
+pub mod migrate;
+pub mod sbom;
+pub mod trust;
+pub mod util;
