@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod exit;
+pub mod failpoint;
 pub mod kit;
 pub mod migrate;
 pub mod sbom;
