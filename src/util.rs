@@ -37,3 +37,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> io
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
+
+/// Lowercase hex SHA-256 of a file's content, read in 1 MiB chunks.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}

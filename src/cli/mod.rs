@@ -10,7 +10,14 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{Exit, ExitCoded};
 
+pub mod build;
+pub mod common;
+pub mod extract;
+pub mod inspect;
+pub mod keygen;
+pub mod kitview;
 pub mod migrations;
+pub mod verify;
 
 /// A command's failure: what went wrong and which exit code it maps to.
 #[derive(Debug)]
@@ -79,6 +86,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Generate an Ed25519 signing key pair.
+    Keygen(keygen::Args),
+    /// Build and sign a kit from a kit source folder.
+    Build(build::Args),
+    /// Verify a kit against trusted keys in one streaming pass (writes nothing).
+    Verify(verify::Args),
+    /// Show what a kit contains and who signed it.
+    Inspect(inspect::Args),
+    /// Verify a kit, then write its files into a folder (all or nothing).
+    Extract(extract::Args),
     /// Inspect, verify, run, roll back and repair database migrations.
     #[command(subcommand)]
     Migrations(migrations::Command),
@@ -99,6 +116,11 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Keygen(a) => keygen::run(a, &cli.global),
+        Command::Build(a) => build::run(a, &cli.global),
+        Command::Verify(a) => verify::run(a, &cli.global),
+        Command::Inspect(a) => inspect::run(a, &cli.global),
+        Command::Extract(a) => extract::run(a, &cli.global),
         Command::Migrations(cmd) => migrations::run(cmd, &cli.global),
     };
     match result {

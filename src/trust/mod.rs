@@ -1,2 +1,16 @@
 //! Trust: keys, SHA256SUMS, DSSE envelopes over in-toto statements, trust policies and the
 //! verifier that alone turns an unverified kit into a verified one.
+
+pub mod dsse;
+pub mod extract;
+pub mod failure;
+pub mod keys;
+pub mod policy;
+pub mod sums;
+pub mod verify;
+
+pub use extract::{ExtractError, ExtractedKit, extract_kit};
+pub use failure::{Failure, FailureKind};
+pub use keys::{KeyError, PublicKey, SecretKey};
+pub use policy::TrustPolicy;
+pub use verify::{ExpiryPolicy, VerifiedKit, VerifyFailure, VerifyOptions, verify_kit};

@@ -1,0 +1,88 @@
+//! `offkit build`: a kit source folder → a signed, reproducible kit.
+
+use std::path::PathBuf;
+
+use super::common::{human_bytes, source_date_epoch};
+use super::{CliError, CliResult, Global, print_json};
+use crate::exit::Exit;
+use crate::kit::builder::{BuildOptions, Overwrite, build};
+use crate::kit::source::KitSource;
+use crate::trust::keys::SecretKey;
+
+/// Arguments of `offkit build`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The kit source folder (kit.toml, migrations/, rollback/, seeds/, sboms/, attestations/).
+    pub source: PathBuf,
+    /// A private signing key (PKCS#8 PEM, mode 0600). Repeat for several signers; the first also
+    /// signs SHA256SUMS.sig.
+    #[arg(long = "key", value_name = "KEY", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Output folder; the kit is written as OUT/NAME-VERSION.kit.tar.zst.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// zstd compression level.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    pub level: i32,
+    /// Compression threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Replace an existing kit file with different content.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Runs `offkit build`.
+pub fn run(args: Args, global: &Global) -> CliResult {
+    let epoch = source_date_epoch()?;
+    let keys = args
+        .keys
+        .iter()
+        .map(|k| SecretKey::load(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !args.out.is_dir() {
+        return Err(CliError::msg(
+            Exit::Io,
+            format!("{}: output folder does not exist", args.out.display()),
+        ));
+    }
+    let source = KitSource::scan(&args.source)?;
+    let mut opts = BuildOptions {
+        level: args.level,
+        source_date_epoch: epoch,
+        overwrite: if args.force {
+            Overwrite::Replace
+        } else {
+            Overwrite::Refuse
+        },
+        ..BuildOptions::default()
+    };
+    if let Some(t) = args.threads {
+        opts.threads = t.max(1);
+    }
+    let out = build(&source, &keys, &args.out, &opts)?;
+    if global.json {
+        return print_json(&out);
+    }
+    println!("{}", out.path.display());
+    println!("sha256 {}", out.sha256);
+    let m = &out.manifest;
+    println!(
+        "{} {} · {} files, {} payload, kit {} · signed by {}",
+        m.name,
+        m.version,
+        m.payload.files,
+        human_bytes(m.payload.bytes),
+        human_bytes(out.size),
+        out.signers.join(", ")
+    );
+    if !out.written {
+        println!("(an identical kit was already there; left unchanged)");
+    }
+    if !out.reproducible {
+        eprintln!(
+            "note: SOURCE_DATE_EPOCH is not set and kit.toml has no `created`: the kit records the current time and is not reproducible"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Human and JSON views of a kit's contents, shared by `verify`, `inspect` and `extract`.
+
+use serde::Serialize;
+
+use super::common::human_bytes;
+use crate::kit::manifest::Manifest;
+use crate::migrate::name::Category;
+use crate::trust::failure::Failure;
+use crate::trust::verify::{Signer, VerifiedKit};
+
+/// What a report says about a kit.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KitReport {
+    /// The kit file.
+    pub kit: String,
+    /// `VERIFIED`, `REFUSED` or `NOT VERIFIED`.
+    pub status: &'static str,
+    /// True only when verification passed.
+    pub verified: bool,
+    /// SHA-256 of the kit file (when read to the end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kit_sha256: Option<String>,
+    /// SHA-256 of manifest.json.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+    /// Keys whose signatures counted (verified), or keyids named in the envelope (unverified).
+    pub signers: Vec<Signer>,
+    /// Why the kit was refused.
+    pub failures: Vec<Failure>,
+    /// Non-fatal remarks.
+    pub warnings: Vec<String>,
+    /// The manifest, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Manifest>,
+    /// Wall time of the command.
+    pub duration_ms: u64,
+}
+
+impl KitReport {
+    /// The report of a kit that passed verification.
+    pub fn verified(kit: &str, v: &VerifiedKit, duration_ms: u64) -> KitReport {
+        KitReport {
+            kit: kit.to_owned(),
+            status: "VERIFIED",
+            verified: true,
+            kit_sha256: Some(v.kit_sha256().to_owned()),
+            manifest_sha256: Some(v.manifest_sha256().to_owned()),
+            signers: v.signers().to_vec(),
+            failures: Vec::new(),
+            warnings: v.warnings().to_vec(),
+            manifest: Some(v.manifest().clone()),
+            duration_ms,
+        }
+    }
+
+    /// Prints the human form.
+    pub fn print_human(&self) {
+        match &self.manifest {
+            Some(m) => println!(
+                "{}: {} {} (channel {}, sequence {})",
+                self.status, m.name, m.version, m.channel, m.sequence
+            ),
+            None => println!("{}: {}", self.status, self.kit),
+        }
+        for f in &self.failures {
+            match &f.entry {
+                Some(e) => println!("  ✗ {} [{}] {}", e, f.kind.as_str(), f.message),
+                None => println!("  ✗ [{}] {}", f.kind.as_str(), f.message),
+            }
+        }
+        if let Some(s) = &self.kit_sha256 {
+            println!("  kit sha256       {s}");
+        }
+        if let Some(s) = &self.manifest_sha256 {
+            println!("  manifest sha256  {s}");
+        }
+        for s in &self.signers {
+            let name = if s.name.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", s.name)
+            };
+            println!("  signer           {}{name}", s.keyid);
+        }
+        if let Some(m) = &self.manifest {
+            print_manifest(m);
+        }
+        for w in &self.warnings {
+            println!("  warning: {w}");
+        }
+    }
+}
+
+/// The manifest's contents, grouped the way operators read them.
+pub fn print_manifest(m: &Manifest) {
+    println!("  created          {}", m.created);
+    println!(
+        "  expires          {}",
+        m.expires.as_deref().unwrap_or("never")
+    );
+    println!("  target           {}", m.target.database.as_str());
+    for r in &m.requires {
+        println!("  requires         {} >= {}", r.name, r.min_version);
+    }
+    println!(
+        "  payload          {} files, {}",
+        m.payload.files,
+        human_bytes(m.payload.bytes)
+    );
+    for module in &m.modules {
+        println!("  module {} (schema {})", module.name, module.schema);
+        for cat in Category::ALL {
+            let names: Vec<String> = module
+                .migrations
+                .iter()
+                .filter(|mig| mig.category == cat)
+                .map(|mig| {
+                    let mut s = mig.name.clone();
+                    if !mig.transactional {
+                        s.push_str(" [no-transaction]");
+                    }
+                    if mig.rollback.is_some() {
+                        s.push_str(" [rollback]");
+                    }
+                    s
+                })
+                .collect();
+            if !names.is_empty() {
+                println!("    {:<8} {}", cat.as_str(), names.join(", "));
+            }
+        }
+    }
+    if !m.seeds.is_empty() {
+        let bytes: u64 = m.seeds.iter().map(|s| s.file.size).sum();
+        println!(
+            "  seeds            {} objects, {}",
+            m.seeds.len(),
+            human_bytes(bytes)
+        );
+        for s in m.seeds.iter().take(10) {
+            println!(
+                "    {} ({}, {})",
+                s.key,
+                s.media_type,
+                human_bytes(s.file.size)
+            );
+        }
+        if m.seeds.len() > 10 {
+            println!("    … {} more", m.seeds.len() - 10);
+        }
+    }
+    for s in &m.sboms {
+        println!("  sbom             {}", s.path);
+    }
+    for a in &m.attestations {
+        println!("  attestation      {}", a.path);
+    }
+}

@@ -1,0 +1,190 @@
+//! The payload pass of a build: read each source file once, hash it, and pack it (tar header,
+//! data, padding) into parallel-compressed frames. The frames end at the kit SBOM's place in the
+//! path order so the SBOM, made after this pass, can be slotted in between.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use super::frames::FrameWriter;
+use super::{BuildError, BuildOptions};
+use crate::kit::layout::KIT_SBOM;
+use crate::kit::source::{Role, SourceFile};
+use crate::kit::tar::{header_bytes, padding};
+use crate::migrate::name::is_no_transaction;
+
+/// Largest migration file accepted (migrations are read whole to check they are UTF-8).
+const MAX_MIGRATION_BYTES: u64 = 256 << 20;
+
+/// What the pass learnt about one file.
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    /// Lowercase hex SHA-256 of the bytes packed.
+    pub sha256: String,
+    /// Lowercase hex SHA-1 (for the SPDX SBOM).
+    pub sha1: String,
+    /// Bytes packed.
+    pub size: u64,
+    /// For migrations: false when marked `-- offkit:no-transaction`.
+    pub transactional: bool,
+}
+
+/// The payload frames and what they hold.
+pub(super) struct Packed {
+    /// Facts per source file, in the source's (path) order.
+    pub facts: Vec<FileFacts>,
+    /// Offset in the payload frames where the kit SBOM belongs.
+    pub split_offset: u64,
+}
+
+pub(super) fn pack(
+    files: &[SourceFile],
+    mtime: u64,
+    opts: &BuildOptions,
+    out: File,
+) -> Result<Packed, BuildError> {
+    let mut w = FrameWriter::new(
+        io::BufWriter::with_capacity(1 << 20, out),
+        opts.level,
+        opts.threads,
+    )
+    .map_err(|source| BuildError::Write {
+        path: "payload".into(),
+        source,
+    })?;
+    let mut facts = Vec::with_capacity(files.len());
+    let mut marked = false;
+    let mut result = Ok(());
+    for f in files {
+        if !marked && f.path.as_str() > KIT_SBOM {
+            marked = true;
+            if let Err(e) = w.mark() {
+                result = Err(pipeline_error(e));
+                break;
+            }
+        }
+        match pack_file(&mut w, f, mtime) {
+            Ok(fact) => facts.push(fact),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() && !marked {
+        result = w.mark().map_err(pipeline_error);
+    }
+    if result.is_ok() {
+        result = w.write_all(super::end_of_archive()).map_err(pipeline_error);
+    }
+    // Always stop the threads; a writer failure is the more precise error.
+    let finished = w.finish();
+    let (marks, _) = match (result, finished) {
+        (_, Err(source)) => {
+            return Err(BuildError::Write {
+                path: "payload".into(),
+                source,
+            });
+        }
+        (Err(e), _) => return Err(e),
+        (Ok(()), Ok(done)) => done,
+    };
+    Ok(Packed {
+        facts,
+        split_offset: marks.first().copied().unwrap_or(0),
+    })
+}
+
+fn pipeline_error(source: io::Error) -> BuildError {
+    BuildError::Write {
+        path: "payload".into(),
+        source,
+    }
+}
+
+fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFacts, BuildError> {
+    let src_err = |message: String| BuildError::Source {
+        path: f.path.to_string(),
+        message,
+    };
+    let mut file = File::open(&f.disk).map_err(|e| src_err(e.to_string()))?;
+    let size = file.metadata().map_err(|e| src_err(e.to_string()))?.len();
+    let (mut sha256, mut sha1) = (Sha256::new(), Sha1::new());
+    w.write_all(&header_bytes(f.path.as_str(), size, mtime))
+        .map_err(pipeline_error)?;
+    let mut transactional = true;
+    if matches!(f.role, Role::Migration { .. } | Role::Rollback { .. }) {
+        if size > MAX_MIGRATION_BYTES {
+            return Err(src_err(format!(
+                "migration larger than {MAX_MIGRATION_BYTES} bytes"
+            )));
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes)
+            .map_err(|e| src_err(e.to_string()))?;
+        if bytes.len() as u64 != size {
+            return Err(src_err("file changed while the kit was being built".into()));
+        }
+        if std::str::from_utf8(&bytes).is_err() {
+            return Err(BuildError::NotUtf8 {
+                path: f.path.to_string(),
+            });
+        }
+        transactional = !is_no_transaction(&bytes);
+        sha256.update(&bytes);
+        sha1.update(&bytes);
+        w.write_all(&bytes).map_err(pipeline_error)?;
+    } else {
+        let mut remaining = size;
+        while remaining > 0 {
+            let max = usize::try_from(remaining).unwrap_or(usize::MAX);
+            let mut read_err = None;
+            let n = w
+                .fill_with(max, |buf| {
+                    read_full(&mut file, buf).map_err(|e| {
+                        read_err = Some(e.to_string());
+                        io::Error::other("read failed")
+                    })
+                })
+                .map_err(|e| match read_err.take() {
+                    Some(m) => src_err(m),
+                    None => pipeline_error(e),
+                })?;
+            if n == 0 {
+                return Err(src_err("file shrank while the kit was being built".into()));
+            }
+            let chunk = w.tail(n);
+            sha256.update(chunk);
+            sha1.update(chunk);
+            remaining -= n as u64;
+        }
+        let mut probe = [0u8; 1];
+        if file.read(&mut probe).map_err(|e| src_err(e.to_string()))? != 0 {
+            return Err(src_err("file grew while the kit was being built".into()));
+        }
+    }
+    w.write_all(&[0u8; 512][..padding(size)])
+        .map_err(pipeline_error)?;
+    Ok(FileFacts {
+        sha256: hex::encode(sha256.finalize()),
+        sha1: hex::encode(sha1.finalize()),
+        size,
+        transactional,
+    })
+}
+
+/// Reads until `buf` is full or EOF.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

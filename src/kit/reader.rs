@@ -1,0 +1,462 @@
+//! The strict streaming kit reader: entry safety and the header's shape, nothing about trust.
+//!
+//! [`KitReader::read_header`] reads the header entries in their fixed order (and nothing else
+//! before them), bounded in size, keeping their bytes for the verifier. [`KitReader::next_payload`]
+//! then yields payload entries one at a time, each already checked to be a regular file with a
+//! safe path; its data is passed to a sink without being held in memory. Every refusal is a
+//! [`ReadError`] naming the entry.
+
+use std::io;
+use std::path::Path;
+
+use crate::kit::layout::{self, DSSE, FORMAT_MARKER, LAYOUT, Limits, MANIFEST, SUMS, SUMS_SIG};
+use crate::kit::path::{KitPath, PathError};
+use crate::kit::stream::{DecodeFailure, DecodedStream, StreamEnd};
+use crate::kit::tar::{EntryKind, RawEntry, TarError, TarReader};
+use crate::util::sha256_hex;
+
+/// A structural reason to refuse a kit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// `offkit-layout` names a format this offkit does not know.
+    #[error("unknown kit format {found:?} (this offkit reads {:?})", FORMAT_MARKER.trim_end())]
+    UnknownFormat {
+        /// What the layout entry says (truncated).
+        found: String,
+    },
+    /// A payload entry comes before the signed header is complete.
+    #[error("{entry}: payload entry before the signed header (expected {expected})")]
+    PayloadBeforeHeader {
+        /// The entry.
+        entry: String,
+        /// The header entry expected at this place.
+        expected: &'static str,
+    },
+    /// A header entry is out of its fixed order or repeated.
+    #[error("{entry}: header entry out of order (expected {expected})")]
+    HeaderOrder {
+        /// The entry.
+        entry: String,
+        /// The header entry expected at this place.
+        expected: &'static str,
+    },
+    /// The detached signature entry is absent.
+    #[error("SHA256SUMS.sig is missing: the kit is not signed")]
+    MissingSignature,
+    /// A path that could escape the extraction folder or is otherwise unsafe.
+    #[error("{entry}: unsafe path: {reason}")]
+    UnsafePath {
+        /// The path (lossy).
+        entry: String,
+        /// The rule broken.
+        reason: PathError,
+    },
+    /// A name that is not UTF-8.
+    #[error("entry name is not valid UTF-8 ({reason})")]
+    NonUtf8Path {
+        /// The rule broken (carries the hex bytes).
+        reason: PathError,
+    },
+    /// A symbolic link entry.
+    #[error("{entry}: symbolic link to {target:?}; kits contain regular files only")]
+    Symlink {
+        /// The entry.
+        entry: String,
+        /// Its target.
+        target: String,
+    },
+    /// A hard link entry.
+    #[error("{entry}: hard link to {target:?}; kits contain regular files only")]
+    HardLink {
+        /// The entry.
+        entry: String,
+        /// Its target.
+        target: String,
+    },
+    /// A device or FIFO entry.
+    #[error("{entry}: {what} entry; kits contain regular files only")]
+    SpecialFile {
+        /// The entry.
+        entry: String,
+        /// "character device", "block device" or "FIFO".
+        what: &'static str,
+    },
+    /// A directory, sparse file, GNU extension or unknown type.
+    #[error("{entry}: unsupported entry type ({what}); kits contain regular files only")]
+    UnsupportedEntry {
+        /// The entry.
+        entry: String,
+        /// What it is.
+        what: String,
+    },
+    /// An entry larger than the reader accepts.
+    #[error("{entry}: {size} bytes is larger than the {limit}-byte limit for this entry")]
+    OversizedEntry {
+        /// The entry.
+        entry: String,
+        /// Declared size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The archive ends early.
+    #[error("the kit is truncated{}", at.map(|o| format!(" (uncompressed offset {o})")).unwrap_or_default())]
+    Truncated {
+        /// Uncompressed offset, when known.
+        at: Option<u64>,
+    },
+    /// The compression layer is invalid.
+    #[error("corrupt compression: {message}")]
+    CorruptCompression {
+        /// Decoder message.
+        message: String,
+    },
+    /// More data than declared.
+    #[error("decompressed data exceeds the {limit} bytes the kit declares (decompression bomb)")]
+    DecompressionBomb {
+        /// The bound.
+        limit: u64,
+    },
+    /// Data after the end of the archive.
+    #[error("unexpected data after the end of the archive (uncompressed offset {offset})")]
+    TrailingData {
+        /// Where it starts.
+        offset: u64,
+    },
+    /// A malformed tar header.
+    #[error("malformed archive at uncompressed offset {offset}: {reason}")]
+    MalformedTar {
+        /// Where.
+        offset: u64,
+        /// What.
+        reason: String,
+    },
+    /// The kit file could not be read.
+    #[error("cannot read the kit: {0}")]
+    Io(String),
+    /// The consumer of an entry's data failed (e.g. writing during extraction).
+    #[error("{entry}: {source}")]
+    Sink {
+        /// The entry.
+        entry: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+impl ReadError {
+    fn from_tar(e: TarError, entry: Option<&str>) -> ReadError {
+        match e {
+            TarError::Stream(io) => match DecodeFailure::of(&io) {
+                Some(DecodeFailure::Truncated) => ReadError::Truncated { at: None },
+                Some(DecodeFailure::Corrupt(m)) => {
+                    ReadError::CorruptCompression { message: m.clone() }
+                }
+                Some(DecodeFailure::LimitExceeded { limit }) => {
+                    ReadError::DecompressionBomb { limit: *limit }
+                }
+                Some(DecodeFailure::Io(m)) => ReadError::Io(m.clone()),
+                None => ReadError::Io(io.to_string()),
+            },
+            TarError::Truncated { offset } => ReadError::Truncated { at: Some(offset) },
+            TarError::BadHeader { offset, reason } => ReadError::MalformedTar { offset, reason },
+            TarError::TrailingData { offset } => ReadError::TrailingData { offset },
+            TarError::Sink(source) => ReadError::Sink {
+                entry: entry.unwrap_or("").to_owned(),
+                source,
+            },
+        }
+    }
+}
+
+/// A header entry's bytes and digest.
+#[derive(Debug, Clone)]
+pub struct HeaderEntry {
+    /// The bytes.
+    pub bytes: Vec<u8>,
+    /// Their SHA-256.
+    pub sha256: String,
+}
+
+/// The header entries, as read (not yet authenticated).
+#[derive(Debug, Clone)]
+pub struct RawHeader {
+    /// `offkit-layout`.
+    pub layout: HeaderEntry,
+    /// `manifest.json`.
+    pub manifest: HeaderEntry,
+    /// `SHA256SUMS`.
+    pub sums: HeaderEntry,
+    /// `SHA256SUMS.sig`.
+    pub sums_sig: Vec<u8>,
+    /// `SHA256SUMS.<keyid>.sig` of co-signers.
+    pub cosigner_sigs: Vec<(String, Vec<u8>)>,
+    /// `manifest.dsse.json`.
+    pub dsse: HeaderEntry,
+    /// Uncompressed bytes of the header.
+    pub header_bytes: u64,
+}
+
+/// A payload entry about to be read.
+#[derive(Debug, Clone)]
+pub struct PayloadEntry {
+    /// Its (safe) path.
+    pub path: KitPath,
+    /// Its size.
+    pub size: u64,
+}
+
+/// Reads a kit file.
+pub struct KitReader {
+    tar: TarReader<DecodedStream>,
+    limits: Limits,
+    current: Option<String>,
+}
+
+impl KitReader {
+    /// Opens a kit file; decompression starts on a background thread.
+    pub fn open(path: &Path, limits: Limits) -> Result<KitReader, ReadError> {
+        let initial = limits.header_entry_bytes.saturating_mul(8);
+        let stream = DecodedStream::open(path, initial)
+            .map_err(|e| ReadError::Io(format!("{}: {e}", path.display())))?;
+        Ok(KitReader {
+            tar: TarReader::new(stream),
+            limits,
+            current: None,
+        })
+    }
+
+    /// Sets the cap on the total decompressed size (from the start of the stream).
+    pub fn set_total_limit(&mut self, limit: u64) {
+        self.tar_stream_mut().set_limit(limit);
+    }
+
+    /// Uncompressed bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.tar.offset()
+    }
+
+    fn tar_stream_mut(&mut self) -> &mut DecodedStream {
+        self.tar.inner_mut()
+    }
+
+    /// Reads the header entries in their fixed order.
+    pub fn read_header(&mut self) -> Result<RawHeader, ReadError> {
+        let layout = self.header_entry(LAYOUT)?;
+        if layout.bytes != FORMAT_MARKER.as_bytes() {
+            let shown: String = String::from_utf8_lossy(&layout.bytes)
+                .chars()
+                .take(64)
+                .collect();
+            return Err(ReadError::UnknownFormat {
+                found: shown.trim_end().to_owned(),
+            });
+        }
+        let manifest = self.header_entry(MANIFEST)?;
+        let sums = self.header_entry(SUMS)?;
+        let sums_sig = self.header_entry(SUMS_SIG)?.bytes;
+        let mut cosigner_sigs = Vec::new();
+        loop {
+            let entry = self.next_checked()?;
+            let name = entry.path.as_str().to_owned();
+            if let Some(keyid) = layout::parse_cosigner_sig_name(&name) {
+                if cosigner_sigs.iter().any(|(k, _)| k == keyid) {
+                    return Err(ReadError::HeaderOrder {
+                        entry: name,
+                        expected: DSSE,
+                    });
+                }
+                let keyid = keyid.to_owned();
+                let bytes = self.read_small(&name, entry.size)?;
+                cosigner_sigs.push((keyid, bytes));
+                continue;
+            }
+            self.check_expected(&name, DSSE)?;
+            let bytes = self.read_small(&name, entry.size)?;
+            let dsse = HeaderEntry {
+                sha256: sha256_hex(&bytes),
+                bytes,
+            };
+            return Ok(RawHeader {
+                layout,
+                manifest,
+                sums,
+                sums_sig,
+                cosigner_sigs,
+                dsse,
+                header_bytes: self.offset(),
+            });
+        }
+    }
+
+    fn header_entry(&mut self, expected: &'static str) -> Result<HeaderEntry, ReadError> {
+        let entry = self.next_checked()?;
+        let name = entry.path.as_str().to_owned();
+        self.check_expected(&name, expected)?;
+        let bytes = self.read_small(&name, entry.size)?;
+        Ok(HeaderEntry {
+            sha256: sha256_hex(&bytes),
+            bytes,
+        })
+    }
+
+    fn check_expected(&self, name: &str, expected: &'static str) -> Result<(), ReadError> {
+        if name == expected {
+            Ok(())
+        } else if expected == SUMS_SIG && name == DSSE {
+            Err(ReadError::MissingSignature)
+        } else if layout::is_header_name(name) {
+            Err(ReadError::HeaderOrder {
+                entry: name.to_owned(),
+                expected,
+            })
+        } else {
+            Err(ReadError::PayloadBeforeHeader {
+                entry: name.to_owned(),
+                expected,
+            })
+        }
+    }
+
+    fn read_small(&mut self, name: &str, size: u64) -> Result<Vec<u8>, ReadError> {
+        if size > self.limits.header_entry_bytes {
+            return Err(ReadError::OversizedEntry {
+                entry: name.to_owned(),
+                size,
+                limit: self.limits.header_entry_bytes,
+            });
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        self.tar
+            .read_data(|c| {
+                bytes.extend_from_slice(c);
+                Ok(())
+            })
+            .map_err(|e| ReadError::from_tar(e, Some(name)))?;
+        Ok(bytes)
+    }
+
+    /// The next payload entry (checked: regular file, safe path, within the size limit), or
+    /// `None` at the end-of-archive marker. The previous entry's data is skipped if unread.
+    pub fn next_payload(&mut self) -> Result<Option<PayloadEntry>, ReadError> {
+        match self.next_raw()? {
+            None => Ok(None),
+            Some(raw) => {
+                let entry = self.check_entry(raw)?;
+                if entry.size > self.limits.payload_entry_bytes {
+                    return Err(ReadError::OversizedEntry {
+                        entry: entry.path.to_string(),
+                        size: entry.size,
+                        limit: self.limits.payload_entry_bytes,
+                    });
+                }
+                Ok(Some(entry))
+            }
+        }
+    }
+
+    /// Streams the current entry's data to `sink`.
+    pub fn read_data(
+        &mut self,
+        sink: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<(), ReadError> {
+        let entry = self.current.clone();
+        self.tar
+            .read_data(sink)
+            .map_err(|e| ReadError::from_tar(e, entry.as_deref()))
+    }
+
+    /// After the end-of-archive marker: checks nothing but zero padding follows, and returns the
+    /// kit file's SHA-256 and size.
+    pub fn finish(mut self) -> Result<StreamEnd, ReadError> {
+        let max = self.limits.trailing_zero_bytes;
+        self.tar
+            .finish(max)
+            .map_err(|e| ReadError::from_tar(e, None))?;
+        self.tar
+            .inner_mut()
+            .end()
+            .cloned()
+            .ok_or_else(|| ReadError::Io("the decompression thread ended without a result".into()))
+    }
+
+    fn next_checked(&mut self) -> Result<PayloadEntry, ReadError> {
+        match self.next_raw()? {
+            Some(raw) => self.check_entry(raw),
+            None => Err(ReadError::Truncated {
+                at: Some(self.offset()),
+            }),
+        }
+    }
+
+    fn next_raw(&mut self) -> Result<Option<RawEntry>, ReadError> {
+        let current = self.current.take();
+        self.tar
+            .next_entry()
+            .map_err(|e| ReadError::from_tar(e, current.as_deref()))
+    }
+
+    fn check_entry(&mut self, raw: RawEntry) -> Result<PayloadEntry, ReadError> {
+        let shown = String::from_utf8_lossy(&raw.path).into_owned();
+        let target = String::from_utf8_lossy(&raw.link).into_owned();
+        match raw.kind {
+            EntryKind::Regular => {}
+            EntryKind::Symlink => {
+                return Err(ReadError::Symlink {
+                    entry: shown,
+                    target,
+                });
+            }
+            EntryKind::HardLink => {
+                return Err(ReadError::HardLink {
+                    entry: shown,
+                    target,
+                });
+            }
+            EntryKind::CharDevice => {
+                return Err(ReadError::SpecialFile {
+                    entry: shown,
+                    what: "character device",
+                });
+            }
+            EntryKind::BlockDevice => {
+                return Err(ReadError::SpecialFile {
+                    entry: shown,
+                    what: "block device",
+                });
+            }
+            EntryKind::Fifo => {
+                return Err(ReadError::SpecialFile {
+                    entry: shown,
+                    what: "FIFO",
+                });
+            }
+            other => {
+                let what = match other {
+                    EntryKind::Directory => "directory".to_owned(),
+                    EntryKind::Sparse => "sparse file".to_owned(),
+                    EntryKind::GnuLongName => "GNU long-name extension".to_owned(),
+                    EntryKind::Other(t) => format!("type flag {:?}", t as char),
+                    _ => format!("{other:?}"),
+                };
+                return Err(ReadError::UnsupportedEntry { entry: shown, what });
+            }
+        }
+        let path = KitPath::from_bytes(&raw.path).map_err(|reason| {
+            if reason.is_non_utf8() {
+                ReadError::NonUtf8Path { reason }
+            } else {
+                ReadError::UnsafePath {
+                    entry: shown.clone(),
+                    reason,
+                }
+            }
+        })?;
+        self.current = Some(path.to_string());
+        Ok(PayloadEntry {
+            path,
+            size: raw.size,
+        })
+    }
+}

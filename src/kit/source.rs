@@ -1,0 +1,387 @@
+//! Kit sources: a folder a release engineer writes (`kit.toml`, `migrations/`, `rollback/`,
+//! `seeds/`, `sboms/`, `attestations/`), scanned and checked against the build rules.
+//!
+//! Convention over configuration: a file's folder says what it is. Anything that fits no rule is
+//! refused with the file and the rule it breaks, before a byte of the kit is written. This module
+//! reads the tree; it does not hash or pack (that is [`crate::kit::builder`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::exit::{Exit, ExitCoded};
+use crate::kit::config::{ConfigError, KitConfig, is_valid_identifier};
+use crate::kit::layout::KIT_SBOM;
+use crate::kit::path::{KitPath, PathError};
+use crate::migrate::name::{Category, MigrationName, NameError};
+
+/// What a source file is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// `migrations/<module>/<name>.sql`.
+    Migration {
+        /// Module (folder) name.
+        module: String,
+        /// Parsed migration name.
+        name: MigrationName,
+    },
+    /// `rollback/<module>/<name>.sql`.
+    Rollback {
+        /// Module (folder) name.
+        module: String,
+        /// Name of the migration it undoes.
+        name: MigrationName,
+    },
+    /// `seeds/<key>`.
+    Seed {
+        /// Object key.
+        key: String,
+    },
+    /// `sboms/*.spdx.json` or `sboms/*.cdx.json`.
+    Sbom,
+    /// `attestations/*`.
+    Attestation,
+}
+
+/// One file of a kit source.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Its path in the kit.
+    pub path: KitPath,
+    /// Where it is on disk.
+    pub disk: PathBuf,
+    /// What it is.
+    pub role: Role,
+}
+
+/// A scanned, checked kit source.
+#[derive(Debug, Clone)]
+pub struct KitSource {
+    /// The source folder.
+    pub root: PathBuf,
+    /// Its `kit.toml`.
+    pub config: KitConfig,
+    /// Its files, sorted by kit path.
+    pub files: Vec<SourceFile>,
+}
+
+/// A build rule the source breaks.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// `kit.toml` is missing or invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file or folder could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A name is not UTF-8 or not a safe archive path.
+    #[error("{path}: unsafe or invalid name: {source}")]
+    BadPath {
+        /// The file, shown lossily.
+        path: String,
+        /// The rule broken.
+        source: PathError,
+    },
+    /// A symbolic link (never followed: a kit carries files only).
+    #[error("{path}: symbolic links are not allowed in a kit source (copy the file instead)")]
+    Symlink {
+        /// The link.
+        path: String,
+    },
+    /// A FIFO, socket or device.
+    #[error("{path}: only regular files and folders are allowed in a kit source")]
+    SpecialFile {
+        /// The file.
+        path: String,
+    },
+    /// A file or folder in a place no rule covers.
+    #[error("{path}: unknown file: {rule}")]
+    UnknownFile {
+        /// The file.
+        path: String,
+        /// Where such files are allowed.
+        rule: &'static str,
+    },
+    /// A migration or rollback file name breaks the naming standard.
+    #[error("{path}: {source}")]
+    BadMigrationName {
+        /// The file.
+        path: String,
+        /// The rule broken.
+        source: NameError,
+    },
+    /// A module folder name is not an identifier.
+    #[error("{path}: module names must match [a-z_][a-z0-9_]* (at most 63 bytes)")]
+    BadModuleName {
+        /// The folder.
+        path: String,
+    },
+    /// Two migrations of a module share a category and number.
+    #[error(
+        "{first} and {second}: duplicate {category} migration number {number} in module {module}"
+    )]
+    DuplicateNumber {
+        /// Module.
+        module: String,
+        /// Category.
+        category: Category,
+        /// Number.
+        number: u32,
+        /// One file.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A rollback file has no migration of the same name.
+    #[error("{path}: rollback without a migration (expected migrations/{module}/{name}.sql)")]
+    RollbackWithoutMigration {
+        /// The rollback file.
+        path: String,
+        /// Module.
+        module: String,
+        /// Migration name.
+        name: String,
+    },
+    /// Two paths differ only in letter case.
+    #[error("{first} and {second}: names collide on case-insensitive file systems")]
+    CaseCollision {
+        /// One path.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// `kit.toml` configures a module that has no folder.
+    #[error("kit.toml: [modules.{module}] has no folder migrations/{module}/")]
+    UnknownModule {
+        /// The module.
+        module: String,
+    },
+    /// A migration file is empty.
+    #[error("{path}: empty migration file")]
+    EmptyMigration {
+        /// The file.
+        path: String,
+    },
+    /// An SBOM is not valid JSON.
+    #[error("{path}: not valid JSON: {message}")]
+    BadSbom {
+        /// The file.
+        path: String,
+        /// Parser message.
+        message: String,
+    },
+}
+
+impl ExitCoded for SourceError {
+    fn exit(&self) -> Exit {
+        match self {
+            SourceError::Io { .. } => Exit::Io,
+            SourceError::Config(ConfigError::Read { .. }) => Exit::Io,
+            _ => Exit::InvalidSource,
+        }
+    }
+}
+
+const TOP_RULE: &str = "a kit source holds kit.toml and the folders migrations/, rollback/, seeds/, sboms/, attestations/";
+const MODULE_RULE: &str =
+    "migrations and rollbacks live in migrations/<module>/ and rollback/<module>/";
+const SBOM_RULE: &str = "SBOMs are sboms/<name>.spdx.json or sboms/<name>.cdx.json (kit.spdx.json is reserved for the generated SBOM)";
+const FLAT_RULE: &str = "attestations/ holds files directly, no sub-folders";
+
+impl KitSource {
+    /// Scans and checks a kit source folder.
+    pub fn scan(root: &Path) -> Result<KitSource, SourceError> {
+        let config = KitConfig::load(root)?;
+        let mut files = Vec::new();
+        let mut folded: HashMap<String, KitPath> = HashMap::new();
+        let walker = walkdir::WalkDir::new(root)
+            .min_depth(1)
+            .follow_links(false)
+            .sort_by_file_name();
+        for entry in walker {
+            let entry = entry.map_err(|e| SourceError::Io {
+                path: e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                source: e.into(),
+            })?;
+            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            let shown = rel.to_string_lossy().into_owned();
+            let kit_path = rel
+                .to_str()
+                .ok_or_else(|| PathError::NonUtf8 {
+                    hex: hex::encode(rel.as_os_str().as_encoded_bytes()),
+                })
+                .and_then(KitPath::new)
+                .map_err(|source| SourceError::BadPath {
+                    path: shown.clone(),
+                    source,
+                })?;
+            if let Some(other) = folded.insert(kit_path.case_fold(), kit_path.clone()) {
+                return Err(SourceError::CaseCollision {
+                    first: other.to_string(),
+                    second: shown,
+                });
+            }
+            let ft = entry.file_type();
+            if ft.is_symlink() {
+                return Err(SourceError::Symlink { path: shown });
+            }
+            if !ft.is_dir() && !ft.is_file() {
+                return Err(SourceError::SpecialFile { path: shown });
+            }
+            if let Some(role) = classify(&kit_path, ft.is_dir(), &shown)? {
+                files.push(SourceFile {
+                    path: kit_path,
+                    disk: entry.path().to_path_buf(),
+                    role,
+                });
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let source = KitSource {
+            root: root.to_path_buf(),
+            config,
+            files,
+        };
+        source.check_relations()?;
+        Ok(source)
+    }
+
+    /// Module names (folders under `migrations/`), sorted.
+    pub fn modules(&self) -> BTreeSet<String> {
+        self.files
+            .iter()
+            .filter_map(|f| match &f.role {
+                Role::Migration { module, .. } => Some(module.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn check_relations(&self) -> Result<(), SourceError> {
+        let mut numbers: BTreeMap<(String, Category, u32), &KitPath> = BTreeMap::new();
+        let mut names: BTreeSet<(String, String)> = BTreeSet::new();
+        for f in &self.files {
+            if let Role::Migration { module, name } = &f.role {
+                let key = (module.clone(), name.category(), name.number());
+                if let Some(first) = numbers.insert(key, &f.path) {
+                    return Err(SourceError::DuplicateNumber {
+                        module: module.clone(),
+                        category: name.category(),
+                        number: name.number(),
+                        first: first.to_string(),
+                        second: f.path.to_string(),
+                    });
+                }
+                names.insert((module.clone(), name.as_str().to_owned()));
+                let size = std::fs::metadata(&f.disk)
+                    .map_err(|source| SourceError::Io {
+                        path: f.path.to_string(),
+                        source,
+                    })?
+                    .len();
+                if size == 0 {
+                    return Err(SourceError::EmptyMigration {
+                        path: f.path.to_string(),
+                    });
+                }
+            }
+        }
+        for f in &self.files {
+            match &f.role {
+                Role::Rollback { module, name }
+                    if !names.contains(&(module.clone(), name.as_str().to_owned())) =>
+                {
+                    return Err(SourceError::RollbackWithoutMigration {
+                        path: f.path.to_string(),
+                        module: module.clone(),
+                        name: name.to_string(),
+                    });
+                }
+                Role::Sbom => {
+                    let bytes = std::fs::read(&f.disk).map_err(|source| SourceError::Io {
+                        path: f.path.to_string(),
+                        source,
+                    })?;
+                    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                        return Err(SourceError::BadSbom {
+                            path: f.path.to_string(),
+                            message: e.to_string(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let modules = self.modules();
+        if let Some(module) = self.config.modules.keys().find(|m| !modules.contains(*m)) {
+            return Err(SourceError::UnknownModule {
+                module: module.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Decides what a path is; `None` for folders that are fine as containers.
+fn classify(path: &KitPath, is_dir: bool, shown: &str) -> Result<Option<Role>, SourceError> {
+    let parts: Vec<&str> = path.components().collect();
+    let unknown = |rule| SourceError::UnknownFile {
+        path: shown.to_owned(),
+        rule,
+    };
+    match (parts.as_slice(), is_dir) {
+        (["kit.toml"], false) => Ok(None),
+        ([top], true) if crate::kit::layout::PAYLOAD_DIRS.contains(top) => Ok(None),
+        ([_], _) => Err(unknown(TOP_RULE)),
+        (["migrations" | "rollback", module], true) => {
+            if is_valid_identifier(module) {
+                Ok(None)
+            } else {
+                Err(SourceError::BadModuleName {
+                    path: shown.to_owned(),
+                })
+            }
+        }
+        (["migrations" | "rollback", _], false) => Err(unknown(MODULE_RULE)),
+        ([top @ ("migrations" | "rollback"), module, file], false) => {
+            let name = MigrationName::from_file_name(file).map_err(|source| {
+                SourceError::BadMigrationName {
+                    path: shown.to_owned(),
+                    source,
+                }
+            })?;
+            let module = (*module).to_owned();
+            Ok(Some(if *top == "migrations" {
+                Role::Migration { module, name }
+            } else {
+                Role::Rollback { module, name }
+            }))
+        }
+        (["migrations" | "rollback", ..], _) => Err(unknown(MODULE_RULE)),
+        (["seeds", ..], true) => Ok(None),
+        (["seeds", rest @ ..], false) => Ok(Some(Role::Seed {
+            key: rest.join("/"),
+        })),
+        (["sboms", file], false) => {
+            let ok = (file.ends_with(".spdx.json") || file.ends_with(".cdx.json"))
+                && path.as_str() != KIT_SBOM;
+            if ok {
+                Ok(Some(Role::Sbom))
+            } else {
+                Err(unknown(SBOM_RULE))
+            }
+        }
+        (["sboms", ..], _) => Err(unknown(SBOM_RULE)),
+        (["attestations", _], false) => Ok(Some(Role::Attestation)),
+        (["attestations", ..], _) => Err(unknown(FLAT_RULE)),
+        _ => Err(unknown(TOP_RULE)),
+    }
+}

@@ -1,0 +1,165 @@
+//! Verification failures: one kind per way a kit can be wrong, named in JSON reports
+//! (`"kind": "digest-mismatch"`) and documented in docs/FORMAT.md ("Failure kinds").
+
+use serde::Serialize;
+
+use crate::kit::reader::ReadError;
+
+/// What kind of failure; the kebab-case names are a stable contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// `offkit-layout`, manifest schema, payload type or predicate type unknown.
+    UnknownFormat,
+    /// A JSON header entry does not parse or has unexpected fields.
+    MalformedJson,
+    /// SHA256SUMS is not in `sha256sum` format.
+    MalformedSums,
+    /// A payload entry precedes the signed header.
+    PayloadBeforeHeader,
+    /// Header entries out of order.
+    HeaderOrder,
+    /// No signature at all.
+    MissingSignature,
+    /// A signature by a trusted key does not verify.
+    BadSignature,
+    /// Signatures only by keys the site does not trust.
+    UntrustedSigner,
+    /// A signature by a revoked key.
+    RevokedKey,
+    /// Fewer valid distinct trusted signatures than the threshold.
+    ThresholdNotMet,
+    /// DSSE subjects and SHA256SUMS disagree.
+    SubjectMismatch,
+    /// The manifest disagrees with SHA256SUMS or the signed statement.
+    ManifestMismatch,
+    /// The manifest breaks a layout rule.
+    InvalidManifest,
+    /// A path that could escape or is otherwise unsafe.
+    UnsafePath,
+    /// A name that is not UTF-8.
+    NonUtf8Path,
+    /// A symbolic link entry.
+    Symlink,
+    /// A hard link entry.
+    HardLink,
+    /// A device or FIFO entry.
+    SpecialFile,
+    /// A directory, sparse or other non-regular entry.
+    UnsupportedEntry,
+    /// The same path twice.
+    DuplicateEntry,
+    /// Two paths that differ only in case.
+    CaseCollision,
+    /// An entry not listed in SHA256SUMS.
+    ExtraFile,
+    /// A listed file absent from the archive.
+    MissingFile,
+    /// Payload entries out of SHA256SUMS order.
+    EntryOrder,
+    /// An entry's size differs from the manifest's.
+    SizeMismatch,
+    /// An entry's SHA-256 differs from SHA256SUMS.
+    DigestMismatch,
+    /// An entry beyond the reader's size limit.
+    OversizedEntry,
+    /// The archive ends early.
+    Truncated,
+    /// Invalid zstd data.
+    CorruptCompression,
+    /// More decompressed data than declared.
+    DecompressionBomb,
+    /// Data after the end of the archive.
+    TrailingData,
+    /// A malformed tar header.
+    MalformedArchive,
+    /// The kit's `expires` time has passed.
+    Expired,
+    /// Reading the kit failed.
+    IoError,
+    /// Writing extracted data failed.
+    WriteError,
+}
+
+impl FailureKind {
+    /// The kebab-case name.
+    pub fn as_str(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+/// One reason a kit was refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// The kind.
+    pub kind: FailureKind,
+    /// The entry it concerns, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    /// A sentence saying what is wrong.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure about an entry.
+    pub fn at(kind: FailureKind, entry: impl Into<String>, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            entry: Some(entry.into()),
+            message: message.into(),
+        }
+    }
+
+    /// A failure about the kit as a whole.
+    pub fn kit(kind: FailureKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind,
+            entry: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}", self.kind.as_str(), self.message)
+    }
+}
+
+impl From<ReadError> for Failure {
+    fn from(e: ReadError) -> Failure {
+        use FailureKind as K;
+        let message = e.to_string();
+        let (kind, entry) = match &e {
+            ReadError::UnknownFormat { .. } => (K::UnknownFormat, Some("offkit-layout".to_owned())),
+            ReadError::PayloadBeforeHeader { entry, .. } => {
+                (K::PayloadBeforeHeader, Some(entry.clone()))
+            }
+            ReadError::HeaderOrder { entry, .. } => (K::HeaderOrder, Some(entry.clone())),
+            ReadError::MissingSignature => (K::MissingSignature, Some("SHA256SUMS.sig".to_owned())),
+            ReadError::UnsafePath { entry, .. } => (K::UnsafePath, Some(entry.clone())),
+            ReadError::NonUtf8Path { .. } => (K::NonUtf8Path, None),
+            ReadError::Symlink { entry, .. } => (K::Symlink, Some(entry.clone())),
+            ReadError::HardLink { entry, .. } => (K::HardLink, Some(entry.clone())),
+            ReadError::SpecialFile { entry, .. } => (K::SpecialFile, Some(entry.clone())),
+            ReadError::UnsupportedEntry { entry, .. } => (K::UnsupportedEntry, Some(entry.clone())),
+            ReadError::OversizedEntry { entry, .. } => (K::OversizedEntry, Some(entry.clone())),
+            ReadError::Truncated { .. } => (K::Truncated, None),
+            ReadError::CorruptCompression { .. } => (K::CorruptCompression, None),
+            ReadError::DecompressionBomb { .. } => (K::DecompressionBomb, None),
+            ReadError::TrailingData { .. } => (K::TrailingData, None),
+            ReadError::MalformedTar { .. } => (K::MalformedArchive, None),
+            ReadError::Io(_) => (K::IoError, None),
+            ReadError::Sink { entry, .. } => (K::WriteError, Some(entry.clone())),
+        };
+        Failure {
+            kind,
+            entry,
+            message,
+        }
+    }
+}
