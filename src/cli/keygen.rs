@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{CliResult, Global, print_json};
+use super::{CliResult, Global, io_error, print_json};
 use crate::trust::keys::SecretKey;
 
 /// Arguments of `offkit keygen`.
@@ -24,6 +24,10 @@ struct Report {
 
 /// Runs `offkit keygen`.
 pub fn run(args: Args, global: &Global) -> CliResult {
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+    }
     let key = SecretKey::generate()?;
     let (private_key, public_key) = key.write_pair(&args.out)?;
     let report = Report {

@@ -162,6 +162,7 @@ impl ReadError {
             TarError::Truncated { offset } => ReadError::Truncated { at: Some(offset) },
             TarError::BadHeader { offset, reason } => ReadError::MalformedTar { offset, reason },
             TarError::TrailingData { offset } => ReadError::TrailingData { offset },
+            TarError::ExcessPadding { max } => ReadError::DecompressionBomb { limit: max },
             TarError::Sink(source) => ReadError::Sink {
                 entry: entry.unwrap_or("").to_owned(),
                 source,

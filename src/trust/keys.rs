@@ -213,8 +213,12 @@ impl SecretKey {
                 });
             }
         }
-        let pem = self
-            .key
+        // PKCS#8 v1 (RFC 5208, no embedded public key): the form OpenSSL 3.0 reads and writes.
+        let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.key.to_bytes(),
+            public_key: None,
+        };
+        let pem = v1
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|e| KeyError::Malformed {
                 path: key_path.display().to_string(),

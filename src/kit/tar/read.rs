@@ -69,11 +69,20 @@ pub enum TarError {
         /// What is wrong.
         reason: String,
     },
-    /// Non-zero data follows the end-of-archive marker, or too much of it.
+    /// Non-zero data follows the end-of-archive marker.
     #[error("unexpected data after the end-of-archive marker at offset {offset}")]
     TrailingData {
         /// Uncompressed offset of the first unexpected byte.
         offset: u64,
+    },
+    /// More zero padding after the end-of-archive marker than any tar writer adds: a
+    /// decompression bomb (zeros compress to almost nothing).
+    #[error(
+        "more than {max} bytes of padding after the end-of-archive marker (decompression bomb)"
+    )]
+    ExcessPadding {
+        /// The allowance that was passed.
+        max: u64,
     },
     /// The consumer of an entry's data failed (e.g. a write during extraction).
     #[error("{0}")]
@@ -241,9 +250,7 @@ impl<R: BufRead> TarReader<R> {
             let n = buf.len();
             zeros += n as u64;
             if zeros > max_zeros {
-                return Err(TarError::TrailingData {
-                    offset: self.offset + max_zeros,
-                });
+                return Err(TarError::ExcessPadding { max: max_zeros });
             }
             self.inner.consume(n);
             self.offset += n as u64;

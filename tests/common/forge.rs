@@ -1,0 +1,102 @@
+//! A kit rewriter for hostile fixtures, independent of offkit's own tar code: it decompresses a
+//! real kit with the `zstd` crate, lists its entries with the `tar` crate, lets a test change
+//! them (paths as raw bytes, entry types, data), and writes them back with the `tar` crate.
+
+use std::io::Read;
+use std::path::Path;
+
+use tar::EntryType;
+
+/// One tar entry.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub path: Vec<u8>,
+    pub kind: EntryType,
+    pub data: Vec<u8>,
+    pub link: Vec<u8>,
+}
+
+impl Entry {
+    pub fn file(path: &str, data: impl Into<Vec<u8>>) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            kind: EntryType::Regular,
+            data: data.into(),
+            link: Vec::new(),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        String::from_utf8_lossy(&self.path).into_owned()
+    }
+}
+
+/// Reads a kit's entries.
+pub fn read(kit: &Path) -> Vec<Entry> {
+    let mut raw = Vec::new();
+    zstd::stream::read::Decoder::new(std::fs::File::open(kit).unwrap())
+        .unwrap()
+        .read_to_end(&mut raw)
+        .unwrap();
+    let mut archive = tar::Archive::new(&raw[..]);
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let path = e.path_bytes().into_owned();
+            let kind = e.header().entry_type();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            Entry {
+                path,
+                kind,
+                data,
+                link: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The uncompressed tar bytes of `entries`, ustar headers with raw names.
+pub fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for e in entries {
+        let mut h = tar::Header::new_ustar();
+        {
+            let old = h.as_old_mut();
+            assert!(e.path.len() <= 100, "forge supports short names only");
+            old.name[..e.path.len()].copy_from_slice(&e.path);
+            old.linkname[..e.link.len()].copy_from_slice(&e.link);
+        }
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(e.kind);
+        h.set_size(e.data.len() as u64);
+        h.set_cksum();
+        b.append(&h, &e.data[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Writes `entries` as a zstd-compressed kit at `out`.
+pub fn write(entries: &[Entry], out: &Path) {
+    write_raw(&tar_bytes(entries), out);
+}
+
+/// Compresses raw tar bytes into `out`.
+pub fn write_raw(tar: &[u8], out: &Path) {
+    let z = zstd::stream::encode_all(tar, 3).unwrap();
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(out, z).unwrap();
+}
+
+/// Index of the entry named `name`.
+pub fn find(entries: &[Entry], name: &str) -> usize {
+    entries
+        .iter()
+        .position(|e| e.path == name.as_bytes())
+        .unwrap_or_else(|| panic!("{name} not in kit"))
+}

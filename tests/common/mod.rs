@@ -1,0 +1,140 @@
+//! Helpers shared by the integration tests: run the real binary in temp folders, make keys and
+//! kit sources, and rewrite kits entry by entry to forge hostile ones.
+#![allow(dead_code)]
+
+pub mod forge;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fixed creation time so builds are reproducible.
+pub const EPOCH: &str = "1767225600"; // 2026-01-01T00:00:00Z
+
+/// The `offkit` binary under test.
+pub fn offkit() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_offkit"));
+    c.env("SOURCE_DATE_EPOCH", EPOCH);
+    c
+}
+
+/// Runs offkit with `args` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    offkit().args(args).output().expect("offkit runs")
+}
+
+/// Exit code, stdout, stderr.
+pub fn outcome(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A temporary workspace with a signing key pair.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Makes (or reuses) the key pair `keys/NAME.{key,pub}`; returns (key, pub).
+    pub fn key(&self, name: &str) -> (PathBuf, PathBuf) {
+        let prefix = self.path(&format!("keys/{name}"));
+        let key = prefix.with_extension("key");
+        if !key.exists() {
+            std::fs::create_dir_all(prefix.parent().unwrap()).unwrap();
+            let k = offkit::trust::SecretKey::generate().unwrap();
+            k.write_pair(&prefix).unwrap();
+        }
+        (key, prefix.with_extension("pub"))
+    }
+
+    /// Copies a source tree from `kits/NAME` into the workspace.
+    pub fn example_source(&self, name: &str) -> PathBuf {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("kits")
+            .join(name);
+        let to = self.path(&format!("src-{name}"));
+        copy_tree(&from, &to);
+        to
+    }
+
+    /// Builds `src` signed by `keys` into `out/`; panics on failure. Returns the kit path.
+    pub fn build(&self, src: &Path, keys: &[&Path]) -> PathBuf {
+        let out = self.path("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let mut cmd = offkit();
+        cmd.arg("build").arg(src).arg("--out").arg(&out);
+        for k in keys {
+            cmd.arg("--key").arg(k);
+        }
+        let o = cmd.output().unwrap();
+        let (code, stdout, stderr) = outcome(&o);
+        assert_eq!(code, 0, "build failed: {stdout}{stderr}");
+        PathBuf::from(stdout.lines().next().unwrap())
+    }
+}
+
+/// Recursively copies a folder.
+pub fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Writes a file, creating parent folders.
+pub fn write(path: &Path, content: impl AsRef<[u8]>) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// Every file under `dir` (relative paths, sorted).
+pub fn tree(dir: &Path) -> Vec<String> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let mut v: Vec<String> = walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The failure kinds of a `--json` verification report.
+pub fn failure_kinds(stdout: &str) -> Vec<String> {
+    let v: serde_json::Value =
+        serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    v["failures"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| f["kind"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

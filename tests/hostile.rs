@@ -1,0 +1,408 @@
+//! Hostile kits: each attack is forged from a real, validly signed kit by rewriting its entries
+//! (tests/common/forge.rs) and must be refused with its own failure kind, exit code 3, and
+//! nothing written — `extract` leaves no target folder and nothing beside it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::forge::{self, Entry};
+use common::{Workspace, failure_kinds, outcome, run, tree};
+use tar::EntryType;
+
+struct Case {
+    ws: Workspace,
+    kit: PathBuf,
+    trusted: PathBuf,
+    key: PathBuf,
+    entries: Vec<Entry>,
+}
+
+/// Position of the first payload entry (after the five header entries).
+const PAYLOAD: usize = 5;
+
+fn case() -> Case {
+    let ws = Workspace::new();
+    let (key, trusted) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    let kit = ws.build(&src, &[&key]);
+    let entries = forge::read(&kit);
+    Case {
+        ws,
+        kit,
+        trusted,
+        key,
+        entries,
+    }
+}
+
+impl Case {
+    /// Writes `entries` as `hostile/<name>.kit.tar.zst`.
+    fn forge(&self, name: &str, entries: &[Entry]) -> PathBuf {
+        let out = self.ws.path(&format!("hostile/{name}.kit.tar.zst"));
+        std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+        forge::write(entries, &out);
+        out
+    }
+
+    /// Asserts verify and extract both refuse `kit` with `kind` first, and nothing is written.
+    fn assert_refused(&self, kit: &Path, kind: &str) {
+        let trust = self.trusted.to_str().unwrap();
+        let o = run(&["verify", kit.to_str().unwrap(), "--trust", trust, "--json"]);
+        let (code, stdout, stderr) = outcome(&o);
+        assert_eq!(code, 3, "verify exit code for {kind}: {stdout}{stderr}");
+        let kinds = failure_kinds(&stdout);
+        assert_eq!(kinds.first().map(String::as_str), Some(kind), "{stdout}");
+        assert!(stderr.contains("kit refused"), "{stderr}");
+
+        let before = tree(self.ws.dir.path());
+        let target = self.ws.path("extracted");
+        let o = run(&[
+            "extract",
+            kit.to_str().unwrap(),
+            "--trust",
+            trust,
+            "--to",
+            target.to_str().unwrap(),
+        ]);
+        let (code, stdout, stderr) = outcome(&o);
+        assert_eq!(code, 3, "extract exit code for {kind}: {stdout}{stderr}");
+        assert!(
+            !target.exists(),
+            "extract left {target:?} behind for {kind}"
+        );
+        assert_eq!(
+            tree(self.ws.dir.path()),
+            before,
+            "extract wrote something for {kind}"
+        );
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Vec<Entry>)) -> Vec<Entry> {
+        let mut e = self.entries.clone();
+        f(&mut e);
+        e
+    }
+}
+
+#[test]
+fn the_untouched_kit_verifies() {
+    let c = case();
+    // Rewriting with the independent tar writer keeps a valid kit valid: the forge is faithful.
+    let same = c.forge("identity", &c.entries);
+    let o = run(&[
+        "verify",
+        same.to_str().unwrap(),
+        "--trust",
+        c.trusted.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome(&o).0, 0, "{:?}", outcome(&o));
+}
+
+#[test]
+fn path_traversal_is_refused() {
+    let c = case();
+    for (name, path) in [
+        ("dotdot-escape", "../../offkit-escape.sql"),
+        ("absolute-path", "/tmp/offkit-absolute-escape.sql"),
+        ("backslash-escape", "seeds\\..\\..\\escape.sql"),
+    ] {
+        let kit = c.forge(
+            name,
+            &c.with(|e| e.insert(PAYLOAD, Entry::file(path, "DROP TABLE x;"))),
+        );
+        c.assert_refused(&kit, "unsafe-path");
+    }
+    assert!(!Path::new("/tmp/offkit-absolute-escape.sql").exists());
+    assert!(
+        !c.ws
+            .dir
+            .path()
+            .parent()
+            .unwrap()
+            .join("offkit-escape.sql")
+            .exists()
+    );
+}
+
+#[test]
+fn symlink_is_refused() {
+    let c = case();
+    let mut link = Entry::file("seeds/catalog/passwd", "");
+    link.kind = EntryType::Symlink;
+    link.link = b"/etc/passwd".to_vec();
+    let kit = c.forge("symlink-escape", &c.with(|e| e.insert(PAYLOAD, link)));
+    c.assert_refused(&kit, "symlink");
+}
+
+#[test]
+fn hard_link_is_refused() {
+    let c = case();
+    let mut link = Entry::file("seeds/catalog/copy.json", "");
+    link.kind = EntryType::Link;
+    link.link = b"seeds/catalog/items.json".to_vec();
+    let kit = c.forge("hard-link", &c.with(|e| e.push(link)));
+    c.assert_refused(&kit, "hard-link");
+}
+
+#[test]
+fn devices_and_fifos_are_refused() {
+    let c = case();
+    for (name, kind) in [
+        ("char-device", EntryType::Char),
+        ("block-device", EntryType::Block),
+        ("fifo", EntryType::Fifo),
+    ] {
+        let mut dev = Entry::file("seeds/catalog/dev", "");
+        dev.kind = kind;
+        let kit = c.forge(name, &c.with(|e| e.insert(PAYLOAD, dev)));
+        c.assert_refused(&kit, "special-file");
+    }
+}
+
+#[test]
+fn duplicate_entry_is_refused() {
+    let c = case();
+    let i = forge::find(&c.entries, "seeds/catalog/items.json");
+    let kit = c.forge(
+        "duplicate-entry",
+        &c.with(|e| {
+            let copy = e[i].clone();
+            e.insert(i + 1, copy);
+        }),
+    );
+    c.assert_refused(&kit, "duplicate-entry");
+}
+
+#[test]
+fn case_colliding_names_are_refused() {
+    let c = case();
+    let i = forge::find(&c.entries, "seeds/catalog/items.json");
+    let kit = c.forge(
+        "case-collision",
+        &c.with(|e| {
+            let mut twin = e[i].clone();
+            twin.path = b"seeds/catalog/ITEMS.json".to_vec();
+            e.insert(i, twin);
+        }),
+    );
+    c.assert_refused(&kit, "case-collision");
+}
+
+#[test]
+fn extra_file_is_refused() {
+    let c = case();
+    let kit = c.forge(
+        "extra-file",
+        &c.with(|e| e.push(Entry::file("seeds/catalog/zz-extra.json", "{}"))),
+    );
+    c.assert_refused(&kit, "extra-file");
+}
+
+#[test]
+fn missing_file_is_refused() {
+    let c = case();
+    let i = forge::find(&c.entries, "seeds/catalog/README.txt");
+    let kit = c.forge(
+        "missing-file",
+        &c.with(|e| {
+            e.remove(i);
+        }),
+    );
+    c.assert_refused(&kit, "missing-file");
+}
+
+#[test]
+fn payload_before_header_is_refused() {
+    let c = case();
+    let i = forge::find(&c.entries, "migrations/inventory/001_create_items.sql");
+    let kit = c.forge(
+        "payload-before-header",
+        &c.with(|e| {
+            let m = e.remove(i);
+            e.insert(0, m);
+        }),
+    );
+    c.assert_refused(&kit, "payload-before-header");
+}
+
+#[test]
+fn truncated_archive_is_refused() {
+    let c = case();
+    let bytes = std::fs::read(&c.kit).unwrap();
+    let out = c.ws.path("hostile/truncated.kit.tar.zst");
+    common::write(&out, &bytes[..bytes.len() * 2 / 3]);
+    c.assert_refused(&out, "truncated");
+}
+
+#[test]
+fn corrupt_zstd_is_refused() {
+    let c = case();
+    let mut bytes = std::fs::read(&c.kit).unwrap();
+    let mid = bytes.len() / 2;
+    for b in &mut bytes[mid..mid + 16] {
+        *b ^= 0x5a;
+    }
+    let out = c.ws.path("hostile/corrupt-zstd.kit.tar.zst");
+    common::write(&out, &bytes);
+    c.assert_refused(&out, "corrupt-compression");
+}
+
+#[test]
+fn decompression_bomb_is_refused() {
+    let c = case();
+    // A valid kit followed by 256 MiB of zeros: a few kilobytes compressed.
+    let mut tar = forge::tar_bytes(&c.entries);
+    tar.resize(tar.len() + (256 << 20), 0);
+    let out = c.ws.path("hostile/zstd-bomb.kit.tar.zst");
+    forge::write_raw(&tar, &out);
+    assert!(std::fs::metadata(&out).unwrap().len() < 1 << 20);
+    c.assert_refused(&out, "decompression-bomb");
+}
+
+#[test]
+fn oversized_entry_is_refused() {
+    let c = case();
+    let i = forge::find(&c.entries, "manifest.json");
+    let kit = c.forge(
+        "oversized-manifest",
+        &c.with(|e| e[i].data = vec![b' '; 65 << 20]),
+    );
+    c.assert_refused(&kit, "oversized-entry");
+}
+
+#[test]
+fn non_utf8_name_is_refused() {
+    let c = case();
+    let mut bad = Entry::file("", "x");
+    bad.path = b"seeds/catalog/\xff\xfe.json".to_vec();
+    let kit = c.forge("bad-utf8-name", &c.with(|e| e.insert(PAYLOAD, bad)));
+    c.assert_refused(&kit, "non-utf8-path");
+}
+
+#[test]
+fn flipped_byte_in_payload_is_refused() {
+    let c = case();
+    let i = forge::find(&c.entries, "seeds/catalog/items.json");
+    let kit = c.forge("flipped-byte", &c.with(|e| e[i].data[3] ^= 0x01));
+    c.assert_refused(&kit, "digest-mismatch");
+}
+
+#[test]
+fn sha256sums_edited_to_match_a_changed_file_breaks_the_signature() {
+    let c = case();
+    let i = forge::find(&c.entries, "seeds/catalog/items.json");
+    let s = forge::find(&c.entries, "SHA256SUMS");
+    let kit = c.forge(
+        "sums-edited",
+        &c.with(|e| {
+            let old = offkit::util::sha256_hex(&e[i].data);
+            e[i].data = b"[{\"sku\":\"EVIL\"}]\n".to_vec();
+            let new = offkit::util::sha256_hex(&e[i].data);
+            e[s].data = String::from_utf8(e[s].data.clone())
+                .unwrap()
+                .replace(&old, &new)
+                .into_bytes();
+        }),
+    );
+    c.assert_refused(&kit, "bad-signature");
+}
+
+#[test]
+fn valid_signature_by_untrusted_key_is_refused() {
+    let c = case();
+    let (other_key, _) = c.ws.key("stranger");
+    let src = c.ws.example_source("quickstart");
+    let out = c.ws.path("stranger-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = common::offkit()
+        .args([
+            "build",
+            src.to_str().unwrap(),
+            "--key",
+            other_key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(outcome(&o).0, 0);
+    c.assert_refused(
+        &out.join("quickstart-1.0.0.kit.tar.zst"),
+        "untrusted-signer",
+    );
+}
+
+#[test]
+fn stripped_signatures_are_refused() {
+    let c = case();
+    let sig = forge::find(&c.entries, "SHA256SUMS.sig");
+    let kit = c.forge(
+        "detached-signature-stripped",
+        &c.with(|e| {
+            e.remove(sig);
+        }),
+    );
+    c.assert_refused(&kit, "missing-signature");
+
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let kit = c.forge(
+        "dsse-signatures-stripped",
+        &c.with(|e| {
+            let mut env: serde_json::Value = serde_json::from_slice(&e[d].data).unwrap();
+            env["signatures"] = serde_json::json!([]);
+            e[d].data = serde_json::to_vec(&env).unwrap();
+        }),
+    );
+    c.assert_refused(&kit, "missing-signature");
+}
+
+#[test]
+fn dsse_subjects_not_matching_sha256sums_are_refused() {
+    let c = case();
+    let key = offkit::trust::SecretKey::load(&c.key).unwrap();
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let kit = c.forge(
+        "subject-mismatch",
+        &c.with(|e| {
+            let env: offkit::trust::dsse::Envelope = serde_json::from_slice(&e[d].data).unwrap();
+            let mut statement: serde_json::Value =
+                serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
+            statement["subject"][1]["digest"]["sha256"] = serde_json::json!("0".repeat(64));
+            let signed = offkit::trust::dsse::Envelope::sign(
+                &serde_json::to_vec(&statement).unwrap(),
+                &[key],
+            );
+            e[d].data = signed.to_bytes();
+        }),
+    );
+    c.assert_refused(&kit, "subject-mismatch");
+}
+
+#[test]
+fn unknown_format_version_is_refused() {
+    let c = case();
+    let kit = c.forge(
+        "format-v2",
+        &c.with(|e| e[0].data = b"offkit/v2\n".to_vec()),
+    );
+    c.assert_refused(&kit, "unknown-format");
+}
+
+#[test]
+fn malformed_json_is_refused() {
+    let c = case();
+    let m = forge::find(&c.entries, "manifest.json");
+    let kit = c.forge(
+        "malformed-manifest",
+        &c.with(|e| e[m].data = b"{\"schema\": \"offkit/manifest/v1\", oops".to_vec()),
+    );
+    c.assert_refused(&kit, "malformed-json");
+
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let kit = c.forge(
+        "malformed-envelope",
+        &c.with(|e| e[d].data = b"[1, 2".to_vec()),
+    );
+    c.assert_refused(&kit, "malformed-json");
+}
