@@ -30,6 +30,9 @@ pub fn new_compressor(level: i32) -> io::Result<zstd::bulk::Compressor<'static>>
     Ok(c)
 }
 
+/// Offsets of the marks and the total bytes written.
+type WriterResult = io::Result<(Vec<u64>, u64)>;
+
 enum Job {
     Block(u64, Vec<u8>),
     /// Records the output offset at this point in the sequence.
@@ -49,7 +52,7 @@ pub struct FrameWriter {
     done: SyncSender<Done>,
     recycle: Receiver<Vec<u8>>,
     workers: Vec<JoinHandle<()>>,
-    writer: Option<JoinHandle<io::Result<(Vec<u64>, u64)>>>,
+    writer: Option<JoinHandle<WriterResult>>,
 }
 
 impl FrameWriter {
@@ -151,7 +154,7 @@ impl FrameWriter {
 
     /// Flushes the last frame, stops the threads; returns the marked offsets and the total
     /// number of bytes written.
-    pub fn finish(mut self) -> io::Result<(Vec<u64>, u64)> {
+    pub fn finish(mut self) -> WriterResult {
         self.flush_block()?;
         self.jobs = None;
         for h in self.workers.drain(..) {
@@ -198,7 +201,7 @@ impl FrameWriter {
     }
 }
 
-fn write_in_order<W: Write>(mut out: W, done: Receiver<Done>) -> io::Result<(Vec<u64>, u64)> {
+fn write_in_order<W: Write>(mut out: W, done: Receiver<Done>) -> WriterResult {
     let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
     let mut next = 0u64;
     let mut written = 0u64;

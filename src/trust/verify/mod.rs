@@ -140,9 +140,6 @@ impl VerifiedKit {
 pub struct VerifyFailure {
     /// The failures, first found first.
     pub failures: Vec<Failure>,
-    /// The manifest, when it was parsed (unauthenticated if a signature failure is listed).
-    #[serde(skip)]
-    pub manifest: Option<Manifest>,
 }
 
 impl std::fmt::Display for VerifyFailure {
@@ -179,12 +176,11 @@ pub fn verify_kit(
     opts: &VerifyOptions,
     sink: &mut dyn PayloadSink,
 ) -> Result<VerifiedKit, VerifyFailure> {
-    let fail =
-        |failures: Vec<Failure>, manifest: Option<Manifest>| VerifyFailure { failures, manifest };
-    let mut reader = KitReader::open(path, opts.limits).map_err(|e| fail(vec![e.into()], None))?;
+    let fail = |failures: Vec<Failure>| VerifyFailure { failures };
+    let mut reader = KitReader::open(path, opts.limits).map_err(|e| fail(vec![e.into()]))?;
     let header = reader
         .read_header()
-        .map_err(|e| fail(vec![e.into()], None))?;
+        .map_err(|e| fail(vec![e.into()]))?;
     let auth = authenticate(&header, policy, opts)?;
 
     // Bound the decompressed size by what the signed manifest declares.
@@ -220,7 +216,7 @@ pub fn verify_kit(
             warnings: auth.warnings,
             header,
         }),
-        _ => Err(fail(failures, Some(auth.manifest))),
+        _ => Err(fail(failures)),
     }
 }
 
@@ -240,10 +236,7 @@ fn authenticate(
     policy: &TrustPolicy,
     opts: &VerifyOptions,
 ) -> Result<Authenticated, VerifyFailure> {
-    let fail = |f: Failure| VerifyFailure {
-        failures: vec![f],
-        manifest: None,
-    };
+    let fail = |f: Failure| VerifyFailure { failures: vec![f] };
     let envelope: Envelope = serde_json::from_slice(&header.dsse.bytes)
         .map_err(|e| fail(Failure::at(K::MalformedJson, DSSE, format!("{DSSE}: {e}"))))?;
     // DSSE protocol, "Verification": reject unless payloadType is the one expected.

