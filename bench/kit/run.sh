@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Kit benchmark: offkit build/verify against the stock pipelines, in one run, on the same data.
+#   usage: bench/kit/run.sh [SIZE_MIB=1100] [RUNS=3] [LEVEL=3]
+# Prints a Markdown table (median wall seconds, ratio to the reference, peak RSS of the largest
+# process) to stdout; the README's docs/BENCHMARKS.md section was made with it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SIZE=${1:-1100}; RUNS=${2:-3}; LEVEL=${3:-3}
+W=${BENCH_DIR:-/tmp/offkit-bench}
+cargo build --release --quiet
+OFFKIT=$PWD/target/release/offkit
+mkdir -p "$W"
+if [ ! -f "$W/src/kit.toml" ] || [ "$(cat "$W/size" 2>/dev/null)" != "$SIZE" ]; then
+  rm -rf "$W/src"; python3 bench/kit/gen.py "$W/src" "$SIZE"; echo "$SIZE" > "$W/size"
+fi
+[ -f "$W/keys/bench.key" ] || "$OFFKIT" keygen --out "$W/keys/bench" >/dev/null
+export SOURCE_DATE_EPOCH=1767225600
+KIT="$W/out/bench-1.0.0.kit.tar.zst"
+
+# measure NAME COMMAND... : runs RUNS times, records median seconds and max RSS (KiB).
+declare -A SECS RSS
+measure() {
+  local name=$1; shift
+  local times=() rss=0
+  for _ in $(seq "$RUNS"); do
+    [ -n "${PREP:-}" ] && eval "$PREP"
+    local out
+    /usr/bin/time -o "$W/time.out" -f "%e %M" bash -c "$*" >/dev/null 2>"$W/stderr.out" ||
+      { echo "bench: failed: $*" >&2; cat "$W/stderr.out" >&2; exit 1; }
+    out=$(tail -n1 "$W/time.out")
+    times+=("${out% *}"); [ "${out#* }" -gt "$rss" ] && rss=${out#* }
+  done
+  SECS[$name]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
+  RSS[$name]=$rss
+}
+
+# Warm the page cache so every contender reads from memory.
+cat $(find "$W/src" -type f) > /dev/null
+
+PREP="rm -rf $W/out; mkdir -p $W/out"
+measure build "$OFFKIT build $W/src --key $W/keys/bench.key --out $W/out --level $LEVEL"
+PREP="rm -f $W/pipe.tar.zst"
+measure build_pipeline "tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$SOURCE_DATE_EPOCH -cf - -C $W/src . | zstd -q -T0 -$LEVEL -o $W/pipe.tar.zst && (cd $W/src && find . -type f -print0 | sort -z | xargs -0 sha256sum > $W/pipe.sums)"
+PREP=""
+rm -rf "$W/out"; mkdir -p "$W/out"
+"$OFFKIT" build "$W/src" --key "$W/keys/bench.key" --out "$W/out" --level "$LEVEL" >/dev/null
+KIT_BYTES=$(stat -c %s "$KIT")
+PAYLOAD=$(zstd -dc "$KIT" | wc -c)
+measure verify "$OFFKIT verify $KIT --trust $W/keys/bench.pub"
+measure floor "zstd -dc $KIT | openssl dgst -sha256"
+measure zstd_sha256sum "zstd -dc $KIT | sha256sum"
+PREP="rm -rf $W/x; mkdir -p $W/x"
+measure extract_check "tar --zstd -xf $KIT -C $W/x && cd $W/x && sha256sum -c --strict --quiet SHA256SUMS"
+PREP=""
+
+ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
+mib() { python3 -c "print(f'{$1/1024:.0f}')"; }
+cat <<MD
+Kit: $(python3 -c "print(f'{$PAYLOAD/2**30:.2f}')") GiB uncompressed ($(find "$W/src" -type f | wc -l) files), $(python3 -c "print(f'{$KIT_BYTES/2**30:.2f}')") GiB compressed at level $LEVEL; median of $RUNS runs; $(nproc) cores; $(date -u +%F).
+
+| operation | command | seconds | ratio | peak RSS (MiB) |
+|---|---|---:|---:|---:|
+| verify | \`offkit verify KIT --trust PUB\` | ${SECS[verify]} | 1.00 | $(mib ${RSS[verify]}) |
+| verify | floor: \`zstd -dc KIT \| openssl dgst -sha256\` | ${SECS[floor]} | $(ratio ${SECS[floor]} ${SECS[verify]}) | $(mib ${RSS[floor]}) |
+| verify | \`zstd -dc KIT \| sha256sum\` | ${SECS[zstd_sha256sum]} | $(ratio ${SECS[zstd_sha256sum]} ${SECS[verify]}) | $(mib ${RSS[zstd_sha256sum]}) |
+| verify | peers: \`tar --zstd -x\` then \`sha256sum -c\` | ${SECS[extract_check]} | $(ratio ${SECS[extract_check]} ${SECS[verify]}) | $(mib ${RSS[extract_check]}) |
+| build | \`offkit build SRC --level $LEVEL\` | ${SECS[build]} | 1.00 | $(mib ${RSS[build]}) |
+| build | \`tar --sort=name … \| zstd -T0 -$LEVEL\` + \`sha256sum\` of the files | ${SECS[build_pipeline]} | $(ratio ${SECS[build_pipeline]} ${SECS[build]}) | $(mib ${RSS[build_pipeline]}) |
+
+Ratios are the other command's time divided by offkit's (above 1.00: offkit is faster).
+offkit verify / floor = $(ratio ${SECS[verify]} ${SECS[floor]}) (target ≤ 1.20).
+MD
