@@ -254,3 +254,104 @@ fn exit_code_table_is_printed_by_help() {
         assert!(out.contains(line), "{line:?} missing from --help: {out}");
     }
 }
+
+#[test]
+fn sign_adds_a_cosigner_without_touching_the_payload_frames() {
+    let ws = Workspace::new();
+    let (a_key, a_pub) = ws.key("a");
+    let (b_key, b_pub) = ws.key("b");
+    let kit = ws.build(&ws.example_source("concelier-lnm"), &[&a_key]);
+    let before = std::fs::read(&kit).unwrap();
+    let both = policy(
+        &ws,
+        "threshold = 2\n[[keys]]\nname = \"a\"\npublic_key = \"a.pub\"\n[[keys]]\nname = \"b\"\npublic_key = \"b.pub\"\n",
+    );
+    assert_eq!(
+        verify(&kit, &[&both], &[]).0,
+        3,
+        "one signature must not meet 2-of-2"
+    );
+
+    let signed = ws.path("signed.kit.tar.zst");
+    let (code, out, err) = outcome(&run(&[
+        "sign",
+        kit.to_str().unwrap(),
+        "--key",
+        b_key.to_str().unwrap(),
+        "--trust",
+        a_pub.to_str().unwrap(),
+        "--out",
+        signed.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = verify(&signed, &[&both], &[]);
+    assert_eq!(code, 0, "{out}");
+
+    // Only the first frame changed: the payload frames are the same bytes at the end of the file.
+    let after = std::fs::read(&signed).unwrap();
+    let first = |b: &[u8]| zstd::zstd_safe::find_frame_compressed_size(b).unwrap();
+    assert_eq!(&before[first(&before)..], &after[first(&after)..]);
+
+    // Stock tools can check the co-signer's detached signature.
+    let x = ws.path("x");
+    std::fs::create_dir_all(&x).unwrap();
+    assert!(
+        std::process::Command::new("tar")
+            .arg("--zstd")
+            .arg("-xf")
+            .arg(&signed)
+            .arg("-C")
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let keyid = offkit::trust::PublicKey::load(&b_pub)
+        .unwrap()
+        .keyid()
+        .to_owned();
+    let ok = std::process::Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+        .arg(&b_pub)
+        .args([
+            "-rawin",
+            "-in",
+            "SHA256SUMS",
+            "-sigfile",
+            &format!("SHA256SUMS.{keyid}.sig"),
+        ])
+        .current_dir(&x)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+
+    // Signing twice with the same key is refused; signing a kit that fails verification too.
+    let (code, _, err) = outcome(&run(&[
+        "sign",
+        signed.to_str().unwrap(),
+        "--key",
+        b_key.to_str().unwrap(),
+        "--trust",
+        a_pub.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 2, "{err}");
+    let (_, stranger) = ws.key("stranger");
+    let (code, _, _) = outcome(&run(&[
+        "sign",
+        kit.to_str().unwrap(),
+        "--key",
+        b_key.to_str().unwrap(),
+        "--trust",
+        stranger.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 3);
+    assert_eq!(
+        std::fs::read(&kit).unwrap(),
+        before,
+        "a refused sign must not touch the kit"
+    );
+}

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod kitview;
 pub mod migrations;
+pub mod sign;
 pub mod verify;
 
 /// A command's failure: what went wrong and which exit code it maps to.
@@ -90,6 +91,8 @@ enum Command {
     Keygen(keygen::Args),
     /// Build and sign a kit from a kit source folder.
     Build(build::Args),
+    /// Add a co-signer's signature to a built kit (verifies it first).
+    Sign(sign::Args),
     /// Verify a kit against trusted keys in one streaming pass (writes nothing).
     Verify(verify::Args),
     /// Show what a kit contains and who signed it.
@@ -118,6 +121,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Keygen(a) => keygen::run(a, &cli.global),
         Command::Build(a) => build::run(a, &cli.global),
+        Command::Sign(a) => sign::run(a, &cli.global),
         Command::Verify(a) => verify::run(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Extract(a) => extract::run(a, &cli.global),

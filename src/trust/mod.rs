@@ -6,6 +6,7 @@ pub mod extract;
 pub mod failure;
 pub mod keys;
 pub mod policy;
+pub mod sign;
 pub mod sums;
 pub mod verify;
 

@@ -34,6 +34,10 @@ use crate::util::sha256_hex;
 
 pub use payload::FileFacts;
 
+/// zstd level of the header frame, whatever `--level` says: the header is small, and a fixed
+/// level lets `offkit sign` rewrite it the same way.
+pub const HEADER_LEVEL: i32 = 19;
+
 /// What to do when the output file already exists with different content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overwrite {

@@ -178,9 +178,7 @@ pub fn verify_kit(
 ) -> Result<VerifiedKit, VerifyFailure> {
     let fail = |failures: Vec<Failure>| VerifyFailure { failures };
     let mut reader = KitReader::open(path, opts.limits).map_err(|e| fail(vec![e.into()]))?;
-    let header = reader
-        .read_header()
-        .map_err(|e| fail(vec![e.into()]))?;
+    let header = reader.read_header().map_err(|e| fail(vec![e.into()]))?;
     let auth = authenticate(&header, policy, opts)?;
 
     // Bound the decompressed size by what the signed manifest declares.
