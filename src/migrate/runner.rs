@@ -257,14 +257,17 @@ fn step_of(module: &Module, m: &Migration) -> Step {
     }
 }
 
+/// Ends a run with `error`. Steps still planned become "not run" once execution has begun; a
+/// refusal before any step keeps them as the plan it refused.
 fn fail(
     report: &mut RunReport,
     error: MigrateError,
     already: usize,
     started: Instant,
 ) -> RunFailure {
+    let executed = report.steps.iter().any(|s| s.outcome != Outcome::Planned);
     for s in &mut report.steps {
-        if s.outcome == Outcome::Planned {
+        if executed && s.outcome == Outcome::Planned {
             s.outcome = Outcome::NotRun;
         }
     }
