@@ -225,6 +225,10 @@ fn entry_for(module: &Module, m: &Migration, history: &History) -> Entry {
             applied_checksum: p.checksum.clone(),
             applied_at: p.started_at.clone(),
         }
+    } else if progress.is_some() {
+        // A data migration that has started (it has a checkpoint) was started in order; later
+        // ones may have completed meanwhile (a failing batch does not stop the others).
+        State::Pending
     } else {
         let later = history
             .applied
