@@ -288,7 +288,11 @@ fn print_status(source: &SourceLabel, session: &Session, status: &Status) {
                     p.batches_done,
                     p.rows_done,
                     if p.failed_batches > 0 {
-                        format!(", {} failed: {}", p.failed_batches, p.last_error.as_deref().unwrap_or(""))
+                        format!(
+                            ", {} failed: {}",
+                            p.failed_batches,
+                            p.last_error.as_deref().unwrap_or("")
+                        )
                     } else {
                         String::new()
                     }
@@ -343,7 +347,10 @@ fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
     if verify && !problems.is_empty() {
         return Err(CliError::msg(
             Exit::MigrationState,
-            format!("verify: {} problem(s) in the migration history", problems.len()),
+            format!(
+                "verify: {} problem(s) in the migration history",
+                problems.len()
+            ),
         ));
     }
     Ok(())
@@ -402,13 +409,19 @@ fn check(t: TargetArgs, global: &Global) -> CliResult {
     if !problems.is_empty() {
         return Err(CliError::msg(
             Exit::MigrationState,
-            format!("check: {} problem(s) in the migration history", problems.len()),
+            format!(
+                "check: {} problem(s) in the migration history",
+                problems.len()
+            ),
         ));
     }
     if !gated.is_empty() {
         return Err(CliError::msg(
             Exit::Pending,
-            format!("check: {} release or data migration(s) pending", gated.len()),
+            format!(
+                "check: {} release or data migration(s) pending",
+                gated.len()
+            ),
         ));
     }
     Ok(())
@@ -431,12 +444,32 @@ fn run_options(a: &RunArgs) -> RunOptions {
     RunOptions {
         modules: ModuleFilter::parse(&a.target.module),
         categories,
-        release: if a.force { ReleaseGate::Force } else { ReleaseGate::Refuse },
-        mode: if a.dry_run { RunMode::DryRun } else { RunMode::Apply },
-        on_error: if a.stop_on_error { OnError::StopOnError } else { OnError::Continue },
+        release: if a.force {
+            ReleaseGate::Force
+        } else {
+            ReleaseGate::Refuse
+        },
+        mode: if a.dry_run {
+            RunMode::DryRun
+        } else {
+            RunMode::Apply
+        },
+        on_error: if a.stop_on_error {
+            OnError::StopOnError
+        } else {
+            OnError::Continue
+        },
         batch_size: a.batch_size,
-        out_of_order: if a.allow_out_of_order { OutOfOrder::Allow } else { OutOfOrder::Refuse },
-        missing: if a.allow_missing { Missing::Allow } else { Missing::Refuse },
+        out_of_order: if a.allow_out_of_order {
+            OutOfOrder::Allow
+        } else {
+            OutOfOrder::Refuse
+        },
+        missing: if a.allow_missing {
+            Missing::Allow
+        } else {
+            Missing::Refuse
+        },
         applied_by: runner::default_applied_by(),
     }
 }
@@ -459,7 +492,10 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
         Err(f) => f.report.as_ref(),
     };
     if global.json {
-        print_json(&Labelled { source: &label, report })?;
+        print_json(&Labelled {
+            source: &label,
+            report,
+        })?;
     } else {
         println!("Source: {label}");
         println!("{report}");
@@ -476,16 +512,27 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
         &RollbackOptions {
             module: a.module,
             target: a.to.map_or(RollbackTarget::Last, RollbackTarget::To),
-            mode: if a.dry_run { RunMode::DryRun } else { RunMode::Apply },
+            mode: if a.dry_run {
+                RunMode::DryRun
+            } else {
+                RunMode::Apply
+            },
         },
     )?;
     if global.json {
-        return print_json(&Labelled { source: &label, report: &report });
+        return print_json(&Labelled {
+            source: &label,
+            report: &report,
+        });
     }
     println!("Source: {label}");
     println!(
         "{} on {} module {}",
-        if report.dry_run { "Rollback plan (dry run, nothing changed)" } else { "Rollback" },
+        if report.dry_run {
+            "Rollback plan (dry run, nothing changed)"
+        } else {
+            "Rollback"
+        },
         report.database,
         report.module
     );
@@ -495,10 +542,16 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
     for s in &report.steps {
         println!(
             "  {:<12} {} (rollback sha256:{}){}",
-            if report.dry_run { "plan" } else { "rolled back" },
+            if report.dry_run {
+                "plan"
+            } else {
+                "rolled back"
+            },
             s.name,
             s.rollback_checksum,
-            s.duration_ms.map(|d| format!(" {d} ms")).unwrap_or_default()
+            s.duration_ms
+                .map(|d| format!(" {d} ms"))
+                .unwrap_or_default()
         );
     }
     Ok(())
@@ -509,15 +562,26 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
     let (set, label) = a.target.source.load()?;
     let mut session = connect(&a.target.db)?;
     let mut locked = session.lock(a.lock_timeout)?;
-    let mode = if a.dry_run { RunMode::DryRun } else { RunMode::Apply };
+    let mode = if a.dry_run {
+        RunMode::DryRun
+    } else {
+        RunMode::Apply
+    };
     let report = locked.import_legacy(&set, &filter, mode)?;
     if global.json {
-        return print_json(&Labelled { source: &label, report: &report });
+        return print_json(&Labelled {
+            source: &label,
+            report: &report,
+        });
     }
     println!("Source: {label}");
     println!(
         "{} on {}",
-        if report.dry_run { "Legacy import plan (dry run, nothing changed)" } else { "Legacy import" },
+        if report.dry_run {
+            "Legacy import plan (dry run, nothing changed)"
+        } else {
+            "Legacy import"
+        },
         report.database
     );
     if report.tables.is_empty() {
@@ -530,13 +594,17 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
             t.module,
             t.columns.0,
             t.columns.1,
-            t.renamed_to.as_ref().map(|r| format!(", renamed to {r}")).unwrap_or_default()
+            t.renamed_to
+                .as_ref()
+                .map(|r| format!(", renamed to {r}"))
+                .unwrap_or_default()
         );
         for r in &t.rows {
             println!(
                 "    {:<16} {} -> {} applied {} sha256:{}",
                 match r.action {
-                    crate::migrate::legacy::LegacyAction::Import if report.dry_run => "would import",
+                    crate::migrate::legacy::LegacyAction::Import if report.dry_run =>
+                        "would import",
                     crate::migrate::legacy::LegacyAction::Import => "imported",
                     crate::migrate::legacy::LegacyAction::AlreadyImported => "already there",
                 },
@@ -554,8 +622,18 @@ fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
     let (set, _label) = a.source.load()?;
     let mut session = connect(&a.db)?;
     let mut locked = session.lock(a.lock_timeout)?;
-    let resolution = if a.outcome.applied { Resolution::Applied } else { Resolution::NotApplied };
-    let message = locked.resolve(&set, &a.module, &a.name, resolution, &runner::default_applied_by())?;
+    let resolution = if a.outcome.applied {
+        Resolution::Applied
+    } else {
+        Resolution::NotApplied
+    };
+    let message = locked.resolve(
+        &set,
+        &a.module,
+        &a.name,
+        resolution,
+        &runner::default_applied_by(),
+    )?;
     if global.json {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -564,7 +642,12 @@ fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
             resolution: Resolution,
             message: &'a str,
         }
-        return print_json(&Out { module: &a.module, migration: &a.name, resolution, message: &message });
+        return print_json(&Out {
+            module: &a.module,
+            migration: &a.name,
+            resolution,
+            message: &message,
+        });
     }
     println!("{message}");
     Ok(())

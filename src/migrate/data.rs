@@ -78,6 +78,7 @@ fn batches(
     );
     let started = Instant::now();
     loop {
+        let stats_batches = stats.total_batches;
         let batch = |driver: &mut dyn Driver| -> Result<(u64, bool), (DbError, bool)> {
             driver.batch("BEGIN").map_err(|e| (e, false))?;
             if let Some(sp) = &search_path {
@@ -88,6 +89,9 @@ fn batches(
                 .map_err(|e| (e, true))?;
             let rows = i64::try_from(n).unwrap_or(i64::MAX);
             let finished = n == 0;
+            if !finished {
+                failpoint::hit(&format!("data-batch-executed:{name}:{}", stats_batches + 1));
+            }
             let runner_err = |e| (e, false);
             if finished {
                 let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);

@@ -122,6 +122,14 @@ pub struct Locked<'s> {
     released: bool,
 }
 
+impl std::fmt::Debug for Locked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Locked")
+            .field("session", &self.session)
+            .finish()
+    }
+}
+
 impl Locked<'_> {
     /// Releases the lock now (dropping the guard does the same, ignoring errors).
     pub fn unlock(mut self) -> Result<(), MigrateError> {

@@ -72,7 +72,10 @@ impl TestDb {
 
     /// Runs statements.
     pub fn exec(&self, sql: &str) {
-        self.session().driver().batch(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.session()
+            .driver()
+            .batch(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
     /// The history table of `schema`, qualified for this database.
@@ -96,7 +99,10 @@ impl TestDb {
 
     /// Applied migration names of `schema` in name order.
     pub fn applied(&self, schema: &str) -> Vec<String> {
-        let sql = format!("SELECT migration_name FROM {} ORDER BY migration_name", self.history(schema));
+        let sql = format!(
+            "SELECT migration_name FROM {} ORDER BY migration_name",
+            self.history(schema)
+        );
         self.rows(&sql).into_iter().map(|r| r[0].clone()).collect()
     }
 
@@ -119,7 +125,11 @@ impl TestDb {
              WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
                 .to_owned()
         };
-        self.rows(&sql).into_iter().map(|r| r.join(" ")).collect::<Vec<_>>().join("\n")
+        self.rows(&sql)
+            .into_iter()
+            .map(|r| r.join(" "))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -182,7 +192,10 @@ pub fn offkit_bin() -> PathBuf {
 
 /// Runs `offkit ARGS` and returns its output.
 pub fn offkit(args: &[&str]) -> Output {
-    Command::new(offkit_bin()).args(args).output().expect("run offkit")
+    Command::new(offkit_bin())
+        .args(args)
+        .output()
+        .expect("run offkit")
 }
 
 /// Exit code, stdout and stderr of a finished command, for assertions.

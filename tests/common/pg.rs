@@ -20,8 +20,12 @@ pub struct PgDb {
 }
 
 fn admin() -> postgres::Client {
-    postgres::Client::connect(&admin_url(), postgres::NoTls)
-        .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {} ({e}); set DATABASE_URL", admin_url()))
+    postgres::Client::connect(&admin_url(), postgres::NoTls).unwrap_or_else(|e| {
+        panic!(
+            "cannot reach PostgreSQL at {} ({e}); set DATABASE_URL",
+            admin_url()
+        )
+    })
 }
 
 impl PgDb {
@@ -48,6 +52,9 @@ impl PgDb {
 
 impl Drop for PgDb {
     fn drop(&mut self) {
-        let _ = admin().batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name));
+        let _ = admin().batch_execute(&format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            self.name
+        ));
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! SQLite has one namespace, so a module's tables are `<schema>_<table>` and migrations use
 //! unqualified names in the main database. The run-wide lock is SQLite's own exclusive lock: the
-//! connection switches to `locking_mode = EXCLUSIVE` and runs `BEGIN EXCLUSIVE`, after which it
-//! keeps the file lock across its own commits until it is released or the process ends (the
+//! connection runs `BEGIN EXCLUSIVE` and, holding it, switches to `locking_mode = EXCLUSIVE`,
+//! after which it keeps the file lock across its own commits until it is released or the process ends (the
 //! operating system drops the lock of a killed process). Because a waiting process cannot read a
 //! locked database, the holder writes its pid and start time to `<db>.offkit-lock` beside it.
 
@@ -123,17 +123,15 @@ impl Driver for Sqlite {
         self.conn
             .busy_timeout(std::time::Duration::ZERO)
             .map_err(db_error)?;
-        self.batch("PRAGMA locking_mode = EXCLUSIVE")?;
-        // In exclusive locking mode the EXCLUSIVE file lock taken by BEGIN EXCLUSIVE is kept
-        // after COMMIT.
-        match self.conn.execute_batch("BEGIN EXCLUSIVE; COMMIT;") {
+        // Take the EXCLUSIVE lock in normal locking mode (a failed attempt then releases every
+        // partial lock), and only then switch to exclusive locking mode, in which SQLite keeps
+        // the lock across this connection's later commits.
+        match self.conn.execute_batch("BEGIN EXCLUSIVE") {
             Ok(()) => {}
-            Err(e) if is_busy(&e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                return Ok(false);
-            }
+            Err(e) if is_busy(&e) => return Ok(false),
             Err(e) => return Err(db_error(e)),
         }
+        self.batch("PRAGMA locking_mode = EXCLUSIVE; COMMIT")?;
         let since = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
