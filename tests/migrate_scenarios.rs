@@ -205,19 +205,17 @@ fn failing_migration_rolls_back_with_history_row(db: &TestDb) {
         )
         .mig("core", "003_c", "CREATE TABLE c (x INTEGER);");
     let err = run(db, &kit, &RunOptions::default()).unwrap_err();
-    let MigrateError::MigrationFailed {
-        name,
-        line,
-        no_transaction,
-        ..
-    } = &err.error
-    else {
+    let MigrateError::MigrationFailed(failed) = &err.error else {
         panic!("unexpected error {err}");
     };
-    assert_eq!(name, "002_bad");
-    assert!(!no_transaction);
+    assert_eq!(failed.name, "002_bad");
+    assert!(!failed.no_transaction);
     if db.is_pg() {
-        assert_eq!(*line, Some(2), "PostgreSQL points at the failing line");
+        assert_eq!(
+            failed.line,
+            Some(2),
+            "PostgreSQL points at the failing line"
+        );
     }
     assert_eq!(err.report.applied_names(), ["core/001_a"]);
     assert!(
@@ -459,13 +457,7 @@ fn no_transaction_failure_needs_resolve(db: &TestDb) {
     );
     let err = run(db, &kit, &RunOptions::default()).unwrap_err();
     assert!(
-        matches!(
-            err.error,
-            MigrateError::MigrationFailed {
-                no_transaction: true,
-                ..
-            }
-        ),
+        matches!(&err.error, MigrateError::MigrationFailed(f) if f.no_transaction),
         "{err}"
     );
     assert!(

@@ -69,21 +69,8 @@ pub enum MigrateError {
         pending: Vec<String>,
     },
     /// A migration's own SQL failed.
-    #[error("{}", migration_failed(.module, .name, .path, .line, .source, .no_transaction))]
-    MigrationFailed {
-        /// The module.
-        module: String,
-        /// The migration.
-        name: String,
-        /// The file.
-        path: PathBuf,
-        /// The line of the file the server pointed at, when it did.
-        line: Option<usize>,
-        /// What the database said.
-        source: DbError,
-        /// True for a `-- offkit:no-transaction` migration (its effects may be partial).
-        no_transaction: bool,
-    },
+    #[error("{0}")]
+    MigrationFailed(Box<FailedMigration>),
     /// Data-migration batches failed (the run went on; see the report).
     #[error("data migrations had failing batches: {}; the failures are recorded and a re-run resumes from the checkpoint", .failed.join("; "))]
     DataBatchesFailed {
@@ -128,20 +115,40 @@ fn problems_text(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-fn migration_failed(
-    module: &str,
-    name: &str,
-    path: &std::path::Path,
-    line: &Option<usize>,
-    source: &DbError,
-    no_transaction: &bool,
-) -> String {
-    let at = line.map(|l| format!(":{l}")).unwrap_or_default();
-    let mut s = format!(
-        "migration {module}/{name} failed ({}{at}): {source}",
-        path.display()
-    );
-    if *no_transaction {
+/// A migration whose own SQL failed: where, and what the database said.
+#[derive(Debug, Clone)]
+pub struct FailedMigration {
+    /// The module.
+    pub module: String,
+    /// The migration.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The line of the file the server pointed at, when it did.
+    pub line: Option<usize>,
+    /// What the database said.
+    pub source: DbError,
+    /// True for a `-- offkit:no-transaction` migration (its effects may be partial).
+    pub no_transaction: bool,
+}
+
+impl std::fmt::Display for FailedMigration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (module, name) = (&self.module, &self.name);
+        let at = self.line.map(|l| format!(":{l}")).unwrap_or_default();
+        write!(
+            f,
+            "migration {module}/{name} failed ({}{at}): {}",
+            self.path.display(),
+            self.source
+        )?;
+        f.write_str(&next_steps(module, name, self.no_transaction))
+    }
+}
+
+fn next_steps(module: &str, name: &str, no_transaction: bool) -> String {
+    let mut s = String::new();
+    if no_transaction {
         s.push_str(&format!(
             "\nIt ran outside a transaction, so part of it may have taken effect. Check what it \
              changed (for CREATE INDEX CONCURRENTLY: an INVALID index, `SELECT indexrelid::regclass \
@@ -172,7 +179,7 @@ impl ExitCoded for MigrateError {
             MigrateError::ReleaseGate { .. } | MigrateError::Refused(_) => Exit::Usage,
             MigrateError::Source(e) => e.exit(),
             MigrateError::Connect { .. } | MigrateError::Db { .. } => Exit::Database,
-            MigrateError::MigrationFailed { .. } => Exit::Database,
+            MigrateError::MigrationFailed(_) => Exit::Database,
             MigrateError::LockTimeout { .. } => Exit::LockBusy,
             MigrateError::State { .. } | MigrateError::RollbackMissing { .. } => {
                 Exit::MigrationState

@@ -137,7 +137,9 @@ impl Locked<'_> {
             let doing = doing.to_owned();
             move |e| MigrateError::db(doing, e)
         };
-        for module in modules {
+        let mut unmatched = Vec::new();
+        let mut renames = Vec::new();
+        for module in &modules {
             let schema = module.schema.as_str();
             let wanted: Vec<(&str, &str)> = LEGACY_TABLES.iter().map(|t| (schema, *t)).collect();
             let found =
@@ -150,7 +152,9 @@ impl Locked<'_> {
             } else {
                 history::History::default()
             };
-            let mut unmatched = Vec::new();
+            if canonical_is_legacy {
+                renames.push(module.name.clone());
+            }
             for table in LEGACY_TABLES {
                 let Some(cols) = found.get(&(schema.to_owned(), table.to_owned())) else {
                     continue;
@@ -180,10 +184,15 @@ impl Locked<'_> {
                     .map_err(db("reading a legacy table"))?;
                 let mut out = Vec::new();
                 for row in rows {
-                    let [Value::Text(k), at] = row.as_slice() else {
+                    let (Some(Value::Text(k)), Some(Value::Text(at))) = (row.first(), row.get(1))
+                    else {
+                        unmatched.push(format!(
+                            "{}: a row with a NULL key or time",
+                            d.table(schema, table)
+                        ));
                         continue;
                     };
-                    let at = at.as_text().unwrap_or_default().to_owned();
+                    let at = at.clone();
                     let Some(m) = map_key(module, k) else {
                         unmatched.push(format!("{}: {k}", d.table(schema, table)));
                         continue;
@@ -218,17 +227,21 @@ impl Locked<'_> {
                     rows: out,
                 });
             }
-            if !unmatched.is_empty() {
-                return Err(MigrateError::Refused(format!(
-                    "legacy history names migrations the kit does not have ({}); nothing was imported for module {}. \
-                     Is this the right kit for this database?",
-                    unmatched.join(", "),
-                    module.name
-                )));
-            }
-            if mode == RunMode::DryRun {
-                continue;
-            }
+        }
+        // Check every module before changing any: an import is all or nothing.
+        if !unmatched.is_empty() {
+            return Err(MigrateError::Refused(format!(
+                "legacy history names migrations the kit does not have ({}); nothing was imported. \
+                 Is this the right kit for this database?",
+                unmatched.join(", ")
+            )));
+        }
+        if mode == RunMode::DryRun {
+            return Ok(report);
+        }
+        for module in &modules {
+            let schema = module.schema.as_str();
+            let canonical_is_legacy = renames.contains(&module.name);
             let mut sql = Vec::new();
             if canonical_is_legacy {
                 let target = match d {

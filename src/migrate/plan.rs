@@ -2,7 +2,8 @@
 //! the problems that stop a run (drift, missing, out of order, in progress), and the ordered plan
 //! of what a run would do with given options.
 //!
-//! Pure functions over [`MigrationSet`] and [`History`]; no database access here.
+//! Pure functions over a [`crate::migrate::MigrationSet`] and a [`History`]; no database access
+//! here.
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::failpoint;
 use crate::migrate::drivers::{DbError, Driver, NewHistoryRow};
-use crate::migrate::error::{MigrateError, RunFailure};
+use crate::migrate::error::{FailedMigration, MigrateError, RunFailure};
 use crate::migrate::history::{self, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA};
 use crate::migrate::lock::{Locked, now_rfc3339};
 use crate::migrate::name::Category;
@@ -146,14 +146,14 @@ pub(crate) fn migration_failed(
     char_offset: Option<usize>,
 ) -> MigrateError {
     let line = char_offset.map(|off| line_at(&m.sql, off));
-    MigrateError::MigrationFailed {
+    MigrateError::MigrationFailed(Box::new(FailedMigration {
         module: module.name.clone(),
         name: m.name.as_str().to_owned(),
         path: m.path.clone(),
         line,
         source,
         no_transaction: m.tx == TxMode::NoTransaction,
-    }
+    }))
 }
 
 fn ms_since(t: Instant) -> u64 {

@@ -151,7 +151,7 @@ impl Dialect {
     /// A parameter `$n` holding RFC 3339 text, as a timestamp value.
     pub fn timestamp_param(self, n: usize) -> String {
         match self {
-            Dialect::Postgres => format!("CAST(${n} AS timestamptz)"),
+            Dialect::Postgres => format!("CAST(CAST(${n} AS text) AS timestamptz)"),
             Dialect::Sqlite => format!("${n}"),
         }
     }
