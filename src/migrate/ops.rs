@@ -205,18 +205,21 @@ impl Locked<'_> {
                     drv.batch(&rb.sql)?;
                     forget(drv)
                 }),
-                TxMode::NoTransaction => (|| {
-                    if let Some(sp) = d.session_search_path(schema) {
-                        driver.batch(&sp)?;
-                    }
-                    for (_, stmt) in sqltext::split_statements(&rb.sql) {
-                        driver.batch(stmt)?;
-                    }
+                TxMode::NoTransaction => {
+                    let ran = (|| {
+                        if let Some(sp) = d.session_search_path(schema) {
+                            driver.batch(&sp)?;
+                        }
+                        for (_, stmt) in sqltext::split_statements(&rb.sql) {
+                            driver.batch(stmt)?;
+                        }
+                        Ok(())
+                    })();
                     if d.session_search_path(schema).is_some() {
-                        driver.batch("SET search_path TO DEFAULT")?;
+                        let _ = driver.batch("SET search_path TO DEFAULT");
                     }
-                    in_tx(driver, forget)
-                })(),
+                    ran.and_then(|()| in_tx(driver, forget))
+                }
             };
             step.duration_ms = Some(t.elapsed().as_millis() as u64);
             if let Err(e) = result {

@@ -379,7 +379,11 @@ impl Locked<'_> {
                 applied_by: &opts.applied_by,
             })
             .collect();
-        if let Err(e) = driver.stage(&rows) {
+        if let Err(e) = if rows.is_empty() {
+            Ok(())
+        } else {
+            driver.stage(&rows)
+        } {
             let err = MigrateError::db("staging history rows", e);
             return Err(fail(&mut report, err, already, started));
         }
