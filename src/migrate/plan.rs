@@ -5,7 +5,7 @@
 //! Pure functions over a [`crate::migrate::MigrationSet`] and a [`History`]; no database access
 //! here.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use crate::migrate::history::{AppliedRow, DataProgress, History};
@@ -198,11 +198,39 @@ fn category_of_row(row: &AppliedRow) -> Category {
         .unwrap_or(Category::Release)
 }
 
-fn entry_for(module: &Module, m: &Migration, history: &History) -> Entry {
+/// A module's history, indexed once so that a status is linear in the number of migrations.
+struct Index<'h> {
+    applied: HashMap<&'h str, &'h AppliedRow>,
+    /// The highest applied number of each category, with its name.
+    highest: HashMap<Category, (u32, &'h str)>,
+}
+
+impl<'h> Index<'h> {
+    fn new(rows: &'h [AppliedRow]) -> Index<'h> {
+        let mut highest: HashMap<Category, (u32, &'h str)> = HashMap::new();
+        for r in rows {
+            if let Ok(n) = MigrationName::parse(&r.migration_name) {
+                let e = highest.entry(n.category()).or_insert((0, ""));
+                if n.number() > e.0 {
+                    *e = (n.number(), r.migration_name.as_str());
+                }
+            }
+        }
+        Index {
+            applied: rows
+                .iter()
+                .map(|r| (r.migration_name.as_str(), r))
+                .collect(),
+            highest,
+        }
+    }
+}
+
+fn entry_for(module: &Module, m: &Migration, history: &History, index: &Index<'_>) -> Entry {
     let schema = &module.schema;
     let name = m.name.as_str();
     let progress = history.data(schema, name).cloned();
-    let state = if let Some(row) = history.applied(schema, name) {
+    let state = if let Some(row) = index.applied.get(name) {
         if row.checksum == m.checksum {
             State::Applied {
                 applied_at: row.applied_at.clone(),
@@ -231,19 +259,11 @@ fn entry_for(module: &Module, m: &Migration, history: &History) -> Entry {
         // ones may have completed meanwhile (a failing batch does not stop the others).
         State::Pending
     } else {
-        let later = history
-            .applied
-            .get(schema)
-            .into_iter()
-            .flatten()
-            .filter_map(|r| MigrationName::parse(&r.migration_name).ok())
-            .filter(|n| n.category() == m.category() && n.number() > m.name.number())
-            .max_by_key(|n| n.number());
-        match later {
-            Some(n) => State::OutOfOrder {
-                applied_after: n.as_str().to_owned(),
+        match index.highest.get(&m.category()) {
+            Some((n, later)) if *n > m.name.number() => State::OutOfOrder {
+                applied_after: (*later).to_owned(),
             },
-            None => State::Pending,
+            _ => State::Pending,
         }
     };
     Entry {
@@ -263,10 +283,16 @@ fn entry_for(module: &Module, m: &Migration, history: &History) -> Entry {
 pub fn status(modules: &[&Module], history: &History) -> Status {
     let mut entries = Vec::new();
     for module in modules {
+        let rows = history
+            .applied
+            .get(&module.schema)
+            .map_or(&[][..], Vec::as_slice);
+        let index = Index::new(rows);
         for m in &module.migrations {
-            entries.push(entry_for(module, m, history));
+            entries.push(entry_for(module, m, history, &index));
         }
-        let known = |n: &str| module.get(n).is_some();
+        let names: HashSet<&str> = module.migrations.iter().map(|m| m.name.as_str()).collect();
+        let known = |n: &str| names.contains(n);
         for row in history.applied.get(&module.schema).into_iter().flatten() {
             if !known(&row.migration_name) {
                 entries.push(Entry {

@@ -6,7 +6,7 @@
 //! state that `status` shows and `run` refuses to pass until `resolve`. Data migrations are in
 //! [`crate::migrate::data`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use crate::failpoint;
@@ -316,12 +316,15 @@ impl Locked<'_> {
 
         let all: BTreeSet<Category> = Category::ALL.into_iter().collect();
         let pending = status.pending(&all);
-        let find = |module: &str, name: &str| {
-            modules
-                .iter()
-                .find(|m| m.name == module)
-                .and_then(|md| md.get(name).map(|m| (*md, m)))
-        };
+        let by_name: HashMap<(&str, &str), (&Module, &Migration)> = modules
+            .iter()
+            .flat_map(|md| {
+                md.migrations
+                    .iter()
+                    .map(move |m| ((md.name.as_str(), m.name.as_str()), (*md, m)))
+            })
+            .collect();
+        let find = |module: &str, name: &str| by_name.get(&(module, name)).copied();
         let mut schema_steps = Vec::new();
         let mut data_steps = Vec::new();
         for e in pending {

@@ -283,8 +283,13 @@ fn load_module(root: &Path, name: &str, schema: &str) -> Result<Module, SourceEr
     }
     let rollback_dir = root.join("rollback").join(name);
     if rollback_dir.is_dir() {
+        let index: std::collections::HashMap<String, usize> = migrations
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.name.as_str().to_owned(), i))
+            .collect();
         for (rname, path) in sql_files(&rollback_dir)? {
-            let Some(m) = migrations.iter_mut().find(|m| m.name == rname) else {
+            let Some(m) = index.get(rname.as_str()).map(|&i| &mut migrations[i]) else {
                 return Err(SourceError::RollbackWithoutMigration {
                     module: name.to_owned(),
                     path,
