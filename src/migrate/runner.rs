@@ -371,9 +371,7 @@ impl Locked<'_> {
         let rows: Vec<NewHistoryRow<'_>> = schema_steps
             .iter()
             .zip(&tables)
-            .enumerate()
-            .map(|(seq, ((md, m), table))| NewHistoryRow {
-                seq,
+            .map(|((md, m), table)| NewHistoryRow {
                 table,
                 schema: &md.schema,
                 name: m.name.as_str(),

@@ -10,6 +10,18 @@ pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+/// A string literal for a machine-checked token — ASCII letters, digits, `_`, `.`, `-` only, such
+/// as a migration name that passed the naming standard or a hex checksum — or `None` for anything
+/// else. Values that are not such tokens are always bound as parameters.
+pub fn token_literal(token: &str) -> Option<String> {
+    let plain = !token.is_empty()
+        && token.len() <= 256
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    plain.then(|| format!("'{token}'"))
+}
+
 /// What a byte range of SQL text is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Span {
@@ -216,6 +228,18 @@ pub fn replace_placeholder(sql: &str, name: &str, replacement: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_literals_refuse_anything_but_plain_tokens() {
+        assert_eq!(
+            token_literal("100_lnm_shards").as_deref(),
+            Some("'100_lnm_shards'")
+        );
+        assert_eq!(token_literal("e3b0c442").as_deref(), Some("'e3b0c442'"));
+        for bad in ["", "a'b", "a b", "x;DROP", "é", "a\\b"] {
+            assert_eq!(token_literal(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn quoting() {

@@ -208,8 +208,6 @@ impl Dialect {
 /// A history row to write, ready for a driver's fast path.
 #[derive(Debug, Clone)]
 pub struct NewHistoryRow<'a> {
-    /// Position of this migration in the run's staged list (see [`Driver::stage`]).
-    pub seq: usize,
     /// The quoted history table.
     pub table: &'a str,
     /// The module's schema.
@@ -247,9 +245,9 @@ pub trait Driver: Send {
     /// Releases the lock taken by [`Driver::try_lock`].
     fn unlock(&mut self) -> Result<(), DbError>;
 
-    /// Lets the driver prepare the run's history rows ahead of time (PostgreSQL stages them in a
-    /// temporary table with one bound statement so that each migration then needs one round
-    /// trip). The default does nothing.
+    /// Lets the driver prepare the run's history rows ahead of time (PostgreSQL binds the run's
+    /// `applied_by` once, so that each migration then needs one round trip). The default does
+    /// nothing.
     fn stage(&mut self, _rows: &[NewHistoryRow<'_>]) -> Result<(), DbError> {
         Ok(())
     }

@@ -3,20 +3,24 @@
 //! Locking is a session-level advisory lock (see [`crate::migrate::lock`] for the key), so that
 //! `CREATE INDEX CONCURRENTLY` can run while it is held. A transactional migration and its history
 //! row go to the server as one simple-query message (`BEGIN; …; INSERT …; COMMIT`): one round
-//! trip per migration. The history row's values are not pasted into that text: they were bound
-//! once per run into a temporary table ([`Driver::stage`]) and the message selects them by
-//! position.
+//! trip per migration. The simple-query protocol has no parameters, so that message carries the
+//! history row's values as literals — only machine-checked tokens (a name that passed the naming
+//! standard, the category, a hex checksum) through [`token_literal`], which refuses anything else;
+//! the one free-text value, `applied_by`, is bound as a parameter once per run
+//! ([`Driver::stage`]) into a session setting that the insert reads.
 
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls, SimpleQueryMessage};
 
 use super::{DbError, Dialect, Driver, LockHolder, NewHistoryRow, Row, Value};
 use crate::migrate::lock::{LOCK_KEY, LOCK_TAG_PREFIX, lock_tag};
+use crate::migrate::sqltext::token_literal;
 
 /// A PostgreSQL connection.
 pub struct Postgres {
     client: Client,
-    staged: usize,
+    /// The `applied_by` bound for this run by [`Driver::stage`].
+    staged_by: Option<String>,
 }
 
 fn db_error(e: postgres::Error) -> DbError {
@@ -54,7 +58,10 @@ impl Postgres {
         client
             .batch_execute("SET TimeZone TO 'UTC'")
             .map_err(db_error)?;
-        Ok(Postgres { client, staged: 0 })
+        Ok(Postgres {
+            client,
+            staged_by: None,
+        })
     }
 
     /// The underlying client, for callers (such as `offkit apply`'s ledger) that need more than
@@ -198,52 +205,48 @@ impl Driver for Postgres {
     }
 
     fn stage(&mut self, rows: &[NewHistoryRow<'_>]) -> Result<(), DbError> {
-        self.batch(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS offkit_staged \
-               (seq bigint PRIMARY KEY, name text, category text, checksum text, applied_by text); \
-             TRUNCATE pg_temp.offkit_staged",
-        )?;
-        fn col(rows: &[NewHistoryRow<'_>], f: fn(&NewHistoryRow<'_>) -> String) -> Vec<String> {
-            rows.iter().map(f).collect()
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        if rows.iter().any(|r| r.applied_by != first.applied_by) {
+            return Err(DbError::msg("internal: one applied_by per run"));
         }
-        let seqs: Vec<i64> = rows.iter().map(|r| r.seq as i64).collect();
-        let (names, cats, sums, bys) = (
-            col(rows, |r| r.name.to_owned()),
-            col(rows, |r| r.category.to_owned()),
-            col(rows, |r| r.checksum.to_owned()),
-            col(rows, |r| r.applied_by.to_owned()),
-        );
-        self.client
-            .execute(
-                "INSERT INTO pg_temp.offkit_staged \
-                 SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[])",
-                &[&seqs, &names, &cats, &sums, &bys],
-            )
-            .map_err(db_error)?;
-        self.staged = rows.iter().map(|r| r.seq + 1).max().unwrap_or(0);
+        // The one free-text value of the history row, bound as a parameter once per run.
+        self.execute(
+            "SELECT set_config('offkit.applied_by', $1, false)",
+            &[first.applied_by.into()],
+        )?;
+        self.staged_by = Some(first.applied_by.to_owned());
         Ok(())
     }
 
     fn apply_in_transaction(&mut self, sql: &str, row: &NewHistoryRow<'_>) -> Result<(), DbError> {
-        if row.seq >= self.staged {
+        if self.staged_by.as_deref() != Some(row.applied_by) {
             return Err(DbError::msg(format!(
                 "internal: history row {} was not staged before its migration",
                 row.name
             )));
         }
+        let literal = |what: &str, v: &str| {
+            token_literal(v)
+                .ok_or_else(|| DbError::msg(format!("internal: {what} {v:?} is not a plain token")))
+        };
+        let (name, category, checksum) = (
+            literal("migration name", row.name)?,
+            literal("category", row.category)?,
+            literal("checksum", row.checksum)?,
+        );
         // Commits inside a run are asynchronous; `durable_barrier` at the end of the run (and
         // before any report) waits for the WAL flush that covers all of them. A server crash can
         // only lose whole migrations together with their history rows.
         let text = format!(
-            "{}\n{sql}\n;\n{}",
+            "{}\n{sql}\n;\n\
+             INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
+             VALUES ({name}, {category}, {checksum}, now(), current_setting('offkit.applied_by'), \
+             CAST(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000 AS bigint));\n\
+             COMMIT;",
             self.prelude(row.schema),
-            format_args!(
-                "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
-                 SELECT name, category, checksum, now(), applied_by, \
-                 CAST(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000 AS bigint) \
-                 FROM pg_temp.offkit_staged WHERE seq = {};\nCOMMIT;",
-                row.table, row.seq
-            )
+            row.table,
         );
         match self.client.simple_query(&text) {
             Ok(msgs) => {
