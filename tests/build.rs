@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{Workspace, offkit, outcome, run, tree, write};
+use common::{Workspace, cmd, outcome, run, tree, write};
 
 fn build_into(
     ws: &Workspace,
@@ -16,7 +16,7 @@ fn build_into(
 ) -> (i32, String, String) {
     let out = ws.path(out);
     std::fs::create_dir_all(&out).unwrap();
-    let o = offkit()
+    let o = cmd()
         .env("SOURCE_DATE_EPOCH", epoch)
         .args([
             "build",

@@ -315,7 +315,7 @@ fn valid_signature_by_untrusted_key_is_refused() {
     let src = c.ws.example_source("quickstart");
     let out = c.ws.path("stranger-out");
     std::fs::create_dir_all(&out).unwrap();
-    let o = common::offkit()
+    let o = common::cmd()
         .args([
             "build",
             src.to_str().unwrap(),

@@ -51,7 +51,7 @@ fn threshold_counts_distinct_trusted_keys() {
 
     // The same key listed twice in the envelope does not count twice.
     std::fs::remove_file(&double).unwrap();
-    let o = common::offkit()
+    let o = common::cmd()
         .args([
             "build",
             src.to_str().unwrap(),
@@ -77,7 +77,7 @@ fn threshold_counts_distinct_trusted_keys() {
 fn single_kit(ws: &Workspace, src: &Path, key: &Path) -> std::path::PathBuf {
     let out = ws.path("single");
     std::fs::create_dir_all(&out).unwrap();
-    let o = common::offkit()
+    let o = common::cmd()
         .args([
             "build",
             src.to_str().unwrap(),

@@ -2,7 +2,12 @@
 //! kit sources, and rewrite kits entry by entry to forge hostile ones.
 #![allow(dead_code)]
 
+pub mod db;
 pub mod forge;
+pub mod pg;
+
+#[allow(unused_imports)]
+pub use db::{Kit, TestDb, offkit_bin};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -10,8 +15,16 @@ use std::process::{Command, Output};
 /// A fixed creation time so builds are reproducible.
 pub const EPOCH: &str = "1767225600"; // 2026-01-01T00:00:00Z
 
-/// The `offkit` binary under test.
-pub fn offkit() -> Command {
+/// Runs `offkit ARGS` and returns its output (no SOURCE_DATE_EPOCH).
+pub fn offkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_offkit"))
+        .args(args)
+        .output()
+        .expect("run offkit")
+}
+
+/// The `offkit` binary under test, with a fixed SOURCE_DATE_EPOCH.
+pub fn cmd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_offkit"));
     c.env("SOURCE_DATE_EPOCH", EPOCH);
     c
@@ -19,7 +32,7 @@ pub fn offkit() -> Command {
 
 /// Runs offkit with `args` and returns its output.
 pub fn run(args: &[&str]) -> Output {
-    offkit().args(args).output().expect("offkit runs")
+    cmd().args(args).output().expect("offkit runs")
 }
 
 /// Exit code, stdout, stderr.
@@ -73,7 +86,7 @@ impl Workspace {
     pub fn build(&self, src: &Path, keys: &[&Path]) -> PathBuf {
         let out = self.path("out");
         std::fs::create_dir_all(&out).unwrap();
-        let mut cmd = offkit();
+        let mut cmd = cmd();
         cmd.arg("build").arg(src).arg("--out").arg(&out);
         for k in keys {
             cmd.arg("--key").arg(k);

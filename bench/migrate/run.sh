@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Benchmark: apply N small migrations to a fresh local PostgreSQL database with offkit (release
+# build), `sqlx migrate run` (sqlx-cli) and dbmate, on the same SQL, in one run.
+#
+# Usage: bench/migrate/run.sh [N] [REPEATS]      (defaults: 10000 migrations, 3 repeats)
+# Needs: PostgreSQL at $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
+#        psql, sqlx (cargo install sqlx-cli --no-default-features --features postgres),
+#        dbmate (npm install dbmate in $DBMATE_DIR, default /tmp/mig-bench/dbmate).
+# Prints a Markdown table of wall times (best and median of the repeats) and ratios.
+set -euo pipefail
+
+N=${1:-10000}
+REPEATS=${2:-3}
+ADMIN=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+BASE=${ADMIN%/*}
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+OFFKIT=${OFFKIT:-$ROOT/target/release/offkit}
+SQLX=${SQLX:-$(command -v sqlx || echo "$HOME/.cargo/bin/sqlx")}
+DBMATE=${DBMATE:-${DBMATE_DIR:-/tmp/mig-bench/dbmate}/node_modules/.bin/dbmate}
+WORK=$(mktemp -d /tmp/offkit-bench.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+
+[ -x "$OFFKIT" ] || (cd "$ROOT" && cargo build --release --quiet)
+for tool in "$SQLX" "$DBMATE" psql; do
+  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+done
+
+# The same SQL for every tool: one small table per migration, numbered 100..N+99.
+mkdir -p "$WORK/kit/migrations/bench" "$WORK/sqlx" "$WORK/dbmate"
+printf 'name = "bench"\nversion = "1.0.0"\nchannel = "bench"\nsequence = 1\ntarget = "postgres"\n' > "$WORK/kit/kit.toml"
+for ((i = 0; i < N; i++)); do
+  v=$((100 + i))
+  sql="CREATE TABLE bench_$v (id integer NOT NULL, note text);"
+  printf '%s\n' "$sql" > "$WORK/kit/migrations/bench/${v}_bench.sql"
+  printf '%s\n' "$sql" > "$WORK/sqlx/${v}_bench.sql"
+  printf -- '-- migrate:up\n%s\n\n-- migrate:down\n' "$sql" > "$WORK/dbmate/${v}_bench.sql"
+done
+
+fresh() { # fresh DB name -> URL
+  psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null
+  echo "$BASE/$1"
+}
+drop() { psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/null; }
+now() { date +%s.%N; }
+
+declare -A TIMES
+run_tool() { # tool repeat
+  local tool=$1 db="offkit_bench_$1_$2" url t0 t1 count
+  url=$(fresh "$db")
+  t0=$(now)
+  case $tool in
+    offkit) "$OFFKIT" migrations run --source "$WORK/kit" --db "$url" --category release --force >/dev/null ;;
+    sqlx) "$SQLX" migrate run --source "$WORK/sqlx" --database-url "$url" >/dev/null ;;
+    dbmate) "$DBMATE" --url "$url?sslmode=disable" --migrations-dir "$WORK/dbmate" --no-dump-schema migrate >/dev/null ;;
+  esac
+  t1=$(now)
+  count=$(psql -Atq "$url" -c "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'bench\_%'")
+  [ "$count" = "$N" ] || { echo "$tool applied $count of $N" >&2; exit 1; }
+  drop "$db"
+  TIMES[$tool]+="$(echo "$t1 - $t0" | bc -l) "
+}
+
+for ((r = 1; r <= REPEATS; r++)); do
+  for tool in offkit sqlx dbmate; do run_tool "$tool" "$r"; done
+done
+
+stats() { # "t1 t2 ..." -> "best median"
+  tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%.2f %.2f", a[1], a[int((NR+1)/2)]}'
+}
+read -r ob om <<<"$(stats "${TIMES[offkit]}")"
+read -r sb sm <<<"$(stats "${TIMES[sqlx]}")"
+read -r db_ dm <<<"$(stats "${TIMES[dbmate]}")"
+faster=$(echo "if ($sm < $dm) $sm else $dm" | bc -l)
+
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+echo "PostgreSQL: $(psql -Atq "$ADMIN" -c 'SHOW server_version'), local TCP; offkit $("$OFFKIT" --version | awk '{print $2}'), sqlx-cli $("$SQLX" --version | awk '{print $2}'), dbmate $("$DBMATE" --version | awk '{print $3}')"
+echo "$N migrations, $REPEATS runs each, fresh database per run; wall time in seconds"
+echo
+echo "| tool | best (s) | median (s) | median vs offkit |"
+echo "|---|---:|---:|---:|"
+printf '| offkit migrations run | %s | %s | 1.00 |\n' "$ob" "$om"
+printf '| sqlx migrate run | %s | %s | %.2f |\n' "$sb" "$sm" "$(echo "$sm / $om" | bc -l)"
+printf '| dbmate migrate | %s | %s | %.2f |\n' "$db_" "$dm" "$(echo "$dm / $om" | bc -l)"
+echo
+printf 'offkit / faster peer (median): %.2f (target: <= 0.50); offkit under 5 s: %s\n' \
+  "$(echo "$om / $faster" | bc -l)" "$(echo "$om < 5" | bc -l | sed 's/1/yes/;s/0/no/')"

@@ -1,0 +1,296 @@
+//! The PostgreSQL driver (sync `postgres` crate).
+//!
+//! Locking is a session-level advisory lock (see [`crate::migrate::lock`] for the key), so that
+//! `CREATE INDEX CONCURRENTLY` can run while it is held. A transactional migration and its history
+//! row go to the server as one simple-query message (`BEGIN; …; INSERT …; COMMIT`): one round
+//! trip per migration. The simple-query protocol has no parameters, so that message carries the
+//! history row's values as literals — only machine-checked tokens (a name that passed the naming
+//! standard, the category, a hex checksum) through [`token_literal`], which refuses anything else;
+//! the one free-text value, `applied_by`, is bound as a parameter once per run
+//! ([`Driver::stage`]) into a session setting that the insert reads.
+
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Config, NoTls, SimpleQueryMessage};
+
+use super::{DbError, Dialect, Driver, LockHolder, NewHistoryRow, Row, Value};
+use crate::migrate::lock::{LOCK_KEY, LOCK_TAG_PREFIX, lock_tag};
+use crate::migrate::sqltext::token_literal;
+
+/// A PostgreSQL connection.
+pub struct Postgres {
+    client: Client,
+    /// The `applied_by` bound for this run by [`Driver::stage`].
+    staged_by: Option<String>,
+}
+
+fn db_error(e: postgres::Error) -> DbError {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut message = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!("; detail: {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                message.push_str(&format!("; hint: {hint}"));
+            }
+            let position = match db.position() {
+                Some(postgres::error::ErrorPosition::Original(p)) => Some(*p),
+                _ => None,
+            };
+            DbError {
+                message,
+                sqlstate: Some(db.code().code().to_owned()),
+                position,
+            }
+        }
+        None => DbError::msg(format!("{e:#}")),
+    }
+}
+
+impl Postgres {
+    /// Connects with `application_name = offkit`.
+    pub fn connect(url: &str) -> Result<Postgres, DbError> {
+        let mut config: Config = url
+            .parse()
+            .map_err(|e: postgres::Error| DbError::msg(format!("invalid PostgreSQL URL: {e}")))?;
+        config.application_name("offkit");
+        let mut client = config.connect(NoTls).map_err(db_error)?;
+        client
+            .batch_execute("SET TimeZone TO 'UTC'")
+            .map_err(db_error)?;
+        Ok(Postgres {
+            client,
+            staged_by: None,
+        })
+    }
+
+    /// The underlying client, for callers (such as `offkit apply`'s ledger) that need more than
+    /// the [`Driver`] surface.
+    pub fn client(&mut self) -> &mut Client {
+        &mut self.client
+    }
+
+    fn bind(params: &[Value], types: &[Type]) -> Result<Vec<Box<dyn ToSql + Sync>>, DbError> {
+        params
+            .iter()
+            .zip(types)
+            .enumerate()
+            .map(|(i, (v, ty))| -> Result<Box<dyn ToSql + Sync>, DbError> {
+                let bad = || DbError::msg(format!("parameter ${} does not fit type {ty}", i + 1));
+                Ok(match (v, ty) {
+                    (Value::Null, _) => Box::new(Option::<String>::None),
+                    (Value::Int(n), &Type::INT2) => Box::new(i16::try_from(*n).map_err(|_| bad())?),
+                    (Value::Int(n), &Type::INT4) => Box::new(i32::try_from(*n).map_err(|_| bad())?),
+                    (Value::Int(n), &Type::INT8) => Box::new(*n),
+                    (
+                        Value::Text(s),
+                        &Type::TEXT | &Type::VARCHAR | &Type::NAME | &Type::BPCHAR,
+                    ) => Box::new(s.clone()),
+                    _ => return Err(bad()),
+                })
+            })
+            .collect()
+    }
+
+    fn column(row: &postgres::Row, i: usize) -> Result<Value, DbError> {
+        let ty = row.columns()[i].type_().clone();
+        let get_err = |e: postgres::Error| DbError::msg(format!("reading column {i}: {e}"));
+        Ok(match ty {
+            Type::INT2 => row
+                .try_get::<_, Option<i16>>(i)
+                .map_err(get_err)?
+                .map(i64::from)
+                .into(),
+            Type::INT4 => row
+                .try_get::<_, Option<i32>>(i)
+                .map_err(get_err)?
+                .map(i64::from)
+                .into(),
+            Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(get_err)?.into(),
+            Type::BOOL => row
+                .try_get::<_, Option<bool>>(i)
+                .map_err(get_err)?
+                .map(i64::from)
+                .into(),
+            Type::TEXT | Type::VARCHAR | Type::NAME | Type::BPCHAR => {
+                row.try_get::<_, Option<String>>(i).map_err(get_err)?.into()
+            }
+            other => {
+                return Err(DbError::msg(format!(
+                    "column {i} has type {other}; cast it to text or bigint in the query"
+                )));
+            }
+        })
+    }
+}
+
+impl Driver for Postgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.client.batch_execute(sql).map_err(db_error)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let stmt = self.client.prepare(sql).map_err(db_error)?;
+        let bound = Self::bind(params, stmt.params())?;
+        let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
+        self.client.execute(&stmt, &refs).map_err(db_error)
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let stmt = self.client.prepare(sql).map_err(db_error)?;
+        let bound = Self::bind(params, stmt.params())?;
+        let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
+        let rows = self.client.query(&stmt, &refs).map_err(db_error)?;
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| Self::column(r, i)).collect())
+            .collect()
+    }
+
+    fn try_lock(&mut self) -> Result<bool, DbError> {
+        let rows = self.query("SELECT pg_try_advisory_lock($1)", &[LOCK_KEY.into()])?;
+        let got = rows.first().and_then(|r| r.first()).and_then(Value::as_int) == Some(1);
+        if got {
+            // Visible in pg_stat_activity: lets a waiting runner (and a DBA) say since when.
+            self.execute(
+                "SELECT set_config('application_name', $1, false)",
+                &[lock_tag().into()],
+            )?;
+        }
+        Ok(got)
+    }
+
+    fn lock_holder(&mut self) -> Result<Option<LockHolder>, DbError> {
+        let key = LOCK_KEY as u64;
+        let rows = self.query(
+            "SELECT CAST(l.pid AS bigint), CAST(a.application_name AS text), \
+                    to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), \
+                    CAST(COALESCE(host(a.client_addr), 'local socket') AS text) \
+             FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+             WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND CAST(l.classid AS bigint) = $1 AND CAST(l.objid AS bigint) = $2",
+            &[
+                ((key >> 32) as i64).into(),
+                ((key & 0xffff_ffff) as i64).into(),
+            ],
+        )?;
+        Ok(rows.into_iter().next().map(|r| {
+            let pid = r.first().and_then(Value::as_int).unwrap_or(0);
+            let app = r.get(1).and_then(Value::as_text).unwrap_or("").to_owned();
+            let started = r.get(2).and_then(Value::as_text).map(str::to_owned);
+            let client = r.get(3).and_then(Value::as_text).unwrap_or("").to_owned();
+            let since = app.strip_prefix(LOCK_TAG_PREFIX).map(str::to_owned);
+            let detail = match since {
+                Some(_) => format!("offkit runner from {client}"),
+                None => format!(
+                    "application {app:?} from {client}, session started {}",
+                    started.as_deref().unwrap_or("?")
+                ),
+            };
+            LockHolder {
+                pid,
+                since: since.or(started),
+                detail: Some(detail),
+            }
+        }))
+    }
+
+    fn unlock(&mut self) -> Result<(), DbError> {
+        self.execute("SELECT pg_advisory_unlock($1)", &[LOCK_KEY.into()])?;
+        self.batch("SET application_name TO offkit")
+    }
+
+    fn stage(&mut self, rows: &[NewHistoryRow<'_>]) -> Result<(), DbError> {
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        if rows.iter().any(|r| r.applied_by != first.applied_by) {
+            return Err(DbError::msg("internal: one applied_by per run"));
+        }
+        // The one free-text value of the history row, bound as a parameter once per run.
+        self.execute(
+            "SELECT set_config('offkit.applied_by', $1, false)",
+            &[first.applied_by.into()],
+        )?;
+        self.staged_by = Some(first.applied_by.to_owned());
+        Ok(())
+    }
+
+    fn apply_in_transaction(&mut self, sql: &str, row: &NewHistoryRow<'_>) -> Result<(), DbError> {
+        if self.staged_by.as_deref() != Some(row.applied_by) {
+            return Err(DbError::msg(format!(
+                "internal: history row {} was not staged before its migration",
+                row.name
+            )));
+        }
+        let literal = |what: &str, v: &str| {
+            token_literal(v)
+                .ok_or_else(|| DbError::msg(format!("internal: {what} {v:?} is not a plain token")))
+        };
+        let (name, category, checksum) = (
+            literal("migration name", row.name)?,
+            literal("category", row.category)?,
+            literal("checksum", row.checksum)?,
+        );
+        // Commits inside a run are asynchronous; `durable_barrier` at the end of the run (and
+        // before any report) waits for the WAL flush that covers all of them. A server crash can
+        // only lose whole migrations together with their history rows.
+        let text = format!(
+            "{}\n{sql}\n;\n\
+             INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
+             VALUES ({name}, {category}, {checksum}, now(), current_setting('offkit.applied_by'), \
+             CAST(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000 AS bigint));\n\
+             COMMIT;",
+            self.prelude(row.schema),
+            row.table,
+        );
+        match self.client.simple_query(&text) {
+            Ok(msgs) => {
+                let inserted = msgs
+                    .iter()
+                    .rev()
+                    .nth(1)
+                    .is_some_and(|m| matches!(m, SimpleQueryMessage::CommandComplete(1)));
+                if inserted {
+                    Ok(())
+                } else {
+                    Err(DbError::msg(format!(
+                        "history row of {} was not written: the migration probably ends its own \
+                         transaction (COMMIT/ROLLBACK inside a migration file is not allowed)",
+                        row.name
+                    )))
+                }
+            }
+            Err(e) => {
+                let err = db_error(e);
+                let _ = self.client.batch_execute("ROLLBACK");
+                Err(err)
+            }
+        }
+    }
+
+    /// A transaction that has an XID and commits with `synchronous_commit = on` flushes the WAL
+    /// up to its own commit record, which covers all earlier asynchronous commits.
+    fn durable_barrier(&mut self) -> Result<(), DbError> {
+        self.batch("BEGIN; SELECT txid_current(); COMMIT;")
+    }
+
+    fn migration_offset(&self, schema: &str) -> u32 {
+        (self.prelude(schema).chars().count() + 1) as u32
+    }
+}
+
+impl Postgres {
+    fn prelude(&self, schema: &str) -> String {
+        format!(
+            "BEGIN; SET LOCAL synchronous_commit TO off; {};",
+            Dialect::Postgres
+                .local_search_path(schema)
+                .unwrap_or_default()
+        )
+    }
+}

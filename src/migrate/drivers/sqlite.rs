@@ -1,0 +1,176 @@
+//! The SQLite driver (`rusqlite`, bundled): the embedded default.
+//!
+//! SQLite has one namespace, so a module's tables are `<schema>_<table>` and migrations use
+//! unqualified names in the main database. The run-wide lock is SQLite's own exclusive lock: the
+//! connection runs `BEGIN EXCLUSIVE` and, holding it, switches to `locking_mode = EXCLUSIVE`,
+//! after which it keeps the file lock across its own commits until it is released or the process ends (the
+//! operating system drops the lock of a killed process). Because a waiting process cannot read a
+//! locked database, the holder writes its pid and start time to `<db>.offkit-lock` beside it.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, ErrorCode};
+
+use super::{DbError, Dialect, Driver, LockHolder, Row, Value};
+
+/// A SQLite database file.
+pub struct Sqlite {
+    conn: Connection,
+    holder_file: PathBuf,
+}
+
+fn db_error(e: rusqlite::Error) -> DbError {
+    DbError::msg(e)
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+impl Sqlite {
+    /// Opens (creating if absent) the database file.
+    pub fn open(path: &Path) -> Result<Sqlite, DbError> {
+        let conn = Connection::open(path).map_err(|e| {
+            DbError::msg(format!(
+                "cannot open SQLite database {}: {e}",
+                path.display()
+            ))
+        })?;
+        let mut holder = path.as_os_str().to_owned();
+        holder.push(".offkit-lock");
+        Ok(Sqlite {
+            conn,
+            holder_file: PathBuf::from(holder),
+        })
+    }
+
+    /// The underlying connection, for callers that need more than the [`Driver`] surface.
+    pub fn connection(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    fn prepared<'c>(
+        conn: &'c Connection,
+        sql: &str,
+        params: &[Value],
+    ) -> Result<rusqlite::CachedStatement<'c>, DbError> {
+        let mut stmt = conn.prepare_cached(sql).map_err(db_error)?;
+        for (i, v) in params.iter().enumerate() {
+            let name = format!("${}", i + 1);
+            let Some(idx) = stmt.parameter_index(&name).map_err(db_error)? else {
+                return Err(DbError::msg(format!("statement has no parameter {name}")));
+            };
+            let bound = match v {
+                Value::Null => stmt.raw_bind_parameter(idx, rusqlite::types::Null),
+                Value::Int(n) => stmt.raw_bind_parameter(idx, n),
+                Value::Text(s) => stmt.raw_bind_parameter(idx, s),
+            };
+            bound.map_err(db_error)?;
+        }
+        Ok(stmt)
+    }
+}
+
+fn value(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Text(f.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            Value::Text(String::from_utf8_lossy(t).into_owned())
+        }
+    }
+}
+
+impl Driver for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.conn.execute_batch(sql).map_err(db_error)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        let mut stmt = Self::prepared(&self.conn, sql, params)?;
+        let readonly = stmt.readonly();
+        let mut rows = stmt.raw_query();
+        while rows.next().map_err(db_error)?.is_some() {}
+        drop(rows);
+        Ok(if readonly { 0 } else { self.conn.changes() })
+    }
+
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        let mut stmt = Self::prepared(&self.conn, sql, params)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(db_error)? {
+            let mut row = Vec::with_capacity(n);
+            for i in 0..n {
+                row.push(value(r.get_ref(i).map_err(db_error)?));
+            }
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    fn try_lock(&mut self) -> Result<bool, DbError> {
+        self.conn
+            .busy_timeout(std::time::Duration::ZERO)
+            .map_err(db_error)?;
+        // Take the EXCLUSIVE lock in normal locking mode (a failed attempt then releases every
+        // partial lock), and only then switch to exclusive locking mode, in which SQLite keeps
+        // the lock across this connection's later commits.
+        match self.conn.execute_batch("BEGIN EXCLUSIVE") {
+            Ok(()) => {}
+            Err(e) if is_busy(&e) => return Ok(false),
+            Err(e) => return Err(db_error(e)),
+        }
+        self.batch("PRAGMA locking_mode = EXCLUSIVE; COMMIT")?;
+        let since = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let text = format!("pid={}\nsince={since}\n", std::process::id());
+        // Best effort: the lock itself is the database file's, this only names the holder.
+        let _ = std::fs::write(&self.holder_file, text);
+        Ok(true)
+    }
+
+    fn lock_holder(&mut self) -> Result<Option<LockHolder>, DbError> {
+        let Ok(text) = std::fs::read_to_string(&self.holder_file) else {
+            return Ok(None);
+        };
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+                .map(str::to_owned)
+        };
+        let Some(pid) = field("pid").and_then(|p| p.parse::<i64>().ok()) else {
+            return Ok(None);
+        };
+        // A holder record of a process that is gone is stale (the lock died with it).
+        let proc = Path::new("/proc");
+        if proc.is_dir() && !proc.join(pid.to_string()).exists() {
+            return Ok(None);
+        }
+        Ok(Some(LockHolder {
+            pid,
+            since: field("since"),
+            detail: Some(format!(
+                "offkit runner (per {})",
+                self.holder_file.display()
+            )),
+        }))
+    }
+
+    fn unlock(&mut self) -> Result<(), DbError> {
+        let _ = std::fs::remove_file(&self.holder_file);
+        // Leaving exclusive locking mode takes effect at the next access of the file.
+        self.batch("PRAGMA locking_mode = NORMAL; SELECT count(*) FROM sqlite_master;")
+    }
+}

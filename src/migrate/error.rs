@@ -1,0 +1,228 @@
+//! The runner's error type. Each variant says what was wrong, where, and what to do, and maps to
+//! one exit code of the documented table.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::exit::{Exit, ExitCoded};
+use crate::migrate::drivers::{DbError, LockHolder};
+use crate::migrate::plan::Problem;
+use crate::migrate::report::RunReport;
+use crate::migrate::source::SourceError;
+use crate::migrate::url::UrlError;
+
+/// Why a runner operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// The database URL was refused.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// The migration folder was refused.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Connecting failed.
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        /// The URL without its password.
+        url: String,
+        /// What the driver said.
+        source: DbError,
+    },
+    /// A runner statement (not a migration's own SQL) failed.
+    #[error("database error while {doing}: {source}")]
+    Db {
+        /// What the runner was doing.
+        doing: String,
+        /// What the database said.
+        source: DbError,
+    },
+    /// Another runner held the lock until the timeout passed.
+    #[error("{}", lock_message(.waited, .holder))]
+    LockTimeout {
+        /// How long this runner waited.
+        waited: Duration,
+        /// Who holds the lock, when known.
+        holder: Option<LockHolder>,
+    },
+    /// `--module NAME` names no module of the kit.
+    #[error("no module {module:?} in the kit (modules: {})", .known.join(", "))]
+    UnknownModule {
+        /// The name asked for.
+        module: String,
+        /// The modules the kit has.
+        known: Vec<String>,
+    },
+    /// The history disagrees with the kit: drift, missing, out of order, in progress.
+    #[error("migration history disagrees with the kit; nothing was run:\n{}", problems_text(.problems))]
+    State {
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+    /// Release migrations are pending and `--force` was not given.
+    #[error(
+        "release migrations are a manual gate: {} pending ({}); review the plan (--dry-run), then re-run with --force",
+        .pending.len(), .pending.join(", ")
+    )]
+    ReleaseGate {
+        /// `module/name` of each pending release migration.
+        pending: Vec<String>,
+    },
+    /// A migration's own SQL failed.
+    #[error("{0}")]
+    MigrationFailed(Box<FailedMigration>),
+    /// Data-migration batches failed (the run went on; see the report).
+    #[error("data migrations had failing batches: {}; the failures are recorded and a re-run resumes from the checkpoint", .failed.join("; "))]
+    DataBatchesFailed {
+        /// `module/name: error` for each failed data migration.
+        failed: Vec<String>,
+    },
+    /// A migration to roll back has no rollback file.
+    #[error("cannot roll back: no rollback file for {} (expected rollback/<module>/<name>.sql); nothing was rolled back", .names.join(", "))]
+    RollbackMissing {
+        /// `module/name` of each migration without a rollback.
+        names: Vec<String>,
+    },
+    /// A request that does not fit the state of the database.
+    #[error("{0}")]
+    Refused(String),
+}
+
+fn lock_message(waited: &Duration, holder: &Option<LockHolder>) -> String {
+    let who = match holder {
+        Some(h) => format!(
+            "held by pid {} since {}{}",
+            h.pid,
+            h.since.as_deref().unwrap_or("an unknown time"),
+            h.detail
+                .as_ref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        ),
+        None => "held by another connection (holder unknown)".to_owned(),
+    };
+    format!(
+        "migration lock busy after waiting {:.1}s: {who}; wait for it to finish or raise --lock-timeout",
+        waited.as_secs_f64()
+    )
+}
+
+fn problems_text(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A migration whose own SQL failed: where, and what the database said.
+#[derive(Debug, Clone)]
+pub struct FailedMigration {
+    /// The module.
+    pub module: String,
+    /// The migration.
+    pub name: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The line of the file the server pointed at, when it did.
+    pub line: Option<usize>,
+    /// What the database said.
+    pub source: DbError,
+    /// True for a `-- offkit:no-transaction` migration (its effects may be partial).
+    pub no_transaction: bool,
+}
+
+impl std::fmt::Display for FailedMigration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (module, name) = (&self.module, &self.name);
+        let at = self.line.map(|l| format!(":{l}")).unwrap_or_default();
+        write!(
+            f,
+            "migration {module}/{name} failed ({}{at}): {}",
+            self.path.display(),
+            self.source
+        )?;
+        f.write_str(&next_steps(module, name, self.no_transaction))
+    }
+}
+
+fn next_steps(module: &str, name: &str, no_transaction: bool) -> String {
+    let mut s = String::new();
+    if no_transaction {
+        s.push_str(&format!(
+            "\nIt ran outside a transaction, so part of it may have taken effect. Check what it \
+             changed (for CREATE INDEX CONCURRENTLY: an INVALID index, `SELECT indexrelid::regclass \
+             FROM pg_index WHERE NOT indisvalid`), undo or finish it by hand, then record the \
+             outcome with `offkit migrations resolve {name} --module {module} --applied` or \
+             `--not-applied` (then `run` retries it)."
+        ));
+    } else {
+        s.push_str("\nIts transaction was rolled back together with its history row.");
+    }
+    s
+}
+
+impl MigrateError {
+    /// Wraps a driver error with what the runner was doing.
+    pub fn db(doing: impl Into<String>, source: DbError) -> Self {
+        MigrateError::Db {
+            doing: doing.into(),
+            source,
+        }
+    }
+}
+
+impl ExitCoded for MigrateError {
+    fn exit(&self) -> Exit {
+        match self {
+            MigrateError::Url(_) | MigrateError::UnknownModule { .. } => Exit::Usage,
+            MigrateError::ReleaseGate { .. } | MigrateError::Refused(_) => Exit::Usage,
+            MigrateError::Source(e) => e.exit(),
+            MigrateError::Connect { .. } | MigrateError::Db { .. } => Exit::Database,
+            MigrateError::MigrationFailed(_) => Exit::Database,
+            MigrateError::LockTimeout { .. } => Exit::LockBusy,
+            MigrateError::State { .. } | MigrateError::RollbackMissing { .. } => {
+                Exit::MigrationState
+            }
+            MigrateError::DataBatchesFailed { .. } => Exit::PartialFailure,
+        }
+    }
+}
+
+/// A failed run: the error, and the report of what was done before it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}\n{}", applied_before(.report))]
+pub struct RunFailure {
+    /// What stopped the run.
+    pub error: MigrateError,
+    /// What the run did before it stopped (applied migrations, data progress).
+    pub report: Box<RunReport>,
+}
+
+fn applied_before(report: &RunReport) -> String {
+    let applied = report.applied_names();
+    if applied.is_empty() {
+        "Applied by this run before the failure: nothing.".to_owned()
+    } else {
+        format!(
+            "Applied by this run before the failure ({}): {}",
+            applied.len(),
+            applied.join(", ")
+        )
+    }
+}
+
+impl ExitCoded for RunFailure {
+    fn exit(&self) -> Exit {
+        self.error.exit()
+    }
+}
+
+impl From<MigrateError> for RunFailure {
+    fn from(error: MigrateError) -> Self {
+        RunFailure {
+            error,
+            report: Box::default(),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! What a run did, for people (Display) and machines (serde): one step per migration with its
+//! outcome and duration, data-migration batch and row counts, and totals.
+
+use std::fmt;
+
+use crate::migrate::name::Category;
+use crate::migrate::plan::Problem;
+use crate::migrate::source::TxMode;
+
+/// What happened to one planned migration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Planned (dry run, or not reached because the run refused before starting).
+    Planned,
+    /// Applied and recorded.
+    Applied,
+    /// Failed (rolled back; for a data migration: a batch failed, earlier batches stay).
+    Failed,
+    /// Not run because an earlier step stopped the run.
+    NotRun,
+}
+
+/// Batch and row counts of a data migration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DataStats {
+    /// The batch size bound to `:batch_size`.
+    pub batch_size: i64,
+    /// Batches already committed before this run (resumed from the checkpoint).
+    pub resumed_after_batches: i64,
+    /// Batches this run committed.
+    pub batches: i64,
+    /// Rows this run changed.
+    pub rows: i64,
+    /// Batches committed in total (all runs).
+    pub total_batches: i64,
+    /// Rows changed in total (all runs).
+    pub total_rows: i64,
+}
+
+/// One migration in a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Step {
+    /// The module.
+    pub module: String,
+    /// The migration.
+    pub name: String,
+    /// Its category.
+    pub category: Category,
+    /// The file's checksum.
+    pub checksum: String,
+    /// How it runs.
+    pub tx: TxMode,
+    /// What happened.
+    pub outcome: Outcome,
+    /// How long it took (applied or failed steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Data-migration counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataStats>,
+    /// The error, for a failed step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A pending migration the run did not select (gated category).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NotSelected {
+    /// The module.
+    pub module: String,
+    /// The migration.
+    pub name: String,
+    /// Its category.
+    pub category: Category,
+}
+
+/// Totals.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Migrations applied by this run.
+    pub applied: usize,
+    /// Migrations that failed.
+    pub failed: usize,
+    /// Migrations planned but not run (dry run, or after a stop).
+    pub not_run: usize,
+    /// Migrations that were already applied.
+    pub already_applied: usize,
+    /// Pending migrations of categories not selected.
+    pub not_selected: usize,
+}
+
+/// The report of a run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunReport {
+    /// The database (password redacted).
+    pub database: String,
+    /// True for `--dry-run`: nothing was changed.
+    pub dry_run: bool,
+    /// The categories selected.
+    pub categories: Vec<Category>,
+    /// When the run started (RFC 3339).
+    pub started_at: String,
+    /// Wall time of the run.
+    pub duration_ms: u64,
+    /// The ordered plan and what happened to each step.
+    pub steps: Vec<Step>,
+    /// Pending migrations left for a later run (gated categories).
+    pub not_selected: Vec<NotSelected>,
+    /// Problems the options allowed (out of order, missing), reported rather than refused.
+    pub allowed_problems: Vec<Problem>,
+    /// Totals.
+    pub counts: Counts,
+}
+
+impl RunReport {
+    /// `module/name` of every migration this run applied.
+    pub fn applied_names(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .filter(|s| s.outcome == Outcome::Applied)
+            .map(|s| format!("{}/{}", s.module, s.name))
+            .collect()
+    }
+
+    /// Recomputes the totals from the steps.
+    pub fn count(&mut self, already_applied: usize) {
+        let n = |o| self.steps.iter().filter(|s| s.outcome == o).count();
+        self.counts = Counts {
+            applied: n(Outcome::Applied),
+            failed: n(Outcome::Failed),
+            not_run: n(Outcome::Planned) + n(Outcome::NotRun),
+            already_applied,
+            not_selected: self.not_selected.len(),
+        };
+    }
+}
+
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cats: Vec<_> = self.categories.iter().map(|c| c.as_str()).collect();
+        writeln!(
+            f,
+            "{} on {} (categories: {})",
+            if self.dry_run {
+                "Plan (dry run, nothing changed)"
+            } else {
+                "Run"
+            },
+            self.database,
+            cats.join(", ")
+        )?;
+        if self.steps.is_empty() {
+            writeln!(f, "  nothing to apply")?;
+        }
+        for s in &self.steps {
+            let outcome = match s.outcome {
+                Outcome::Planned => "plan",
+                Outcome::Applied => "applied",
+                Outcome::Failed => "FAILED",
+                Outcome::NotRun => "not run",
+            };
+            let tx = if s.tx == TxMode::NoTransaction {
+                " [no-transaction]"
+            } else {
+                ""
+            };
+            write!(
+                f,
+                "  {outcome:<8} {}/{} ({}{tx}) sha256:{}",
+                s.module, s.name, s.category, s.checksum
+            )?;
+            if let Some(ms) = s.duration_ms {
+                write!(f, " {ms} ms")?;
+            }
+            if let Some(d) = &s.data {
+                write!(
+                    f,
+                    " batches {} rows {} (total {} batches, {} rows{})",
+                    d.batches,
+                    d.rows,
+                    d.total_batches,
+                    d.total_rows,
+                    if d.resumed_after_batches > 0 {
+                        format!(", resumed after batch {}", d.resumed_after_batches)
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
+            writeln!(f)?;
+            if let Some(e) = &s.error {
+                writeln!(f, "           error: {e}")?;
+            }
+        }
+        for n in &self.not_selected {
+            writeln!(
+                f,
+                "  gated    {}/{} ({}: not selected; add --category {})",
+                n.module, n.name, n.category, n.category
+            )?;
+        }
+        for p in &self.allowed_problems {
+            writeln!(f, "  allowed  {p}")?;
+        }
+        let c = &self.counts;
+        write!(
+            f,
+            "Applied {}, failed {}, not run {}, already applied {}, gated {} ({} ms)",
+            c.applied, c.failed, c.not_run, c.already_applied, c.not_selected, self.duration_ms
+        )
+    }
+}

@@ -1,0 +1,462 @@
+//! Running migrations: options, module selection, and the run itself (schema migrations, then
+//! data migrations), under the lock, reading the history once.
+//!
+//! A transactional migration commits together with its history row. A no-transaction migration
+//! is bracketed by a durable in-progress record, so that a crash or failure inside it leaves a
+//! state that `status` shows and `run` refuses to pass until `resolve`. Data migrations are in
+//! [`crate::migrate::data`].
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Instant;
+
+use crate::failpoint;
+use crate::migrate::drivers::{DbError, Driver, NewHistoryRow};
+use crate::migrate::error::{FailedMigration, MigrateError, RunFailure};
+use crate::migrate::history::{self, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA};
+use crate::migrate::lock::{Locked, now_rfc3339};
+use crate::migrate::name::Category;
+use crate::migrate::plan::{self, Missing, ModuleFilter, OutOfOrder, State};
+use crate::migrate::report::{NotSelected, Outcome, RunReport, Step};
+use crate::migrate::source::{Migration, MigrationSet, Module, TxMode};
+use crate::migrate::sqltext;
+
+/// Whether pending release migrations may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReleaseGate {
+    /// Print the plan and refuse (default: release migrations are a manual gate).
+    #[default]
+    Refuse,
+    /// Run them (`--force`, after reviewing `--dry-run`).
+    Force,
+}
+
+/// What a failing data-migration batch does to the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// Record the failure, go on with the next data migration, exit non-zero at the end (default).
+    #[default]
+    Continue,
+    /// Stop at the first failing batch (`--stop-on-error`).
+    StopOnError,
+}
+
+/// Whether a run changes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// Apply the plan.
+    #[default]
+    Apply,
+    /// Print the exact ordered plan with checksums; change nothing (`--dry-run`).
+    DryRun,
+}
+
+/// Options of a run. Schema-migration failures always stop the run; `on_error` is about data
+/// migrations.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The modules to run.
+    pub modules: ModuleFilter,
+    /// The categories to run (default: startup and seed).
+    pub categories: BTreeSet<Category>,
+    /// The release gate.
+    pub release: ReleaseGate,
+    /// Apply or dry run.
+    pub mode: RunMode,
+    /// Data-migration batch failures.
+    pub on_error: OnError,
+    /// The value bound to `:batch_size` (default 500).
+    pub batch_size: u32,
+    /// Pending migrations numbered below applied ones.
+    pub out_of_order: OutOfOrder,
+    /// Applied migrations absent from the kit.
+    pub missing: Missing,
+    /// Recorded in `applied_by` (default `user@host`).
+    pub applied_by: String,
+}
+
+/// The default batch size of data migrations.
+pub const DEFAULT_BATCH_SIZE: u32 = 500;
+
+/// The categories a run applies unless asked for more.
+pub fn automatic_categories() -> BTreeSet<Category> {
+    BTreeSet::from([Category::Startup, Category::Seed])
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            modules: ModuleFilter::All,
+            categories: automatic_categories(),
+            release: ReleaseGate::default(),
+            mode: RunMode::default(),
+            on_error: OnError::default(),
+            batch_size: DEFAULT_BATCH_SIZE,
+            out_of_order: OutOfOrder::default(),
+            missing: Missing::default(),
+            applied_by: default_applied_by(),
+        }
+    }
+}
+
+/// `user@host` of this process, for `applied_by`.
+pub fn default_applied_by() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{user}@{host}")
+}
+
+/// The modules a filter selects.
+pub fn select_modules<'a>(
+    set: &'a MigrationSet,
+    filter: &ModuleFilter,
+) -> Result<Vec<&'a Module>, MigrateError> {
+    match filter {
+        ModuleFilter::All => Ok(set.modules.iter().collect()),
+        ModuleFilter::One(name) => match set.module(name) {
+            Some(m) => Ok(vec![m]),
+            None => Err(MigrateError::UnknownModule {
+                module: name.clone(),
+                known: set.modules.iter().map(|m| m.name.clone()).collect(),
+            }),
+        },
+    }
+}
+
+/// The 1-based line of `sql` at character offset `pos` (1-based, as PostgreSQL reports).
+pub(crate) fn line_at(sql: &str, pos: usize) -> usize {
+    sql.chars()
+        .take(pos.saturating_sub(1))
+        .filter(|&c| c == '\n')
+        .count()
+        + 1
+}
+
+/// Turns a migration's SQL error into [`MigrateError::MigrationFailed`].
+pub(crate) fn migration_failed(
+    module: &Module,
+    m: &Migration,
+    source: DbError,
+    char_offset: Option<usize>,
+) -> MigrateError {
+    let line = char_offset.map(|off| line_at(&m.sql, off));
+    MigrateError::MigrationFailed(Box::new(FailedMigration {
+        module: module.name.clone(),
+        name: m.name.as_str().to_owned(),
+        path: m.path.clone(),
+        line,
+        source,
+        no_transaction: m.tx == TxMode::NoTransaction,
+    }))
+}
+
+fn ms_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs a no-transaction migration between a durable in-progress record and its completion.
+fn apply_no_transaction(
+    driver: &mut dyn Driver,
+    module: &Module,
+    m: &Migration,
+    applied_by: &str,
+) -> Result<(), MigrateError> {
+    let d = driver.dialect();
+    let name = m.name.as_str();
+    let schema = module.schema.as_str();
+    let state = d.table(STATE_SCHEMA, IN_PROGRESS_TABLE);
+    driver
+        .execute(
+            &format!(
+                "INSERT INTO {state} (schema_name, migration_name, checksum, started_at, started_by) \
+                 VALUES ($1, $2, $3, {}, $4)",
+                d.now()
+            ),
+            &[schema.into(), name.into(), m.checksum.as_str().into(), applied_by.into()],
+        )
+        .map_err(|e| MigrateError::db(format!("recording {name} as in progress"), e))?;
+    failpoint::hit(&format!("no-transaction-recorded:{name}"));
+    let started = Instant::now();
+    let mut result = Ok(());
+    if let Some(set) = d.session_search_path(schema) {
+        result = driver.batch(&set).map_err(|e| (e, None));
+    }
+    if result.is_ok() {
+        for (offset, stmt) in sqltext::split_statements(&m.sql) {
+            if let Err(e) = driver.batch(stmt) {
+                let chars_before = m.sql[..offset].chars().count();
+                let at = e.position.map(|p| chars_before + p as usize);
+                result = Err((e, at));
+                break;
+            }
+        }
+    }
+    if d.session_search_path(schema).is_some() {
+        let _ = driver.batch("SET search_path TO DEFAULT");
+    }
+    if let Err((e, at)) = result {
+        let _ = driver.execute(
+            &format!(
+                "UPDATE {state} SET last_error = $1 WHERE schema_name = $2 AND migration_name = $3"
+            ),
+            &[e.message.clone().into(), schema.into(), name.into()],
+        );
+        return Err(migration_failed(module, m, e, at));
+    }
+    failpoint::hit(&format!("no-transaction-executed:{name}"));
+    let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let insert = format!(
+        "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
+         VALUES ($1, $2, $3, {}, $4, $5)",
+        d.table(schema, HISTORY_TABLE),
+        d.now()
+    );
+    let delete = format!("DELETE FROM {state} WHERE schema_name = $1 AND migration_name = $2");
+    let record = (|| {
+        driver.batch("BEGIN")?;
+        driver.execute(
+            &insert,
+            &[
+                name.into(),
+                m.category().as_str().into(),
+                m.checksum.as_str().into(),
+                applied_by.into(),
+                duration.into(),
+            ],
+        )?;
+        driver.execute(&delete, &[schema.into(), name.into()])?;
+        driver.batch("COMMIT")
+    })();
+    if let Err(e) = record {
+        let _ = driver.batch("ROLLBACK");
+        return Err(MigrateError::db(
+            format!("recording {name} as applied (it ran; its in-progress record remains)"),
+            e,
+        ));
+    }
+    Ok(())
+}
+
+fn step_of(module: &Module, m: &Migration) -> Step {
+    Step {
+        module: module.name.clone(),
+        name: m.name.as_str().to_owned(),
+        category: m.category(),
+        checksum: m.checksum.clone(),
+        tx: m.tx,
+        outcome: Outcome::Planned,
+        duration_ms: None,
+        data: None,
+        error: None,
+    }
+}
+
+/// Ends a run with `error`. Steps still planned become "not run" once execution has begun; a
+/// refusal before any step keeps them as the plan it refused.
+fn fail(
+    report: &mut RunReport,
+    error: MigrateError,
+    already: usize,
+    started: Instant,
+) -> RunFailure {
+    let executed = report.steps.iter().any(|s| s.outcome != Outcome::Planned);
+    for s in &mut report.steps {
+        if executed && s.outcome == Outcome::Planned {
+            s.outcome = Outcome::NotRun;
+        }
+    }
+    report.duration_ms = ms_since(started);
+    report.count(already);
+    RunFailure {
+        error,
+        report: Box::new(report.clone()),
+    }
+}
+
+impl Locked<'_> {
+    /// Runs the selected migrations: schema migrations (per module, in order), then data
+    /// migrations. Reads the history once. The report says what was applied, also on failure.
+    pub fn run(&mut self, set: &MigrationSet, opts: &RunOptions) -> Result<RunReport, RunFailure> {
+        let started = Instant::now();
+        let modules = select_modules(set, &opts.modules)?;
+        let schemas: Vec<&str> = modules.iter().map(|m| m.schema.as_str()).collect();
+        let database = self.url().redacted();
+        let driver = self.driver();
+        if opts.mode == RunMode::Apply {
+            history::ensure_tables(driver, &schemas)
+                .map_err(|e| MigrateError::db("creating the history and state tables", e))?;
+        }
+        let history = history::read(driver, &schemas)
+            .map_err(|e| MigrateError::db("reading the migration history", e))?;
+        let status = plan::status(&modules, &history);
+        let blocking = plan::blocking_problems(&status, opts.out_of_order, opts.missing);
+        let mut report = RunReport {
+            database,
+            dry_run: opts.mode == RunMode::DryRun,
+            categories: opts.categories.iter().copied().collect(),
+            started_at: now_rfc3339(),
+            ..RunReport::default()
+        };
+        let already = status
+            .entries
+            .iter()
+            .filter(|e| matches!(e.state, State::Applied { .. }))
+            .count();
+        if !blocking.is_empty() {
+            let err = MigrateError::State { problems: blocking };
+            return Err(fail(&mut report, err, already, started));
+        }
+        report.allowed_problems = status.problems();
+
+        let all: BTreeSet<Category> = Category::ALL.into_iter().collect();
+        let pending = status.pending(&all);
+        let by_name: HashMap<(&str, &str), (&Module, &Migration)> = modules
+            .iter()
+            .flat_map(|md| {
+                md.migrations
+                    .iter()
+                    .map(move |m| ((md.name.as_str(), m.name.as_str()), (*md, m)))
+            })
+            .collect();
+        let find = |module: &str, name: &str| by_name.get(&(module, name)).copied();
+        let mut schema_steps = Vec::new();
+        let mut data_steps = Vec::new();
+        for e in pending {
+            let Some((md, m)) = find(&e.module, &e.name) else {
+                continue;
+            };
+            if !opts.categories.contains(&e.category) {
+                report.not_selected.push(NotSelected {
+                    module: e.module.clone(),
+                    name: e.name.clone(),
+                    category: e.category,
+                });
+            } else if e.category == Category::Data {
+                data_steps.push((md, m));
+            } else {
+                schema_steps.push((md, m));
+            }
+        }
+        report.steps = schema_steps
+            .iter()
+            .chain(&data_steps)
+            .map(|(md, m)| step_of(md, m))
+            .collect();
+        report.count(already);
+        if opts.mode == RunMode::DryRun {
+            report.duration_ms = ms_since(started);
+            return Ok(report);
+        }
+        let gated: Vec<String> = report
+            .steps
+            .iter()
+            .filter(|s| s.category == Category::Release)
+            .map(|s| format!("{}/{}", s.module, s.name))
+            .collect();
+        if !gated.is_empty() && opts.release == ReleaseGate::Refuse {
+            let err = MigrateError::ReleaseGate { pending: gated };
+            return Err(fail(&mut report, err, already, started));
+        }
+
+        let tables: Vec<String> = schema_steps
+            .iter()
+            .map(|(md, _)| driver.dialect().table(&md.schema, HISTORY_TABLE))
+            .collect();
+        let rows: Vec<NewHistoryRow<'_>> = schema_steps
+            .iter()
+            .zip(&tables)
+            .map(|((md, m), table)| NewHistoryRow {
+                table,
+                schema: &md.schema,
+                name: m.name.as_str(),
+                category: m.category().as_str(),
+                checksum: &m.checksum,
+                applied_by: &opts.applied_by,
+            })
+            .collect();
+        if let Err(e) = if rows.is_empty() {
+            Ok(())
+        } else {
+            driver.stage(&rows)
+        } {
+            let err = MigrateError::db("staging history rows", e);
+            return Err(fail(&mut report, err, already, started));
+        }
+        for (i, ((md, m), row)) in schema_steps.iter().zip(&rows).enumerate() {
+            let t = Instant::now();
+            let result = match m.tx {
+                TxMode::Transaction => driver.apply_in_transaction(&m.sql, row).map_err(|e| {
+                    let offset = driver.migration_offset(&md.schema) as usize;
+                    let at = e.position.map(|p| (p as usize).saturating_sub(offset));
+                    migration_failed(md, m, e, at)
+                }),
+                TxMode::NoTransaction => apply_no_transaction(driver, md, m, &opts.applied_by),
+            };
+            let step = &mut report.steps[i];
+            step.duration_ms = Some(ms_since(t));
+            if let Err(err) = result {
+                step.outcome = Outcome::Failed;
+                step.error = Some(err.to_string());
+                let _ = driver.durable_barrier();
+                return Err(fail(&mut report, err, already, started));
+            }
+            step.outcome = Outcome::Applied;
+            failpoint::hit(&format!("migration-committed:{}", m.name));
+        }
+
+        let mut failed = Vec::new();
+        let base = schema_steps.len();
+        for (k, (md, m)) in data_steps.iter().enumerate() {
+            let t = Instant::now();
+            let (stats, result) = crate::migrate::data::run_data_migration(
+                driver,
+                md,
+                m,
+                history.data(&md.schema, m.name.as_str()),
+                opts,
+            );
+            let step = &mut report.steps[base + k];
+            step.duration_ms = Some(ms_since(t));
+            step.data = Some(stats);
+            match result {
+                Ok(()) => step.outcome = Outcome::Applied,
+                Err(e) => {
+                    step.outcome = Outcome::Failed;
+                    step.error = Some(e.to_string());
+                    failed.push(format!("{}/{}: {e}", md.name, m.name));
+                    if opts.on_error == OnError::StopOnError {
+                        break;
+                    }
+                }
+            }
+        }
+        driver
+            .durable_barrier()
+            .map_err(|e| MigrateError::db("waiting for the commits to be durable", e))?;
+        if !failed.is_empty() {
+            let err = MigrateError::DataBatchesFailed { failed };
+            return Err(fail(&mut report, err, already, started));
+        }
+        report.duration_ms = ms_since(started);
+        report.count(already);
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        assert_eq!(line_at("a\nb\nc", 1), 1);
+        assert_eq!(line_at("a\nb\nc", 3), 2);
+        assert_eq!(line_at("a\nb\nc", 5), 3);
+    }
+}
