@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::exit::{Exit, ExitCoded};
 
 pub mod migrations;
+pub mod store;
 
 /// A command's failure: what went wrong and which exit code it maps to.
 #[derive(Debug)]
@@ -82,6 +83,9 @@ enum Command {
     /// Inspect, verify, run, roll back and repair database migrations.
     #[command(subcommand)]
     Migrations(migrations::Command),
+    /// Check object stores, list and fetch objects, seed a folder.
+    #[command(subcommand)]
+    Store(store::Command),
 }
 
 /// Parses the process arguments, runs the command and returns its exit code.
@@ -100,6 +104,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Migrations(cmd) => migrations::run(cmd, &cli.global),
+        Command::Store(cmd) => store::run(cmd, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
