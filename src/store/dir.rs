@@ -19,12 +19,12 @@ use crate::kit::path::KitPath;
 #[non_exhaustive]
 pub enum DirError {
     /// Reading the folder or a file failed.
-    #[error("reading {path}: {source}")]
+    #[error("reading {path}: {cause}")]
     Io {
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A file's relative path is not a valid object key.
     #[error("{path}: not a valid object key: {reason}")]
@@ -87,7 +87,7 @@ pub fn seeds_from_dir(
             path: e
                 .path()
                 .map_or_else(|| dir.to_path_buf(), Path::to_path_buf),
-            source: e.into(),
+            cause: e.into(),
         })?;
         let ft = entry.file_type();
         if ft.is_dir() {
@@ -118,9 +118,9 @@ pub fn seeds_from_dir(
         files
             .into_par_iter()
             .map(|(key, path)| {
-                let io = |source| DirError::Io {
+                let io = |cause| DirError::Io {
                     path: path.clone(),
-                    source,
+                    cause,
                 };
                 let d = digest_of(std::fs::File::open(&path).map_err(io)?).map_err(io)?;
                 Ok(SeedObject {

@@ -14,7 +14,7 @@ pub enum StoreError {
     #[error(transparent)]
     Url(#[from] UrlError),
     /// A local file-system operation failed (file driver, or reading a seed's source file).
-    #[error("{op} {key:?} in {store}: {source}")]
+    #[error("{op} {key:?} in {store}: {}", describe(.cause))]
     Io {
         /// What was being done (`put`, `get`, `list`, …).
         op: &'static str,
@@ -23,10 +23,10 @@ pub enum StoreError {
         /// The object key (empty when not about one object).
         key: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The S3 client or server failed.
-    #[error("{op} {key:?} in {store}: {source}")]
+    #[error("{op} {key:?} in {store}: {}", describe(.cause.as_ref()))]
     S3 {
         /// What was being done.
         op: &'static str,
@@ -35,10 +35,10 @@ pub enum StoreError {
         /// The object key (empty when not about one object).
         key: String,
         /// The cause.
-        source: Box<object_store::Error>,
+        cause: Box<object_store::Error>,
     },
     /// The PostgreSQL server failed or refused a statement.
-    #[error("{op} {key:?} in {store}: {source}")]
+    #[error("{op} {key:?} in {store}: {}", describe(.cause.as_ref()))]
     Postgres {
         /// What was being done.
         op: &'static str,
@@ -47,7 +47,7 @@ pub enum StoreError {
         /// The object key (empty when not about one object).
         key: String,
         /// The cause.
-        source: Box<postgres::Error>,
+        cause: Box<postgres::Error>,
     },
     /// A put in create-only mode found an object already there; nothing was overwritten.
     #[error("object {key:?} already exists in {store}; it was not overwritten")]
@@ -97,13 +97,30 @@ pub enum StoreError {
         reason: String,
     },
     /// The driver's runtime could not be started.
-    #[error("starting the {driver} client: {source}")]
+    #[error("starting the {driver} client: {}", describe(.cause))]
     Runtime {
         /// The driver.
         driver: &'static str,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+}
+
+/// The cause and its sources as one line, without the repetition of libraries whose messages
+/// already include their sources. Store errors carry their cause in their message (and expose no
+/// `source()`), so `{:#}` printing does not repeat it either.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = s.source();
+    }
+    text
 }
 
 impl StoreError {

@@ -55,7 +55,7 @@ impl FileStore {
             op,
             store: self.shown.clone(),
             key: key.to_owned(),
-            source,
+            cause: source,
         }
     }
 

@@ -83,7 +83,7 @@ impl PgStore {
             op,
             store: self.shown.clone(),
             key: key.clone(),
-            source: Box::new(e),
+            cause: Box::new(e),
         }
     }
 
@@ -162,7 +162,7 @@ impl PgStore {
             op: "put",
             store: self.shown.clone(),
             key: key.to_owned(),
-            source,
+            cause: source,
         };
         if req.mode == WriteMode::Replace {
             let sql = format!("DELETE FROM {} WHERE key = $1", self.objects);
@@ -277,7 +277,7 @@ impl Store for PgStore {
                         op: "get",
                         store: self.shown.clone(),
                         key: k.to_owned(),
-                        source,
+                        cause: source,
                     })?;
                     n += data.len() as u64;
                 }

@@ -100,9 +100,6 @@ impl S3Store {
         if let Some(a) = s.addressing {
             b = b.with_virtual_hosted_style_request(a == Addressing::VirtualHosted);
         }
-        if let Some(h) = s.allow_http {
-            b = b.with_allow_http(h);
-        }
         if let Some(k) = &s.access_key_id {
             b = b.with_access_key_id(k.expose());
         }
@@ -127,11 +124,15 @@ impl S3Store {
                 .with_connect_timeout(Duration::from_secs(10))
                 .with_timeout(Duration::from_secs(300)),
         );
+        // After the client options, which would otherwise reset it.
+        if let Some(h) = s.allow_http {
+            b = b.with_allow_http(h);
+        }
         let client = b.build().map_err(|e| StoreError::S3 {
             op: "open",
             store: shown.clone(),
             key: String::new(),
-            source: Box::new(e),
+            cause: Box::new(e),
         })?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -140,7 +141,7 @@ impl S3Store {
             .build()
             .map_err(|source| StoreError::Runtime {
                 driver: "s3",
-                source,
+                cause: source,
             })?;
         Ok(S3Store {
             shown,
@@ -163,7 +164,7 @@ impl S3Store {
                 op,
                 store: self.shown.clone(),
                 key: key.to_owned(),
-                source: Box::new(e),
+                cause: Box::new(e),
             },
         }
     }
@@ -260,7 +261,7 @@ impl S3Store {
             op: "put",
             store: self.shown.clone(),
             key: key.to_owned(),
-            source,
+            cause: source,
         }
     }
 }
@@ -294,7 +295,7 @@ impl Store for S3Store {
                 op: "get",
                 store: self.shown.clone(),
                 key: key.to_string(),
-                source,
+                cause: source,
             })?;
             n += chunk.len() as u64;
         }

@@ -93,7 +93,7 @@ pub enum SeedError {
     },
     /// The store could not be read while planning.
     #[error("planning the seeding: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// Objects at seed keys differ from the seeds; nothing was overwritten.
     #[error(
         "{count} seed object(s) conflict with {store}: {first} holds different bytes (sha256 {existing}; the seed has {expected}); nothing was overwritten. Check the store, or re-run with --replace-conflicting to replace them"
@@ -128,6 +128,12 @@ pub enum SeedError {
         /// What was done.
         report: Box<SeedReport>,
     },
+}
+
+impl From<StoreError> for SeedError {
+    fn from(e: StoreError) -> Self {
+        SeedError::Store(e)
+    }
 }
 
 impl SeedError {

@@ -22,7 +22,7 @@ pub(super) fn pool(threads: usize) -> Result<rayon::ThreadPool, StoreError> {
         .build()
         .map_err(|e| StoreError::Runtime {
             driver: "seeding",
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })
 }
 
@@ -208,7 +208,7 @@ fn put_confirmed(
         op: "open seed source",
         store: store.url().redacted(),
         key: key.to_owned(),
-        source,
+        cause: source,
     })?;
     let mut body = VerifyingReader::new(
         std::io::BufReader::with_capacity(256 * 1024, file),
