@@ -6,12 +6,18 @@
 //! A put streams into a temporary file `.offkit-tmp-*` in the object's own folder, fsyncs it and
 //! renames it into place — without replacing an existing file unless asked (`renameat2`
 //! `RENAME_NOREPLACE` or link+unlink, through `tempfile`'s `persist_noclobber`) — then fsyncs the
-//! folder. A crash leaves at most a stray temporary file, which is never listed as an object.
+//! folder. A writer holds an exclusive `flock` on its temporary file until the rename, so a crash
+//! (even SIGKILL) leaves an unlocked temporary file, which is never listed as an object and which
+//! the next put into that folder removes: a rerun converges to exactly the uninterrupted state.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rustix::fs::{FlockOperation, flock};
 
 use super::url::{FileUrl, StoreUrl};
 use super::{Lookup, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
@@ -30,6 +36,8 @@ pub struct FileStore {
     url: StoreUrl,
     shown: String,
     root: PathBuf,
+    /// Folders already swept of stale temporary files by this process.
+    swept: Mutex<HashSet<PathBuf>>,
 }
 
 /// What is at a key's path.
@@ -47,6 +55,38 @@ impl FileStore {
             shown: url.redacted(),
             url,
             root: f.dir.clone(),
+            swept: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Removes temporary files in `dir` left by writers that died (their lock is gone). Runs once
+    /// per folder per process; failures only leave the strays in place.
+    fn sweep_stale(&self, dir: &Path) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if !swept.insert(dir.to_path_buf()) {
+                return;
+            }
+        }
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let is_tmp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(TMP_PREFIX));
+            if !is_tmp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = entry.path();
+            // A live writer holds the lock; if we get it, the writer is gone.
+            let Ok(f) = fs::File::open(&path) else {
+                continue;
+            };
+            if flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                let _ = fs::remove_file(&path);
+            }
         }
     }
 
@@ -213,6 +253,9 @@ impl Store for FileStore {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(&dir)
             .map_err(err)?;
+        // Held until the file is closed after the rename: marks the temporary file as in use.
+        flock(tmp.as_file(), FlockOperation::LockExclusive).map_err(|e| err(e.into()))?;
+        self.sweep_stale(&dir);
         copy(body, tmp.as_file_mut()).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         let persisted = match req.mode {

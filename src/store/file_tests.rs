@@ -126,3 +126,18 @@ fn stray_temp_files_are_not_objects() {
     fs::write(tmp.path().join("k/.offkit-tmp-abc"), b"partial").unwrap();
     assert_eq!(keys(&s), ["k/a.json"]);
 }
+
+#[test]
+fn temp_files_of_dead_writers_are_swept_live_ones_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    fs::create_dir_all(tmp.path().join("k")).unwrap();
+    let dead = tmp.path().join("k/.offkit-tmp-dead");
+    fs::write(&dead, b"partial").unwrap();
+    let live = tmp.path().join("k/.offkit-tmp-live");
+    let held = fs::File::create(&live).unwrap();
+    flock(&held, FlockOperation::LockExclusive).unwrap();
+    put(&s, "k/a.json", b"{}", WriteMode::CreateNew).unwrap();
+    assert!(!dead.exists(), "a stray temporary file was kept");
+    assert!(live.exists(), "a live writer's temporary file was removed");
+}

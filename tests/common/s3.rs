@@ -113,9 +113,28 @@ impl S3Server {
         self.root.path().join("data")
     }
 
-    /// Creates a bucket (a folder of the served root) and returns its name.
+    /// Creates a bucket through the S3 API (`rclone mkdir` on an on-the-fly S3 remote; a folder
+    /// made behind the server's back would stay unseen for its directory-cache time) and returns
+    /// its name.
     pub fn bucket(&self, name: &str) -> String {
-        std::fs::create_dir_all(self.data_dir().join(name)).expect("bucket folder");
+        let remote = format!(
+            ":s3,provider=Other,access_key_id={},secret_access_key={},endpoint='{}':{name}",
+            self.access_key,
+            self.secret_key,
+            self.endpoint()
+        );
+        let out = Command::new("rclone")
+            .arg("mkdir")
+            .arg("--config")
+            .arg(self.root.path().join("rclone.conf"))
+            .arg(remote)
+            .output()
+            .expect("rclone mkdir");
+        assert!(
+            out.status.success(),
+            "creating bucket {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         name.to_owned()
     }
 
