@@ -182,7 +182,7 @@ fn cli_check_reports_each_step() {
         ]
     );
     // A store folder that cannot be written fails the check with exit code 12.
-    std::fs::write(&st.join("x"), b"").ok();
+    std::fs::write(st.join("x"), b"").unwrap();
     let blocked = format!("file://{}/x/sub", st.display());
     let (out, stdout, _) = cli::run(cli::offkit().args(["store", "check", &blocked]));
     assert_eq!(out.status.code(), Some(12), "{stdout}");
