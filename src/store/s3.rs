@@ -18,10 +18,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use object_store::aws::{AmazonS3, AmazonS3Builder, S3ConditionalPut};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
 use object_store::path::Path;
 use object_store::{
-    Attribute, Attributes, ClientOptions, ObjectStore, ObjectStoreExt, PutMode,
+    Attribute, Attributes, ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode,
     PutMultipartOptions, PutOptions, RetryConfig, WriteMultipart,
 };
 
@@ -119,12 +119,17 @@ impl S3Store {
             retry_timeout: Duration::from_secs(60),
             ..RetryConfig::default()
         };
-        b = b.with_retry(retry).with_client_options(
-            ClientOptions::new()
-                .with_connect_timeout(Duration::from_secs(10))
-                .with_timeout(Duration::from_secs(300)),
-        );
-        // After the client options, which would otherwise reset it.
+        b = b.with_retry(retry);
+        // Timeouts, unless the environment sets them (`with_client_options` would instead
+        // discard every client option read from the environment, such as AWS_PROXY_URL).
+        for (key, var, value) in [
+            (ClientConfigKey::ConnectTimeout, "AWS_CONNECT_TIMEOUT", "10s"),
+            (ClientConfigKey::Timeout, "AWS_TIMEOUT", "300s"),
+        ] {
+            if std::env::var_os(var).is_none() {
+                b = b.with_config(AmazonS3ConfigKey::Client(key), value);
+            }
+        }
         if let Some(h) = s.allow_http {
             b = b.with_allow_http(h);
         }
