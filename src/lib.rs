@@ -20,6 +20,8 @@ pub mod exit;
 pub mod failpoint;
 pub mod kit;
 pub mod migrate;
+pub mod report;
 pub mod sbom;
+pub mod store;
 pub mod trust;
 pub mod util;

@@ -18,6 +18,7 @@ pub mod keygen;
 pub mod kitview;
 pub mod migrations;
 pub mod sign;
+pub mod store;
 pub mod verify;
 
 /// A command's failure: what went wrong and which exit code it maps to.
@@ -102,6 +103,9 @@ enum Command {
     /// Inspect, verify, run, roll back and repair database migrations.
     #[command(subcommand)]
     Migrations(migrations::Command),
+    /// Check object stores, list and fetch objects, seed a folder.
+    #[command(subcommand)]
+    Store(store::Command),
 }
 
 /// Parses the process arguments, runs the command and returns its exit code.
@@ -126,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Extract(a) => extract::run(a, &cli.global),
         Command::Migrations(cmd) => migrations::run(cmd, &cli.global),
+        Command::Store(cmd) => store::run(cmd, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,256 @@
+//! `offkit store …`: check a store, list and fetch objects, and seed a folder into it.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use super::{CliError, CliResult, Global, io_error, print_json};
+use crate::exit::Exit;
+use crate::kit::path::KitPath;
+use crate::report::progress::ProgressMode;
+use crate::store::seed::SeedMode;
+use crate::store::{self, ConflictPolicy, Secret, SeedError, SeedOptions, SeedReport, StoreUrl};
+
+/// `offkit store` subcommands. URLs: `file://DIR`, `s3://BUCKET/PREFIX?endpoint=…&region=…&path_style=true`,
+/// `postgres://USER@HOST/DB?table=SCHEMA.TABLE` (see docs/STORES.md).
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Write, stat, read back, re-write (must be refused), delete a probe object; report each step.
+    Check {
+        /// The store URL.
+        #[arg(value_parser = raw_url)]
+        url: Secret,
+    },
+    /// List objects: size and key (and SHA-256 with --sha256).
+    Ls {
+        /// The store URL.
+        #[arg(value_parser = raw_url)]
+        url: Secret,
+        /// Only keys starting with this text.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Read every listed object back and show its SHA-256.
+        #[arg(long)]
+        sha256: bool,
+    },
+    /// Write one object's bytes to stdout, or to a file (written atomically).
+    Get {
+        /// The store URL.
+        #[arg(value_parser = raw_url)]
+        url: Secret,
+        /// The object key.
+        #[arg(value_parser = parse_key)]
+        key: KitPath,
+        /// Write to this file instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Seed every file under DIR into the store (key = relative path): idempotent, create-only,
+    /// confirmed by read-back, resumable after a crash.
+    PutDir(PutDirArgs),
+}
+
+/// Arguments of `offkit store put-dir`.
+#[derive(Debug, clap::Args)]
+pub struct PutDirArgs {
+    /// The store URL.
+    #[arg(value_parser = raw_url)]
+    url: Secret,
+    /// The folder to seed.
+    dir: PathBuf,
+    /// Put keys under this prefix (`PREFIX/relative/path`).
+    #[arg(long, value_parser = parse_key)]
+    prefix: Option<KitPath>,
+    /// Objects handled at once (default: 16 for S3, 4 for file and PostgreSQL).
+    #[arg(long)]
+    parallelism: Option<usize>,
+    /// Replace objects whose bytes differ instead of stopping (shown in the report).
+    #[arg(long)]
+    replace_conflicting: bool,
+    /// Only plan: show puts, skips and conflicts; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// How to show progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
+}
+
+/// Store URLs are taken as secrets and parsed by [`StoreUrl::parse`], whose errors are redacted:
+/// a clap `value_parser` error would echo the raw argument, password and all.
+fn raw_url(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s))
+}
+
+fn parse_url(raw: &Secret) -> Result<StoreUrl, CliError> {
+    Ok(StoreUrl::parse(raw.expose())?)
+}
+
+fn parse_key(s: &str) -> Result<KitPath, crate::kit::path::PathError> {
+    KitPath::new(s)
+}
+
+/// Runs a `store` subcommand.
+pub fn run(cmd: Command, global: &Global) -> CliResult {
+    match cmd {
+        Command::Check { url } => check(&parse_url(&url)?, global),
+        Command::Ls {
+            url,
+            prefix,
+            sha256,
+        } => ls(&parse_url(&url)?, prefix.as_deref(), sha256, global),
+        Command::Get { url, key, output } => get(&parse_url(&url)?, &key, output),
+        Command::PutDir(args) => put_dir(args, global),
+    }
+}
+
+fn check(url: &StoreUrl, global: &Global) -> CliResult {
+    let store = store::open(url)?;
+    let report = store::check::check(store.as_ref());
+    if global.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report.render_text());
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(CliError::msg(
+            Exit::Store,
+            format!("store check failed for {}", report.store),
+        ))
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Listed {
+    key: String,
+    size: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+}
+
+fn ls(url: &StoreUrl, prefix: Option<&str>, sha256: bool, global: &Global) -> CliResult {
+    let store = store::open(url)?;
+    let prefix = prefix.unwrap_or("");
+    // List the deepest folder the prefix names, then filter by the text prefix.
+    let under = prefix
+        .rsplit_once('/')
+        .map(|(folder, _)| folder)
+        .filter(|f| !f.is_empty())
+        .and_then(|f| KitPath::new(f).ok());
+    let mut items = Vec::new();
+    store.list(under.as_ref(), &mut |info| {
+        if info.key.starts_with(prefix) {
+            items.push(Listed {
+                key: info.key,
+                size: info.size,
+                sha256: None,
+            });
+        }
+        ControlFlow::Continue(())
+    })?;
+    items.sort_by(|a, b| a.key.cmp(&b.key));
+    if sha256 {
+        for item in &mut items {
+            if let Ok(key) = KitPath::new(&item.key) {
+                item.sha256 = store.digest(&key)?.map(|d| d.sha256);
+            }
+        }
+    }
+    if global.json {
+        return print_json(&items);
+    }
+    let mut out = std::io::stdout().lock();
+    for i in &items {
+        let line = match &i.sha256 {
+            Some(s) => writeln!(out, "{:>12}  {s}  {}", i.size, i.key),
+            None => writeln!(out, "{:>12}  {}", i.size, i.key),
+        };
+        line.map_err(|e| io_error("writing to stdout", e))?;
+    }
+    Ok(())
+}
+
+fn get(url: &StoreUrl, key: &KitPath, output: Option<PathBuf>) -> CliResult {
+    let store = store::open(url)?;
+    let missing = || CliError::msg(Exit::Store, format!("no object \"{key}\" in {url}"));
+    let Some(path) = output else {
+        let mut out = std::io::stdout().lock();
+        store.get(key, &mut out)?.ok_or_else(missing)?;
+        return out.flush().map_err(|e| io_error("writing to stdout", e));
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let ctx = |e| io_error(format!("writing {}", path.display()), e);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".offkit-tmp-")
+        .tempfile_in(&dir)
+        .map_err(ctx)?;
+    store.get(key, tmp.as_file_mut())?.ok_or_else(missing)?;
+    tmp.as_file().sync_all().map_err(ctx)?;
+    tmp.persist(&path).map_err(|e| ctx(e.error))?;
+    crate::util::sync_dir(&dir).map_err(ctx)
+}
+
+fn put_dir(args: PutDirArgs, global: &Global) -> CliResult {
+    if let Some(0) = args.parallelism {
+        return Err(CliError::msg(
+            Exit::Usage,
+            "--parallelism must be at least 1",
+        ));
+    }
+    if !args.dir.is_dir() {
+        return Err(CliError::msg(
+            Exit::Io,
+            format!("{} is not a folder", args.dir.display()),
+        ));
+    }
+    let store = store::open(&parse_url(&args.url)?)?;
+    let opts = SeedOptions {
+        mode: if args.dry_run {
+            SeedMode::DryRun
+        } else {
+            SeedMode::Apply
+        },
+        conflicts: if args.replace_conflicting {
+            ConflictPolicy::Replace
+        } else {
+            ConflictPolicy::Stop
+        },
+        parallelism: args.parallelism,
+        progress: args.progress,
+    };
+    let threads = args
+        .parallelism
+        .unwrap_or_else(|| store.default_parallelism());
+    let seeds = store::dir::seeds_from_dir(&args.dir, args.prefix.as_ref(), threads)?;
+    let result = store::seed(store.as_ref(), &seeds, &opts);
+    let report = match &result {
+        Ok(r) => Some(r),
+        Err(e) => e.report(),
+    };
+    if let Some(r) = report {
+        show(r, args.report.as_deref(), global)?;
+    }
+    result.map(|_| ()).map_err(|e: SeedError| e.into())
+}
+
+fn show(report: &SeedReport, file: Option<&std::path::Path>, global: &Global) -> CliResult {
+    if let Some(path) = file {
+        let bytes =
+            serde_json::to_vec_pretty(report).map_err(|e| CliError::new(Exit::Internal, e))?;
+        crate::util::write_atomic(path, &bytes, 0o644, true)
+            .map_err(|e| io_error(format!("writing report {}", path.display()), e))?;
+    }
+    if global.json {
+        print_json(report)
+    } else {
+        print!("{}", report.render_text());
+        Ok(())
+    }
+}

@@ -1,0 +1,306 @@
+//! Progress of long operations (seeding objects now, applying kits later).
+//!
+//! On a terminal it is an `indicatif` bar on stderr. Elsewhere (logs, CI, a pipe) it is plain lines
+//! on stderr, rate-limited to one every [`LINE_EVERY_ITEMS`] items or [`LINE_EVERY`], whichever
+//! comes first, plus a final line:
+//!
+//! ```text
+//! Progress: 1500/10000 (15.0%) - Success: 1495, Failed: 3, Skipped: 2
+//! ```
+//!
+//! Counting is lock-free; printing takes a lock only when a line is due. This module does not
+//! decide what counts as success: callers do.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// At most one plain line per this many finished items (between time-based lines).
+pub const LINE_EVERY_ITEMS: u64 = 1000;
+/// At most this long between plain lines while items finish.
+pub const LINE_EVERY: Duration = Duration::from_secs(2);
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ProgressMode {
+    /// A bar when stderr is a terminal, plain lines otherwise.
+    #[default]
+    Auto,
+    /// Always a bar.
+    Bar,
+    /// Always plain `Progress: …` lines.
+    Lines,
+    /// Nothing.
+    Off,
+}
+
+/// Counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    /// Items expected in all.
+    pub total: u64,
+    /// Items that succeeded.
+    pub success: u64,
+    /// Items that failed (or conflicted).
+    pub failed: u64,
+    /// Items skipped because there was nothing to do.
+    pub skipped: u64,
+}
+
+impl Counts {
+    /// Items finished one way or another.
+    pub fn done(&self) -> u64 {
+        self.success + self.failed + self.skipped
+    }
+
+    /// The plain progress line.
+    pub fn line(&self) -> String {
+        let pct = if self.total == 0 {
+            100.0
+        } else {
+            self.done() as f64 * 100.0 / self.total as f64
+        };
+        format!(
+            "Progress: {}/{} ({pct:.1}%) - Success: {}, Failed: {}, Skipped: {}",
+            self.done(),
+            self.total,
+            self.success,
+            self.failed,
+            self.skipped
+        )
+    }
+}
+
+struct Lines {
+    out: Box<dyn Write + Send>,
+    last_at: Instant,
+    last_done: u64,
+    every_items: u64,
+    every: Duration,
+    finished: bool,
+}
+
+enum Output {
+    Bar(ProgressBar),
+    Lines(Mutex<Lines>),
+    Off,
+}
+
+/// A progress reporter shared by worker threads.
+pub struct Progress {
+    total: u64,
+    success: AtomicU64,
+    failed: AtomicU64,
+    skipped: AtomicU64,
+    output: Output,
+}
+
+impl Progress {
+    /// A reporter on stderr for `total` items; `label` prefixes the bar.
+    pub fn new(label: &str, total: u64, mode: ProgressMode) -> Self {
+        let bar = match mode {
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+            ProgressMode::Bar => true,
+            ProgressMode::Lines | ProgressMode::Off => false,
+        };
+        let output = if mode == ProgressMode::Off {
+            Output::Off
+        } else if bar {
+            let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} ({percent}%) {msg} [{elapsed_precise}, ETA {eta}]",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            pb.set_style(style);
+            pb.set_prefix(label.to_owned());
+            Output::Bar(pb)
+        } else {
+            return Self::with_writer(
+                total,
+                Box::new(std::io::stderr()),
+                LINE_EVERY_ITEMS,
+                LINE_EVERY,
+            );
+        };
+        Self::build(total, output)
+    }
+
+    /// A plain-line reporter writing to `out`, one line per `every_items` items or `every`.
+    pub fn with_writer(
+        total: u64,
+        out: Box<dyn Write + Send>,
+        every_items: u64,
+        every: Duration,
+    ) -> Self {
+        let lines = Lines {
+            out,
+            last_at: Instant::now(),
+            last_done: 0,
+            every_items: every_items.max(1),
+            every,
+            finished: false,
+        };
+        Self::build(total, Output::Lines(Mutex::new(lines)))
+    }
+
+    /// A reporter that shows nothing (counts are still kept).
+    pub fn hidden(total: u64) -> Self {
+        Self::build(total, Output::Off)
+    }
+
+    fn build(total: u64, output: Output) -> Self {
+        Progress {
+            total,
+            success: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            output,
+        }
+    }
+
+    /// Counts `n` successful items.
+    pub fn success(&self, n: u64) {
+        self.success.fetch_add(n, Ordering::Relaxed);
+        self.update();
+    }
+
+    /// Counts `n` failed items.
+    pub fn failed(&self, n: u64) {
+        self.failed.fetch_add(n, Ordering::Relaxed);
+        self.update();
+    }
+
+    /// Counts `n` skipped items.
+    pub fn skipped(&self, n: u64) {
+        self.skipped.fetch_add(n, Ordering::Relaxed);
+        self.update();
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            total: self.total,
+            success: self.success.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+        }
+    }
+
+    fn update(&self) {
+        match &self.output {
+            Output::Off => {}
+            Output::Bar(pb) => {
+                let c = self.counts();
+                pb.set_position(c.done());
+                pb.set_message(format!(
+                    "Success: {}, Failed: {}, Skipped: {}",
+                    c.success, c.failed, c.skipped
+                ));
+            }
+            Output::Lines(lines) => {
+                let mut l = lines.lock().unwrap_or_else(|p| p.into_inner());
+                let c = self.counts();
+                let due = c.done() >= l.last_done + l.every_items
+                    || (c.done() > l.last_done && l.last_at.elapsed() >= l.every);
+                if due && !l.finished {
+                    l.last_done = c.done();
+                    l.last_at = Instant::now();
+                    // Progress output is best effort: a closed stderr must not fail the work.
+                    let _ = writeln!(l.out, "{}", c.line());
+                }
+            }
+        }
+    }
+
+    /// Shows the final state (the last line, or the finished bar). Idempotent.
+    pub fn finish(&self) {
+        match &self.output {
+            Output::Off => {}
+            Output::Bar(pb) => {
+                self.update();
+                pb.finish();
+            }
+            Output::Lines(lines) => {
+                let mut l = lines.lock().unwrap_or_else(|p| p.into_inner());
+                if !l.finished {
+                    l.finished = true;
+                    let _ = writeln!(l.out, "{}", self.counts().line());
+                    let _ = l.out.flush();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn line_format_is_exact() {
+        let c = Counts {
+            total: 10000,
+            success: 1495,
+            failed: 3,
+            skipped: 2,
+        };
+        assert_eq!(
+            c.line(),
+            "Progress: 1500/10000 (15.0%) - Success: 1495, Failed: 3, Skipped: 2"
+        );
+        let empty = Counts {
+            total: 0,
+            success: 0,
+            failed: 0,
+            skipped: 0,
+        };
+        assert_eq!(
+            empty.line(),
+            "Progress: 0/0 (100.0%) - Success: 0, Failed: 0, Skipped: 0"
+        );
+    }
+
+    #[test]
+    fn lines_are_rate_limited_and_end_with_the_final_line() {
+        let buf = Shared::default();
+        let p = Progress::with_writer(25, Box::new(buf.clone()), 10, Duration::from_secs(3600));
+        for i in 0..25 {
+            if i % 5 == 4 {
+                p.skipped(1);
+            } else {
+                p.success(1);
+            }
+        }
+        p.finish();
+        p.finish();
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "Progress: 10/25 (40.0%) - Success: 8, Failed: 0, Skipped: 2",
+                "Progress: 20/25 (80.0%) - Success: 16, Failed: 0, Skipped: 4",
+                "Progress: 25/25 (100.0%) - Success: 20, Failed: 0, Skipped: 5",
+            ]
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! Seeds from a local folder (`offkit store put-dir`): every regular file under the folder becomes
+//! a [`SeedObject`] whose key is its relative path (optionally under a key prefix), with its size
+//! and SHA-256 computed here, in parallel, by streaming the file.
+//!
+//! The same safety rules as for kits apply: keys must be valid [`KitPath`]s, and symbolic links,
+//! devices and other special files are refused rather than followed or skipped silently.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::seed::SeedObject;
+use super::stream::digest_of;
+use crate::exit::{Exit, ExitCoded};
+use crate::kit::path::KitPath;
+
+/// Why a folder could not be turned into seeds.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirError {
+    /// Reading the folder or a file failed.
+    #[error("reading {path}: {cause}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        cause: std::io::Error,
+    },
+    /// A file's relative path is not a valid object key.
+    #[error("{path}: not a valid object key: {reason}")]
+    BadKey {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A symbolic link or special file is in the folder.
+    #[error("{path}: not a regular file or folder (symbolic links and special files are refused)")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+    },
+}
+
+impl ExitCoded for DirError {
+    fn exit(&self) -> Exit {
+        match self {
+            DirError::Io { .. } => Exit::Io,
+            _ => Exit::Usage,
+        }
+    }
+}
+
+/// The media type offkit records for a file name (by extension; `application/octet-stream`
+/// when unknown).
+pub fn media_type_for(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("json") => "application/json",
+        Some("jsonl" | "ndjson") => "application/x-ndjson",
+        Some("txt" | "md") => "text/plain",
+        Some("csv") => "text/csv",
+        Some("xml") => "application/xml",
+        Some("html" | "htm") => "text/html",
+        Some("yaml" | "yml") => "application/yaml",
+        Some("gz") => "application/gzip",
+        Some("zst") => "application/zstd",
+        Some("tar") => "application/x-tar",
+        Some("zip") => "application/zip",
+        Some("pdf") => "application/pdf",
+        Some("png") => "image/png",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Lists `dir`'s files as seeds (sorted by key), keys prefixed by `prefix` when given, hashing
+/// with `threads` threads.
+pub fn seeds_from_dir(
+    dir: &Path,
+    prefix: Option<&KitPath>,
+    threads: usize,
+) -> Result<Vec<SeedObject>, DirError> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).follow_links(false) {
+        let entry = entry.map_err(|e| DirError::Io {
+            path: e
+                .path()
+                .map_or_else(|| dir.to_path_buf(), Path::to_path_buf),
+            cause: e.into(),
+        })?;
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            continue;
+        }
+        if !ft.is_file() {
+            return Err(DirError::NotRegular {
+                path: entry.path().to_path_buf(),
+            });
+        }
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let rel = rel.to_str().ok_or_else(|| DirError::BadKey {
+            path: entry.path().to_path_buf(),
+            reason: "not valid UTF-8".into(),
+        })?;
+        let key = match prefix {
+            Some(p) => format!("{p}/{rel}"),
+            None => rel.to_owned(),
+        };
+        let key = KitPath::new(&key).map_err(|e| DirError::BadKey {
+            path: entry.path().to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        files.push((key, entry.into_path()));
+    }
+    files.sort();
+    let hash = || {
+        files
+            .into_par_iter()
+            .map(|(key, path)| {
+                let io = |cause| DirError::Io {
+                    path: path.clone(),
+                    cause,
+                };
+                let d = digest_of(std::fs::File::open(&path).map_err(io)?).map_err(io)?;
+                Ok(SeedObject {
+                    media_type: media_type_for(key.file_name()).to_owned(),
+                    key,
+                    path,
+                    sha256: d.sha256,
+                    size: d.size,
+                })
+            })
+            .collect()
+    };
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()
+    {
+        Ok(pool) => pool.install(hash),
+        Err(_) => hash(),
+    }
+}

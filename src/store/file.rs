@@ -1,0 +1,344 @@
+//! The `file://DIR` driver: one file per object, at the key's path under `DIR`.
+//!
+//! Keys are [`KitPath`]s (relative, no `..`, no empty or `.` component), so joining them under
+//! `DIR` cannot climb out of it; on top of that, no folder on the way to an object may be a
+//! symbolic link, so a link planted inside the store cannot redirect a write elsewhere.
+//! A put streams into a temporary file `.offkit-tmp-*` in the object's own folder, fsyncs it and
+//! renames it into place — without replacing an existing file unless asked (`renameat2`
+//! `RENAME_NOREPLACE` or link+unlink, through `tempfile`'s `persist_noclobber`) — then fsyncs the
+//! folder. A writer holds an exclusive `flock` on its temporary file until the rename, so a crash
+//! (even SIGKILL) leaves an unlocked temporary file, which is never listed as an object and which
+//! the next put into that folder removes: a rerun converges to exactly the uninterrupted state.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rustix::fs::{FlockOperation, flock};
+
+use super::url::{FileUrl, StoreUrl};
+use super::{Lookup, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
+use crate::kit::path::KitPath;
+use crate::util::sync_dir;
+
+/// Name prefix of in-flight temporary files; keys with a component starting with it are refused.
+pub const TMP_PREFIX: &str = ".offkit-tmp-";
+
+/// Copy buffer size: large enough that per-call overhead does not matter.
+const COPY_BUF: usize = 256 * 1024;
+
+/// A store in a local folder.
+#[derive(Debug)]
+pub struct FileStore {
+    url: StoreUrl,
+    shown: String,
+    root: PathBuf,
+    /// Folders already swept of stale temporary files by this process.
+    swept: Mutex<HashSet<PathBuf>>,
+}
+
+/// What is at a key's path.
+enum Found {
+    /// A regular file (the object).
+    File(PathBuf, u64),
+    /// Nothing, or not an object (a missing folder on the way).
+    Absent,
+}
+
+impl FileStore {
+    /// A store rooted at `f.dir` (created on the first put).
+    pub fn new(url: StoreUrl, f: &FileUrl) -> Self {
+        FileStore {
+            shown: url.redacted(),
+            url,
+            root: f.dir.clone(),
+            swept: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Removes temporary files in `dir` left by writers that died (their lock is gone). Runs once
+    /// per folder per process; failures only leave the strays in place.
+    fn sweep_stale(&self, dir: &Path) {
+        {
+            let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+            if !swept.insert(dir.to_path_buf()) {
+                return;
+            }
+        }
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let is_tmp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(TMP_PREFIX));
+            if !is_tmp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let path = entry.path();
+            // A live writer holds the lock; if we get it, the writer is gone.
+            let Ok(f) = fs::File::open(&path) else {
+                continue;
+            };
+            if flock(&f, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+
+    fn io(&self, op: &'static str, key: &str, source: io::Error) -> StoreError {
+        StoreError::Io {
+            op,
+            store: self.shown.clone(),
+            key: key.to_owned(),
+            cause: source,
+        }
+    }
+
+    fn unsafe_key(&self, key: &KitPath, reason: impl Into<String>) -> StoreError {
+        StoreError::UnsafeKey {
+            store: self.shown.clone(),
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn check_reserved(&self, key: &KitPath) -> Result<(), StoreError> {
+        if key.components().any(|c| c.starts_with(TMP_PREFIX)) {
+            return Err(self.unsafe_key(
+                key,
+                format!("names starting with {TMP_PREFIX:?} are reserved for temporary files"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Looks the key up without following symbolic links anywhere below the root.
+    fn find(&self, op: &'static str, key: &KitPath) -> Result<Found, StoreError> {
+        self.check_reserved(key)?;
+        let mut path = self.root.clone();
+        let n = key.components().count();
+        for (i, c) in key.components().enumerate() {
+            path.push(c);
+            let meta = match fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Absent),
+                Err(e) => return Err(self.io(op, key.as_str(), e)),
+            };
+            let ft = meta.file_type();
+            if ft.is_symlink() {
+                return Err(self.unsafe_key(key, format!("{} is a symbolic link", path.display())));
+            }
+            if i + 1 < n {
+                if !ft.is_dir() {
+                    return Ok(Found::Absent);
+                }
+            } else if ft.is_file() {
+                return Ok(Found::File(path, meta.len()));
+            } else {
+                return Err(
+                    self.unsafe_key(key, format!("{} is not a regular file", path.display()))
+                );
+            }
+        }
+        Ok(Found::Absent)
+    }
+
+    /// Creates the key's parent folders as needed (refusing links and files on the way) and
+    /// returns the parent folder.
+    fn prepare_parent(&self, key: &KitPath) -> Result<PathBuf, StoreError> {
+        if !self.root.exists() {
+            fs::create_dir_all(&self.root).map_err(|e| self.io("create store folder", "", e))?;
+        }
+        let mut dir = self.root.clone();
+        let parents: Vec<&str> = key.components().collect();
+        for c in &parents[..parents.len().saturating_sub(1)] {
+            let parent = dir.clone();
+            dir.push(c);
+            match fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_dir() => continue,
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(
+                        self.unsafe_key(key, format!("{} is a symbolic link", dir.display()))
+                    );
+                }
+                Ok(_) => {
+                    return Err(
+                        self.unsafe_key(key, format!("{} is a file, not a folder", dir.display()))
+                    );
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io("put", key.as_str(), e)),
+            }
+            match fs::create_dir(&dir) {
+                Ok(()) => sync_dir(&parent).map_err(|e| self.io("put", key.as_str(), e))?,
+                // A concurrent put created it: check what it is.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let m =
+                        fs::symlink_metadata(&dir).map_err(|e| self.io("put", key.as_str(), e))?;
+                    if !m.file_type().is_dir() {
+                        return Err(
+                            self.unsafe_key(key, format!("{} is not a folder", dir.display()))
+                        );
+                    }
+                }
+                Err(e) => return Err(self.io("put", key.as_str(), e)),
+            }
+        }
+        Ok(dir)
+    }
+}
+
+/// Copies `r` into `w` with a large buffer; returns the byte count.
+fn copy(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; COPY_BUF];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+impl Store for FileStore {
+    fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    fn stat(&self, key: &KitPath) -> Result<Option<u64>, StoreError> {
+        Ok(match self.find("stat", key)? {
+            Found::File(_, size) => Some(size),
+            Found::Absent => None,
+        })
+    }
+
+    fn get(&self, key: &KitPath, sink: &mut dyn Write) -> Result<Option<u64>, StoreError> {
+        let Found::File(path, _) = self.find("get", key)? else {
+            return Ok(None);
+        };
+        let mut f = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io("get", key.as_str(), e)),
+        };
+        copy(&mut f, sink)
+            .map(Some)
+            .map_err(|e| self.io("get", key.as_str(), e))
+    }
+
+    fn put(&self, req: &PutRequest<'_>, body: &mut dyn Read) -> Result<(), StoreError> {
+        let key = req.key;
+        if let Found::File(..) = self.find("put", key)? {
+            if req.mode == WriteMode::CreateNew {
+                return Err(StoreError::AlreadyExists {
+                    store: self.shown.clone(),
+                    key: key.to_string(),
+                });
+            }
+        }
+        let dir = self.prepare_parent(key)?;
+        let target = dir.join(key.file_name());
+        let err = |e| self.io("put", key.as_str(), e);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TMP_PREFIX)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(&dir)
+            .map_err(err)?;
+        // Held until the file is closed after the rename: marks the temporary file as in use.
+        flock(tmp.as_file(), FlockOperation::LockExclusive).map_err(|e| err(e.into()))?;
+        self.sweep_stale(&dir);
+        copy(body, tmp.as_file_mut()).map_err(err)?;
+        tmp.as_file().sync_all().map_err(err)?;
+        let persisted = match req.mode {
+            WriteMode::CreateNew => tmp.persist_noclobber(&target),
+            WriteMode::Replace => tmp.persist(&target),
+        };
+        if let Err(e) = persisted {
+            return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
+                StoreError::AlreadyExists {
+                    store: self.shown.clone(),
+                    key: key.to_string(),
+                }
+            } else {
+                err(e.error)
+            });
+        }
+        sync_dir(&dir).map_err(err)
+    }
+
+    fn delete(&self, key: &KitPath) -> Result<bool, StoreError> {
+        let Found::File(path, _) = self.find("delete", key)? else {
+            return Ok(false);
+        };
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.io("delete", key.as_str(), e)),
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        sync_dir(dir).map_err(|e| self.io("delete", key.as_str(), e))?;
+        Ok(true)
+    }
+
+    fn list(
+        &self,
+        under: Option<&KitPath>,
+        visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let start = under.map_or_else(|| self.root.clone(), |u| u.under(&self.root));
+        if !start.is_dir() {
+            return Ok(());
+        }
+        let walk = walkdir::WalkDir::new(&start)
+            .min_depth(1)
+            .follow_links(false)
+            .sort_by_file_name();
+        for entry in walk {
+            let entry = entry.map_err(|e| self.io("list", "", e.into()))?;
+            if !entry.file_type().is_file() {
+                continue;
+            }
+            let Ok(rel) = entry.path().strip_prefix(&self.root) else {
+                continue;
+            };
+            let Some(key) = rel
+                .to_str()
+                .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
+            else {
+                continue;
+            };
+            if KitPath::new(&key).is_err() || key.split('/').any(|c| c.starts_with(TMP_PREFIX)) {
+                continue;
+            }
+            let size = entry
+                .metadata()
+                .map_err(|e| self.io("list", &key, e.into()))?
+                .len();
+            if visit(ObjectInfo { key, size }).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn default_parallelism(&self) -> usize {
+        4
+    }
+
+    fn lookup(&self) -> Lookup {
+        Lookup::PerKey
+    }
+}
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;

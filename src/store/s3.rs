@@ -1,0 +1,391 @@
+//! The `s3://BUCKET/PREFIX` driver, for any S3-compatible server (AWS, MinIO, Ceph, rclone), built
+//! on the `object_store` crate's S3 client.
+//!
+//! The rest of offkit is synchronous, so this driver owns a small tokio runtime and blocks on it;
+//! worker threads call in concurrently. Settings come from the usual `AWS_*` environment variables
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`,
+//! `AWS_ENDPOINT_URL`, …), overridden by the URL's options (see [`super::url::S3Url`]).
+//!
+//! Objects up to [`SINGLE_PUT_MAX`] go up in one `PutObject`; larger ones by multipart upload, read
+//! from the body one part at a time with at most [`PART_CONCURRENCY`] parts in flight and at most
+//! [`MAX_MULTIPART_UPLOADS`] multipart uploads at once, so memory stays bounded whatever the object
+//! sizes. Both are atomic on S3: an interrupted multipart upload is never visible as an object (it
+//! lingers as an incomplete upload until aborted or expired by a lifecycle rule).
+
+use std::io::{Read, Write};
+use std::ops::ControlFlow;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
+use object_store::path::Path;
+use object_store::{
+    Attribute, Attributes, ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode,
+    PutMultipartOptions, PutOptions, RetryConfig, WriteMultipart,
+};
+
+use super::stream::read_full;
+use super::url::{Addressing, ConditionalPut, S3Url, StoreUrl};
+use super::{Lookup, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
+use crate::kit::path::KitPath;
+
+/// Objects up to this size are sent in one request (and held in memory while being sent).
+pub const SINGLE_PUT_MAX: u64 = 8 * 1024 * 1024;
+/// Multipart part size.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts of one upload in flight at once.
+pub const PART_CONCURRENCY: usize = 4;
+/// Multipart uploads running at once in one store handle (bounds memory to about
+/// `MAX_MULTIPART_UPLOADS × (PART_CONCURRENCY + 1) × PART_SIZE`).
+pub const MAX_MULTIPART_UPLOADS: usize = 2;
+
+/// An S3 bucket (and key prefix).
+#[derive(Debug)]
+pub struct S3Store {
+    url: StoreUrl,
+    shown: String,
+    rt: tokio::runtime::Runtime,
+    client: Arc<AmazonS3>,
+    prefix: Option<String>,
+    conditional: ConditionalPut,
+    multipart_slots: Slots,
+}
+
+/// A counting semaphore for blocking threads.
+#[derive(Debug)]
+struct Slots {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Slots {
+            free: Mutex::new(n),
+            cv: Condvar::new(),
+        }
+    }
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.cv.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        let mut free = self.0.free.lock().unwrap_or_else(|p| p.into_inner());
+        *free += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+impl S3Store {
+    /// Builds the client (no request is made yet).
+    pub fn open(url: StoreUrl, s: &S3Url) -> Result<Self, StoreError> {
+        let shown = url.redacted();
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(&s.bucket);
+        if let Some(e) = &s.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some(r) = &s.region {
+            b = b.with_region(r);
+        }
+        if let Some(a) = s.addressing {
+            b = b.with_virtual_hosted_style_request(a == Addressing::VirtualHosted);
+        }
+        if let Some(k) = &s.access_key_id {
+            b = b.with_access_key_id(k.expose());
+        }
+        if let Some(k) = &s.secret_access_key {
+            b = b.with_secret_access_key(k.expose());
+        }
+        if let Some(t) = &s.session_token {
+            b = b.with_token(t.expose());
+        }
+        b = b.with_conditional_put(match s.conditional_put {
+            ConditionalPut::IfNoneMatch => S3ConditionalPut::ETagMatch,
+            _ => S3ConditionalPut::Disabled,
+        });
+        // Fail in about a minute, not the library default of several, when the server is away.
+        let retry = RetryConfig {
+            max_retries: 4,
+            retry_timeout: Duration::from_secs(60),
+            ..RetryConfig::default()
+        };
+        b = b.with_retry(retry);
+        // Timeouts, unless the environment sets them (`with_client_options` would instead
+        // discard every client option read from the environment, such as AWS_PROXY_URL).
+        for (key, var, value) in [
+            (ClientConfigKey::ConnectTimeout, "AWS_CONNECT_TIMEOUT", "10s"),
+            (ClientConfigKey::Timeout, "AWS_TIMEOUT", "300s"),
+        ] {
+            if std::env::var_os(var).is_none() {
+                b = b.with_config(AmazonS3ConfigKey::Client(key), value);
+            }
+        }
+        if let Some(h) = s.allow_http {
+            b = b.with_allow_http(h);
+        }
+        let client = b.build().map_err(|e| StoreError::S3 {
+            op: "open",
+            store: shown.clone(),
+            key: String::new(),
+            cause: Box::new(e),
+        })?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("offkit-s3")
+            .enable_all()
+            .build()
+            .map_err(|source| StoreError::Runtime {
+                driver: "s3",
+                cause: source,
+            })?;
+        Ok(S3Store {
+            shown,
+            rt,
+            client: Arc::new(client),
+            prefix: s.prefix.clone(),
+            conditional: s.conditional_put,
+            multipart_slots: Slots::new(MAX_MULTIPART_UPLOADS),
+            url,
+        })
+    }
+
+    fn err(&self, op: &'static str, key: &str, e: object_store::Error) -> StoreError {
+        match e {
+            object_store::Error::AlreadyExists { .. } => StoreError::AlreadyExists {
+                store: self.shown.clone(),
+                key: key.to_owned(),
+            },
+            e => StoreError::S3 {
+                op,
+                store: self.shown.clone(),
+                key: key.to_owned(),
+                cause: Box::new(e),
+            },
+        }
+    }
+
+    fn full(&self, key: &str) -> String {
+        match &self.prefix {
+            Some(p) => format!("{p}/{key}"),
+            None => key.to_owned(),
+        }
+    }
+
+    fn path(&self, key: &KitPath) -> Result<Path, StoreError> {
+        Path::parse(self.full(key.as_str())).map_err(|e| StoreError::UnsafeKey {
+            store: self.shown.clone(),
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn put_single(
+        &self,
+        req: &PutRequest<'_>,
+        path: &Path,
+        body: &mut dyn Read,
+        attributes: Attributes,
+    ) -> Result<(), StoreError> {
+        let key = req.key.as_str();
+        let mut buf = Vec::with_capacity(usize::try_from(req.size).unwrap_or(0));
+        body.read_to_end(&mut buf).map_err(|e| self.io(key, e))?;
+        let mode = match (req.mode, self.conditional) {
+            (WriteMode::CreateNew, ConditionalPut::IfNoneMatch) => PutMode::Create,
+            _ => PutMode::Overwrite,
+        };
+        let opts = PutOptions {
+            mode,
+            attributes,
+            ..PutOptions::default()
+        };
+        self.rt
+            .block_on(self.client.put_opts(path, buf.into(), opts))
+            .map(|_| ())
+            .map_err(|e| self.err("put", key, e))
+    }
+
+    fn put_multipart(
+        &self,
+        req: &PutRequest<'_>,
+        path: &Path,
+        body: &mut dyn Read,
+        attributes: Attributes,
+    ) -> Result<(), StoreError> {
+        let key = req.key.as_str();
+        let _slot = self.multipart_slots.acquire();
+        // Part uploads are spawned onto the runtime from this (non-runtime) thread.
+        let _enter = self.rt.enter();
+        let opts = PutMultipartOptions {
+            attributes,
+            ..PutMultipartOptions::default()
+        };
+        let upload = self
+            .rt
+            .block_on(self.client.put_multipart_opts(path, opts))
+            .map_err(|e| self.err("put", key, e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let streamed = (|| {
+            loop {
+                let mut part = vec![0u8; PART_SIZE];
+                let n = read_full(body, &mut part).map_err(|e| self.io(key, e))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                part.truncate(n);
+                self.rt
+                    .block_on(w.wait_for_capacity(PART_CONCURRENCY - 1))
+                    .map_err(|e| self.err("put", key, e))?;
+                w.put(part.into());
+            }
+        })();
+        match streamed {
+            Ok(()) => self
+                .rt
+                .block_on(w.finish())
+                .map(|_| ())
+                .map_err(|e| self.err("put", key, e)),
+            Err(e) => {
+                let _ = self.rt.block_on(w.abort());
+                Err(e)
+            }
+        }
+    }
+
+    fn io(&self, key: &str, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            op: "put",
+            store: self.shown.clone(),
+            key: key.to_owned(),
+            cause: source,
+        }
+    }
+}
+
+impl Store for S3Store {
+    fn url(&self) -> &StoreUrl {
+        &self.url
+    }
+
+    fn stat(&self, key: &KitPath) -> Result<Option<u64>, StoreError> {
+        let path = self.path(key)?;
+        match self.rt.block_on(self.client.head(&path)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("stat", key.as_str(), e)),
+        }
+    }
+
+    fn get(&self, key: &KitPath, sink: &mut dyn Write) -> Result<Option<u64>, StoreError> {
+        let path = self.path(key)?;
+        let result = match self.rt.block_on(self.client.get(&path)) {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.err("get", key.as_str(), e)),
+        };
+        let mut stream = result.into_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = self.rt.block_on(stream.next()) {
+            let chunk = chunk.map_err(|e| self.err("get", key.as_str(), e))?;
+            sink.write_all(&chunk).map_err(|source| StoreError::Io {
+                op: "get",
+                store: self.shown.clone(),
+                key: key.to_string(),
+                cause: source,
+            })?;
+            n += chunk.len() as u64;
+        }
+        Ok(Some(n))
+    }
+
+    fn put(&self, req: &PutRequest<'_>, body: &mut dyn Read) -> Result<(), StoreError> {
+        let path = self.path(req.key)?;
+        let create_only = req.mode == WriteMode::CreateNew;
+        // Without a server-side condition (and for multipart, whose completion offers none here),
+        // refuse to overwrite what is already visible; see ConditionalPut::Disabled for the race.
+        if create_only
+            && (self.conditional == ConditionalPut::Disabled || req.size > SINGLE_PUT_MAX)
+            && self.stat(req.key)?.is_some()
+        {
+            return Err(StoreError::AlreadyExists {
+                store: self.shown.clone(),
+                key: req.key.to_string(),
+            });
+        }
+        let mut attributes = Attributes::new();
+        if !req.media_type.is_empty() {
+            attributes.insert(Attribute::ContentType, req.media_type.to_owned().into());
+        }
+        if req.size <= SINGLE_PUT_MAX {
+            self.put_single(req, &path, body, attributes)
+        } else {
+            self.put_multipart(req, &path, body, attributes)
+        }
+    }
+
+    fn delete(&self, key: &KitPath) -> Result<bool, StoreError> {
+        if self.stat(key)?.is_none() {
+            return Ok(false);
+        }
+        let path = self.path(key)?;
+        match self.rt.block_on(self.client.delete(&path)) {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.err("delete", key.as_str(), e)),
+        }
+    }
+
+    fn list(
+        &self,
+        under: Option<&KitPath>,
+        visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let base = match (under, &self.prefix) {
+            (Some(u), _) => Some(self.full(u.as_str())),
+            (None, Some(p)) => Some(p.clone()),
+            (None, None) => None,
+        };
+        let base = base
+            .map(|b| Path::parse(&b))
+            .transpose()
+            .map_err(|e| self.err("list", "", e.into()))?;
+        let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
+        let mut stream = self.client.list(base.as_ref());
+        while let Some(meta) = self.rt.block_on(stream.next()) {
+            let meta = meta.map_err(|e| self.err("list", "", e))?;
+            let full = meta.location.as_ref();
+            let key = match &strip {
+                Some(s) => match full.strip_prefix(s.as_str()) {
+                    Some(k) => k,
+                    None => continue,
+                },
+                None => full,
+            };
+            let info = ObjectInfo {
+                key: key.to_owned(),
+                size: meta.size,
+            };
+            if visit(info).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn default_parallelism(&self) -> usize {
+        16
+    }
+
+    fn lookup(&self) -> Lookup {
+        Lookup::Listing
+    }
+}

@@ -1,0 +1,225 @@
+//! Planning: what the store holds at each seed's key, and so what seeding will do.
+//!
+//! Existence comes from one listing of the seeds' common folder when the driver prefers it
+//! ([`Lookup::Listing`]: S3, PostgreSQL) — abandoned for per-key lookups if the folder turns out to
+//! hold far more than the seeds — or from a lookup per key. Every object found is then read back
+//! and hashed: a skip is decided by the bytes the store returns, never by metadata.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+
+use rayon::prelude::*;
+
+use super::report::Action;
+use super::{ConflictPolicy, SeedError, SeedObject, SeedOptions, normalized_sha};
+use crate::kit::path::KitPath;
+use crate::report::progress::Progress;
+use crate::store::{Lookup, ObjectDigest, Store, StoreError};
+
+/// Below this many seeds, per-key lookups are as cheap as a listing.
+const LIST_MIN_SEEDS: usize = 16;
+
+/// What the store holds at a seed's key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+#[non_exhaustive]
+pub enum SeedState {
+    /// Nothing: the seed is pending.
+    Absent,
+    /// The same bytes: the seed is applied.
+    Same,
+    /// Different bytes: a conflict.
+    Different {
+        /// What the store holds.
+        existing: ObjectDigest,
+    },
+}
+
+/// One seed compared with the store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlanEntry {
+    /// The key.
+    pub key: String,
+    /// The seed's size.
+    pub size: u64,
+    /// The seed's SHA-256.
+    pub sha256: String,
+    /// What the store holds.
+    #[serde(flatten)]
+    pub state: SeedState,
+    /// What seeding does about it under the plan's conflict policy.
+    pub action: Action,
+}
+
+/// Every seed compared with the store (for `--dry-run` and `offkit status`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeedPlan {
+    /// The store, redacted.
+    pub store: String,
+    /// One entry per seed, in seed order.
+    pub entries: Vec<PlanEntry>,
+}
+
+impl SeedPlan {
+    /// How many entries take `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.entries.iter().filter(|e| e.action == action).count()
+    }
+}
+
+/// Compares `seeds` with `store` without changing anything.
+pub fn plan(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+    opts: &SeedOptions,
+) -> Result<SeedPlan, SeedError> {
+    let pool = super::run::pool(opts.threads(store))?;
+    plan_with(store, seeds, opts.conflicts, &pool, &Progress::hidden(0))
+}
+
+pub(super) fn plan_with(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+    policy: ConflictPolicy,
+    pool: &rayon::ThreadPool,
+    progress: &Progress,
+) -> Result<SeedPlan, SeedError> {
+    let mut shas = Vec::with_capacity(seeds.len());
+    let mut keys = HashSet::with_capacity(seeds.len());
+    for s in seeds {
+        shas.push(normalized_sha(s)?);
+        if !keys.insert(s.key.as_str()) {
+            return Err(SeedError::InvalidSeed {
+                key: s.key.to_string(),
+                reason: "the same key is seeded twice".into(),
+            });
+        }
+    }
+    let sizes = pool.install(|| existing_sizes(store, seeds))?;
+    let states: Vec<SeedState> = pool.install(|| {
+        seeds
+            .par_iter()
+            .zip(&sizes)
+            .zip(&shas)
+            .map(|((s, size), sha)| {
+                let state = match size {
+                    None => SeedState::Absent,
+                    Some(_) => match store.digest(&s.key)? {
+                        None => SeedState::Absent,
+                        Some(d) if d.size == s.size && &d.sha256 == sha => SeedState::Same,
+                        Some(existing) => SeedState::Different { existing },
+                    },
+                };
+                if state == SeedState::Same {
+                    progress.skipped(1);
+                }
+                Ok(state)
+            })
+            .collect::<Result<_, StoreError>>()
+    })?;
+    let entries = seeds
+        .iter()
+        .zip(shas)
+        .zip(states)
+        .map(|((s, sha256), state)| PlanEntry {
+            key: s.key.to_string(),
+            size: s.size,
+            sha256,
+            action: match (&state, policy) {
+                (SeedState::Absent, _) => Action::Put,
+                (SeedState::Same, _) => Action::Skip,
+                (SeedState::Different { .. }, ConflictPolicy::Replace) => Action::Replace,
+                (SeedState::Different { .. }, _) => Action::Conflict,
+            },
+            state,
+        })
+        .collect();
+    Ok(SeedPlan {
+        store: store.url().redacted(),
+        entries,
+    })
+}
+
+/// The size of the object at each seed's key, if there is one.
+fn existing_sizes(store: &dyn Store, seeds: &[SeedObject]) -> Result<Vec<Option<u64>>, StoreError> {
+    if store.lookup() == Lookup::Listing && seeds.len() >= LIST_MIN_SEEDS {
+        if let Some(sizes) = sizes_by_listing(store, seeds)? {
+            return Ok(sizes);
+        }
+    }
+    seeds.par_iter().map(|s| store.stat(&s.key)).collect()
+}
+
+/// Lists the seeds' common folder; `None` when it holds so many other objects that per-key
+/// lookups are cheaper.
+fn sizes_by_listing(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+) -> Result<Option<Vec<Option<u64>>>, StoreError> {
+    let index: HashMap<&str, usize> = seeds
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.key.as_str(), i))
+        .collect();
+    let cap = seeds.len() * 4 + 1000;
+    let mut sizes = vec![None; seeds.len()];
+    let mut seen = 0usize;
+    let mut overflow = false;
+    store.list(common_folder(seeds).as_ref(), &mut |info| {
+        seen += 1;
+        if seen > cap {
+            overflow = true;
+            return ControlFlow::Break(());
+        }
+        if let Some(&i) = index.get(info.key.as_str()) {
+            sizes[i] = Some(info.size);
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok((!overflow).then_some(sizes))
+}
+
+/// The deepest folder that contains every seed key.
+pub(crate) fn common_folder(seeds: &[SeedObject]) -> Option<KitPath> {
+    let mut common: Option<Vec<&str>> = None;
+    for s in seeds {
+        let comps: Vec<&str> = s.key.components().collect();
+        let dir = &comps[..comps.len().saturating_sub(1)];
+        common = Some(match common {
+            None => dir.to_vec(),
+            Some(c) => c
+                .iter()
+                .zip(dir)
+                .take_while(|(a, b)| a == b)
+                .map(|(a, _)| *a)
+                .collect(),
+        });
+    }
+    common
+        .filter(|c| !c.is_empty())
+        .and_then(|c| KitPath::new(&c.join("/")).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(key: &str) -> SeedObject {
+        SeedObject {
+            key: KitPath::new(key).unwrap(),
+            path: "x".into(),
+            sha256: "0".repeat(64),
+            size: 0,
+            media_type: String::new(),
+        }
+    }
+
+    #[test]
+    fn common_folder_of_keys() {
+        let s = [seed("a/b/c.json"), seed("a/b/d/e.json"), seed("a/b/f")];
+        assert_eq!(common_folder(&s).unwrap().as_str(), "a/b");
+        let s = [seed("a/b/c.json"), seed("x.json")];
+        assert_eq!(common_folder(&s), None);
+        assert_eq!(common_folder(&[]), None);
+    }
+}

@@ -1,0 +1,258 @@
+//! Executing a seeding plan: parallel create-only puts, each streamed from its file through a
+//! verifying reader and confirmed by reading the object back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::plan::plan_with;
+use super::report::{Action, ObjectReport, Outcome, SeedMode, SeedReport, SeedTotals};
+use super::{ConflictPolicy, SeedError, SeedObject, SeedOptions};
+use crate::failpoint;
+use crate::report::progress::Progress;
+use crate::store::stream::VerifyingReader;
+use crate::store::{PutRequest, Store, StoreError, WriteMode};
+
+/// A worker pool of `threads` threads.
+pub(super) fn pool(threads: usize) -> Result<rayon::ThreadPool, StoreError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("offkit-seed-{i}"))
+        .build()
+        .map_err(|e| StoreError::Runtime {
+            driver: "seeding",
+            cause: std::io::Error::other(e),
+        })
+}
+
+pub(super) fn run(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+    opts: &SeedOptions,
+    progress: &Progress,
+) -> Result<SeedReport, SeedError> {
+    let started = Instant::now();
+    let threads = opts.threads(store);
+    let pool = pool(threads)?;
+    let plan = plan_with(store, seeds, opts.conflicts, &pool, progress)?;
+    let mut report = SeedReport {
+        store: plan.store.clone(),
+        mode: opts.mode,
+        conflict_policy: opts.conflicts,
+        parallelism: threads,
+        totals: SeedTotals::default(),
+        duration_ms: 0.0,
+        objects: plan
+            .entries
+            .iter()
+            .map(|e| {
+                ObjectReport::planned(e.key.clone(), e.size, e.sha256.clone(), &e.state, e.action)
+            })
+            .collect(),
+    };
+    let conflicts = plan.count(Action::Conflict);
+    if opts.mode == SeedMode::Apply {
+        if conflicts > 0 {
+            // Stop before any put: the operator sees every conflicting key at once.
+            for o in &mut report.objects {
+                o.outcome = Some(match o.action {
+                    Action::Skip => Outcome::Skipped,
+                    Action::Conflict => Outcome::Conflict,
+                    _ => Outcome::NotRun,
+                });
+            }
+            progress.failed(conflicts as u64);
+        } else {
+            let stop = AtomicBool::new(false);
+            let done: Vec<Option<ObjectReport>> = pool.install(|| {
+                report
+                    .objects
+                    .par_iter()
+                    .zip(seeds)
+                    .map(|(o, s)| match o.action {
+                        Action::Put | Action::Replace => Some(put_one(
+                            store,
+                            s,
+                            o.clone(),
+                            opts.conflicts,
+                            &stop,
+                            progress,
+                        )),
+                        _ => None,
+                    })
+                    .collect()
+            });
+            for (o, d) in report.objects.iter_mut().zip(done) {
+                match d {
+                    Some(d) => *o = d,
+                    None if o.action == Action::Skip => o.outcome = Some(Outcome::Skipped),
+                    None => {}
+                }
+            }
+        }
+    }
+    report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    report.tally();
+    finish(report)
+}
+
+/// Turns the report into the result: conflicts, then failures, are errors that carry it.
+fn finish(report: SeedReport) -> Result<SeedReport, SeedError> {
+    let conflicted = report.objects.iter().find(|o| {
+        o.outcome == Some(Outcome::Conflict)
+            || (report.mode == SeedMode::DryRun && o.action == Action::Conflict)
+    });
+    if let Some(first) = conflicted {
+        let existing = first
+            .existing
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), |e| e.sha256.clone());
+        return Err(SeedError::Conflicts {
+            count: report.totals.conflicts as usize,
+            store: report.store.clone(),
+            first: first.key.clone(),
+            existing,
+            expected: first.sha256.clone(),
+            report: Box::new(report),
+        });
+    }
+    if let Some(first) = report
+        .objects
+        .iter()
+        .find(|o| o.outcome == Some(Outcome::Failed))
+    {
+        return Err(SeedError::Failed {
+            count: report.totals.failed as usize,
+            store: report.store.clone(),
+            first: first.key.clone(),
+            error: first.error.clone().unwrap_or_default(),
+            report: Box::new(report),
+        });
+    }
+    Ok(report)
+}
+
+/// Puts one object and confirms it; never panics, always reports.
+fn put_one(
+    store: &dyn Store,
+    s: &SeedObject,
+    mut o: ObjectReport,
+    policy: ConflictPolicy,
+    stop: &AtomicBool,
+    progress: &Progress,
+) -> ObjectReport {
+    if stop.load(Ordering::Relaxed) {
+        o.outcome = Some(Outcome::NotRun);
+        return o;
+    }
+    let started = Instant::now();
+    let mode = match o.action {
+        Action::Replace => WriteMode::Replace,
+        _ => WriteMode::CreateNew,
+    };
+    let result = match put_confirmed(store, s, &o.sha256, mode) {
+        // Someone put an object at this key since the plan: look at it, never overwrite it.
+        Err(StoreError::AlreadyExists { .. }) => match store.digest(&s.key) {
+            Ok(Some(d)) if d.sha256 == o.sha256 && d.size == s.size => Ok(Outcome::Skipped),
+            Ok(Some(d)) if policy == ConflictPolicy::Replace => {
+                o.existing = Some(d);
+                put_confirmed(store, s, &o.sha256, WriteMode::Replace).map(|_| Outcome::Replaced)
+            }
+            Ok(Some(d)) => {
+                o.existing = Some(d);
+                stop.store(true, Ordering::Relaxed);
+                Ok(Outcome::Conflict)
+            }
+            Ok(None) => {
+                put_confirmed(store, s, &o.sha256, WriteMode::CreateNew).map(|_| Outcome::Put)
+            }
+            Err(e) => Err(e),
+        },
+        Ok(()) if mode == WriteMode::Replace => Ok(Outcome::Replaced),
+        Ok(()) => Ok(Outcome::Put),
+        Err(e) => Err(e),
+    };
+    o.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(outcome) => {
+            if matches!(outcome, Outcome::Put | Outcome::Replaced) {
+                o.bytes_written = s.size;
+                progress.success(1);
+            } else if outcome == Outcome::Skipped {
+                progress.skipped(1);
+            } else {
+                progress.failed(1);
+            }
+            o.outcome = Some(outcome);
+        }
+        Err(e) => {
+            o.outcome = Some(Outcome::Failed);
+            o.error = Some(e.to_string());
+            progress.failed(1);
+        }
+    }
+    o
+}
+
+/// Streams the seed's file into the store and confirms the stored bytes by reading them back.
+fn put_confirmed(
+    store: &dyn Store,
+    s: &SeedObject,
+    sha256: &str,
+    mode: WriteMode,
+) -> Result<(), StoreError> {
+    let key = s.key.as_str();
+    failpoint::hit(&format!("seed-put:{key}"));
+    let file = std::fs::File::open(&s.path).map_err(|source| StoreError::Io {
+        op: "open seed source",
+        store: store.url().redacted(),
+        key: key.to_owned(),
+        cause: source,
+    })?;
+    let mut body = VerifyingReader::new(
+        std::io::BufReader::with_capacity(256 * 1024, file),
+        key,
+        s.size,
+        sha256,
+    )
+    .with_failpoint(format!("seed-put-streaming:{key}"));
+    let req = PutRequest {
+        key: &s.key,
+        size: s.size,
+        media_type: &s.media_type,
+        mode,
+    };
+    if let Err(e) = store.put(&req, &mut body) {
+        return Err(body.mismatch_error().unwrap_or(e));
+    }
+    if !body.is_complete() {
+        return Err(StoreError::Corrupt {
+            store: store.url().redacted(),
+            key: key.to_owned(),
+            reason: format!(
+                "the driver stored the object after reading only {} of {} bytes (a driver bug)",
+                body.bytes_read(),
+                s.size
+            ),
+        });
+    }
+    match store.digest(&s.key)? {
+        Some(d) if d.sha256 == sha256 && d.size == s.size => {}
+        found => {
+            return Err(StoreError::Corrupt {
+                store: store.url().redacted(),
+                key: key.to_owned(),
+                reason: match found {
+                    Some(d) => format!(
+                        "read back {} bytes with sha256 {} right after the put; expected {} bytes with sha256 {sha256}",
+                        d.size, d.sha256, s.size
+                    ),
+                    None => "the object was gone right after the put".into(),
+                },
+            });
+        }
+    }
+    failpoint::hit(&format!("seed-committed:{key}"));
+    Ok(())
+}

@@ -1,0 +1,548 @@
+//! Store URLs: parsing `file://DIR`, `s3://BUCKET/PREFIX?…` and `postgres://…?table=…` into a
+//! [`StoreUrl`], and showing them without secrets.
+//!
+//! A `StoreUrl` never prints a secret: its `Debug` and [`StoreUrl::redacted`] replace S3 keys and
+//! database passwords with `***`, and parse errors quote only a redacted form of the input. The
+//! secret values themselves live in [`Secret`], which has no way to print them. This module owns
+//! the syntax; opening a store is [`super::open`]'s job.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A secret string (an S3 key, a database password or a URL that contains one). `Debug` and
+/// `Display` print `***`; only [`Secret::expose`] gives the value, for handing it to a client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value, to pass to a client library. Never print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Why a store URL was refused. Messages quote the URL only in redacted form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// The scheme is not one offkit knows.
+    #[error(
+        "unknown store URL scheme in {url:?}: use file://DIR, s3://BUCKET/PREFIX or postgres://…?table=SCHEMA.TABLE"
+    )]
+    UnknownScheme {
+        /// The URL, redacted.
+        url: String,
+    },
+    /// The URL could not be parsed.
+    #[error("malformed store URL {url:?}: {reason}")]
+    Malformed {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A query option this driver does not know (a typo would otherwise be silently ignored).
+    #[error("unknown option {option:?} in store URL {url:?} (known: {known})")]
+    UnknownOption {
+        /// The URL, redacted.
+        url: String,
+        /// The option name.
+        option: String,
+        /// The options this driver accepts.
+        known: &'static str,
+    },
+    /// An option has a value this driver does not accept.
+    #[error("bad value for option {option:?} in store URL {url:?}: {reason}")]
+    BadOption {
+        /// The URL, redacted.
+        url: String,
+        /// The option name.
+        option: String,
+        /// What is wrong (never the value of a secret option).
+        reason: String,
+    },
+}
+
+/// How S3 requests address the bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Addressing {
+    /// `https://endpoint/BUCKET/KEY` (MinIO, Ceph, rclone and most self-hosted servers).
+    Path,
+    /// `https://BUCKET.endpoint/KEY` (AWS's default).
+    VirtualHosted,
+}
+
+/// How an S3 put avoids overwriting an object a concurrent writer just created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ConditionalPut {
+    /// Send `If-None-Match: *` (AWS since 2024, MinIO, Ceph): the server refuses to overwrite.
+    IfNoneMatch,
+    /// The server does not support conditional puts: check existence, then put (a concurrent
+    /// writer between the two can still be overwritten; the read-back confirmation reports it).
+    Disabled,
+}
+
+/// A parsed `s3://BUCKET/PREFIX?options` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct S3Url {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix inside the bucket (no leading or trailing `/`), if any.
+    pub prefix: Option<String>,
+    /// `endpoint=URL`: the server (default: AWS, or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// `region=NAME` (default: `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`).
+    pub region: Option<String>,
+    /// `path_style=true|false`.
+    pub addressing: Option<Addressing>,
+    /// `allow_http=true|false`; an explicit `http://` endpoint implies it.
+    pub allow_http: Option<bool>,
+    /// `access_key_id=…` (default: `AWS_ACCESS_KEY_ID`). Treated as a secret.
+    pub access_key_id: Option<Secret>,
+    /// `secret_access_key=…` (default: `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key: Option<Secret>,
+    /// `session_token=…` (default: `AWS_SESSION_TOKEN`).
+    pub session_token: Option<Secret>,
+    /// `conditional_put=if-none-match|disabled`.
+    pub conditional_put: ConditionalPut,
+}
+
+/// A parsed `postgres://…?table=SCHEMA.TABLE` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresUrl {
+    /// The connection URL without the `table` option (it may carry a password).
+    pub conninfo: Secret,
+    /// The connection URL with the password replaced by `***`.
+    pub shown: String,
+    /// The schema of the object table.
+    pub schema: String,
+    /// The object table; chunks live in `<table>_chunks`.
+    pub table: String,
+}
+
+/// A parsed `file://DIR` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileUrl {
+    /// The store's root folder (relative paths are relative to the working directory).
+    pub dir: PathBuf,
+}
+
+/// Where objects live: one of the three drivers, with its options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreUrl {
+    /// A local folder.
+    File(FileUrl),
+    /// An S3-compatible bucket.
+    S3(S3Url),
+    /// A PostgreSQL table.
+    Postgres(PostgresUrl),
+}
+
+/// The default PostgreSQL object table.
+pub const DEFAULT_PG_TABLE: (&str, &str) = ("offkit", "objects");
+
+const S3_OPTIONS: &str = "endpoint, region, path_style, allow_http, access_key_id, secret_access_key, session_token, conditional_put";
+const SECRET_OPTIONS: &[&str] = &[
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "password",
+];
+
+impl StoreUrl {
+    /// Parses a store URL.
+    pub fn parse(input: &str) -> Result<Self, UrlError> {
+        let scheme = input.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("file") => parse_file(input),
+            Some("s3") => parse_s3(input),
+            Some("postgres" | "postgresql") => parse_postgres(input),
+            _ => Err(UrlError::UnknownScheme {
+                url: redact_raw(input),
+            }),
+        }
+    }
+
+    /// The URL with every secret replaced by `***`: safe for output, logs, errors and reports.
+    pub fn redacted(&self) -> String {
+        match self {
+            StoreUrl::File(f) => format!("file://{}", f.dir.display()),
+            StoreUrl::S3(s) => s.redacted(),
+            StoreUrl::Postgres(p) => p.shown.clone(),
+        }
+    }
+
+    /// The driver's name: `file`, `s3` or `postgres`.
+    pub fn driver(&self) -> &'static str {
+        match self {
+            StoreUrl::File(_) => "file",
+            StoreUrl::S3(_) => "s3",
+            StoreUrl::Postgres(_) => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    /// Displays the redacted form (there is no way to display the secrets).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::str::FromStr for StoreUrl {
+    type Err = UrlError;
+    fn from_str(s: &str) -> Result<Self, UrlError> {
+        StoreUrl::parse(s)
+    }
+}
+
+impl S3Url {
+    fn redacted(&self) -> String {
+        let mut s = format!("s3://{}", self.bucket);
+        if let Some(p) = &self.prefix {
+            s.push('/');
+            s.push_str(p);
+        }
+        let mut opts: Vec<String> = Vec::new();
+        if let Some(e) = &self.endpoint {
+            opts.push(format!("endpoint={e}"));
+        }
+        if let Some(r) = &self.region {
+            opts.push(format!("region={r}"));
+        }
+        if let Some(a) = self.addressing {
+            opts.push(format!("path_style={}", a == Addressing::Path));
+        }
+        if let Some(h) = self.allow_http {
+            opts.push(format!("allow_http={h}"));
+        }
+        for (name, v) in [
+            ("access_key_id", &self.access_key_id),
+            ("secret_access_key", &self.secret_access_key),
+            ("session_token", &self.session_token),
+        ] {
+            if v.is_some() {
+                opts.push(format!("{name}=***"));
+            }
+        }
+        if self.conditional_put == ConditionalPut::Disabled {
+            opts.push("conditional_put=disabled".into());
+        }
+        if !opts.is_empty() {
+            s.push('?');
+            s.push_str(&opts.join("&"));
+        }
+        s
+    }
+}
+
+fn parse_file(input: &str) -> Result<StoreUrl, UrlError> {
+    let rest = &input["file://".len()..];
+    if rest.is_empty() {
+        return Err(UrlError::Malformed {
+            url: input.to_owned(),
+            reason: "no folder: use file://DIR, e.g. file://./offkit-store or file:///srv/store"
+                .into(),
+        });
+    }
+    Ok(StoreUrl::File(FileUrl {
+        dir: PathBuf::from(rest),
+    }))
+}
+
+fn malformed(input: &str, reason: impl Into<String>) -> UrlError {
+    UrlError::Malformed {
+        url: redact_raw(input),
+        reason: reason.into(),
+    }
+}
+
+fn parse_bool(url: &str, option: &str, value: &str) -> Result<bool, UrlError> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(UrlError::BadOption {
+            url: url.to_owned(),
+            option: option.to_owned(),
+            reason: format!("expected true or false, got {value:?}"),
+        }),
+    }
+}
+
+fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
+    let parsed = url::Url::parse(input).map_err(|e| malformed(input, e.to_string()))?;
+    let shown = redact_raw(input);
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(malformed(
+            input,
+            "credentials in the authority are not accepted: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
+        ));
+    }
+    let bucket = parsed.host_str().unwrap_or_default().to_owned();
+    if bucket.is_empty() {
+        return Err(malformed(input, "no bucket: use s3://BUCKET/PREFIX"));
+    }
+    if parsed.port().is_some() {
+        return Err(malformed(
+            input,
+            "a port belongs in the endpoint option, not after the bucket",
+        ));
+    }
+    // The raw path, not the url crate's normalised one (which would resolve `a/../b` silently).
+    let raw = &input["s3://".len()..];
+    let raw = raw.split(['?', '#']).next().unwrap_or_default();
+    let path = raw
+        .split_once('/')
+        .map_or("", |(_, p)| p)
+        .trim_end_matches('/');
+    let prefix = if path.is_empty() {
+        None
+    } else {
+        let decoded = percent_decode(path);
+        crate::kit::path::KitPath::new(&decoded)
+            .map_err(|e| malformed(input, format!("bad prefix: {e}")))?;
+        Some(decoded)
+    };
+    let mut s3 = S3Url {
+        bucket,
+        prefix,
+        endpoint: None,
+        region: None,
+        addressing: None,
+        allow_http: None,
+        access_key_id: None,
+        secret_access_key: None,
+        session_token: None,
+        conditional_put: ConditionalPut::IfNoneMatch,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, v) in parsed.query_pairs() {
+        let (k, v) = (k.into_owned(), v.into_owned());
+        if !seen.insert(k.clone()) {
+            return Err(UrlError::BadOption {
+                url: shown,
+                option: k,
+                reason: "given twice".into(),
+            });
+        }
+        match k.as_str() {
+            "endpoint" => {
+                let e = url::Url::parse(&v).map_err(|e| UrlError::BadOption {
+                    url: shown.clone(),
+                    option: k.clone(),
+                    reason: e.to_string(),
+                })?;
+                if !e.username().is_empty() || e.password().is_some() {
+                    return Err(UrlError::BadOption {
+                        url: shown,
+                        option: k,
+                        reason: "credentials in the endpoint are not accepted: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
+                    });
+                }
+                if e.scheme() == "http" && s3.allow_http.is_none() {
+                    s3.allow_http = Some(true);
+                }
+                s3.endpoint = Some(v.trim_end_matches('/').to_owned());
+            }
+            "region" => s3.region = Some(v),
+            "path_style" => {
+                s3.addressing = Some(if parse_bool(&shown, &k, &v)? {
+                    Addressing::Path
+                } else {
+                    Addressing::VirtualHosted
+                })
+            }
+            "allow_http" => s3.allow_http = Some(parse_bool(&shown, &k, &v)?),
+            "access_key_id" => s3.access_key_id = Some(Secret(v)),
+            "secret_access_key" => s3.secret_access_key = Some(Secret(v)),
+            "session_token" => s3.session_token = Some(Secret(v)),
+            "conditional_put" => {
+                s3.conditional_put = match v.as_str() {
+                    "if-none-match" => ConditionalPut::IfNoneMatch,
+                    "disabled" => ConditionalPut::Disabled,
+                    _ => {
+                        return Err(UrlError::BadOption {
+                            url: shown,
+                            option: k,
+                            reason: format!("expected if-none-match or disabled, got {v:?}"),
+                        });
+                    }
+                }
+            }
+            _ => {
+                return Err(UrlError::UnknownOption {
+                    url: shown,
+                    option: k,
+                    known: S3_OPTIONS,
+                });
+            }
+        }
+    }
+    Ok(StoreUrl::S3(s3))
+}
+
+fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
+    let mut parsed = url::Url::parse(input).map_err(|e| malformed(input, e.to_string()))?;
+    let shown_input = redact_raw(input);
+    let mut table_opt = None;
+    let mut rest: Vec<(String, String)> = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        if k == "table" {
+            if table_opt.replace(v.into_owned()).is_some() {
+                return Err(UrlError::BadOption {
+                    url: shown_input,
+                    option: "table".into(),
+                    reason: "given twice".into(),
+                });
+            }
+        } else {
+            rest.push((k.into_owned(), v.into_owned()));
+        }
+    }
+    let (schema, table) = match &table_opt {
+        None => (DEFAULT_PG_TABLE.0.to_owned(), DEFAULT_PG_TABLE.1.to_owned()),
+        Some(t) => parse_table(&shown_input, t)?,
+    };
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(&rest);
+    }
+    let conninfo = parsed.to_string();
+    // The postgres crate parses the same URL; refuse here what it would refuse later, and say it
+    // without quoting the password.
+    conninfo
+        .parse::<postgres::Config>()
+        .map_err(|e| malformed(input, redact_text(&e.to_string(), &parsed)))?;
+    let mut shown = redact_raw(&conninfo);
+    shown.push_str(if rest.is_empty() { "?" } else { "&" });
+    shown.push_str(&format!("table={schema}.{table}"));
+    Ok(StoreUrl::Postgres(PostgresUrl {
+        conninfo: Secret(conninfo),
+        shown,
+        schema,
+        table,
+    }))
+}
+
+/// Longest PostgreSQL identifier, less room for the `_chunks` suffix of the chunk table.
+const MAX_TABLE_IDENT: usize = 63 - "_chunks".len();
+
+fn parse_table(url: &str, t: &str) -> Result<(String, String), UrlError> {
+    let (schema, table) = t.split_once('.').unwrap_or(("public", t));
+    for (what, ident) in [("schema", schema), ("table", table)] {
+        let ok = !ident.is_empty()
+            && ident.len() <= MAX_TABLE_IDENT
+            && ident
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && ident.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(UrlError::BadOption {
+                url: url.to_owned(),
+                option: "table".into(),
+                reason: format!(
+                    "{what} name {ident:?} must be 1-{MAX_TABLE_IDENT} letters, digits or '_', not starting with a digit (use table=SCHEMA.TABLE)"
+                ),
+            });
+        }
+    }
+    Ok((schema.to_owned(), table.to_owned()))
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// Replaces the secrets in a text (an error message) that may quote the URL's password.
+fn redact_text(text: &str, url: &url::Url) -> String {
+    match url.password() {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text.to_owned(),
+    }
+}
+
+/// Best-effort redaction of a URL string that may not parse: the user-info part
+/// (`user:password@`) becomes `user:***@` for PostgreSQL and `***@` otherwise, and the values of
+/// secret query options become `***`.
+pub fn redact_raw(input: &str) -> String {
+    let (head, query) = match input.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (input, None),
+    };
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            // A database user name helps and is kept; anywhere else the user part may be a key.
+            let keep_user = scheme.to_ascii_lowercase().starts_with("postgres");
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, host)) => match userinfo.split_once(':') {
+                    Some((user, _)) if keep_user => format!("{user}:***@{host}"),
+                    None if keep_user => format!("{userinfo}@{host}"),
+                    _ => format!("***@{host}"),
+                },
+                None => authority.to_owned(),
+            };
+            format!("{scheme}://{authority}{path}")
+        }
+        None => head.to_owned(),
+    };
+    if let Some(q) = query {
+        let parts: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if SECRET_OPTIONS.contains(&k) => format!("{k}=***"),
+                Some((k, v)) if k == "endpoint" => format!("{k}={}", redact_endpoint(v)),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&parts.join("&"));
+    }
+    out
+}
+
+fn redact_endpoint(v: &str) -> String {
+    let decoded = percent_decode(v);
+    if decoded.contains('@') {
+        redact_raw(&decoded)
+    } else {
+        v.to_owned()
+    }
+}
+
+#[cfg(test)]
+#[path = "url_tests.rs"]
+mod tests;

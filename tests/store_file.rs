@@ -1,0 +1,190 @@
+//! The `file://` store: the shared driver suite through the library, and the `offkit store`
+//! commands through the real binary.
+
+#[path = "common/store_cli.rs"]
+mod cli;
+#[path = "common/store_suite.rs"]
+mod suite;
+
+use offkit::store::{Store, open_str};
+
+fn store(dir: &std::path::Path) -> Box<dyn Store> {
+    open_str(&format!("file://{}", dir.display())).unwrap()
+}
+
+fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let (st, src) = (t.path().join("store"), t.path().join("src"));
+    (t, st, src)
+}
+
+#[test]
+fn put_get_skip() {
+    let (_t, st, src) = dirs();
+    suite::put_get_skip(store(&st).as_ref(), &src);
+}
+
+#[test]
+fn conflict_stops_and_replace_conflicting() {
+    let (_t, st, src) = dirs();
+    suite::conflict_stops(store(&st).as_ref(), &src);
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let (_t, st, src) = dirs();
+    suite::dry_run_changes_nothing(store(&st).as_ref(), &src);
+}
+
+#[test]
+fn source_mismatch_stores_nothing() {
+    let (_t, st, src) = dirs();
+    suite::source_mismatch_stores_nothing(store(&st).as_ref(), &src);
+}
+
+#[test]
+fn large_object_streams() {
+    let (_t, st, src) = dirs();
+    let s = suite::large_object(store(&st).as_ref(), &src, 64 << 20);
+    assert_eq!(
+        std::fs::metadata(st.join("big/blob.bin")).unwrap().len(),
+        s.size
+    );
+}
+
+#[test]
+fn check_passes() {
+    let (_t, st, _src) = dirs();
+    suite::check_passes(store(&st).as_ref());
+}
+
+#[test]
+fn cli_put_dir_ls_get_and_progress_lines() {
+    let (t, st, src) = dirs();
+    suite::seed_folder(&src, 12, 0);
+    let url = format!("file://{}", st.display());
+    let (out, stdout, stderr) = cli::run(cli::offkit().args(["store", "put-dir", &url]).arg(&src));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("put 12, skipped 0"), "{stdout}");
+    assert!(
+        stderr.contains("Progress: 12/12 (100.0%) - Success: 12, Failed: 0, Skipped: 0"),
+        "{stderr}"
+    );
+    let report = t.path().join("report.json");
+    let (out, stdout, _) = cli::run(
+        cli::offkit()
+            .args([
+                "store",
+                "put-dir",
+                "--json",
+                "--progress",
+                "off",
+                "--report",
+            ])
+            .arg(&report)
+            .arg(&url)
+            .arg(&src),
+    );
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["totals"]["skipped"], 12);
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(file, json);
+    let (out, stdout, _) =
+        cli::run(cli::offkit().args(["store", "ls", &url, "--prefix", "set/01/"]));
+    assert!(out.status.success());
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    let (out, stdout, _) =
+        cli::run(cli::offkit().args(["store", "get", &url, "set/01/obj-005.json"]));
+    assert!(out.status.success());
+    assert_eq!(stdout, "{\"i\":5}");
+    let (out, _, stderr) = cli::run(cli::offkit().args(["store", "get", &url, "set/nope.json"]));
+    assert_eq!(out.status.code(), Some(12), "{stderr}");
+}
+
+#[test]
+fn cli_conflict_exits_12_and_names_the_key() {
+    let (_t, st, src) = dirs();
+    suite::seed_folder(&src, 3, 0);
+    let url = format!("file://{}", st.display());
+    assert!(
+        cli::run(cli::offkit().args(["store", "put-dir", &url]).arg(&src))
+            .0
+            .status
+            .success()
+    );
+    std::fs::write(src.join("set/01/obj-001.json"), b"different").unwrap();
+    let (out, stdout, stderr) = cli::run(cli::offkit().args(["store", "put-dir", &url]).arg(&src));
+    assert_eq!(out.status.code(), Some(12), "{stdout}{stderr}");
+    assert!(stderr.contains("set/01/obj-001.json"), "{stderr}");
+    assert!(stdout.contains("conflict: set/01/obj-001.json"), "{stdout}");
+    assert_eq!(
+        std::fs::read(st.join("set/01/obj-001.json")).unwrap(),
+        b"{\"i\":1}"
+    );
+    let (out, stdout, _) = cli::run(
+        cli::offkit()
+            .args(["store", "put-dir", "--replace-conflicting", &url])
+            .arg(&src),
+    );
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("replaced 1"), "{stdout}");
+    assert_eq!(
+        std::fs::read(st.join("set/01/obj-001.json")).unwrap(),
+        b"different"
+    );
+}
+
+#[test]
+fn cli_refuses_links_in_the_source_and_bad_keys() {
+    let (t, st, src) = dirs();
+    suite::seed_folder(&src, 2, 0);
+    std::os::unix::fs::symlink("/etc/passwd", src.join("set/passwd")).unwrap();
+    let url = format!("file://{}", st.display());
+    let (out, _, stderr) = cli::run(cli::offkit().args(["store", "put-dir", &url]).arg(&src));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("set/passwd"), "{stderr}");
+    assert!(!st.exists(), "nothing was written");
+    let (out, _, _) = cli::run(cli::offkit().args(["store", "get", &url, "../etc/passwd"]));
+    assert_eq!(out.status.code(), Some(2));
+    let (out, _, _) = cli::run(
+        cli::offkit()
+            .args(["store", "put-dir", "--prefix", "a/../b", &url])
+            .arg(t.path()),
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn cli_check_reports_each_step() {
+    let (_t, st, _) = dirs();
+    let url = format!("file://{}", st.display());
+    let (out, stdout, stderr) = cli::run(cli::offkit().args(["store", "check", "--json", &url]));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["ok"], true);
+    let steps: Vec<&str> = json["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "list",
+            "write",
+            "stat",
+            "read-back",
+            "no-clobber",
+            "delete",
+            "gone"
+        ]
+    );
+    // A store folder that cannot be written fails the check with exit code 12.
+    std::fs::write(st.join("x"), b"").unwrap();
+    let blocked = format!("file://{}/x/sub", st.display());
+    let (out, stdout, _) = cli::run(cli::offkit().args(["store", "check", &blocked]));
+    assert_eq!(out.status.code(), Some(12), "{stdout}");
+    assert!(stdout.contains("write        failed"), "{stdout}");
+}
