@@ -15,6 +15,7 @@
 //! - [`exit`]: the documented exit-code table.
 #![forbid(unsafe_code)]
 
+pub mod apply;
 pub mod cli;
 pub mod exit;
 pub mod failpoint;

@@ -37,14 +37,30 @@ pub enum Command {
     Resolve(ResolveArgs),
 }
 
-/// Where the migrations come from. A verified kit (`--kit … --trust …`) is added here by the kit
-/// verifier; `--source` is an unsigned kit source folder, for release engineers rehearsing.
+/// Where the migrations come from: a verified kit (`--kit KIT --trust PUB|POLICY`), or an
+/// unsigned kit source folder (`--source DIR`) for release engineers rehearsing.
 #[derive(Debug, Clone, clap::Args)]
-#[group(required = true, multiple = false)]
 pub struct SourceArgs {
+    /// A kit file, verified against --trust before anything is read from it.
+    #[arg(
+        long,
+        value_name = "KIT",
+        conflicts_with = "source",
+        requires = "trust"
+    )]
+    pub kit: Option<PathBuf>,
     /// A kit source folder (kit.toml, migrations/, rollback/). UNSIGNED: nothing is verified.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", required_unless_present = "kit")]
     pub source: Option<PathBuf>,
+    /// With --kit: a trusted public key or trust policy (repeatable).
+    #[arg(long = "trust", value_name = "PUB|POLICY")]
+    pub trust: Vec<PathBuf>,
+    /// With --kit: distinct trusted keys that must have signed.
+    #[arg(long, value_name = "K", requires = "kit")]
+    pub threshold: Option<usize>,
+    /// With --kit: UNSAFE, accept an expired kit.
+    #[arg(long, requires = "kit")]
+    pub allow_expired: bool,
 }
 
 /// A loaded source and how to label it.
@@ -56,6 +72,15 @@ pub enum SourceLabel {
         /// The folder.
         path: PathBuf,
     },
+    /// A kit that passed verification.
+    VerifiedKit {
+        /// The kit file.
+        path: PathBuf,
+        /// Kit name and version.
+        kit: String,
+        /// Keyids whose signatures counted.
+        signers: Vec<String>,
+    },
 }
 
 impl std::fmt::Display for SourceLabel {
@@ -66,15 +91,46 @@ impl std::fmt::Display for SourceLabel {
                 "{} (UNSIGNED source folder: not verified; for rehearsal)",
                 path.display()
             ),
+            SourceLabel::VerifiedKit { path, kit, signers } => write!(
+                f,
+                "{} ({kit}, VERIFIED, signed by {})",
+                path.display(),
+                signers.join(", ")
+            ),
         }
     }
 }
 
 impl SourceArgs {
-    /// Loads the migrations.
+    /// Loads the migrations (verifying the kit first for --kit).
     pub fn load(&self) -> Result<(MigrationSet, SourceLabel), CliError> {
+        if let Some(kit) = &self.kit {
+            let trust = super::common::TrustArgs {
+                trust: self.trust.clone(),
+                threshold: self.threshold,
+                allow_expired: self.allow_expired,
+            };
+            let extracted =
+                crate::trust::extract_to_temp(kit, &trust.policy()?, &trust.options(), None)?;
+            let set = crate::apply::kit_migrations(&extracted)?;
+            let m = extracted.kit().manifest();
+            let label = SourceLabel::VerifiedKit {
+                path: kit.clone(),
+                kit: format!("{} {}", m.name, m.version),
+                signers: extracted
+                    .kit()
+                    .signers()
+                    .iter()
+                    .map(|s| s.keyid.clone())
+                    .collect(),
+            };
+            return Ok((set, label));
+        }
         let Some(dir) = &self.source else {
-            return Err(CliError::msg(Exit::Usage, "give --source DIR"));
+            return Err(CliError::msg(
+                Exit::Usage,
+                "give --kit KIT --trust PUB, or --source DIR",
+            ));
         };
         let config = KitConfig::load(dir).map_err(|e| CliError::new(Exit::InvalidSource, e))?;
         let schemas: BTreeMap<String, String> = config
@@ -237,7 +293,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
 }
 
-fn connect(db: &str) -> Result<Session, CliError> {
+pub(crate) fn connect(db: &str) -> Result<Session, CliError> {
     let url = DbUrl::parse(db).map_err(crate::migrate::MigrateError::from)?;
     Ok(Session::connect(&url)?)
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::exit::{Exit, ExitCoded};
 
+pub mod apply;
 pub mod build;
 pub mod common;
 pub mod extract;
@@ -100,6 +101,12 @@ enum Command {
     Inspect(inspect::Args),
     /// Verify a kit, then write its files into a folder (all or nothing).
     Extract(extract::Args),
+    /// Verify a kit, then apply it to the database and object store (once, on record).
+    Apply(apply::Args),
+    /// What of a kit is applied, pending or conflicting at this site.
+    Status(apply::StatusArgs),
+    /// The ledger of kit applications (what was applied where and when).
+    History(apply::HistoryArgs),
     /// Inspect, verify, run, roll back and repair database migrations.
     #[command(subcommand)]
     Migrations(migrations::Command),
@@ -129,6 +136,9 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Extract(a) => extract::run(a, &cli.global),
+        Command::Apply(a) => apply::run(a, &cli.global),
+        Command::Status(a) => apply::status(a, &cli.global),
+        Command::History(a) => apply::history(a, &cli.global),
         Command::Migrations(cmd) => migrations::run(cmd, &cli.global),
         Command::Store(cmd) => store::run(cmd, &cli.global),
     };

@@ -208,3 +208,46 @@ impl PayloadSink for DirSink {
         }
     }
 }
+
+/// A verified kit extracted into a private temporary folder, removed on drop. What `apply`,
+/// `status` and `migrations --kit` work from.
+#[derive(Debug)]
+pub struct TempExtractedKit {
+    kit: ExtractedKit,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TempExtractedKit {
+    type Target = ExtractedKit;
+    fn deref(&self) -> &ExtractedKit {
+        &self.kit
+    }
+}
+
+/// Verifies `kit_path` and extracts it into a new private folder under `work_dir` (default: the
+/// system's temporary folder).
+pub fn extract_to_temp(
+    kit_path: &Path,
+    policy: &TrustPolicy,
+    opts: &VerifyOptions,
+    work_dir: Option<&Path>,
+) -> Result<TempExtractedKit, ExtractError> {
+    let builder = {
+        let mut b = tempfile::Builder::new();
+        b.prefix(".offkit-kit-");
+        b
+    };
+    let dir = match work_dir {
+        Some(w) => builder.tempdir_in(w),
+        None => builder.tempdir(),
+    }
+    .map_err(|source| ExtractError::Io {
+        path: work_dir.map_or_else(
+            || std::env::temp_dir().display().to_string(),
+            |w| w.display().to_string(),
+        ),
+        source,
+    })?;
+    let kit = extract_into(kit_path, policy, opts, dir.path())?;
+    Ok(TempExtractedKit { kit, _dir: dir })
+}

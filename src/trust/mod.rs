@@ -10,7 +10,7 @@ pub mod sign;
 pub mod sums;
 pub mod verify;
 
-pub use extract::{ExtractError, ExtractedKit, extract_kit};
+pub use extract::{ExtractError, ExtractedKit, TempExtractedKit, extract_kit, extract_to_temp};
 pub use failure::{Failure, FailureKind};
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use policy::TrustPolicy;

@@ -187,4 +187,3 @@ impl Kit {
 pub fn offkit_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_offkit"))
 }
-

@@ -1,0 +1,264 @@
+//! The ledger `offkit.kit_applications` (SQLite: `offkit_kit_applications`): one row per apply
+//! attempt, written on the same connection as the migrations, for auditors.
+//!
+//! A row is inserted as `running` when an apply starts and updated to `succeeded` or `failed`
+//! when it ends. A row still `running` when the next apply takes the lock belongs to an attempt
+//! that died (the lock proves no other apply runs); it is marked `interrupted`, so the ledger shows
+//! every attempt.
+
+use serde::Serialize;
+
+use crate::migrate::{DbError, Dialect, Driver, Value};
+
+/// Schema and table of the ledger.
+pub const SCHEMA: &str = "offkit";
+/// Table name within [`SCHEMA`].
+pub const TABLE: &str = "kit_applications";
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Under way (or died; see [`Outcome::Interrupted`]).
+    Running,
+    /// Everything applied.
+    Succeeded,
+    /// Stopped by an error; the report says what was done.
+    Failed,
+    /// The process died; found by the next apply.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The text stored in the `outcome` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    /// Attempt number.
+    pub id: i64,
+    /// Kit name.
+    pub kit_name: String,
+    /// Kit version.
+    pub kit_version: String,
+    /// Channel.
+    pub channel: String,
+    /// Sequence within the channel.
+    pub sequence: i64,
+    /// SHA-256 of manifest.json (the kit's signed identity).
+    pub manifest_sha256: String,
+    /// SHA-256 of the kit file.
+    pub kit_sha256: String,
+    /// Keyids whose signatures counted, comma-separated.
+    pub signer_keyids: String,
+    /// `user@host`.
+    pub applied_by: String,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, when finished.
+    pub finished_at: Option<String>,
+    /// `running`, `succeeded`, `failed` or `interrupted`.
+    pub outcome: String,
+    /// The object store (redacted).
+    pub store: String,
+    /// Unsafe options in effect (`allow-downgrade`, `allow-expired`, `replace-conflicting`).
+    pub overrides: String,
+    /// SHA-256 of the JSON report, when finished.
+    pub report_sha256: Option<String>,
+    /// The error that stopped the attempt.
+    pub error: Option<String>,
+}
+
+/// What a new row records.
+#[derive(Debug, Clone)]
+pub struct NewRow<'a> {
+    /// Kit name.
+    pub kit_name: &'a str,
+    /// Kit version.
+    pub kit_version: &'a str,
+    /// Channel.
+    pub channel: &'a str,
+    /// Sequence.
+    pub sequence: u64,
+    /// SHA-256 of manifest.json.
+    pub manifest_sha256: &'a str,
+    /// SHA-256 of the kit file.
+    pub kit_sha256: &'a str,
+    /// Signer keyids, comma-separated.
+    pub signer_keyids: &'a str,
+    /// `user@host`.
+    pub applied_by: &'a str,
+    /// The store (redacted).
+    pub store: &'a str,
+    /// Unsafe options in effect.
+    pub overrides: &'a str,
+}
+
+fn table(d: Dialect) -> String {
+    d.table(SCHEMA, TABLE)
+}
+
+/// Creates the ledger if absent.
+pub fn ensure(driver: &mut dyn Driver) -> Result<(), DbError> {
+    let d = driver.dialect();
+    if let Some(sql) = d.create_schema(SCHEMA) {
+        driver.batch(&sql)?;
+    }
+    let id = match d {
+        Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
+        Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    let ts = d.timestamp_type();
+    driver.batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {} ({id}, kit_name TEXT NOT NULL, kit_version TEXT NOT NULL, \
+         channel TEXT NOT NULL, sequence BIGINT NOT NULL, manifest_sha256 TEXT NOT NULL, \
+         kit_sha256 TEXT NOT NULL, signer_keyids TEXT NOT NULL, applied_by TEXT NOT NULL, \
+         started_at {ts} NOT NULL, finished_at {ts}, outcome TEXT NOT NULL, store TEXT NOT NULL, \
+         overrides TEXT NOT NULL, report_sha256 TEXT, error TEXT)",
+        table(d)
+    ))
+}
+
+/// True when the ledger table exists (reads only).
+pub fn exists(driver: &mut dyn Driver) -> Result<bool, DbError> {
+    let rows = driver.query(
+        driver.dialect().columns_query(),
+        &[SCHEMA.into(), TABLE.into()],
+    )?;
+    Ok(!rows.is_empty())
+}
+
+/// Marks rows left `running` by dead attempts as `interrupted`. Call with the lock held.
+pub fn mark_interrupted(driver: &mut dyn Driver) -> Result<u64, DbError> {
+    let d = driver.dialect();
+    driver.execute(
+        &format!(
+            "UPDATE {} SET outcome = $1, finished_at = {}, error = $2 WHERE outcome = $3",
+            table(d),
+            d.now()
+        ),
+        &[
+            Outcome::Interrupted.as_str().into(),
+            "the process stopped before the apply finished (found by the next apply)".into(),
+            Outcome::Running.as_str().into(),
+        ],
+    )
+}
+
+/// Inserts a `running` row and returns its id.
+pub fn start(driver: &mut dyn Driver, row: &NewRow<'_>) -> Result<i64, DbError> {
+    let d = driver.dialect();
+    let sequence = i64::try_from(row.sequence).unwrap_or(i64::MAX);
+    let rows = driver.query(
+        &format!(
+            "INSERT INTO {} (kit_name, kit_version, channel, sequence, manifest_sha256, kit_sha256, \
+             signer_keyids, applied_by, started_at, outcome, store, overrides) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, {}, $9, $10, $11) RETURNING id",
+            table(d),
+            d.now()
+        ),
+        &[
+            row.kit_name.into(),
+            row.kit_version.into(),
+            row.channel.into(),
+            sequence.into(),
+            row.manifest_sha256.into(),
+            row.kit_sha256.into(),
+            row.signer_keyids.into(),
+            row.applied_by.into(),
+            Outcome::Running.as_str().into(),
+            row.store.into(),
+            row.overrides.into(),
+        ],
+    )?;
+    rows.first()
+        .and_then(|r| r.first())
+        .and_then(Value::as_int)
+        .ok_or_else(|| DbError::msg("the ledger insert returned no id"))
+}
+
+/// Records how an attempt ended.
+pub fn finish(
+    driver: &mut dyn Driver,
+    id: i64,
+    outcome: Outcome,
+    report_sha256: &str,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    let d = driver.dialect();
+    driver.execute(
+        &format!(
+            "UPDATE {} SET outcome = $1, finished_at = {}, report_sha256 = $2, error = $3 WHERE id = $4",
+            table(d),
+            d.now()
+        ),
+        &[
+            outcome.as_str().into(),
+            report_sha256.into(),
+            error.map_or(Value::Null, Value::from),
+            id.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Every row, oldest first (optionally only one kit's, by name).
+pub fn list(driver: &mut dyn Driver, kit: Option<&str>) -> Result<Vec<Row>, DbError> {
+    let d = driver.dialect();
+    let cols = format!(
+        "id, kit_name, kit_version, channel, sequence, manifest_sha256, kit_sha256, signer_keyids, \
+         applied_by, {}, {}, outcome, store, overrides, report_sha256, error",
+        d.timestamp_text("started_at"),
+        d.timestamp_text("finished_at")
+    );
+    let (filter, params): (&str, Vec<Value>) = match kit {
+        Some(k) => (" WHERE kit_name = $1", vec![k.into()]),
+        None => ("", Vec::new()),
+    };
+    let rows = driver.query(
+        &format!("SELECT {cols} FROM {}{filter} ORDER BY id", table(d)),
+        &params,
+    )?;
+    rows.into_iter().map(parse_row).collect()
+}
+
+fn parse_row(r: Vec<Value>) -> Result<Row, DbError> {
+    let text = |i: usize| -> Result<String, DbError> {
+        r.get(i)
+            .and_then(|v| v.as_text().map(str::to_owned))
+            .ok_or_else(|| DbError::msg(format!("ledger column {i} is not text")))
+    };
+    let opt = |i: usize| r.get(i).and_then(|v| v.as_text().map(str::to_owned));
+    let int = |i: usize| -> Result<i64, DbError> {
+        r.get(i)
+            .and_then(Value::as_int)
+            .ok_or_else(|| DbError::msg(format!("ledger column {i} is not an integer")))
+    };
+    Ok(Row {
+        id: int(0)?,
+        kit_name: text(1)?,
+        kit_version: text(2)?,
+        channel: text(3)?,
+        sequence: int(4)?,
+        manifest_sha256: text(5)?,
+        kit_sha256: text(6)?,
+        signer_keyids: text(7)?,
+        applied_by: text(8)?,
+        started_at: text(9)?,
+        finished_at: opt(10),
+        outcome: text(11)?,
+        store: text(12)?,
+        overrides: text(13)?,
+        report_sha256: opt(14),
+        error: opt(15),
+    })
+}

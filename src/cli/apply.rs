@@ -1,0 +1,365 @@
+//! `offkit apply`: verify a kit, then apply it to the database and the object store, once, on
+//! record. Also `offkit history` (the ledger) and `offkit status` (this kit against a site).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::common::TrustArgs;
+use super::migrations::{CategoryArg, connect, parse_duration};
+use super::{CliError, CliResult, Global, io_error, print_json};
+use crate::apply::{ApplyOptions, DowngradePolicy, apply};
+use crate::exit::{Exit, ExitCoded};
+use crate::migrate::runner::{OnError, ReleaseGate, RunMode, automatic_categories};
+use crate::migrate::{Category, Session};
+use crate::report::progress::ProgressMode;
+use crate::store::{ConflictPolicy, Store, StoreUrl};
+
+/// The embedded default database.
+pub const DEFAULT_DB: &str = "sqlite://./offkit.db";
+/// The embedded default object store.
+pub const DEFAULT_STORE: &str = "file://./offkit-store";
+
+/// Arguments of `offkit apply`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The kit file.
+    pub kit: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Database URL: postgres://USER[:PASSWORD]@HOST:PORT/DB or sqlite://PATH.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
+    pub db: String,
+    /// Object store URL: file://DIR, s3://BUCKET/PREFIX?endpoint=…, postgres://…?table=SCHEMA.TABLE.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]
+    pub store: String,
+    /// Also run this category (repeatable). Startup, seed and data always run; `release` opens
+    /// the release gate (review with --dry-run first).
+    #[arg(long, value_enum, value_name = "CATEGORY")]
+    pub category: Vec<CategoryArg>,
+    /// Print the whole plan (migrations in order, data migrations, seed puts/skips/conflicts);
+    /// change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rows per data-migration batch (bound to :batch_size).
+    #[arg(long, default_value_t = crate::migrate::runner::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: u32,
+    /// Stop at the first failing data-migration batch (default: record it, go on, exit 13).
+    #[arg(long)]
+    pub stop_on_error: bool,
+    /// How long to wait for another runner's lock: 30s, 5m, 500ms.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+    /// UNSAFE: apply a kit whose channel sequence is below (or equal to, with other content) the
+    /// last one applied here. Recorded in the ledger and the report.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+    /// Replace seed objects whose stored bytes differ (default: stop, overwrite nothing).
+    #[arg(long)]
+    pub replace_conflicting: bool,
+    /// Seed puts at once (default: the store's).
+    #[arg(long, value_name = "N")]
+    pub parallelism: Option<usize>,
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Also write the JSON report here (its SHA-256 is recorded in the ledger).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Where to extract the verified kit while applying (default: the system temp folder).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// Runs `offkit apply`.
+pub fn run(args: Args, global: &Global) -> CliResult {
+    let opts = options(&args);
+    let store_url = StoreUrl::parse(&args.store).map_err(crate::store::StoreError::from)?;
+    let policy = args.trust.policy()?;
+    let kit = crate::trust::extract_to_temp(
+        &args.kit,
+        &policy,
+        &args.trust.options(),
+        args.work_dir.as_deref(),
+    )?;
+    let mut session = connect(&args.db)?;
+    let store = crate::store::open(&store_url)?;
+    let result = apply(&kit, &mut session, store.as_ref(), &opts);
+    let (report, failure) = match result {
+        Ok(r) => (r, None),
+        Err(f) => ((*f.report).clone(), Some(f)),
+    };
+    if let Some(path) = &args.report {
+        crate::util::write_atomic(path, &report.to_json(), 0o644, true)
+            .map_err(|e| io_error(format!("writing the report {}", path.display()), e))?;
+    }
+    if global.json {
+        print_json(&report)?;
+    } else {
+        println!("{report}");
+    }
+    match failure {
+        None => Ok(()),
+        Some(f) => Err(CliError::new(f.exit(), f.error)),
+    }
+}
+
+fn options(args: &Args) -> ApplyOptions {
+    let mut categories = automatic_categories();
+    categories.insert(Category::Data);
+    let mut release = ReleaseGate::Refuse;
+    for c in &args.category {
+        let add: &[Category] = match c {
+            CategoryArg::Startup => &[Category::Startup],
+            CategoryArg::Seed => &[Category::Seed],
+            CategoryArg::Data => &[Category::Data],
+            CategoryArg::Release => &[Category::Release],
+            CategoryArg::All => &Category::ALL,
+        };
+        categories.extend(add);
+    }
+    if categories.contains(&Category::Release) {
+        release = ReleaseGate::Force;
+    }
+    ApplyOptions {
+        categories,
+        release,
+        mode: if args.dry_run {
+            RunMode::DryRun
+        } else {
+            RunMode::Apply
+        },
+        on_error: if args.stop_on_error {
+            OnError::StopOnError
+        } else {
+            OnError::Continue
+        },
+        batch_size: args.batch_size,
+        lock_timeout: args.lock_timeout,
+        downgrade: if args.allow_downgrade {
+            DowngradePolicy::UnsafeAllow
+        } else {
+            DowngradePolicy::Refuse
+        },
+        conflicts: if args.replace_conflicting {
+            ConflictPolicy::Replace
+        } else {
+            ConflictPolicy::Stop
+        },
+        parallelism: args.parallelism,
+        progress: args.progress,
+        ..ApplyOptions::default()
+    }
+}
+
+/// Arguments of `offkit history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Database URL.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
+    pub db: String,
+    /// Only this kit (by name).
+    #[arg(long, value_name = "NAME")]
+    pub kit: Option<String>,
+}
+
+/// Runs `offkit history`: the ledger of kit applications.
+pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
+    let mut session = connect(&args.db)?;
+    let rows = ledger_rows(&mut session, args.kit.as_deref())?;
+    if global.json {
+        return print_json(&rows);
+    }
+    println!("Database: {}", session.url().redacted());
+    if rows.is_empty() {
+        println!("  no kit applications recorded");
+    }
+    for r in &rows {
+        println!(
+            "#{:<4} {:<11} {} {} (channel {}, seq {})  {} → {}  by {}",
+            r.id,
+            r.outcome,
+            r.kit_name,
+            r.kit_version,
+            r.channel,
+            r.sequence,
+            r.started_at,
+            r.finished_at.as_deref().unwrap_or("…"),
+            r.applied_by
+        );
+        println!("      manifest {}  kit {}", r.manifest_sha256, r.kit_sha256);
+        println!("      signers {}  store {}", r.signer_keyids, r.store);
+        if let Some(d) = &r.report_sha256 {
+            println!("      report sha256 {d}");
+        }
+        if !r.overrides.is_empty() {
+            println!("      UNSAFE overrides: {}", r.overrides);
+        }
+        if let Some(e) = &r.error {
+            println!("      error: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn ledger_rows(
+    session: &mut Session,
+    kit: Option<&str>,
+) -> Result<Vec<crate::apply::ledger::Row>, CliError> {
+    let db_err = |e| CliError::new(Exit::Database, anyhow::anyhow!("reading the ledger: {e}"));
+    let driver = session.driver();
+    if !crate::apply::ledger::exists(driver).map_err(db_err)? {
+        return Ok(Vec::new());
+    }
+    crate::apply::ledger::list(driver, kit).map_err(db_err)
+}
+
+/// Arguments of `offkit status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The kit file.
+    #[arg(long, value_name = "KIT")]
+    pub kit: PathBuf,
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Database URL.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
+    pub db: String,
+    /// Object store URL.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]
+    pub store: String,
+    /// Where to extract the verified kit (default: the system temp folder).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(serde::Serialize)]
+struct StatusReport {
+    kit: String,
+    manifest_sha256: String,
+    database: String,
+    store: String,
+    migrations: crate::migrate::plan::Status,
+    seeds: crate::store::SeedPlan,
+    applications: Vec<crate::apply::ledger::Row>,
+    complete: bool,
+}
+
+/// Runs `offkit status`: what of this kit is applied, pending or conflicting at this site.
+pub fn status(args: StatusArgs, global: &Global) -> CliResult {
+    let store_url = StoreUrl::parse(&args.store).map_err(crate::store::StoreError::from)?;
+    let policy = args.trust.policy()?;
+    let kit = crate::trust::extract_to_temp(
+        &args.kit,
+        &policy,
+        &args.trust.options(),
+        args.work_dir.as_deref(),
+    )?;
+    let set = crate::apply::kit_migrations(&kit)?;
+    let mut session = connect(&args.db)?;
+    let migrations = session.status(&set, &crate::migrate::ModuleFilter::All)?;
+    let store = crate::store::open(&store_url)?;
+    let seeds = crate::store::plan(
+        store.as_ref(),
+        &crate::apply::kit_seeds(&kit),
+        &Default::default(),
+    )?;
+    let m = kit.kit().manifest();
+    let applications = ledger_rows(&mut session, Some(&m.name))?
+        .into_iter()
+        .filter(|r| r.manifest_sha256 == kit.kit().manifest_sha256())
+        .collect();
+    let complete = migrations
+        .entries
+        .iter()
+        .all(|e| matches!(e.state, crate::migrate::State::Applied { .. }))
+        && seeds
+            .entries
+            .iter()
+            .all(|e| e.state == crate::store::SeedState::Same);
+    let report = StatusReport {
+        kit: format!("{} {}", m.name, m.version),
+        manifest_sha256: kit.kit().manifest_sha256().to_owned(),
+        database: session.url().redacted(),
+        store: store.url().redacted(),
+        migrations,
+        seeds,
+        applications,
+        complete,
+    };
+    if global.json {
+        return print_json(&report);
+    }
+    print_status(&report, store.as_ref());
+    Ok(())
+}
+
+fn print_status(r: &StatusReport, _store: &dyn Store) {
+    println!(
+        "Kit:      {} (VERIFIED; manifest {})",
+        r.kit, r.manifest_sha256
+    );
+    println!("Database: {}", r.database);
+    println!("Store:    {}", r.store);
+    println!("Migrations:");
+    for e in &r.migrations.entries {
+        println!(
+            "  {:<28} {:<8} {}",
+            format!("{}/{}", e.module, e.name),
+            e.category.as_str(),
+            state_text(&e.state)
+        );
+    }
+    let count =
+        |s: &crate::store::SeedState| r.seeds.entries.iter().filter(|e| &e.state == s).count();
+    let conflicts: Vec<&str> = r
+        .seeds
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, crate::store::SeedState::Different { .. }))
+        .map(|e| e.key.as_str())
+        .collect();
+    println!(
+        "Seeds: {} present, {} pending, {} conflicting{}",
+        count(&crate::store::SeedState::Same),
+        count(&crate::store::SeedState::Absent),
+        conflicts.len(),
+        if conflicts.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", conflicts.join(", "))
+        }
+    );
+    println!("Applications of this kit: {}", r.applications.len());
+    for a in &r.applications {
+        println!(
+            "  #{} {} {} → {}",
+            a.id,
+            a.outcome,
+            a.started_at,
+            a.finished_at.as_deref().unwrap_or("…")
+        );
+    }
+    println!(
+        "{}",
+        if r.complete {
+            "COMPLETE: everything in this kit is applied here"
+        } else {
+            "INCOMPLETE: run offkit apply"
+        }
+    );
+}
+
+fn state_text(s: &crate::migrate::State) -> String {
+    match s {
+        crate::migrate::State::Applied { applied_at, .. } => format!("applied {applied_at}"),
+        crate::migrate::State::Pending => "pending".to_owned(),
+        other => serde_json::to_value(other)
+            .ok()
+            .and_then(|v| {
+                v.get("state")
+                    .and_then(|s| s.as_str())
+                    .map(str::to_uppercase)
+            })
+            .unwrap_or_default(),
+    }
+}
