@@ -308,10 +308,33 @@ pub fn apply(
     report.ledger_id = ledger_id;
     failpoint::hit("apply:ledger-started");
 
-    // Migrations: schema migrations per module in order, then data migrations.
+    // Migrations: schema migrations per module in order, then data migrations. Backfills are
+    // written against the release schema, so while release migrations wait for the operator the
+    // data migrations wait with them.
     let t = Instant::now();
+    let mut categories = opts.categories.clone();
+    if categories.contains(&Category::Data) && !categories.contains(&Category::Release) {
+        let pending_release = match locked.status(&set, &crate::migrate::ModuleFilter::All) {
+            Ok(status) => status.pending(&BTreeSet::from([Category::Release])).len(),
+            Err(e) => {
+                return Err(finish_failed(
+                    &mut locked,
+                    ledger_id,
+                    e.into(),
+                    report,
+                    started,
+                ));
+            }
+        };
+        if pending_release > 0 {
+            categories.remove(&Category::Data);
+            report.warnings.push(format!(
+                "data migrations deferred: {pending_release} release migration(s) are pending; review with --dry-run --category release, then apply --category release"
+            ));
+        }
+    }
     let run_opts = RunOptions {
-        categories: opts.categories.clone(),
+        categories,
         release: opts.release,
         mode: opts.mode,
         on_error: opts.on_error,
