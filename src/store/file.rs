@@ -90,6 +90,25 @@ impl FileStore {
         }
     }
 
+    /// A new temporary file in `dir`, exclusively `flock`ed until it is closed after the rename:
+    /// that lock marks it as in use for [`FileStore::sweep_stale`]. Between creating the file and
+    /// locking it, a sweeper (in another thread or process) may have taken its lock and unlinked
+    /// it as stale; the blocking lock then waits for the sweeper, the link count shows the file is
+    /// gone, and a fresh one is made.
+    fn locked_temp(&self, dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+        use std::os::unix::fs::MetadataExt;
+        loop {
+            let tmp = tempfile::Builder::new()
+                .prefix(TMP_PREFIX)
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+                .tempfile_in(dir)?;
+            flock(tmp.as_file(), FlockOperation::LockExclusive)?;
+            if tmp.as_file().metadata()?.nlink() > 0 {
+                return Ok(tmp);
+            }
+        }
+    }
+
     fn io(&self, op: &'static str, key: &str, source: io::Error) -> StoreError {
         StoreError::Io {
             op,
@@ -248,14 +267,8 @@ impl Store for FileStore {
         let dir = self.prepare_parent(key)?;
         let target = dir.join(key.file_name());
         let err = |e| self.io("put", key.as_str(), e);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(TMP_PREFIX)
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(&dir)
-            .map_err(err)?;
-        // Held until the file is closed after the rename: marks the temporary file as in use.
-        flock(tmp.as_file(), FlockOperation::LockExclusive).map_err(|e| err(e.into()))?;
         self.sweep_stale(&dir);
+        let mut tmp = self.locked_temp(&dir).map_err(err)?;
         copy(body, tmp.as_file_mut()).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         let persisted = match req.mode {
