@@ -106,7 +106,7 @@ fn invalid_sources_are_refused_with_the_file_and_rule() {
         (
             "duplicate-number",
             |s| write(&s.join("migrations/inventory/001_again.sql"), "SELECT 1;"),
-            "duplicate startup migration number 1",
+            "have the same startup number 1",
         ),
         (
             "rollback-without-migration",
@@ -161,7 +161,7 @@ fn invalid_sources_are_refused_with_the_file_and_rule() {
                     b"SELECT '\xe9';",
                 )
             },
-            "must be UTF-8",
+            "not UTF-8 text",
         ),
         (
             "unknown-kit-toml-key",

@@ -5,14 +5,14 @@
 //! refused with the file and the rule it breaks, before a byte of the kit is written. This module
 //! reads the tree; it does not hash or pack (that is [`crate::kit::builder`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::config::{ConfigError, KitConfig, is_valid_identifier};
 use crate::kit::layout::KIT_SBOM;
 use crate::kit::path::{KitPath, PathError};
-use crate::migrate::name::{Category, MigrationName, NameError};
+use crate::migrate::name::{MigrationName, NameError};
 
 /// What a source file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,32 +121,11 @@ pub enum SourceError {
         /// The folder.
         path: String,
     },
-    /// Two migrations of a module share a category and number.
-    #[error(
-        "{first} and {second}: duplicate {category} migration number {number} in module {module}"
-    )]
-    DuplicateNumber {
-        /// Module.
-        module: String,
-        /// Category.
-        category: Category,
-        /// Number.
-        number: u32,
-        /// One file.
-        first: String,
-        /// The other.
-        second: String,
-    },
-    /// A rollback file has no migration of the same name.
-    #[error("{path}: rollback without a migration (expected migrations/{module}/{name}.sql)")]
-    RollbackWithoutMigration {
-        /// The rollback file.
-        path: String,
-        /// Module.
-        module: String,
-        /// Migration name.
-        name: String,
-    },
+    /// The migration runner refuses the migrations (duplicate numbers, a rollback without its
+    /// migration, data migrations that are not one batched statement, shared schemas, …): the
+    /// same rules a site's runner applies, checked at build time.
+    #[error(transparent)]
+    Migrations(#[from] crate::migrate::source::SourceError),
     /// Two paths differ only in letter case.
     #[error("{first} and {second}: names collide on case-insensitive file systems")]
     CaseCollision {
@@ -182,6 +161,7 @@ impl ExitCoded for SourceError {
         match self {
             SourceError::Io { .. } => Exit::Io,
             SourceError::Config(ConfigError::Read { .. }) => Exit::Io,
+            SourceError::Migrations(e) => e.exit(),
             _ => Exit::InvalidSource,
         }
     }
@@ -266,44 +246,20 @@ impl KitSource {
     }
 
     fn check_relations(&self) -> Result<(), SourceError> {
-        let mut numbers: BTreeMap<(String, Category, u32), &KitPath> = BTreeMap::new();
-        let mut names: BTreeSet<(String, String)> = BTreeSet::new();
-        for f in &self.files {
-            if let Role::Migration { module, name } = &f.role {
-                let key = (module.clone(), name.category(), name.number());
-                if let Some(first) = numbers.insert(key, &f.path) {
-                    return Err(SourceError::DuplicateNumber {
-                        module: module.clone(),
-                        category: name.category(),
-                        number: name.number(),
-                        first: first.to_string(),
-                        second: f.path.to_string(),
-                    });
-                }
-                names.insert((module.clone(), name.as_str().to_owned()));
-                let size = std::fs::metadata(&f.disk)
-                    .map_err(|source| SourceError::Io {
-                        path: f.path.to_string(),
-                        source,
-                    })?
-                    .len();
-                if size == 0 {
-                    return Err(SourceError::EmptyMigration {
-                        path: f.path.to_string(),
-                    });
-                }
-            }
-        }
         for f in &self.files {
             match &f.role {
-                Role::Rollback { module, name }
-                    if !names.contains(&(module.clone(), name.as_str().to_owned())) =>
-                {
-                    return Err(SourceError::RollbackWithoutMigration {
-                        path: f.path.to_string(),
-                        module: module.clone(),
-                        name: name.to_string(),
-                    });
+                Role::Migration { .. } => {
+                    let size = std::fs::metadata(&f.disk)
+                        .map_err(|source| SourceError::Io {
+                            path: f.path.to_string(),
+                            source,
+                        })?
+                        .len();
+                    if size == 0 {
+                        return Err(SourceError::EmptyMigration {
+                            path: f.path.to_string(),
+                        });
+                    }
                 }
                 Role::Sbom => {
                     let bytes = std::fs::read(&f.disk).map_err(|source| SourceError::Io {
@@ -326,6 +282,12 @@ impl KitSource {
                 module: module.clone(),
             });
         }
+        // The runner's own loader: one set of migration rules for build and apply.
+        let schemas = modules
+            .iter()
+            .map(|m| (m.clone(), self.config.schema_of(m)))
+            .collect();
+        crate::migrate::MigrationSet::load(&self.root, &schemas)?;
         Ok(())
     }
 }
