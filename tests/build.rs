@@ -59,6 +59,11 @@ fn same_source_and_epoch_give_identical_bytes_whatever_the_disk_metadata() {
     assert_eq!((c1, c2), (0, 0), "{e1}{e2}");
     let name = "concelier-lnm-21.103.0.kit.tar.zst";
     let k1 = std::fs::read(ws.path("out1").join(name)).unwrap();
+    let mode = std::fs::metadata(ws.path("out1").join(name))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644, "a kit is public: mode 0644");
     let k2 = std::fs::read(ws.path("out2").join(name)).unwrap();
     assert!(k1 == k2, "kits differ");
     assert_eq!(

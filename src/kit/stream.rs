@@ -183,96 +183,152 @@ impl BufRead for DecodedStream {
     }
 }
 
-/// Hashes and counts the compressed bytes; remembers I/O errors of the file itself.
-struct Source {
-    file: File,
-    hasher: Sha256,
-    count: u64,
-    io_error: Option<String>,
-}
+/// Compressed bytes read from the kit file per step.
+const IN_CHUNK: usize = 1 << 20;
 
-impl Read for Source {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.file.read(buf) {
-            Ok(n) => {
-                self.hasher.update(&buf[..n]);
-                self.count += n as u64;
-                Ok(n)
-            }
-            Err(e) => {
-                self.io_error = Some(e.to_string());
-                Err(e)
-            }
+/// Reads `file` until `buf` is full or the file ends.
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
+    Ok(filled)
 }
 
-fn produce(file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
-    let source = Source {
-        file,
-        hasher: Sha256::new(),
-        count: 0,
-        io_error: None,
+/// The decompression thread. Compressed chunks go to a third thread that hashes them (the kit
+/// file's SHA-256, of exactly the bytes decompressed), so neither hashing pass slows the other.
+fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
+    use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
+    let (hash_tx, hash_rx) = sync_channel::<std::sync::Arc<Vec<u8>>>(IN_FLIGHT);
+    let hasher = std::thread::spawn(move || {
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        for chunk in hash_rx {
+            h.update(&chunk[..]);
+            n += chunk.len() as u64;
+        }
+        (hex::encode(h.finalize()), n)
+    });
+    let fail = |f: DecodeFailure| {
+        let _ = tx.send(Msg::Fail(f));
     };
-    let mut decoder = match zstd::stream::read::Decoder::new(source) {
+    let mut decoder = match Decoder::new().and_then(|mut d| {
+        d.set_parameter(DParameter::WindowLogMax(MAX_WINDOW_LOG))?;
+        Ok(d)
+    }) {
         Ok(d) => d,
-        Err(e) => {
-            let _ = tx.send(Msg::Fail(DecodeFailure::Io(e.to_string())));
-            return;
-        }
+        Err(e) => return fail(DecodeFailure::Io(e.to_string())),
     };
-    if let Err(e) = decoder.window_log_max(MAX_WINDOW_LOG) {
-        let _ = tx.send(Msg::Fail(DecodeFailure::Io(e.to_string())));
-        return;
-    }
+    let next_out = |recycle: &Receiver<Vec<u8>>| {
+        let mut b = recycle.try_recv().unwrap_or_default();
+        b.resize(CHUNK, 0);
+        b
+    };
+    let mut out = next_out(&recycle);
+    let mut out_pos = 0;
+    // True between frames: at the end of the file a frame must not be half decoded.
+    let mut frame_done = true;
     loop {
-        let mut buf = recycle
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        buf.resize(CHUNK, 0);
-        let mut filled = 0;
-        let failure = loop {
-            match decoder.read(&mut buf[filled..]) {
-                Ok(0) => break None,
-                Ok(n) => {
-                    filled += n;
-                    if filled == CHUNK {
-                        break None;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let src = decoder.get_ref().get_ref();
-                    break Some(match &src.io_error {
-                        Some(m) => DecodeFailure::Io(m.clone()),
-                        None if e.kind() == io::ErrorKind::UnexpectedEof => {
-                            DecodeFailure::Truncated
-                        }
-                        None if e.to_string().contains("incomplete frame") => {
-                            DecodeFailure::Truncated
-                        }
-                        None => DecodeFailure::Corrupt(e.to_string()),
-                    });
-                }
-            }
+        let mut input = vec![0u8; IN_CHUNK];
+        let n = match read_full(&mut file, &mut input) {
+            Ok(n) => n,
+            Err(e) => return fail(DecodeFailure::Io(e.to_string())),
         };
-        buf.truncate(filled);
-        let at_end = filled < CHUNK;
-        if filled > 0 && tx.send(Msg::Data(buf)).is_err() {
+        if n == 0 {
+            break;
+        }
+        input.truncate(n);
+        let input = std::sync::Arc::new(input);
+        if hash_tx.send(std::sync::Arc::clone(&input)).is_err() {
+            return fail(DecodeFailure::Io("hashing thread stopped".into()));
+        }
+        let mut inb = InBuffer::around(&input[..]);
+        loop {
+            let mut outb = OutBuffer::around_pos(&mut out[..], out_pos);
+            let hint = match decoder.run(&mut inb, &mut outb) {
+                Ok(h) => h,
+                Err(e) => return fail(DecodeFailure::Corrupt(e.to_string())),
+            };
+            let produced = outb.pos() - out_pos;
+            out_pos = outb.pos();
+            frame_done = hint == 0;
+            if out_pos == CHUNK {
+                let full = std::mem::replace(&mut out, next_out(&recycle));
+                out_pos = 0;
+                if tx.send(Msg::Data(full)).is_err() {
+                    return;
+                }
+            } else if inb.pos() == n && produced == 0 {
+                break;
+            } else if inb.pos() == n && out_pos < CHUNK {
+                // Input used up and room left: the decoder has nothing more for now.
+                break;
+            }
+        }
+    }
+    if out_pos > 0 {
+        out.truncate(out_pos);
+        if tx.send(Msg::Data(out)).is_err() {
             return;
         }
-        if let Some(f) = failure {
-            let _ = tx.send(Msg::Fail(f));
-            return;
+    }
+    if !frame_done {
+        return fail(DecodeFailure::Truncated);
+    }
+    drop(hash_tx);
+    match hasher.join() {
+        Ok((sha256, compressed)) => {
+            let _ = tx.send(Msg::End { sha256, compressed });
         }
-        if at_end {
-            let src = decoder.finish().into_inner();
-            let (hasher, count) = (src.hasher, src.count);
-            let _ = tx.send(Msg::End {
-                sha256: hex::encode(hasher.finalize()),
-                compressed: count,
-            });
-            return;
-        }
+        Err(_) => fail(DecodeFailure::Io("hashing thread panicked".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(s: &mut DecodedStream) -> Result<Vec<u8>, io::Error> {
+        let mut out = Vec::new();
+        s.read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn frames_decode_in_order_and_the_file_digest_is_of_the_exact_bytes() {
+        let a: Vec<u8> = (0..3_000_000u32).map(|i| (i % 97) as u8).collect();
+        let b: Vec<u8> = (0..2_500_000u32).map(|i| (i / 7 % 251) as u8).collect();
+        let mut file = zstd::bulk::compress(&a, 3).unwrap();
+        file.extend(zstd::bulk::compress(&b, 3).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.zst");
+        std::fs::write(&path, &file).unwrap();
+
+        let mut s = DecodedStream::open(&path, u64::MAX).unwrap();
+        let out = drain(&mut s).unwrap();
+        assert!(out == [a.clone(), b].concat());
+        let end = s.end().unwrap();
+        assert_eq!(end.sha256, crate::util::sha256_hex(&file));
+        assert_eq!(end.compressed, file.len() as u64);
+
+        // Cut inside the second frame: truncated, not silently short.
+        std::fs::write(&path, &file[..file.len() - 10]).unwrap();
+        let mut s = DecodedStream::open(&path, u64::MAX).unwrap();
+        let err = drain(&mut s).unwrap_err();
+        assert_eq!(DecodeFailure::of(&err), Some(&DecodeFailure::Truncated));
+
+        // A limit stops a stream that grows past it.
+        std::fs::write(&path, &file).unwrap();
+        let mut s = DecodedStream::open(&path, 1_000_000).unwrap();
+        let err = drain(&mut s).unwrap_err();
+        assert_eq!(
+            DecodeFailure::of(&err),
+            Some(&DecodeFailure::LimitExceeded { limit: 1_000_000 })
+        );
     }
 }

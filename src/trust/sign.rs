@@ -153,7 +153,11 @@ pub fn add_signature(
     file.seek(SeekFrom::Start(frame_len as u64))
         .map_err(io_err(kit))?;
     io::copy(&mut file, tmp.as_file_mut()).map_err(io_err(out))?;
-    tmp.as_file().sync_all().map_err(io_err(out))?;
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io_err(out))?;
     tmp.persist(out).map_err(|e| io_err(out)(e.error))?;
     crate::util::sync_dir(dir).map_err(io_err(dir))?;
     Ok(SignOutput {

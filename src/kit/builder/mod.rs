@@ -278,7 +278,12 @@ pub fn build(
     })()
     .map_err(write_err(&final_path))?;
     let (sha256, size) = hashing.finish();
-    out.as_file().sync_all().map_err(write_err(&final_path))?;
+    // A kit is public data: readable by everyone, like any release artifact.
+    use std::os::unix::fs::PermissionsExt;
+    out.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| out.as_file().sync_all())
+        .map_err(write_err(&final_path))?;
 
     let written = place(out, &final_path, &sha256, opts.overwrite)?;
     Ok(BuildOutput {
