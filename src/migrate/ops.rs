@@ -286,6 +286,13 @@ impl Locked<'_> {
                         module.name
                     )));
                 };
+                if ip.checksum != m.checksum {
+                    return Err(MigrateError::Refused(format!(
+                        "{}/{name} was started from a file with checksum {}, but the kit's file now has {}: \
+                         record it with the kit it was started from",
+                        module.name, ip.checksum, m.checksum
+                    )));
+                }
                 let insert = format!(
                     "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
                      VALUES ($1, $2, $3, {}, $4, NULL)",
