@@ -41,7 +41,8 @@ for ((i = 0; i < N; i++)); do
   esac
   printf '%s\n' "$sql" > "$WORK/kit/migrations/bench/${v}_bench.sql"
   printf '%s\n' "$sql" > "$WORK/sqlx/${v}_bench.sql"
-  printf -- '-- migrate:up\n%s\n\n-- migrate:down\n' "$sql" > "$WORK/dbmate/${v}_bench.sql"
+  # dbmate orders files by name: zero-pad its versions so that 1000 sorts after 100.
+  printf -- '-- migrate:up\n%s\n\n-- migrate:down\n' "$sql" > "$WORK/dbmate/$(printf %05d "$v")_bench.sql"
 done
 
 fresh() { # fresh DB name -> URL

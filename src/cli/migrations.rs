@@ -14,7 +14,7 @@ use super::{CliError, CliResult, Global, print_json};
 use crate::exit::Exit;
 use crate::kit::KitConfig;
 use crate::migrate::ops::{Resolution, RollbackOptions, RollbackTarget};
-use crate::migrate::plan::{Missing, ModuleFilter, OutOfOrder, State, Status};
+use crate::migrate::plan::{Missing, ModuleFilter, OutOfOrder, Status};
 use crate::migrate::runner::{self, OnError, ReleaseGate, RunMode, RunOptions};
 use crate::migrate::{Category, DbUrl, MigrationSet, Session};
 
@@ -251,67 +251,6 @@ struct StatusOut<'a> {
     problems: Vec<crate::migrate::plan::Problem>,
 }
 
-fn state_word(state: &State) -> &'static str {
-    match state {
-        State::Applied { .. } => "applied",
-        State::Pending => "pending",
-        State::Drift { .. } => "DRIFT",
-        State::Missing { .. } => "MISSING",
-        State::OutOfOrder { .. } => "OUT-OF-ORDER",
-        State::InProgress { .. } => "IN-PROGRESS",
-    }
-}
-
-fn print_status(source: &SourceLabel, session: &Session, status: &Status) {
-    println!("Source:   {source}");
-    println!("Database: {}", session.url().redacted());
-    let mut module = "";
-    for e in &status.entries {
-        if e.module != module {
-            module = &e.module;
-            println!("Module {} (schema {}):", e.module, e.schema);
-        }
-        let when = match &e.state {
-            State::Applied { applied_at, .. } | State::Missing { applied_at } => applied_at.clone(),
-            State::InProgress { started_at, .. } => format!("since {started_at}"),
-            State::Drift { applied_at, .. } => format!("applied {applied_at}"),
-            State::OutOfOrder { applied_after } => format!("below applied {applied_after}"),
-            State::Pending => String::new(),
-        };
-        let progress = e
-            .progress
-            .as_ref()
-            .filter(|p| p.finished_at.is_none())
-            .map(|p| {
-                format!(
-                    " [checkpoint: {} batches, {} rows{}]",
-                    p.batches_done,
-                    p.rows_done,
-                    if p.failed_batches > 0 {
-                        format!(
-                            ", {} failed: {}",
-                            p.failed_batches,
-                            p.last_error.as_deref().unwrap_or("")
-                        )
-                    } else {
-                        String::new()
-                    }
-                )
-            })
-            .unwrap_or_default();
-        println!(
-            "  {:<12} {:<40} {:<8} {}{progress}",
-            state_word(&e.state),
-            e.name,
-            e.category.as_str(),
-            when
-        );
-    }
-    if status.entries.is_empty() {
-        println!("  (no migrations)");
-    }
-}
-
 /// Runs a `migrations` subcommand.
 pub fn run(cmd: Command, global: &Global) -> CliResult {
     match cmd {
@@ -339,10 +278,9 @@ fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
             problems: problems.clone(),
         })?;
     } else {
-        print_status(&label, &session, &status);
-        for p in &problems {
-            println!("Problem: {p}");
-        }
+        println!("Source:   {label}");
+        println!("Database: {}", session.url().redacted());
+        print!("{status}");
     }
     if verify && !problems.is_empty() {
         return Err(CliError::msg(
@@ -526,34 +464,7 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
         });
     }
     println!("Source: {label}");
-    println!(
-        "{} on {} module {}",
-        if report.dry_run {
-            "Rollback plan (dry run, nothing changed)"
-        } else {
-            "Rollback"
-        },
-        report.database,
-        report.module
-    );
-    if report.steps.is_empty() {
-        println!("  nothing to roll back");
-    }
-    for s in &report.steps {
-        println!(
-            "  {:<12} {} (rollback sha256:{}){}",
-            if report.dry_run {
-                "plan"
-            } else {
-                "rolled back"
-            },
-            s.name,
-            s.rollback_checksum,
-            s.duration_ms
-                .map(|d| format!(" {d} ms"))
-                .unwrap_or_default()
-        );
-    }
+    print!("{report}");
     Ok(())
 }
 
@@ -575,46 +486,7 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
         });
     }
     println!("Source: {label}");
-    println!(
-        "{} on {}",
-        if report.dry_run {
-            "Legacy import plan (dry run, nothing changed)"
-        } else {
-            "Legacy import"
-        },
-        report.database
-    );
-    if report.tables.is_empty() {
-        println!("  no legacy history tables found");
-    }
-    for t in &report.tables {
-        println!(
-            "  {} ({} by {}, {}){}",
-            t.table,
-            t.module,
-            t.columns.0,
-            t.columns.1,
-            t.renamed_to
-                .as_ref()
-                .map(|r| format!(", renamed to {r}"))
-                .unwrap_or_default()
-        );
-        for r in &t.rows {
-            println!(
-                "    {:<16} {} -> {} applied {} sha256:{}",
-                match r.action {
-                    crate::migrate::legacy::LegacyAction::Import if report.dry_run =>
-                        "would import",
-                    crate::migrate::legacy::LegacyAction::Import => "imported",
-                    crate::migrate::legacy::LegacyAction::AlreadyImported => "already there",
-                },
-                r.legacy_key,
-                r.migration_name,
-                r.applied_at,
-                r.checksum
-            );
-        }
-    }
+    print!("{report}");
     Ok(())
 }
 
