@@ -483,18 +483,26 @@ fn no_transaction_failure_needs_resolve(db: &TestDb) {
         matches!(refused.error, MigrateError::State { .. }),
         "{refused}"
     );
-    // The operator drops what was half done, records "not applied", fixes the file, re-runs.
+    // The operator drops what was half done, fixes the file, records "not applied", re-runs.
     db.exec(&format!("DROP TABLE {}", db.table("core", "nt")));
-    let mut s = db.session();
-    let mut l = s.lock(Duration::from_secs(5)).unwrap();
-    l.resolve(&kit.set(), "core", "002_nt", Resolution::NotApplied, "test")
-        .unwrap();
-    drop(l);
     kit.mig(
         "core",
         "002_nt",
         "-- offkit:no-transaction\nCREATE TABLE nt (x INTEGER);\n",
     );
+    let mut s = db.session();
+    let mut l = s.lock(Duration::from_secs(5)).unwrap();
+    let err = l
+        .resolve(&kit.set(), "core", "002_nt", Resolution::Applied, "test")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("was started from a file with checksum"),
+        "{err}"
+    );
+    l.resolve(&kit.set(), "core", "002_nt", Resolution::NotApplied, "test")
+        .unwrap();
+    drop(l);
     let ok = run(db, &kit, &RunOptions::default()).unwrap();
     assert_eq!(applied_by_run(&ok), ["core/002_nt"]);
     let mut l = s.lock(Duration::from_secs(5)).unwrap();
