@@ -419,6 +419,18 @@ fn rollback_reverse_order_to_and_missing_file(db: &TestDb) {
         4,
         "a refused rollback changes nothing"
     );
+    kit.rollback("core", "004_d", "DROP TABLE no_such_table;");
+    let err = rollback(RollbackTarget::Last, RunMode::Apply).unwrap_err();
+    assert!(
+        matches!(&err, MigrateError::RollbackFailed { done, .. } if done.is_empty()),
+        "{err}"
+    );
+    assert_eq!(offkit::exit::ExitCoded::exit(&err).code(), 8);
+    assert_eq!(
+        db.applied("core").len(),
+        4,
+        "a failed rollback keeps its history row"
+    );
     kit.rollback("core", "004_d", "DROP TABLE d;");
     let r = rollback(RollbackTarget::Last, RunMode::Apply).unwrap();
     assert_eq!(
