@@ -387,11 +387,7 @@ fn run_options(a: &RunArgs) -> RunOptions {
         } else {
             ReleaseGate::Refuse
         },
-        mode: if a.dry_run {
-            RunMode::DryRun
-        } else {
-            RunMode::Apply
-        },
+        mode: mode(a.dry_run),
         on_error: if a.stop_on_error {
             OnError::StopOnError
         } else {
@@ -419,6 +415,31 @@ struct Labelled<'a, T: Serialize> {
     report: &'a T,
 }
 
+/// Prints a report with its source label: JSON with `--json`, else its human form.
+fn print_labelled<T: Serialize + std::fmt::Display>(
+    label: &SourceLabel,
+    report: &T,
+    global: &Global,
+) -> CliResult {
+    if global.json {
+        return print_json(&Labelled {
+            source: label,
+            report,
+        });
+    }
+    println!("Source: {label}");
+    println!("{}", report.to_string().trim_end());
+    Ok(())
+}
+
+fn mode(dry_run: bool) -> RunMode {
+    if dry_run {
+        RunMode::DryRun
+    } else {
+        RunMode::Apply
+    }
+}
+
 fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let opts = run_options(&a);
     let (set, label) = a.target.source.load()?;
@@ -429,15 +450,7 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
         Ok(r) => r,
         Err(f) => f.report.as_ref(),
     };
-    if global.json {
-        print_json(&Labelled {
-            source: &label,
-            report,
-        })?;
-    } else {
-        println!("Source: {label}");
-        println!("{report}");
-    }
+    print_labelled(&label, report, global)?;
     result.map(|_| ()).map_err(CliError::from)
 }
 
@@ -450,22 +463,10 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
         &RollbackOptions {
             module: a.module,
             target: a.to.map_or(RollbackTarget::Last, RollbackTarget::To),
-            mode: if a.dry_run {
-                RunMode::DryRun
-            } else {
-                RunMode::Apply
-            },
+            mode: mode(a.dry_run),
         },
     )?;
-    if global.json {
-        return print_json(&Labelled {
-            source: &label,
-            report: &report,
-        });
-    }
-    println!("Source: {label}");
-    print!("{report}");
-    Ok(())
+    print_labelled(&label, &report, global)
 }
 
 fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
@@ -473,21 +474,8 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
     let (set, label) = a.target.source.load()?;
     let mut session = connect(&a.target.db)?;
     let mut locked = session.lock(a.lock_timeout)?;
-    let mode = if a.dry_run {
-        RunMode::DryRun
-    } else {
-        RunMode::Apply
-    };
-    let report = locked.import_legacy(&set, &filter, mode)?;
-    if global.json {
-        return print_json(&Labelled {
-            source: &label,
-            report: &report,
-        });
-    }
-    println!("Source: {label}");
-    print!("{report}");
-    Ok(())
+    let report = locked.import_legacy(&set, &filter, mode(a.dry_run))?;
+    print_labelled(&label, &report, global)
 }
 
 fn resolve(a: ResolveArgs, global: &Global) -> CliResult {

@@ -292,12 +292,7 @@ impl Locked<'_> {
                         module.name, ip.checksum, m.checksum
                     )));
                 }
-                let insert = format!(
-                    "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
-                     VALUES ($1, $2, $3, {}, $4, NULL)",
-                    d.table(&schema, HISTORY_TABLE),
-                    d.now()
-                );
+                let insert = history::insert_sql(&d.table(&schema, HISTORY_TABLE), d.now(), "NULL");
                 let by = format!(
                     "{applied_by} (resolved; started {} by {})",
                     ip.started_at, ip.started_by

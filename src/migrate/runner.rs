@@ -211,12 +211,7 @@ fn apply_no_transaction(
     }
     failpoint::hit(&format!("no-transaction-executed:{name}"));
     let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let insert = format!(
-        "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
-         VALUES ($1, $2, $3, {}, $4, $5)",
-        d.table(schema, HISTORY_TABLE),
-        d.now()
-    );
+    let insert = history::insert_sql(&d.table(schema, HISTORY_TABLE), d.now(), "$5");
     let delete = format!("DELETE FROM {state} WHERE schema_name = $1 AND migration_name = $2");
     let record = (|| {
         driver.batch("BEGIN")?;
