@@ -239,11 +239,8 @@ fn failing_migration_rolls_back_with_history_row(db: &TestDb) {
 
 fn release_gate_and_dry_run(db: &TestDb) {
     let kit = base_kit();
-    let dry = RunOptions {
-        mode: RunMode::DryRun,
-        ..everything()
-    };
-    let plan = run(db, &kit, &dry).unwrap();
+    // A plan needs no lock and is a dry run whatever the options say.
+    let plan = db.session().plan(&kit.set(), &everything()).unwrap();
     assert!(plan.dry_run);
     let names: Vec<_> = plan
         .steps
@@ -419,6 +416,18 @@ fn rollback_reverse_order_to_and_missing_file(db: &TestDb) {
         4,
         "a refused rollback changes nothing"
     );
+    kit.rollback("core", "004_d", "DROP TABLE no_such_table;");
+    let err = rollback(RollbackTarget::Last, RunMode::Apply).unwrap_err();
+    assert!(
+        matches!(&err, MigrateError::RollbackFailed { done, .. } if done.is_empty()),
+        "{err}"
+    );
+    assert_eq!(offkit::exit::ExitCoded::exit(&err).code(), 8);
+    assert_eq!(
+        db.applied("core").len(),
+        4,
+        "a failed rollback keeps its history row"
+    );
     kit.rollback("core", "004_d", "DROP TABLE d;");
     let r = rollback(RollbackTarget::Last, RunMode::Apply).unwrap();
     assert_eq!(
@@ -483,18 +492,26 @@ fn no_transaction_failure_needs_resolve(db: &TestDb) {
         matches!(refused.error, MigrateError::State { .. }),
         "{refused}"
     );
-    // The operator drops what was half done, records "not applied", fixes the file, re-runs.
+    // The operator drops what was half done, fixes the file, records "not applied", re-runs.
     db.exec(&format!("DROP TABLE {}", db.table("core", "nt")));
-    let mut s = db.session();
-    let mut l = s.lock(Duration::from_secs(5)).unwrap();
-    l.resolve(&kit.set(), "core", "002_nt", Resolution::NotApplied, "test")
-        .unwrap();
-    drop(l);
     kit.mig(
         "core",
         "002_nt",
         "-- offkit:no-transaction\nCREATE TABLE nt (x INTEGER);\n",
     );
+    let mut s = db.session();
+    let mut l = s.lock(Duration::from_secs(5)).unwrap();
+    let err = l
+        .resolve(&kit.set(), "core", "002_nt", Resolution::Applied, "test")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("was started from a file with checksum"),
+        "{err}"
+    );
+    l.resolve(&kit.set(), "core", "002_nt", Resolution::NotApplied, "test")
+        .unwrap();
+    drop(l);
     let ok = run(db, &kit, &RunOptions::default()).unwrap();
     assert_eq!(applied_by_run(&ok), ["core/002_nt"]);
     let mut l = s.lock(Duration::from_secs(5)).unwrap();

@@ -2,7 +2,9 @@
 # Benchmark: apply N small migrations to a fresh local PostgreSQL database with offkit (release
 # build), `sqlx migrate run` (sqlx-cli) and dbmate, on the same SQL, in one run.
 #
-# Usage: bench/migrate/run.sh [N] [REPEATS]      (defaults: 10000 migrations, 3 repeats)
+# Usage: bench/migrate/run.sh [N] [REPEATS] [SHAPE]   (defaults: 10000 migrations, 3 repeats, ddl)
+#   SHAPE ddl: migration i is `CREATE TABLE bench_i (id integer NOT NULL, note text);`
+#   SHAPE dml: migration 100 creates one table; migration i inserts one row into it.
 # Needs: PostgreSQL at $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 #        psql, sqlx (cargo install sqlx-cli --no-default-features --features postgres),
 #        dbmate (npm install dbmate in $DBMATE_DIR, default /tmp/mig-bench/dbmate).
@@ -11,6 +13,7 @@ set -euo pipefail
 
 N=${1:-10000}
 REPEATS=${2:-3}
+SHAPE=${3:-ddl}
 ADMIN=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BASE=${ADMIN%/*}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,15 +28,21 @@ for tool in "$SQLX" "$DBMATE" psql; do
   command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
 done
 
-# The same SQL for every tool: one small table per migration, numbered 100..N+99.
+# The same SQL for every tool, numbered 100..N+99.
 mkdir -p "$WORK/kit/migrations/bench" "$WORK/sqlx" "$WORK/dbmate"
 printf 'name = "bench"\nversion = "1.0.0"\nchannel = "bench"\nsequence = 1\ntarget = "postgres"\n' > "$WORK/kit/kit.toml"
 for ((i = 0; i < N; i++)); do
   v=$((100 + i))
-  sql="CREATE TABLE bench_$v (id integer NOT NULL, note text);"
+  case $SHAPE in
+    ddl) sql="CREATE TABLE bench_$v (id integer NOT NULL, note text);" ;;
+    dml) if [ "$i" = 0 ]; then sql="CREATE TABLE bench_rows (id integer NOT NULL, note text);"
+         else sql="INSERT INTO bench_rows (id, note) VALUES ($v, 'migration $v');"; fi ;;
+    *) echo "unknown shape $SHAPE" >&2; exit 2 ;;
+  esac
   printf '%s\n' "$sql" > "$WORK/kit/migrations/bench/${v}_bench.sql"
   printf '%s\n' "$sql" > "$WORK/sqlx/${v}_bench.sql"
-  printf -- '-- migrate:up\n%s\n\n-- migrate:down\n' "$sql" > "$WORK/dbmate/${v}_bench.sql"
+  # dbmate orders files by name: zero-pad its versions so that 1000 sorts after 100.
+  printf -- '-- migrate:up\n%s\n\n-- migrate:down\n' "$sql" > "$WORK/dbmate/$(printf %05d "$v")_bench.sql"
 done
 
 fresh() { # fresh DB name -> URL
@@ -44,6 +53,7 @@ drop() { psql -q "$ADMIN" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" >/dev/nul
 now() { date +%s.%N; }
 
 declare -A TIMES
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 run_tool() { # tool repeat
   local tool=$1 db="offkit_bench_$1_$2" url t0 t1 count
   url=$(fresh "$db")
@@ -54,7 +64,12 @@ run_tool() { # tool repeat
     dbmate) "$DBMATE" --url "$url?sslmode=disable" --migrations-dir "$WORK/dbmate" --no-dump-schema migrate >/dev/null ;;
   esac
   t1=$(now)
-  count=$(psql -Atq "$url" -c "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'bench\_%'")
+  if [ "$SHAPE" = ddl ]; then
+    count=$(psql -Atq "$url" -c "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'bench\_%'")
+  else
+    count=$(psql -Atq "$url" -c "SELECT count(*) + 1 FROM bench.bench_rows" 2>/dev/null ||
+            psql -Atq "$url" -c "SELECT count(*) + 1 FROM public.bench_rows")
+  fi
   [ "$count" = "$N" ] || { echo "$tool applied $count of $N" >&2; exit 1; }
   drop "$db"
   TIMES[$tool]+="$(echo "$t1 - $t0" | bc -l) "
@@ -74,7 +89,7 @@ faster=$(echo "if ($sm < $dm) $sm else $dm" | bc -l)
 
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 echo "PostgreSQL: $(psql -Atq "$ADMIN" -c 'SHOW server_version'), local TCP; offkit $("$OFFKIT" --version | awk '{print $2}'), sqlx-cli $("$SQLX" --version | awk '{print $2}'), dbmate $("$DBMATE" --version | awk '{print $3}')"
-echo "$N migrations, $REPEATS runs each, fresh database per run; wall time in seconds"
+echo "$N migrations ($SHAPE shape), $REPEATS runs each, fresh database per run; wall time in seconds; load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| tool | best (s) | median (s) | median vs offkit |"
 echo "|---|---:|---:|---:|"

@@ -14,7 +14,7 @@ use super::{CliError, CliResult, Global, print_json};
 use crate::exit::Exit;
 use crate::kit::KitConfig;
 use crate::migrate::ops::{Resolution, RollbackOptions, RollbackTarget};
-use crate::migrate::plan::{Missing, ModuleFilter, OutOfOrder, State, Status};
+use crate::migrate::plan::{Missing, ModuleFilter, OutOfOrder, Status};
 use crate::migrate::runner::{self, OnError, ReleaseGate, RunMode, RunOptions};
 use crate::migrate::{Category, DbUrl, MigrationSet, Session};
 
@@ -307,67 +307,6 @@ struct StatusOut<'a> {
     problems: Vec<crate::migrate::plan::Problem>,
 }
 
-fn state_word(state: &State) -> &'static str {
-    match state {
-        State::Applied { .. } => "applied",
-        State::Pending => "pending",
-        State::Drift { .. } => "DRIFT",
-        State::Missing { .. } => "MISSING",
-        State::OutOfOrder { .. } => "OUT-OF-ORDER",
-        State::InProgress { .. } => "IN-PROGRESS",
-    }
-}
-
-fn print_status(source: &SourceLabel, session: &Session, status: &Status) {
-    println!("Source:   {source}");
-    println!("Database: {}", session.url().redacted());
-    let mut module = "";
-    for e in &status.entries {
-        if e.module != module {
-            module = &e.module;
-            println!("Module {} (schema {}):", e.module, e.schema);
-        }
-        let when = match &e.state {
-            State::Applied { applied_at, .. } | State::Missing { applied_at } => applied_at.clone(),
-            State::InProgress { started_at, .. } => format!("since {started_at}"),
-            State::Drift { applied_at, .. } => format!("applied {applied_at}"),
-            State::OutOfOrder { applied_after } => format!("below applied {applied_after}"),
-            State::Pending => String::new(),
-        };
-        let progress = e
-            .progress
-            .as_ref()
-            .filter(|p| p.finished_at.is_none())
-            .map(|p| {
-                format!(
-                    " [checkpoint: {} batches, {} rows{}]",
-                    p.batches_done,
-                    p.rows_done,
-                    if p.failed_batches > 0 {
-                        format!(
-                            ", {} failed: {}",
-                            p.failed_batches,
-                            p.last_error.as_deref().unwrap_or("")
-                        )
-                    } else {
-                        String::new()
-                    }
-                )
-            })
-            .unwrap_or_default();
-        println!(
-            "  {:<12} {:<40} {:<8} {}{progress}",
-            state_word(&e.state),
-            e.name,
-            e.category.as_str(),
-            when
-        );
-    }
-    if status.entries.is_empty() {
-        println!("  (no migrations)");
-    }
-}
-
 /// Runs a `migrations` subcommand.
 pub fn run(cmd: Command, global: &Global) -> CliResult {
     match cmd {
@@ -395,10 +334,9 @@ fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
             problems: problems.clone(),
         })?;
     } else {
-        print_status(&label, &session, &status);
-        for p in &problems {
-            println!("Problem: {p}");
-        }
+        println!("Source:   {label}");
+        println!("Database: {}", session.url().redacted());
+        print!("{status}");
     }
     if verify && !problems.is_empty() {
         return Err(CliError::msg(
@@ -505,11 +443,7 @@ fn run_options(a: &RunArgs) -> RunOptions {
         } else {
             ReleaseGate::Refuse
         },
-        mode: if a.dry_run {
-            RunMode::DryRun
-        } else {
-            RunMode::Apply
-        },
+        mode: mode(a.dry_run),
         on_error: if a.stop_on_error {
             OnError::StopOnError
         } else {
@@ -537,6 +471,31 @@ struct Labelled<'a, T: Serialize> {
     report: &'a T,
 }
 
+/// Prints a report with its source label: JSON with `--json`, else its human form.
+fn print_labelled<T: Serialize + std::fmt::Display>(
+    label: &SourceLabel,
+    report: &T,
+    global: &Global,
+) -> CliResult {
+    if global.json {
+        return print_json(&Labelled {
+            source: label,
+            report,
+        });
+    }
+    println!("Source: {label}");
+    println!("{}", report.to_string().trim_end());
+    Ok(())
+}
+
+fn mode(dry_run: bool) -> RunMode {
+    if dry_run {
+        RunMode::DryRun
+    } else {
+        RunMode::Apply
+    }
+}
+
 fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let opts = run_options(&a);
     let (set, label) = a.target.source.load()?;
@@ -547,15 +506,7 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
         Ok(r) => r,
         Err(f) => f.report.as_ref(),
     };
-    if global.json {
-        print_json(&Labelled {
-            source: &label,
-            report,
-        })?;
-    } else {
-        println!("Source: {label}");
-        println!("{report}");
-    }
+    print_labelled(&label, report, global)?;
     result.map(|_| ()).map_err(CliError::from)
 }
 
@@ -568,49 +519,10 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
         &RollbackOptions {
             module: a.module,
             target: a.to.map_or(RollbackTarget::Last, RollbackTarget::To),
-            mode: if a.dry_run {
-                RunMode::DryRun
-            } else {
-                RunMode::Apply
-            },
+            mode: mode(a.dry_run),
         },
     )?;
-    if global.json {
-        return print_json(&Labelled {
-            source: &label,
-            report: &report,
-        });
-    }
-    println!("Source: {label}");
-    println!(
-        "{} on {} module {}",
-        if report.dry_run {
-            "Rollback plan (dry run, nothing changed)"
-        } else {
-            "Rollback"
-        },
-        report.database,
-        report.module
-    );
-    if report.steps.is_empty() {
-        println!("  nothing to roll back");
-    }
-    for s in &report.steps {
-        println!(
-            "  {:<12} {} (rollback sha256:{}){}",
-            if report.dry_run {
-                "plan"
-            } else {
-                "rolled back"
-            },
-            s.name,
-            s.rollback_checksum,
-            s.duration_ms
-                .map(|d| format!(" {d} ms"))
-                .unwrap_or_default()
-        );
-    }
-    Ok(())
+    print_labelled(&label, &report, global)
 }
 
 fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
@@ -618,60 +530,8 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
     let (set, label) = a.target.source.load()?;
     let mut session = connect(&a.target.db)?;
     let mut locked = session.lock(a.lock_timeout)?;
-    let mode = if a.dry_run {
-        RunMode::DryRun
-    } else {
-        RunMode::Apply
-    };
-    let report = locked.import_legacy(&set, &filter, mode)?;
-    if global.json {
-        return print_json(&Labelled {
-            source: &label,
-            report: &report,
-        });
-    }
-    println!("Source: {label}");
-    println!(
-        "{} on {}",
-        if report.dry_run {
-            "Legacy import plan (dry run, nothing changed)"
-        } else {
-            "Legacy import"
-        },
-        report.database
-    );
-    if report.tables.is_empty() {
-        println!("  no legacy history tables found");
-    }
-    for t in &report.tables {
-        println!(
-            "  {} ({} by {}, {}){}",
-            t.table,
-            t.module,
-            t.columns.0,
-            t.columns.1,
-            t.renamed_to
-                .as_ref()
-                .map(|r| format!(", renamed to {r}"))
-                .unwrap_or_default()
-        );
-        for r in &t.rows {
-            println!(
-                "    {:<16} {} -> {} applied {} sha256:{}",
-                match r.action {
-                    crate::migrate::legacy::LegacyAction::Import if report.dry_run =>
-                        "would import",
-                    crate::migrate::legacy::LegacyAction::Import => "imported",
-                    crate::migrate::legacy::LegacyAction::AlreadyImported => "already there",
-                },
-                r.legacy_key,
-                r.migration_name,
-                r.applied_at,
-                r.checksum
-            );
-        }
-    }
-    Ok(())
+    let report = locked.import_legacy(&set, &filter, mode(a.dry_run))?;
+    print_labelled(&label, &report, global)
 }
 
 fn resolve(a: ResolveArgs, global: &Global) -> CliResult {

@@ -10,7 +10,9 @@ use std::time::Instant;
 use crate::failpoint;
 use crate::migrate::drivers::{DbError, Driver};
 use crate::migrate::error::MigrateError;
-use crate::migrate::history::{DATA_PROGRESS_TABLE, DataProgress, HISTORY_TABLE, STATE_SCHEMA};
+use crate::migrate::history::{
+    self, DATA_PROGRESS_TABLE, DataProgress, HISTORY_TABLE, STATE_SCHEMA,
+};
 use crate::migrate::report::DataStats;
 use crate::migrate::runner::{RunOptions, migration_failed};
 use crate::migrate::source::{BATCH_SIZE_PARAM, Migration, Module};
@@ -67,11 +69,7 @@ fn batches(
         "UPDATE {progress} SET batches_done = batches_done + 1, rows_done = rows_done + $3, \
          updated_at = {now} WHERE schema_name = $1 AND migration_name = $2"
     );
-    let finish_history = format!(
-        "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
-         VALUES ($1, $2, $3, {now}, $4, $5)",
-        d.table(schema, HISTORY_TABLE)
-    );
+    let finish_history = history::insert_sql(&d.table(schema, HISTORY_TABLE), now, "$5");
     let finish_progress = format!(
         "UPDATE {progress} SET finished_at = {now}, updated_at = {now}, last_error = NULL \
          WHERE schema_name = $1 AND migration_name = $2"

@@ -83,6 +83,17 @@ pub enum MigrateError {
         /// `module/name` of each migration without a rollback.
         names: Vec<String>,
     },
+    /// A rollback file's SQL failed; its transaction was rolled back, earlier rollbacks stay.
+    #[error(
+        "{failure}\nRolled back before the failure: {}",
+        if .done.is_empty() { "nothing".to_owned() } else { .done.join(", ") }
+    )]
+    RollbackFailed {
+        /// The failing rollback.
+        failure: Box<FailedMigration>,
+        /// Migrations rolled back before it.
+        done: Vec<String>,
+    },
     /// A request that does not fit the state of the database.
     #[error("{0}")]
     Refused(String),
@@ -179,7 +190,9 @@ impl ExitCoded for MigrateError {
             MigrateError::ReleaseGate { .. } | MigrateError::Refused(_) => Exit::Usage,
             MigrateError::Source(e) => e.exit(),
             MigrateError::Connect { .. } | MigrateError::Db { .. } => Exit::Database,
-            MigrateError::MigrationFailed(_) => Exit::Database,
+            MigrateError::MigrationFailed(_) | MigrateError::RollbackFailed { .. } => {
+                Exit::Database
+            }
             MigrateError::LockTimeout { .. } => Exit::LockBusy,
             MigrateError::State { .. } | MigrateError::RollbackMissing { .. } => {
                 Exit::MigrationState

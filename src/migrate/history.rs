@@ -125,6 +125,16 @@ pub fn history_ddl(dialect: Dialect, schema: &str) -> String {
     )
 }
 
+/// The INSERT of a history row into `table` (quoted): parameters `$1` name, `$2` category, `$3`
+/// checksum, `$4` applied_by; `applied_at` and `duration_ms` are SQL expressions (e.g. the
+/// dialect's `now()`, `$5`, `NULL`).
+pub fn insert_sql(table: &str, applied_at: &str, duration_ms: &str) -> String {
+    format!(
+        "INSERT INTO {table} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
+         VALUES ($1, $2, $3, {applied_at}, $4, {duration_ms})"
+    )
+}
+
 /// Creates the modules' schemas and history tables and the runner's state tables, if absent.
 pub fn ensure_tables(driver: &mut dyn Driver, schemas: &[&str]) -> Result<(), DbError> {
     let d = driver.dialect();

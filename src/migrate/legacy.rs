@@ -255,11 +255,10 @@ impl Locked<'_> {
             }
             sql.extend(d.create_schema(schema));
             sql.push(history::history_ddl(d, schema));
-            let insert = format!(
-                "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
-                 VALUES ($1, $2, $3, {}, $4, NULL)",
-                d.table(schema, HISTORY_TABLE),
-                d.timestamp_param(5)
+            let insert = history::insert_sql(
+                &d.table(schema, HISTORY_TABLE),
+                &d.timestamp_param(5),
+                "NULL",
             );
             let rows: Vec<(Vec<Value>, &str)> = report
                 .tables

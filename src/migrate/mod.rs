@@ -19,6 +19,7 @@
 //! See `docs/MIGRATIONS.md` for the state tables, the lock, and what each error means.
 
 pub mod data;
+pub mod display;
 pub mod drivers;
 pub mod error;
 pub mod history;

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::migrate::drivers::{DbError, Driver};
-use crate::migrate::error::MigrateError;
+use crate::migrate::error::{FailedMigration, MigrateError};
 use crate::migrate::history::{
     self, DATA_PROGRESS_TABLE, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA,
 };
@@ -12,7 +12,7 @@ use crate::migrate::lock::{Locked, Session, now_rfc3339};
 use crate::migrate::name::MigrationName;
 use crate::migrate::plan::{self, ModuleFilter, State, Status};
 use crate::migrate::report::Outcome;
-use crate::migrate::runner::{RunMode, migration_failed, select_modules};
+use crate::migrate::runner::{RunMode, select_modules};
 use crate::migrate::source::{MigrationSet, Module, TxMode};
 use crate::migrate::sqltext;
 
@@ -224,25 +224,24 @@ impl Locked<'_> {
             step.duration_ms = Some(t.elapsed().as_millis() as u64);
             if let Err(e) = result {
                 step.outcome = Outcome::Failed;
-                let mut rb_file = m.clone();
-                rb_file.path = rb.path.clone();
-                rb_file.sql = rb.sql.clone();
-                rb_file.tx = rb.tx;
-                let done: Vec<String> = report
+                let done = report
                     .steps
                     .iter()
                     .filter(|s| s.outcome == Outcome::Applied)
                     .map(|s| s.name.clone())
                     .collect();
-                return Err(MigrateError::Refused(format!(
-                    "{}\nRolled back before the failure: {}",
-                    migration_failed(module, &rb_file, e, None),
-                    if done.is_empty() {
-                        "nothing".to_owned()
-                    } else {
-                        done.join(", ")
-                    }
-                )));
+                let failure = FailedMigration {
+                    module: module.name.clone(),
+                    name: format!("{} (rollback)", m.name),
+                    path: rb.path.clone(),
+                    line: None,
+                    source: e,
+                    no_transaction: rb.tx == TxMode::NoTransaction,
+                };
+                return Err(MigrateError::RollbackFailed {
+                    failure: Box::new(failure),
+                    done,
+                });
             }
             step.outcome = Outcome::Applied;
             crate::failpoint::hit(&format!("rollback-committed:{}", step.name));
@@ -286,12 +285,14 @@ impl Locked<'_> {
                         module.name
                     )));
                 };
-                let insert = format!(
-                    "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
-                     VALUES ($1, $2, $3, {}, $4, NULL)",
-                    d.table(&schema, HISTORY_TABLE),
-                    d.now()
-                );
+                if ip.checksum != m.checksum {
+                    return Err(MigrateError::Refused(format!(
+                        "{}/{name} was started from a file with checksum {}, but the kit's file now has {}: \
+                         record it with the kit it was started from",
+                        module.name, ip.checksum, m.checksum
+                    )));
+                }
+                let insert = history::insert_sql(&d.table(&schema, HISTORY_TABLE), d.now(), "NULL");
                 let by = format!(
                     "{applied_by} (resolved; started {} by {})",
                     ip.started_at, ip.started_by

@@ -13,7 +13,7 @@ use crate::failpoint;
 use crate::migrate::drivers::{DbError, Driver, NewHistoryRow};
 use crate::migrate::error::{FailedMigration, MigrateError, RunFailure};
 use crate::migrate::history::{self, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA};
-use crate::migrate::lock::{Locked, now_rfc3339};
+use crate::migrate::lock::{Locked, Session, now_rfc3339};
 use crate::migrate::name::Category;
 use crate::migrate::plan::{self, Missing, ModuleFilter, OutOfOrder, State};
 use crate::migrate::report::{NotSelected, Outcome, RunReport, Step};
@@ -211,12 +211,7 @@ fn apply_no_transaction(
     }
     failpoint::hit(&format!("no-transaction-executed:{name}"));
     let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-    let insert = format!(
-        "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
-         VALUES ($1, $2, $3, {}, $4, $5)",
-        d.table(schema, HISTORY_TABLE),
-        d.now()
-    );
+    let insert = history::insert_sql(&d.table(schema, HISTORY_TABLE), d.now(), "$5");
     let delete = format!("DELETE FROM {state} WHERE schema_name = $1 AND migration_name = $2");
     let record = (|| {
         driver.batch("BEGIN")?;
@@ -279,174 +274,196 @@ fn fail(
     }
 }
 
+impl Session {
+    /// The exact ordered plan a run with these options would execute, with checksums: a dry run.
+    /// Reads only (creates no table) and needs no lock. Refuses like a run would (drift, missing,
+    /// out of order, in progress), with the plan in the failure's report.
+    pub fn plan(&mut self, set: &MigrationSet, opts: &RunOptions) -> Result<RunReport, RunFailure> {
+        let opts = RunOptions {
+            mode: RunMode::DryRun,
+            ..opts.clone()
+        };
+        run_or_plan(self, set, &opts)
+    }
+}
+
 impl Locked<'_> {
     /// Runs the selected migrations: schema migrations (per module, in order), then data
     /// migrations. Reads the history once. The report says what was applied, also on failure.
+    /// With [`RunMode::DryRun`] it is [`Session::plan`].
     pub fn run(&mut self, set: &MigrationSet, opts: &RunOptions) -> Result<RunReport, RunFailure> {
-        let started = Instant::now();
-        let modules = select_modules(set, &opts.modules)?;
-        let schemas: Vec<&str> = modules.iter().map(|m| m.schema.as_str()).collect();
-        let database = self.url().redacted();
-        let driver = self.driver();
-        if opts.mode == RunMode::Apply {
-            history::ensure_tables(driver, &schemas)
-                .map_err(|e| MigrateError::db("creating the history and state tables", e))?;
-        }
-        let history = history::read(driver, &schemas)
-            .map_err(|e| MigrateError::db("reading the migration history", e))?;
-        let status = plan::status(&modules, &history);
-        let blocking = plan::blocking_problems(&status, opts.out_of_order, opts.missing);
-        let mut report = RunReport {
-            database,
-            dry_run: opts.mode == RunMode::DryRun,
-            categories: opts.categories.iter().copied().collect(),
-            started_at: now_rfc3339(),
-            ..RunReport::default()
+        run_or_plan(self, set, opts)
+    }
+}
+
+fn run_or_plan(
+    session: &mut Session,
+    set: &MigrationSet,
+    opts: &RunOptions,
+) -> Result<RunReport, RunFailure> {
+    let started = Instant::now();
+    let modules = select_modules(set, &opts.modules)?;
+    let schemas: Vec<&str> = modules.iter().map(|m| m.schema.as_str()).collect();
+    let database = session.url().redacted();
+    let driver = session.driver();
+    if opts.mode == RunMode::Apply {
+        history::ensure_tables(driver, &schemas)
+            .map_err(|e| MigrateError::db("creating the history and state tables", e))?;
+    }
+    let history = history::read(driver, &schemas)
+        .map_err(|e| MigrateError::db("reading the migration history", e))?;
+    let status = plan::status(&modules, &history);
+    let blocking = plan::blocking_problems(&status, opts.out_of_order, opts.missing);
+    let mut report = RunReport {
+        database,
+        dry_run: opts.mode == RunMode::DryRun,
+        categories: opts.categories.iter().copied().collect(),
+        started_at: now_rfc3339(),
+        ..RunReport::default()
+    };
+    let already = status
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Applied { .. }))
+        .count();
+    if !blocking.is_empty() {
+        let err = MigrateError::State { problems: blocking };
+        return Err(fail(&mut report, err, already, started));
+    }
+    report.allowed_problems = status.problems();
+
+    let all: BTreeSet<Category> = Category::ALL.into_iter().collect();
+    let pending = status.pending(&all);
+    let by_name: HashMap<(&str, &str), (&Module, &Migration)> = modules
+        .iter()
+        .flat_map(|md| {
+            md.migrations
+                .iter()
+                .map(move |m| ((md.name.as_str(), m.name.as_str()), (*md, m)))
+        })
+        .collect();
+    let find = |module: &str, name: &str| by_name.get(&(module, name)).copied();
+    let mut schema_steps = Vec::new();
+    let mut data_steps = Vec::new();
+    for e in pending {
+        let Some((md, m)) = find(&e.module, &e.name) else {
+            continue;
         };
-        let already = status
-            .entries
-            .iter()
-            .filter(|e| matches!(e.state, State::Applied { .. }))
-            .count();
-        if !blocking.is_empty() {
-            let err = MigrateError::State { problems: blocking };
-            return Err(fail(&mut report, err, already, started));
-        }
-        report.allowed_problems = status.problems();
-
-        let all: BTreeSet<Category> = Category::ALL.into_iter().collect();
-        let pending = status.pending(&all);
-        let by_name: HashMap<(&str, &str), (&Module, &Migration)> = modules
-            .iter()
-            .flat_map(|md| {
-                md.migrations
-                    .iter()
-                    .map(move |m| ((md.name.as_str(), m.name.as_str()), (*md, m)))
-            })
-            .collect();
-        let find = |module: &str, name: &str| by_name.get(&(module, name)).copied();
-        let mut schema_steps = Vec::new();
-        let mut data_steps = Vec::new();
-        for e in pending {
-            let Some((md, m)) = find(&e.module, &e.name) else {
-                continue;
-            };
-            if !opts.categories.contains(&e.category) {
-                report.not_selected.push(NotSelected {
-                    module: e.module.clone(),
-                    name: e.name.clone(),
-                    category: e.category,
-                });
-            } else if e.category == Category::Data {
-                data_steps.push((md, m));
-            } else {
-                schema_steps.push((md, m));
-            }
-        }
-        report.steps = schema_steps
-            .iter()
-            .chain(&data_steps)
-            .map(|(md, m)| step_of(md, m))
-            .collect();
-        report.count(already);
-        if opts.mode == RunMode::DryRun {
-            report.duration_ms = ms_since(started);
-            return Ok(report);
-        }
-        let gated: Vec<String> = report
-            .steps
-            .iter()
-            .filter(|s| s.category == Category::Release)
-            .map(|s| format!("{}/{}", s.module, s.name))
-            .collect();
-        if !gated.is_empty() && opts.release == ReleaseGate::Refuse {
-            let err = MigrateError::ReleaseGate { pending: gated };
-            return Err(fail(&mut report, err, already, started));
-        }
-
-        let tables: Vec<String> = schema_steps
-            .iter()
-            .map(|(md, _)| driver.dialect().table(&md.schema, HISTORY_TABLE))
-            .collect();
-        let rows: Vec<NewHistoryRow<'_>> = schema_steps
-            .iter()
-            .zip(&tables)
-            .map(|((md, m), table)| NewHistoryRow {
-                table,
-                schema: &md.schema,
-                name: m.name.as_str(),
-                category: m.category().as_str(),
-                checksum: &m.checksum,
-                applied_by: &opts.applied_by,
-            })
-            .collect();
-        if let Err(e) = if rows.is_empty() {
-            Ok(())
+        if !opts.categories.contains(&e.category) {
+            report.not_selected.push(NotSelected {
+                module: e.module.clone(),
+                name: e.name.clone(),
+                category: e.category,
+            });
+        } else if e.category == Category::Data {
+            data_steps.push((md, m));
         } else {
-            driver.stage(&rows)
-        } {
-            let err = MigrateError::db("staging history rows", e);
+            schema_steps.push((md, m));
+        }
+    }
+    report.steps = schema_steps
+        .iter()
+        .chain(&data_steps)
+        .map(|(md, m)| step_of(md, m))
+        .collect();
+    report.count(already);
+    if opts.mode == RunMode::DryRun {
+        report.duration_ms = ms_since(started);
+        return Ok(report);
+    }
+    let gated: Vec<String> = report
+        .steps
+        .iter()
+        .filter(|s| s.category == Category::Release)
+        .map(|s| format!("{}/{}", s.module, s.name))
+        .collect();
+    if !gated.is_empty() && opts.release == ReleaseGate::Refuse {
+        let err = MigrateError::ReleaseGate { pending: gated };
+        return Err(fail(&mut report, err, already, started));
+    }
+
+    let tables: Vec<String> = schema_steps
+        .iter()
+        .map(|(md, _)| driver.dialect().table(&md.schema, HISTORY_TABLE))
+        .collect();
+    let rows: Vec<NewHistoryRow<'_>> = schema_steps
+        .iter()
+        .zip(&tables)
+        .map(|((md, m), table)| NewHistoryRow {
+            table,
+            schema: &md.schema,
+            name: m.name.as_str(),
+            category: m.category().as_str(),
+            checksum: &m.checksum,
+            applied_by: &opts.applied_by,
+        })
+        .collect();
+    if let Err(e) = if rows.is_empty() {
+        Ok(())
+    } else {
+        driver.stage(&rows)
+    } {
+        let err = MigrateError::db("staging history rows", e);
+        return Err(fail(&mut report, err, already, started));
+    }
+    for (i, ((md, m), row)) in schema_steps.iter().zip(&rows).enumerate() {
+        let t = Instant::now();
+        let result = match m.tx {
+            TxMode::Transaction => driver.apply_in_transaction(&m.sql, row).map_err(|e| {
+                let offset = driver.migration_offset(&md.schema) as usize;
+                let at = e.position.map(|p| (p as usize).saturating_sub(offset));
+                migration_failed(md, m, e, at)
+            }),
+            TxMode::NoTransaction => apply_no_transaction(driver, md, m, &opts.applied_by),
+        };
+        let step = &mut report.steps[i];
+        step.duration_ms = Some(ms_since(t));
+        if let Err(err) = result {
+            step.outcome = Outcome::Failed;
+            step.error = Some(err.to_string());
+            let _ = driver.durable_barrier();
             return Err(fail(&mut report, err, already, started));
         }
-        for (i, ((md, m), row)) in schema_steps.iter().zip(&rows).enumerate() {
-            let t = Instant::now();
-            let result = match m.tx {
-                TxMode::Transaction => driver.apply_in_transaction(&m.sql, row).map_err(|e| {
-                    let offset = driver.migration_offset(&md.schema) as usize;
-                    let at = e.position.map(|p| (p as usize).saturating_sub(offset));
-                    migration_failed(md, m, e, at)
-                }),
-                TxMode::NoTransaction => apply_no_transaction(driver, md, m, &opts.applied_by),
-            };
-            let step = &mut report.steps[i];
-            step.duration_ms = Some(ms_since(t));
-            if let Err(err) = result {
-                step.outcome = Outcome::Failed;
-                step.error = Some(err.to_string());
-                let _ = driver.durable_barrier();
-                return Err(fail(&mut report, err, already, started));
-            }
-            step.outcome = Outcome::Applied;
-            failpoint::hit(&format!("migration-committed:{}", m.name));
-        }
+        step.outcome = Outcome::Applied;
+        failpoint::hit(&format!("migration-committed:{}", m.name));
+    }
 
-        let mut failed = Vec::new();
-        let base = schema_steps.len();
-        for (k, (md, m)) in data_steps.iter().enumerate() {
-            let t = Instant::now();
-            let (stats, result) = crate::migrate::data::run_data_migration(
-                driver,
-                md,
-                m,
-                history.data(&md.schema, m.name.as_str()),
-                opts,
-            );
-            let step = &mut report.steps[base + k];
-            step.duration_ms = Some(ms_since(t));
-            step.data = Some(stats);
-            match result {
-                Ok(()) => step.outcome = Outcome::Applied,
-                Err(e) => {
-                    step.outcome = Outcome::Failed;
-                    step.error = Some(e.to_string());
-                    failed.push(format!("{}/{}: {e}", md.name, m.name));
-                    if opts.on_error == OnError::StopOnError {
-                        break;
-                    }
+    let mut failed = Vec::new();
+    let base = schema_steps.len();
+    for (k, (md, m)) in data_steps.iter().enumerate() {
+        let t = Instant::now();
+        let (stats, result) = crate::migrate::data::run_data_migration(
+            driver,
+            md,
+            m,
+            history.data(&md.schema, m.name.as_str()),
+            opts,
+        );
+        let step = &mut report.steps[base + k];
+        step.duration_ms = Some(ms_since(t));
+        step.data = Some(stats);
+        match result {
+            Ok(()) => step.outcome = Outcome::Applied,
+            Err(e) => {
+                step.outcome = Outcome::Failed;
+                step.error = Some(e.to_string());
+                failed.push(format!("{}/{}: {e}", md.name, m.name));
+                if opts.on_error == OnError::StopOnError {
+                    break;
                 }
             }
         }
-        driver
-            .durable_barrier()
-            .map_err(|e| MigrateError::db("waiting for the commits to be durable", e))?;
-        if !failed.is_empty() {
-            let err = MigrateError::DataBatchesFailed { failed };
-            return Err(fail(&mut report, err, already, started));
-        }
-        report.duration_ms = ms_since(started);
-        report.count(already);
-        Ok(report)
     }
+    driver
+        .durable_barrier()
+        .map_err(|e| MigrateError::db("waiting for the commits to be durable", e))?;
+    if !failed.is_empty() {
+        let err = MigrateError::DataBatchesFailed { failed };
+        return Err(fail(&mut report, err, already, started));
+    }
+    report.duration_ms = ms_since(started);
+    report.count(already);
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -175,18 +175,6 @@ impl Dialect {
         }
     }
 
-    /// A query with parameters (`schema`, `table`) that returns the table's column names in order
-    /// (no rows when it does not exist).
-    pub fn columns_query(self) -> &'static str {
-        match self {
-            Dialect::Postgres => {
-                "SELECT CAST(column_name AS text) FROM information_schema.columns \
-                 WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position"
-            }
-            Dialect::Sqlite => "SELECT name FROM pragma_table_info($1 || '_' || $2) ORDER BY cid",
-        }
-    }
-
     /// Statements that make the module's migrations resolve unqualified names in `schema`, for use
     /// inside a transaction (PostgreSQL: `SET LOCAL search_path`).
     pub fn local_search_path(self, schema: &str) -> Option<String> {
@@ -265,12 +253,7 @@ pub trait Driver: Send {
             }
             self.batch(sql)?;
             let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-            let insert = format!(
-                "INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
-                 VALUES ($1, $2, $3, {}, $4, $5)",
-                row.table,
-                dialect.now()
-            );
+            let insert = crate::migrate::history::insert_sql(row.table, dialect.now(), "$5");
             self.execute(
                 &insert,
                 &[

@@ -64,12 +64,6 @@ impl Postgres {
         })
     }
 
-    /// The underlying client, for callers (such as `offkit apply`'s ledger) that need more than
-    /// the [`Driver`] surface.
-    pub fn client(&mut self) -> &mut Client {
-        &mut self.client
-    }
-
     fn bind(params: &[Value], types: &[Type]) -> Result<Vec<Box<dyn ToSql + Sync>>, DbError> {
         params
             .iter()

@@ -48,11 +48,6 @@ impl Sqlite {
         })
     }
 
-    /// The underlying connection, for callers that need more than the [`Driver`] surface.
-    pub fn connection(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-
     fn prepared<'c>(
         conn: &'c Connection,
         sql: &str,
