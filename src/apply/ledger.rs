@@ -130,11 +130,8 @@ pub fn ensure(driver: &mut dyn Driver) -> Result<(), DbError> {
 
 /// True when the ledger table exists (reads only).
 pub fn exists(driver: &mut dyn Driver) -> Result<bool, DbError> {
-    let rows = driver.query(
-        driver.dialect().columns_query(),
-        &[SCHEMA.into(), TABLE.into()],
-    )?;
-    Ok(!rows.is_empty())
+    let found = crate::migrate::history::table_columns(driver, &[(SCHEMA, TABLE)])?;
+    Ok(!found.is_empty())
 }
 
 /// Marks rows left `running` by dead attempts as `interrupted`. Call with the lock held.

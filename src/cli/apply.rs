@@ -26,7 +26,7 @@ pub struct Args {
     pub kit: PathBuf,
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// Database URL: postgres://USER[:PASSWORD]@HOST:PORT/DB or sqlite://PATH.
+    /// Database URL: `postgres://USER[:PASSWORD]@HOST:PORT/DB` or `sqlite://PATH`.
     #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
     pub db: String,
     /// Object store URL: file://DIR, s3://BUCKET/PREFIX?endpoint=…, postgres://…?table=SCHEMA.TABLE.

@@ -1,11 +1,11 @@
 //! Object stores: one small synchronous trait, [`Store`], and three drivers — a local folder
-//! ([`file`], the embedded default), any S3-compatible bucket ([`s3`]) and a PostgreSQL table
+//! ([`file`](mod@file), the embedded default), any S3-compatible bucket ([`s3`]) and a PostgreSQL table
 //! ([`postgres`]) — opened from a [`StoreUrl`] by [`open`].
 //!
 //! Drivers only move bytes: stat, get into a sink, put from a reader (atomically: an interrupted
 //! put leaves no object), delete, list. Everything that must behave the same on every driver lives
 //! once above them: the verifying put body ([`stream`]), idempotent seeding with conflict detection
-//! and read-back confirmation ([`seed`]), seeding a folder ([`dir`]) and the probe of
+//! and read-back confirmation ([`seed`](mod@seed)), seeding a folder ([`dir`]) and the probe of
 //! `offkit store check` ([`check`]). The apply pipeline and its ledger are not here.
 
 use std::io::{Read, Write};
