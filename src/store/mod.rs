@@ -1,11 +1,11 @@
 //! Object stores: one small synchronous trait, [`Store`], and three drivers — a local folder
-//! ([`file`], the embedded default), any S3-compatible bucket ([`s3`]) and a PostgreSQL table
+//! ([`file`](mod@file), the embedded default), any S3-compatible bucket ([`s3`]) and a PostgreSQL table
 //! ([`postgres`]) — opened from a [`StoreUrl`] by [`open`].
 //!
 //! Drivers only move bytes: stat, get into a sink, put from a reader (atomically: an interrupted
 //! put leaves no object), delete, list. Everything that must behave the same on every driver lives
 //! once above them: the verifying put body ([`stream`]), idempotent seeding with conflict detection
-//! and read-back confirmation ([`seed`]), seeding a folder ([`dir`]) and the probe of
+//! and read-back confirmation ([`seed`](mod@seed)), seeding a folder ([`dir`]) and the probe of
 //! `offkit store check` ([`check`]). The apply pipeline and its ledger are not here.
 
 use std::io::{Read, Write};
@@ -76,7 +76,8 @@ pub struct PutRequest<'a> {
 ///
 /// Contract for [`Store::put`]: read `body` to its end (a read that returns 0) *before* the object
 /// becomes visible, and make it visible atomically — an error or a crash at any point leaves either
-/// no object (or the previous one, for [`WriteMode::Replace`]) or the complete new one. The body
+/// no object (or the previous one, for [`WriteMode::Replace`]) or the complete new one; durable
+/// at the latest after [`Store::sync`]. The body
 /// is a [`stream::VerifyingReader`] whose final read fails if the bytes were not the promised
 /// ones, so honouring the contract means a mismatching source is never stored.
 pub trait Store: Send + Sync {
@@ -102,6 +103,14 @@ pub trait Store: Send + Sync {
         under: Option<&KitPath>,
         visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
+
+    /// Makes every put this handle has done durable (for the file store: fsyncs the folders that
+    /// received new entries, which puts defer so that thousands of puts into one folder share one
+    /// folder fsync). A crash before `sync` may lose puts, never leave a partial object. Seeding
+    /// calls it before reporting success; a no-op for stores whose puts are durable on return.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// How many puts to run at once by default.
     fn default_parallelism(&self) -> usize;

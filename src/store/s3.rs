@@ -123,7 +123,11 @@ impl S3Store {
         // Timeouts, unless the environment sets them (`with_client_options` would instead
         // discard every client option read from the environment, such as AWS_PROXY_URL).
         for (key, var, value) in [
-            (ClientConfigKey::ConnectTimeout, "AWS_CONNECT_TIMEOUT", "10s"),
+            (
+                ClientConfigKey::ConnectTimeout,
+                "AWS_CONNECT_TIMEOUT",
+                "10s",
+            ),
             (ClientConfigKey::Timeout, "AWS_TIMEOUT", "300s"),
         ] {
             if std::env::var_os(var).is_none() {

@@ -90,6 +90,7 @@ pub(super) fn run(
                     None => {}
                 }
             }
+            store.sync().map_err(SeedError::Sync)?;
         }
     }
     report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
