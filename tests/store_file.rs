@@ -188,3 +188,16 @@ fn cli_check_reports_each_step() {
     assert_eq!(out.status.code(), Some(12), "{stdout}");
     assert!(stdout.contains("write        failed"), "{stdout}");
 }
+
+#[test]
+fn key_safety() {
+    let (t, st, src) = dirs();
+    suite::key_safety(store(&st).as_ref(), &src);
+    // Nothing landed outside the store folder.
+    let mut outside: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    outside.sort();
+    assert_eq!(outside, ["src", "store"]);
+}

@@ -154,3 +154,9 @@ fn secrets_never_appear_and_cli_works() {
         );
     }
 }
+
+#[test]
+fn key_safety() {
+    let (_db, store, src) = setup("keys");
+    suite::key_safety(store.as_ref(), src.path());
+}

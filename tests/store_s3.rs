@@ -204,3 +204,16 @@ fn cli_with_credentials_from_the_environment() {
     );
     assert_eq!(out.status.code(), Some(12), "{stderr}");
 }
+
+#[test]
+fn key_safety() {
+    let (server, store, src) = setup("keys");
+    suite::key_safety(store.as_ref(), src.path());
+    // Everything is inside the bucket's prefix on the server's disk.
+    let mut top: Vec<_> = std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["keys"]);
+}

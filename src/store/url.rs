@@ -9,34 +9,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// A secret string (an S3 key, a database password or a URL that contains one). `Debug` and
-/// `Display` print `***`; only [`Secret::expose`] gives the value, for handing it to a client.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value, to pass to a client library. Never print it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use super::secret::redact_text;
+pub use super::secret::{Secret, redact_raw};
 
 /// Why a store URL was refused. Messages quote the URL only in redacted form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,12 +141,6 @@ pub enum StoreUrl {
 pub const DEFAULT_PG_TABLE: (&str, &str) = ("offkit", "objects");
 
 const S3_OPTIONS: &str = "endpoint, region, path_style, allow_http, access_key_id, secret_access_key, session_token, conditional_put";
-const SECRET_OPTIONS: &[&str] = &[
-    "access_key_id",
-    "secret_access_key",
-    "session_token",
-    "password",
-];
 
 impl StoreUrl {
     /// Parses a store URL.
@@ -378,9 +346,9 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
                 })
             }
             "allow_http" => s3.allow_http = Some(parse_bool(&shown, &k, &v)?),
-            "access_key_id" => s3.access_key_id = Some(Secret(v)),
-            "secret_access_key" => s3.secret_access_key = Some(Secret(v)),
-            "session_token" => s3.session_token = Some(Secret(v)),
+            "access_key_id" => s3.access_key_id = Some(Secret::new(v)),
+            "secret_access_key" => s3.secret_access_key = Some(Secret::new(v)),
+            "session_token" => s3.session_token = Some(Secret::new(v)),
             "conditional_put" => {
                 s3.conditional_put = match v.as_str() {
                     "if-none-match" => ConditionalPut::IfNoneMatch,
@@ -443,7 +411,7 @@ fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
     shown.push_str(if rest.is_empty() { "?" } else { "&" });
     shown.push_str(&format!("table={schema}.{table}"));
     Ok(StoreUrl::Postgres(PostgresUrl {
-        conninfo: Secret(conninfo),
+        conninfo: Secret::new(conninfo),
         shown,
         schema,
         table,
@@ -476,71 +444,11 @@ fn parse_table(url: &str, t: &str) -> Result<(String, String), UrlError> {
     Ok((schema.to_owned(), table.to_owned()))
 }
 
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
-}
-
-/// Replaces the secrets in a text (an error message) that may quote the URL's password.
-fn redact_text(text: &str, url: &url::Url) -> String {
-    match url.password() {
-        Some(p) if !p.is_empty() => text.replace(p, "***"),
-        _ => text.to_owned(),
-    }
-}
-
-/// Best-effort redaction of a URL string that may not parse: the user-info part
-/// (`user:password@`) becomes `user:***@` for PostgreSQL and `***@` otherwise, and the values of
-/// secret query options become `***`.
-pub fn redact_raw(input: &str) -> String {
-    let (head, query) = match input.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (input, None),
-    };
-    let mut out = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            // A database user name helps and is kept; anywhere else the user part may be a key.
-            let keep_user = scheme.to_ascii_lowercase().starts_with("postgres");
-            let authority = match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _)) if keep_user => format!("{user}:***@{host}"),
-                    None if keep_user => format!("{userinfo}@{host}"),
-                    _ => format!("***@{host}"),
-                },
-                None => authority.to_owned(),
-            };
-            format!("{scheme}://{authority}{path}")
-        }
-        None => head.to_owned(),
-    };
-    if let Some(q) = query {
-        let parts: Vec<String> = q
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if SECRET_OPTIONS.contains(&k) => format!("{k}=***"),
-                Some((k, v)) if k == "endpoint" => format!("{k}={}", redact_endpoint(v)),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&parts.join("&"));
-    }
-    out
-}
-
-fn redact_endpoint(v: &str) -> String {
-    let decoded = percent_decode(v);
-    if decoded.contains('@') {
-        redact_raw(&decoded)
-    } else {
-        v.to_owned()
-    }
 }
 
 #[cfg(test)]
