@@ -160,3 +160,21 @@ fn key_safety() {
     let (_db, store, src) = setup("keys");
     suite::key_safety(store.as_ref(), src.path());
 }
+
+#[test]
+fn concurrent_seedings_put_each_object_once() {
+    let db = pg::TestDb::create("concurrent");
+    let src = tempfile::tempdir().unwrap();
+    suite::seed_folder(src.path(), 200, 0);
+    let url = db.store_url("c.objects");
+    let (puts, skips) = cli::concurrent_put_dirs(&url, src.path(), &[]);
+    assert_eq!(
+        (puts, skips),
+        (200, 200),
+        "each object is put by exactly one of the two"
+    );
+    assert_eq!(
+        suite::fingerprint(open_str(&url).unwrap().as_ref()).len(),
+        200
+    );
+}

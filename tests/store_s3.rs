@@ -217,3 +217,19 @@ fn key_safety() {
     top.sort();
     assert_eq!(top, ["keys"]);
 }
+
+#[test]
+fn concurrent_seedings_end_correct() {
+    let server = s3::S3Server::start();
+    server.bucket("concurrent");
+    let src = tempfile::tempdir().unwrap();
+    suite::seed_folder(src.path(), 200, 0);
+    let url = server.url("concurrent", "");
+    // rclone ignores If-None-Match, so both may put the same object (same bytes, both confirmed);
+    // what must hold is that both succeed and the store is right.
+    let (puts, skips) = cli::concurrent_put_dirs(&url, src.path(), &server.env());
+    assert_eq!(puts + skips, 400);
+    assert!(puts >= 200);
+    let store = open_str(&server.url_with_keys("concurrent", "")).unwrap();
+    assert_eq!(suite::fingerprint(store.as_ref()).len(), 200);
+}
