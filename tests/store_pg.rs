@@ -178,3 +178,32 @@ fn concurrent_seedings_put_each_object_once() {
         200
     );
 }
+
+#[test]
+fn planning_falls_back_to_lookups_when_the_folder_is_crowded() {
+    let (db, store, src) = setup("crowded");
+    let seeds: Vec<_> = (0..20)
+        .map(|i| {
+            suite::seed_file(
+                src.path(),
+                &format!("crowd/s{i:02}.json"),
+                format!("{i}").as_bytes(),
+            )
+        })
+        .collect();
+    // Half of them already there, put the normal way.
+    offkit::store::seed(store.as_ref(), &seeds[..10], &SeedOptions::default()).unwrap();
+    // And 2,000 other objects in the same folder: more than the listing is allowed to read
+    // (4 × 20 + 1,000), so the planner must switch to one lookup per key and still be right.
+    db.client()
+        .batch_execute(
+            "INSERT INTO kitstore.objects (key, size, sha256, media_type)
+             SELECT 'crowd/other-' || g, 0, '', '' FROM generate_series(1, 2000) g",
+        )
+        .unwrap();
+    let plan = offkit::store::plan(store.as_ref(), &seeds, &SeedOptions::default()).unwrap();
+    assert_eq!(plan.count(offkit::store::seed::Action::Skip), 10);
+    assert_eq!(plan.count(offkit::store::seed::Action::Put), 10);
+    let r = offkit::store::seed(store.as_ref(), &seeds, &SeedOptions::default()).unwrap();
+    assert_eq!((r.totals.put, r.totals.skipped), (10, 10));
+}
