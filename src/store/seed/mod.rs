@@ -169,9 +169,20 @@ pub fn seed(
     opts: &SeedOptions,
 ) -> Result<SeedReport, SeedError> {
     let progress = Progress::new("Seeding", seeds.len() as u64, opts.progress);
-    let result = run::run(store, seeds, opts, &progress);
+    let result = seed_with(store, seeds, opts, &progress);
     progress.finish();
     result
+}
+
+/// [`seed`] reporting to a caller's [`Progress`] (e.g. one that `offkit apply` shows for a whole
+/// kit; `opts.progress` is then ignored). Counts one item per seed; does not finish it.
+pub fn seed_with(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+    opts: &SeedOptions,
+    progress: &Progress,
+) -> Result<SeedReport, SeedError> {
+    run::run(store, seeds, opts, progress)
 }
 
 /// Checks a seed's digest text and returns it lowercased.
