@@ -233,3 +233,21 @@ fn concurrent_seedings_end_correct() {
     let store = open_str(&server.url_with_keys("concurrent", "")).unwrap();
     assert_eq!(suite::fingerprint(store.as_ref()).len(), 200);
 }
+
+#[test]
+fn no_credentials_with_a_custom_endpoint_is_a_clear_error() {
+    // Nothing is contacted: the refusal happens before any request (no metadata-service probe).
+    let url = "s3://bucket?endpoint=http://127.0.0.1:9&path_style=true";
+    let (out, _, stderr) = cli::run(
+        cli::offkit()
+            .args(["store", "ls", url])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env_remove("AWS_SKIP_SIGNATURE"),
+    );
+    assert_eq!(out.status.code(), Some(12), "{stderr}");
+    assert!(stderr.contains("no S3 credentials"), "{stderr}");
+}

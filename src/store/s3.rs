@@ -86,6 +86,32 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
+/// With a custom endpoint (MinIO, Ceph, … — what air-gapped sites run) and no credentials at all,
+/// the S3 client would fall back to asking the cloud instance-metadata service at 169.254.169.254,
+/// which at best times out. Refuse instead, and say what to set.
+fn refuse_credential_probing(b: &AmazonS3Builder, shown: &str) -> Result<(), StoreError> {
+    let set = |k: AmazonS3ConfigKey| b.get_config_value(&k).is_some_and(|v| !v.is_empty());
+    let custom_endpoint = set(AmazonS3ConfigKey::Endpoint);
+    let anonymous = b
+        .get_config_value(&AmazonS3ConfigKey::SkipSignature)
+        .is_some_and(|v| v == "true");
+    let credentials = set(AmazonS3ConfigKey::AccessKeyId)
+        || set(AmazonS3ConfigKey::WebIdentityTokenFile)
+        || set(AmazonS3ConfigKey::ContainerCredentialsRelativeUri)
+        || set(AmazonS3ConfigKey::ContainerCredentialsFullUri)
+        || set(AmazonS3ConfigKey::MetadataEndpoint);
+    if custom_endpoint && !anonymous && !credentials {
+        return Err(StoreError::Misconfigured {
+            store: shown.to_owned(),
+            reason: "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or \
+                     AWS_SKIP_SIGNATURE=true for anonymous access); with a custom endpoint offkit \
+                     does not ask a cloud instance-metadata service"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 impl S3Store {
     /// Builds the client (no request is made yet).
     pub fn open(url: StoreUrl, s: &S3Url) -> Result<Self, StoreError> {
@@ -137,6 +163,7 @@ impl S3Store {
         if let Some(h) = s.allow_http {
             b = b.with_allow_http(h);
         }
+        refuse_credential_probing(&b, &shown)?;
         let client = b.build().map_err(|e| StoreError::S3 {
             op: "open",
             store: shown.clone(),
