@@ -251,3 +251,51 @@ fn no_credentials_with_a_custom_endpoint_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(12), "{stderr}");
     assert!(stderr.contains("no S3 credentials"), "{stderr}");
 }
+
+#[test]
+fn confirm_etag_md5_spares_the_read_back_and_still_catches_conflicts() {
+    let server = s3::S3Server::start_logging_requests();
+    server.bucket("etag");
+    let src = tempfile::tempdir().unwrap();
+    let url = format!("{}&confirm=etag-md5", server.url_with_keys("etag", "p"));
+    let store = open_str(&url).unwrap();
+    assert!(store.url().redacted().contains("confirm=etag-md5"));
+    let mut seeds: Vec<_> = (0..20)
+        .map(|i| {
+            suite::seed_file(
+                src.path(),
+                &format!("e/{i:02}.json"),
+                format!("{{\"n\":{i}}}").as_bytes(),
+            )
+        })
+        .collect();
+    // 20 MiB: a multipart upload; rclone answers with the plain MD5 as its ETag.
+    seeds.push(suite::large_seed_file(src.path(), "e/big.bin", 20 << 20, 9));
+    let opts = offkit::store::SeedOptions {
+        progress: offkit::report::progress::ProgressMode::Off,
+        ..Default::default()
+    };
+    let gets_before = server.count_in_log("GET OBJECT");
+    let r = offkit::store::seed(store.as_ref(), &seeds, &opts).unwrap();
+    assert_eq!(r.totals.put, 21);
+    let again = offkit::store::seed(store.as_ref(), &seeds, &opts).unwrap();
+    assert_eq!(again.totals.skipped, 21);
+    assert_eq!(
+        server.count_in_log("GET OBJECT"),
+        gets_before,
+        "puts were confirmed and skips decided by ETag, without reading objects back"
+    );
+    // The same store with the default confirmation reads every object back.
+    let read_back = open_str(&server.url_with_keys("etag", "p")).unwrap();
+    let r = offkit::store::seed(read_back.as_ref(), &seeds, &opts).unwrap();
+    assert_eq!(r.totals.skipped, 21);
+    assert_eq!(server.count_in_log("GET OBJECT"), gets_before + 21);
+    // A different object at a key: the ETag does not match, the read-back decides: conflict.
+    std::fs::write(&seeds[0].path, b"{\"n\":\"changed\"}").unwrap();
+    let changed = suite::seed_file(src.path(), "e/00.json", b"{\"n\":\"changed\"}");
+    let err = offkit::store::seed(store.as_ref(), &[changed], &opts).unwrap_err();
+    assert!(
+        matches!(err, offkit::store::SeedError::Conflicts { .. }),
+        "{err}"
+    );
+}

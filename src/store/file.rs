@@ -358,7 +358,13 @@ impl Store for FileStore {
                 .metadata()
                 .map_err(|e| self.io("list", &key, e.into()))?
                 .len();
-            if visit(ObjectInfo { key, size }).is_break() {
+            if visit(ObjectInfo {
+                key,
+                size,
+                etag: None,
+            })
+            .is_break()
+            {
                 break;
             }
         }

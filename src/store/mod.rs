@@ -58,6 +58,9 @@ pub struct ObjectInfo {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// The store's own checksum tag, where it has one (the S3 `ETag`, unquoted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// What a put stores: where, how big, what type, and whether it may replace.
@@ -118,6 +121,20 @@ pub trait Store: Send + Sync {
 
     /// How the seeding planner should look keys up.
     fn lookup(&self) -> Lookup;
+
+    /// Whether the store's own checksum proves that the object at `key` holds exactly the bytes of
+    /// the local file `source` (`size` bytes), so that reading it back can be spared. `listed` is
+    /// the object as a listing showed it, if at hand. `false` — the default, and the answer of
+    /// every driver unless configured otherwise (S3 `confirm=etag-md5`) — means "read it back".
+    fn checksum_confirms(
+        &self,
+        _key: &KitPath,
+        _source: &std::path::Path,
+        _size: u64,
+        _listed: Option<&ObjectInfo>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 
     /// Reads the object back and returns its size and SHA-256 (`None` if there is none). This is
     /// how seeding confirms a put and recognises an object it may skip: by the bytes the store

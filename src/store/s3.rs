@@ -26,7 +26,10 @@ use object_store::{
 };
 
 use super::stream::read_full;
-use super::url::{Addressing, ConditionalPut, S3Url, StoreUrl};
+
+#[path = "s3_etag.rs"]
+mod etag;
+use super::url::{Addressing, ConditionalPut, Confirm, S3Url, StoreUrl};
 use super::{Lookup, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
 use crate::kit::path::KitPath;
 
@@ -49,6 +52,7 @@ pub struct S3Store {
     client: Arc<AmazonS3>,
     prefix: Option<String>,
     conditional: ConditionalPut,
+    confirm: Confirm,
     multipart_slots: Slots,
 }
 
@@ -185,6 +189,7 @@ impl S3Store {
             client: Arc::new(client),
             prefix: s.prefix.clone(),
             conditional: s.conditional_put,
+            confirm: s.confirm,
             multipart_slots: Slots::new(MAX_MULTIPART_UPLOADS),
             url,
         })
@@ -404,12 +409,55 @@ impl Store for S3Store {
             let info = ObjectInfo {
                 key: key.to_owned(),
                 size: meta.size,
+                etag: meta.e_tag.map(|e| e.trim_matches('"').to_owned()),
             };
             if visit(info).is_break() {
                 break;
             }
         }
         Ok(())
+    }
+
+    fn checksum_confirms(
+        &self,
+        key: &KitPath,
+        source: &std::path::Path,
+        size: u64,
+        listed: Option<&ObjectInfo>,
+    ) -> Result<bool, StoreError> {
+        if self.confirm != Confirm::EtagMd5 {
+            return Ok(false);
+        }
+        let (stored_size, etag) = match listed {
+            Some(info) => (info.size, info.etag.clone()),
+            None => {
+                let path = self.path(key)?;
+                match self.rt.block_on(self.client.head(&path)) {
+                    Ok(meta) => (meta.size, meta.e_tag),
+                    Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                    Err(e) => return Err(self.err("stat", key.as_str(), e)),
+                }
+            }
+        };
+        let Some(etag) = etag else {
+            return Ok(false);
+        };
+        if stored_size != size {
+            return Ok(false);
+        }
+        let file = std::fs::File::open(source).map_err(|e| StoreError::Io {
+            op: "open seed source",
+            store: self.shown.clone(),
+            key: key.to_string(),
+            cause: e,
+        })?;
+        let local = etag::md5_etags(file, PART_SIZE).map_err(|e| StoreError::Io {
+            op: "read seed source",
+            store: self.shown.clone(),
+            key: key.to_string(),
+            cause: e,
+        })?;
+        Ok(etag::matches(&etag, &local))
     }
 
     fn default_parallelism(&self) -> usize {

@@ -77,6 +77,19 @@ pub enum ConditionalPut {
     Disabled,
 }
 
+/// How seeding confirms S3 objects (puts, and objects found when planning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Confirm {
+    /// Read the object back and hash it (the default: trusts nothing but the bytes returned).
+    ReadBack,
+    /// Trust the server's `ETag` when it is the MD5 of the local file (plain, or in the multipart
+    /// form for offkit's part size); read back otherwise. Faster, and weaker: it relies on the
+    /// server having computed the MD5 over what it stored, and it does not re-read stored bytes.
+    EtagMd5,
+}
+
 /// A parsed `s3://BUCKET/PREFIX?options` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -101,6 +114,8 @@ pub struct S3Url {
     pub session_token: Option<Secret>,
     /// `conditional_put=if-none-match|disabled`.
     pub conditional_put: ConditionalPut,
+    /// `confirm=read-back|etag-md5`.
+    pub confirm: Confirm,
 }
 
 /// A parsed `postgres://…?table=SCHEMA.TABLE` URL.
@@ -140,7 +155,7 @@ pub enum StoreUrl {
 /// The default PostgreSQL object table.
 pub const DEFAULT_PG_TABLE: (&str, &str) = ("offkit", "objects");
 
-const S3_OPTIONS: &str = "endpoint, region, path_style, allow_http, access_key_id, secret_access_key, session_token, conditional_put";
+const S3_OPTIONS: &str = "endpoint, region, path_style, allow_http, access_key_id, secret_access_key, session_token, conditional_put, confirm";
 
 impl StoreUrl {
     /// Parses a store URL.
@@ -220,6 +235,9 @@ impl S3Url {
         }
         if self.conditional_put == ConditionalPut::Disabled {
             opts.push("conditional_put=disabled".into());
+        }
+        if self.confirm == Confirm::EtagMd5 {
+            opts.push("confirm=etag-md5".into());
         }
         if !opts.is_empty() {
             s.push('?');
@@ -307,6 +325,7 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
         secret_access_key: None,
         session_token: None,
         conditional_put: ConditionalPut::IfNoneMatch,
+        confirm: Confirm::ReadBack,
     };
     let mut seen = std::collections::BTreeSet::new();
     for (k, v) in parsed.query_pairs() {
@@ -358,6 +377,19 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
                             url: shown,
                             option: k,
                             reason: format!("expected if-none-match or disabled, got {v:?}"),
+                        });
+                    }
+                }
+            }
+            "confirm" => {
+                s3.confirm = match v.as_str() {
+                    "read-back" => Confirm::ReadBack,
+                    "etag-md5" => Confirm::EtagMd5,
+                    _ => {
+                        return Err(UrlError::BadOption {
+                            url: shown,
+                            option: k,
+                            reason: format!("expected read-back or etag-md5, got {v:?}"),
                         });
                     }
                 }
