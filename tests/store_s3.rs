@@ -276,8 +276,12 @@ fn confirm_etag_md5_spares_the_read_back_and_still_catches_conflicts() {
         ..Default::default()
     };
     let gets_before = server.count_in_log("GET OBJECT");
+    let heads_before = server.count_in_log("HEAD OBJECT");
     let r = offkit::store::seed(store.as_ref(), &seeds, &opts).unwrap();
     assert_eq!(r.totals.put, 21);
+    // Puts are confirmed by the ETag their own response carried: the one HEAD is the
+    // create-only check before the multipart upload.
+    assert_eq!(server.count_in_log("HEAD OBJECT"), heads_before + 1);
     let again = offkit::store::seed(store.as_ref(), &seeds, &opts).unwrap();
     assert_eq!(again.totals.skipped, 21);
     assert_eq!(

@@ -12,6 +12,7 @@
 //! sizes. Both are atomic on S3: an interrupted multipart upload is never visible as an object (it
 //! lingers as an incomplete upload until aborted or expired by a lifecycle rule).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Condvar, Mutex};
@@ -54,6 +55,9 @@ pub struct S3Store {
     conditional: ConditionalPut,
     confirm: Confirm,
     multipart_slots: Slots,
+    /// ETags returned by this handle's puts, kept (with `confirm=etag-md5` only) until the put's
+    /// confirmation consumes them, sparing a `HEAD`.
+    put_etags: Mutex<HashMap<String, String>>,
 }
 
 /// A counting semaphore for blocking threads.
@@ -190,6 +194,7 @@ impl S3Store {
             prefix: s.prefix.clone(),
             conditional: s.conditional_put,
             confirm: s.confirm,
+            put_etags: Mutex::new(HashMap::new()),
             multipart_slots: Slots::new(MAX_MULTIPART_UPLOADS),
             url,
         })
@@ -246,7 +251,7 @@ impl S3Store {
         };
         self.rt
             .block_on(self.client.put_opts(path, buf.into(), opts))
-            .map(|_| ())
+            .map(|r| self.remember_etag(key, r.e_tag))
             .map_err(|e| self.err("put", key, e))
     }
 
@@ -288,12 +293,19 @@ impl S3Store {
             Ok(()) => self
                 .rt
                 .block_on(w.finish())
-                .map(|_| ())
+                .map(|r| self.remember_etag(key, r.e_tag))
                 .map_err(|e| self.err("put", key, e)),
             Err(e) => {
                 let _ = self.rt.block_on(w.abort());
                 Err(e)
             }
+        }
+    }
+
+    fn remember_etag(&self, key: &str, etag: Option<String>) {
+        if let (Confirm::EtagMd5, Some(e)) = (self.confirm, etag) {
+            let mut etags = self.put_etags.lock().unwrap_or_else(|p| p.into_inner());
+            etags.insert(key.to_owned(), e);
         }
     }
 
@@ -428,9 +440,17 @@ impl Store for S3Store {
         if self.confirm != Confirm::EtagMd5 {
             return Ok(false);
         }
-        let (stored_size, etag) = match listed {
-            Some(info) => (info.size, info.etag.clone()),
-            None => {
+        let from_put = self
+            .put_etags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key.as_str());
+        let (stored_size, etag) = match (listed, from_put) {
+            (Some(info), _) => (info.size, info.etag.clone()),
+            // The server's answer to our own put of these bytes (their size was verified on the
+            // way out).
+            (None, Some(e)) => (size, Some(e)),
+            (None, None) => {
                 let path = self.path(key)?;
                 match self.rt.block_on(self.client.head(&path)) {
                     Ok(meta) => (meta.size, meta.e_tag),
