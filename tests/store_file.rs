@@ -188,3 +188,135 @@ fn cli_check_reports_each_step() {
     assert_eq!(out.status.code(), Some(12), "{stdout}");
     assert!(stdout.contains("write        failed"), "{stdout}");
 }
+
+#[test]
+fn key_safety() {
+    let (t, st, src) = dirs();
+    suite::key_safety(store(&st).as_ref(), &src);
+    // Nothing landed outside the store folder.
+    let mut outside: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    outside.sort();
+    assert_eq!(outside, ["src", "store"]);
+}
+
+#[test]
+fn concurrent_seedings_put_each_object_once() {
+    let (_t, st, src) = dirs();
+    suite::seed_folder(&src, 300, 0);
+    let url = format!("file://{}", st.display());
+    let (puts, skips) = cli::concurrent_put_dirs(&url, &src, &[]);
+    assert_eq!(
+        (puts, skips),
+        (300, 300),
+        "each object is put by exactly one of the two"
+    );
+    let fp = suite::fingerprint(store(&st).as_ref());
+    assert_eq!(fp.len(), 300);
+}
+
+/// A real file store with another writer that gets in first: on the first put, it stores
+/// `bytes` at the same key (between the plan, which found nothing, and the put).
+struct RacedStore {
+    inner: Box<dyn Store>,
+    bytes: Vec<u8>,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+impl Store for RacedStore {
+    fn url(&self) -> &offkit::store::StoreUrl {
+        self.inner.url()
+    }
+    fn stat(
+        &self,
+        key: &offkit::kit::path::KitPath,
+    ) -> Result<Option<u64>, offkit::store::StoreError> {
+        self.inner.stat(key)
+    }
+    fn get(
+        &self,
+        key: &offkit::kit::path::KitPath,
+        sink: &mut dyn std::io::Write,
+    ) -> Result<Option<u64>, offkit::store::StoreError> {
+        self.inner.get(key, sink)
+    }
+    fn put(
+        &self,
+        req: &offkit::store::PutRequest<'_>,
+        body: &mut dyn std::io::Read,
+    ) -> Result<(), offkit::store::StoreError> {
+        if !self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let sha = offkit::store::stream::digest_of(&self.bytes[..])
+                .unwrap()
+                .sha256;
+            let mut other = offkit::store::stream::VerifyingReader::new(
+                &self.bytes[..],
+                req.key.as_str(),
+                self.bytes.len() as u64,
+                &sha,
+            );
+            let first = offkit::store::PutRequest {
+                size: self.bytes.len() as u64,
+                mode: offkit::store::WriteMode::CreateNew,
+                ..*req
+            };
+            self.inner.put(&first, &mut other)?;
+        }
+        self.inner.put(req, body)
+    }
+    fn delete(&self, key: &offkit::kit::path::KitPath) -> Result<bool, offkit::store::StoreError> {
+        self.inner.delete(key)
+    }
+    fn list(
+        &self,
+        under: Option<&offkit::kit::path::KitPath>,
+        visit: &mut dyn FnMut(offkit::store::ObjectInfo) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), offkit::store::StoreError> {
+        self.inner.list(under, visit)
+    }
+    fn sync(&self) -> Result<(), offkit::store::StoreError> {
+        self.inner.sync()
+    }
+    fn default_parallelism(&self) -> usize {
+        1
+    }
+    fn lookup(&self) -> offkit::store::Lookup {
+        self.inner.lookup()
+    }
+}
+
+#[test]
+fn a_writer_between_plan_and_put_is_never_overwritten() {
+    use offkit::store::seed::Outcome;
+    use offkit::store::{ConflictPolicy, SeedError, SeedOptions};
+    let (_t, st, src) = dirs();
+    let seeds = [suite::seed_file(&src, "r/a.json", b"ours")];
+    let raced = |bytes: &[u8], dir: &str| RacedStore {
+        inner: store(&st.join(dir)),
+        bytes: bytes.to_vec(),
+        raced: Default::default(),
+    };
+    // The other writer put the same bytes: skipped.
+    let s = raced(b"ours", "same");
+    let r = offkit::store::seed(&s, &seeds, &SeedOptions::default()).unwrap();
+    assert_eq!(r.objects[0].outcome, Some(Outcome::Skipped));
+    // Different bytes: a conflict, and theirs stay.
+    let s = raced(b"theirs", "different");
+    let err = offkit::store::seed(&s, &seeds, &SeedOptions::default()).unwrap_err();
+    assert!(matches!(err, SeedError::Conflicts { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(st.join("different/r/a.json")).unwrap(),
+        b"theirs"
+    );
+    // Different bytes with --replace-conflicting: replaced, and reported so.
+    let s = raced(b"theirs", "replace");
+    let opts = SeedOptions {
+        conflicts: ConflictPolicy::Replace,
+        ..SeedOptions::default()
+    };
+    let r = offkit::store::seed(&s, &seeds, &opts).unwrap();
+    assert_eq!(r.objects[0].outcome, Some(Outcome::Replaced));
+    assert_eq!(std::fs::read(st.join("replace/r/a.json")).unwrap(), b"ours");
+}

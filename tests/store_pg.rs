@@ -154,3 +154,56 @@ fn secrets_never_appear_and_cli_works() {
         );
     }
 }
+
+#[test]
+fn key_safety() {
+    let (_db, store, src) = setup("keys");
+    suite::key_safety(store.as_ref(), src.path());
+}
+
+#[test]
+fn concurrent_seedings_put_each_object_once() {
+    let db = pg::TestDb::create("concurrent");
+    let src = tempfile::tempdir().unwrap();
+    suite::seed_folder(src.path(), 200, 0);
+    let url = db.store_url("c.objects");
+    let (puts, skips) = cli::concurrent_put_dirs(&url, src.path(), &[]);
+    assert_eq!(
+        (puts, skips),
+        (200, 200),
+        "each object is put by exactly one of the two"
+    );
+    assert_eq!(
+        suite::fingerprint(open_str(&url).unwrap().as_ref()).len(),
+        200
+    );
+}
+
+#[test]
+fn planning_falls_back_to_lookups_when_the_folder_is_crowded() {
+    let (db, store, src) = setup("crowded");
+    let seeds: Vec<_> = (0..20)
+        .map(|i| {
+            suite::seed_file(
+                src.path(),
+                &format!("crowd/s{i:02}.json"),
+                format!("{i}").as_bytes(),
+            )
+        })
+        .collect();
+    // Half of them already there, put the normal way.
+    offkit::store::seed(store.as_ref(), &seeds[..10], &SeedOptions::default()).unwrap();
+    // And 2,000 other objects in the same folder: more than the listing is allowed to read
+    // (4 × 20 + 1,000), so the planner must switch to one lookup per key and still be right.
+    db.client()
+        .batch_execute(
+            "INSERT INTO kitstore.objects (key, size, sha256, media_type)
+             SELECT 'crowd/other-' || g, 0, '', '' FROM generate_series(1, 2000) g",
+        )
+        .unwrap();
+    let plan = offkit::store::plan(store.as_ref(), &seeds, &SeedOptions::default()).unwrap();
+    assert_eq!(plan.count(offkit::store::seed::Action::Skip), 10);
+    assert_eq!(plan.count(offkit::store::seed::Action::Put), 10);
+    let r = offkit::store::seed(store.as_ref(), &seeds, &SeedOptions::default()).unwrap();
+    assert_eq!((r.totals.put, r.totals.skipped), (10, 10));
+}

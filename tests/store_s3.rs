@@ -204,3 +204,102 @@ fn cli_with_credentials_from_the_environment() {
     );
     assert_eq!(out.status.code(), Some(12), "{stderr}");
 }
+
+#[test]
+fn key_safety() {
+    let (server, store, src) = setup("keys");
+    suite::key_safety(store.as_ref(), src.path());
+    // Everything is inside the bucket's prefix on the server's disk.
+    let mut top: Vec<_> = std::fs::read_dir(server.data_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["keys"]);
+}
+
+#[test]
+fn concurrent_seedings_end_correct() {
+    let server = s3::S3Server::start();
+    server.bucket("concurrent");
+    let src = tempfile::tempdir().unwrap();
+    suite::seed_folder(src.path(), 200, 0);
+    let url = server.url("concurrent", "");
+    // rclone ignores If-None-Match, so both may put the same object (same bytes, both confirmed);
+    // what must hold is that both succeed and the store is right.
+    let (puts, skips) = cli::concurrent_put_dirs(&url, src.path(), &server.env());
+    assert_eq!(puts + skips, 400);
+    assert!(puts >= 200);
+    let store = open_str(&server.url_with_keys("concurrent", "")).unwrap();
+    assert_eq!(suite::fingerprint(store.as_ref()).len(), 200);
+}
+
+#[test]
+fn no_credentials_with_a_custom_endpoint_is_a_clear_error() {
+    // Nothing is contacted: the refusal happens before any request (no metadata-service probe).
+    let url = "s3://bucket?endpoint=http://127.0.0.1:9&path_style=true";
+    let (out, _, stderr) = cli::run(
+        cli::offkit()
+            .args(["store", "ls", url])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+            .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+            .env_remove("AWS_SKIP_SIGNATURE"),
+    );
+    assert_eq!(out.status.code(), Some(12), "{stderr}");
+    assert!(stderr.contains("no S3 credentials"), "{stderr}");
+}
+
+#[test]
+fn confirm_etag_md5_spares_the_read_back_and_still_catches_conflicts() {
+    let server = s3::S3Server::start_logging_requests();
+    server.bucket("etag");
+    let src = tempfile::tempdir().unwrap();
+    let url = format!("{}&confirm=etag-md5", server.url_with_keys("etag", "p"));
+    let store = open_str(&url).unwrap();
+    assert!(store.url().redacted().contains("confirm=etag-md5"));
+    let mut seeds: Vec<_> = (0..20)
+        .map(|i| {
+            suite::seed_file(
+                src.path(),
+                &format!("e/{i:02}.json"),
+                format!("{{\"n\":{i}}}").as_bytes(),
+            )
+        })
+        .collect();
+    // 20 MiB: a multipart upload; rclone answers with the plain MD5 as its ETag.
+    seeds.push(suite::large_seed_file(src.path(), "e/big.bin", 20 << 20, 9));
+    let opts = offkit::store::SeedOptions {
+        progress: offkit::report::progress::ProgressMode::Off,
+        ..Default::default()
+    };
+    let gets_before = server.count_in_log("GET OBJECT");
+    let heads_before = server.count_in_log("HEAD OBJECT");
+    let r = offkit::store::seed(store.as_ref(), &seeds, &opts).unwrap();
+    assert_eq!(r.totals.put, 21);
+    // Puts are confirmed by the ETag their own response carried: the one HEAD is the
+    // create-only check before the multipart upload.
+    assert_eq!(server.count_in_log("HEAD OBJECT"), heads_before + 1);
+    let again = offkit::store::seed(store.as_ref(), &seeds, &opts).unwrap();
+    assert_eq!(again.totals.skipped, 21);
+    assert_eq!(
+        server.count_in_log("GET OBJECT"),
+        gets_before,
+        "puts were confirmed and skips decided by ETag, without reading objects back"
+    );
+    // The same store with the default confirmation reads every object back.
+    let read_back = open_str(&server.url_with_keys("etag", "p")).unwrap();
+    let r = offkit::store::seed(read_back.as_ref(), &seeds, &opts).unwrap();
+    assert_eq!(r.totals.skipped, 21);
+    assert_eq!(server.count_in_log("GET OBJECT"), gets_before + 21);
+    // A different object at a key: the ETag does not match, the read-back decides: conflict.
+    std::fs::write(&seeds[0].path, b"{\"n\":\"changed\"}").unwrap();
+    let changed = suite::seed_file(src.path(), "e/00.json", b"{\"n\":\"changed\"}");
+    let err = offkit::store::seed(store.as_ref(), &[changed], &opts).unwrap_err();
+    assert!(
+        matches!(err, offkit::store::SeedError::Conflicts { .. }),
+        "{err}"
+    );
+}

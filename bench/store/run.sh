@@ -95,6 +95,13 @@ for run in first rerun; do
     read -r s m < <(timed "$OFFKIT" store put-dir --progress lines "$url" "$data")
     row "offkit put-dir" s3 "$run" "$s" "$m"
 done
+# The opt-in confirmation by the server's ETag (MD5) instead of reading every object back.
+rclone mkdir --config /dev/null "$(remote offkit-etag)"
+for run in first rerun; do
+    read -r s m < <(timed "$OFFKIT" store put-dir --progress lines \
+        "s3://offkit-etag?endpoint=http://127.0.0.1:$port&path_style=true&confirm=etag-md5" "$data")
+    row "offkit put-dir, confirm=etag-md5" s3 "$run" "$s" "$m"
+done
 for tr in $RCLONE_TRANSFERS; do
     rclone mkdir --config /dev/null "$(remote "rclone-$tr")"
     for run in first rerun; do

@@ -61,7 +61,7 @@ pub struct PutDirArgs {
     /// Put keys under this prefix (`PREFIX/relative/path`).
     #[arg(long, value_parser = parse_key)]
     prefix: Option<KitPath>,
-    /// Objects handled at once (default: 16 for S3, 4 for file and PostgreSQL).
+    /// Objects handled at once (default: 16 for file and S3, 4 for PostgreSQL).
     #[arg(long)]
     parallelism: Option<usize>,
     /// Replace objects whose bytes differ instead of stopping (shown in the report).

@@ -112,11 +112,10 @@ impl Progress {
             Output::Off
         } else if bar {
             let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} ({percent}%) {msg} [{elapsed_precise}, ETA {eta}]",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let style =
+                ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg} ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> ");
             pb.set_style(style);
             pb.set_prefix(label.to_owned());
             Output::Bar(pb)
@@ -199,7 +198,7 @@ impl Progress {
                 let c = self.counts();
                 pb.set_position(c.done());
                 pb.set_message(format!(
-                    "Success: {}, Failed: {}, Skipped: {}",
+                    "ok {} failed {} skipped {}",
                     c.success, c.failed, c.skipped
                 ));
             }
@@ -223,8 +222,11 @@ impl Progress {
         match &self.output {
             Output::Off => {}
             Output::Bar(pb) => {
-                self.update();
-                pb.finish();
+                // Replace the bar by the plain final line, so the screen and a log read alike.
+                if !pb.is_finished() {
+                    pb.finish_and_clear();
+                    eprintln!("{}", self.counts().line());
+                }
             }
             Output::Lines(lines) => {
                 let mut l = lines.lock().unwrap_or_else(|p| p.into_inner());

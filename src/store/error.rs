@@ -96,6 +96,14 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
+    /// The store cannot be used as configured (e.g. no credentials where some are needed).
+    #[error("{store}: {reason}")]
+    Misconfigured {
+        /// The store, redacted.
+        store: String,
+        /// What is missing or wrong, and what to do.
+        reason: String,
+    },
     /// The driver's runtime could not be started.
     #[error("starting the {driver} client: {}", describe(.cause))]
     Runtime {
@@ -134,7 +142,9 @@ impl StoreError {
             | StoreError::UnsafeKey { key, .. }
             | StoreError::Corrupt { key, .. }
             | StoreError::SourceMismatch { key, .. } => Some(key).filter(|k| !k.is_empty()),
-            StoreError::Url(_) | StoreError::Runtime { .. } => None,
+            StoreError::Url(_) | StoreError::Runtime { .. } | StoreError::Misconfigured { .. } => {
+                None
+            }
         }
         .map(String::as_str)
     }

@@ -3,12 +3,20 @@
 //! Keys are [`KitPath`]s (relative, no `..`, no empty or `.` component), so joining them under
 //! `DIR` cannot climb out of it; on top of that, no folder on the way to an object may be a
 //! symbolic link, so a link planted inside the store cannot redirect a write elsewhere.
-//! A put streams into a temporary file `.offkit-tmp-*` in the object's own folder, fsyncs it and
-//! renames it into place — without replacing an existing file unless asked (`renameat2`
-//! `RENAME_NOREPLACE` or link+unlink, through `tempfile`'s `persist_noclobber`) — then fsyncs the
-//! folder. A writer holds an exclusive `flock` on its temporary file until the rename, so a crash
-//! (even SIGKILL) leaves an unlocked temporary file, which is never listed as an object and which
-//! the next put into that folder removes: a rerun converges to exactly the uninterrupted state.
+//!
+//! A put streams into a temporary file in the object's own folder, fsyncs it and renames it into
+//! place — without replacing an existing file unless asked (`renameat2` `RENAME_NOREPLACE` or
+//! link+unlink, through `tempfile`'s `persist_noclobber`). The folder's fsync, which makes the new
+//! name durable, is deferred to [`Store::sync`], once per folder: the data is durable before its
+//! name appears, so a power loss before `sync` can lose a name, never expose a partial file.
+//!
+//! A temporary file is named `.offkit-tmp-<pid>-<random>` and its writer holds an exclusive `flock`
+//! on it until the rename, so a crash (even SIGKILL) leaves an unlocked temporary file of a process
+//! that no longer exists; it is never listed as an object, and the first put of a later process
+//! into that folder removes it: a rerun converges to exactly the uninterrupted state. (A writer on
+//! another host or in another PID namespace is recognised by its lock alone; in the microseconds
+//! between its create and its lock it could lose its temporary file, which fails that put and
+//! never corrupts anything.)
 
 use std::collections::HashSet;
 use std::fs;
@@ -38,6 +46,8 @@ pub struct FileStore {
     root: PathBuf,
     /// Folders already swept of stale temporary files by this process.
     swept: Mutex<HashSet<PathBuf>>,
+    /// Folders with new entries not yet fsynced.
+    dirty: Mutex<HashSet<PathBuf>>,
 }
 
 /// What is at a key's path.
@@ -56,6 +66,14 @@ impl FileStore {
             url,
             root: f.dir.clone(),
             swept: Mutex::new(HashSet::new()),
+            dirty: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn mark_dirty(&self, dir: &Path) {
+        let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+        if !dirty.contains(dir) {
+            dirty.insert(dir.to_path_buf());
         }
     }
 
@@ -71,12 +89,24 @@ impl FileStore {
         let Ok(entries) = fs::read_dir(dir) else {
             return;
         };
+        let own = format!("{TMP_PREFIX}{}-", std::process::id());
         for entry in entries.flatten() {
-            let is_tmp = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(TMP_PREFIX));
-            if !is_tmp || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            let Some(rest) = name.strip_prefix(TMP_PREFIX) else {
+                continue;
+            };
+            // Our own threads' files are live by definition (one may be between its create and
+            // its lock); so is a file whose writer process still exists on this host.
+            if name.starts_with(&own) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let pid = rest
+                .split_once('-')
+                .and_then(|(p, _)| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
                 continue;
             }
             let path = entry.path();
@@ -90,16 +120,16 @@ impl FileStore {
         }
     }
 
-    /// A new temporary file in `dir`, exclusively `flock`ed until it is closed after the rename:
-    /// that lock marks it as in use for [`FileStore::sweep_stale`]. Between creating the file and
-    /// locking it, a sweeper (in another thread or process) may have taken its lock and unlinked
-    /// it as stale; the blocking lock then waits for the sweeper, the link count shows the file is
-    /// gone, and a fresh one is made.
+    /// A new temporary file in `dir`, named with this process id and exclusively `flock`ed until
+    /// it is closed after the rename: both mark it as in use for [`FileStore::sweep_stale`]. Should
+    /// a sweeper the pid cannot stop (another host sharing the folder) take its lock and unlink it
+    /// between create and lock, the blocking lock waits for the sweeper, the link count shows the
+    /// file is gone, and a fresh one is made.
     fn locked_temp(&self, dir: &Path) -> io::Result<tempfile::NamedTempFile> {
         use std::os::unix::fs::MetadataExt;
         loop {
             let tmp = tempfile::Builder::new()
-                .prefix(TMP_PREFIX)
+                .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
                 .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
                 .tempfile_in(dir)?;
             flock(tmp.as_file(), FlockOperation::LockExclusive)?;
@@ -172,6 +202,9 @@ impl FileStore {
     fn prepare_parent(&self, key: &KitPath) -> Result<PathBuf, StoreError> {
         if !self.root.exists() {
             fs::create_dir_all(&self.root).map_err(|e| self.io("create store folder", "", e))?;
+            if let Some(parent) = self.root.parent().filter(|p| !p.as_os_str().is_empty()) {
+                self.mark_dirty(parent);
+            }
         }
         let mut dir = self.root.clone();
         let parents: Vec<&str> = key.components().collect();
@@ -194,7 +227,7 @@ impl FileStore {
                 Err(e) => return Err(self.io("put", key.as_str(), e)),
             }
             match fs::create_dir(&dir) {
-                Ok(()) => sync_dir(&parent).map_err(|e| self.io("put", key.as_str(), e))?,
+                Ok(()) => self.mark_dirty(&parent),
                 // A concurrent put created it: check what it is.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     let m =
@@ -285,7 +318,8 @@ impl Store for FileStore {
                 err(e.error)
             });
         }
-        sync_dir(&dir).map_err(err)
+        self.mark_dirty(&dir);
+        Ok(())
     }
 
     fn delete(&self, key: &KitPath) -> Result<bool, StoreError> {
@@ -336,15 +370,38 @@ impl Store for FileStore {
                 .metadata()
                 .map_err(|e| self.io("list", &key, e.into()))?
                 .len();
-            if visit(ObjectInfo { key, size }).is_break() {
+            if visit(ObjectInfo {
+                key,
+                size,
+                etag: None,
+            })
+            .is_break()
+            {
                 break;
             }
         }
         Ok(())
     }
 
+    fn sync(&self) -> Result<(), StoreError> {
+        let dirs: Vec<PathBuf> = {
+            let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+            dirty.drain().collect()
+        };
+        for (i, dir) in dirs.iter().enumerate() {
+            if let Err(e) = sync_dir(dir) {
+                // Keep what was not synced for a later attempt.
+                let mut dirty = self.dirty.lock().unwrap_or_else(|p| p.into_inner());
+                dirty.extend(dirs[i..].iter().cloned());
+                return Err(self.io("sync", "", e));
+            }
+        }
+        Ok(())
+    }
+
+    /// Many: concurrent fsyncs share journal commits, which is what a put mostly waits for.
     fn default_parallelism(&self) -> usize {
-        4
+        16
     }
 
     fn lookup(&self) -> Lookup {

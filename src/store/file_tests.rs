@@ -137,7 +137,16 @@ fn temp_files_of_dead_writers_are_swept_live_ones_kept() {
     let live = tmp.path().join("k/.offkit-tmp-live");
     let held = fs::File::create(&live).unwrap();
     flock(&held, FlockOperation::LockExclusive).unwrap();
+    // One of this process's own threads, between its create and its lock.
+    let ours = tmp
+        .path()
+        .join(format!("k/.offkit-tmp-{}-abc", std::process::id()));
+    fs::write(&ours, b"being written").unwrap();
     put(&s, "k/a.json", b"{}", WriteMode::CreateNew).unwrap();
     assert!(!dead.exists(), "a stray temporary file was kept");
     assert!(live.exists(), "a live writer's temporary file was removed");
+    assert!(
+        ours.exists(),
+        "this process's own temporary file was removed"
+    );
 }

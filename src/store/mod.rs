@@ -19,6 +19,7 @@ pub mod error;
 pub mod file;
 pub mod postgres;
 pub mod s3;
+pub mod secret;
 pub mod seed;
 pub mod stream;
 pub mod url;
@@ -57,6 +58,9 @@ pub struct ObjectInfo {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// The store's own checksum tag, where it has one (the S3 `ETag`, unquoted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
 }
 
 /// What a put stores: where, how big, what type, and whether it may replace.
@@ -76,7 +80,8 @@ pub struct PutRequest<'a> {
 ///
 /// Contract for [`Store::put`]: read `body` to its end (a read that returns 0) *before* the object
 /// becomes visible, and make it visible atomically — an error or a crash at any point leaves either
-/// no object (or the previous one, for [`WriteMode::Replace`]) or the complete new one. The body
+/// no object (or the previous one, for [`WriteMode::Replace`]) or the complete new one; durable
+/// at the latest after [`Store::sync`]. The body
 /// is a [`stream::VerifyingReader`] whose final read fails if the bytes were not the promised
 /// ones, so honouring the contract means a mismatching source is never stored.
 pub trait Store: Send + Sync {
@@ -103,11 +108,33 @@ pub trait Store: Send + Sync {
         visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
+    /// Makes every put this handle has done durable (for the file store: fsyncs the folders that
+    /// received new entries, which puts defer so that thousands of puts into one folder share one
+    /// folder fsync). A crash before `sync` may lose puts, never leave a partial object. Seeding
+    /// calls it before reporting success; a no-op for stores whose puts are durable on return.
+    fn sync(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// How many puts to run at once by default.
     fn default_parallelism(&self) -> usize;
 
     /// How the seeding planner should look keys up.
     fn lookup(&self) -> Lookup;
+
+    /// Whether the store's own checksum proves that the object at `key` holds exactly the bytes of
+    /// the local file `source` (`size` bytes), so that reading it back can be spared. `listed` is
+    /// the object as a listing showed it, if at hand. `false` — the default, and the answer of
+    /// every driver unless configured otherwise (S3 `confirm=etag-md5`) — means "read it back".
+    fn checksum_confirms(
+        &self,
+        _key: &KitPath,
+        _source: &std::path::Path,
+        _size: u64,
+        _listed: Option<&ObjectInfo>,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 
     /// Reads the object back and returns its size and SHA-256 (`None` if there is none). This is
     /// how seeding confirms a put and recognises an object it may skip: by the bytes the store

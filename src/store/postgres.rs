@@ -343,6 +343,7 @@ impl Store for PgStore {
                     let info = ObjectInfo {
                         key: row.get(0),
                         size: row.get::<_, i64>(1).max(0) as u64,
+                        etag: None,
                     };
                     if visit(info).is_break() {
                         break 'fetch;

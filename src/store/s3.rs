@@ -12,6 +12,7 @@
 //! sizes. Both are atomic on S3: an interrupted multipart upload is never visible as an object (it
 //! lingers as an incomplete upload until aborted or expired by a lifecycle rule).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::ops::ControlFlow;
 use std::sync::{Arc, Condvar, Mutex};
@@ -26,7 +27,10 @@ use object_store::{
 };
 
 use super::stream::read_full;
-use super::url::{Addressing, ConditionalPut, S3Url, StoreUrl};
+
+#[path = "s3_etag.rs"]
+mod etag;
+use super::url::{Addressing, ConditionalPut, Confirm, S3Url, StoreUrl};
 use super::{Lookup, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
 use crate::kit::path::KitPath;
 
@@ -49,7 +53,11 @@ pub struct S3Store {
     client: Arc<AmazonS3>,
     prefix: Option<String>,
     conditional: ConditionalPut,
+    confirm: Confirm,
     multipart_slots: Slots,
+    /// ETags returned by this handle's puts, kept (with `confirm=etag-md5` only) until the put's
+    /// confirmation consumes them, sparing a `HEAD`.
+    put_etags: Mutex<HashMap<String, String>>,
 }
 
 /// A counting semaphore for blocking threads.
@@ -84,6 +92,32 @@ impl Drop for SlotGuard<'_> {
         *free += 1;
         self.0.cv.notify_one();
     }
+}
+
+/// With a custom endpoint (MinIO, Ceph, … — what air-gapped sites run) and no credentials at all,
+/// the S3 client would fall back to asking the cloud instance-metadata service at 169.254.169.254,
+/// which at best times out. Refuse instead, and say what to set.
+fn refuse_credential_probing(b: &AmazonS3Builder, shown: &str) -> Result<(), StoreError> {
+    let set = |k: AmazonS3ConfigKey| b.get_config_value(&k).is_some_and(|v| !v.is_empty());
+    let custom_endpoint = set(AmazonS3ConfigKey::Endpoint);
+    let anonymous = b
+        .get_config_value(&AmazonS3ConfigKey::SkipSignature)
+        .is_some_and(|v| v == "true");
+    let credentials = set(AmazonS3ConfigKey::AccessKeyId)
+        || set(AmazonS3ConfigKey::WebIdentityTokenFile)
+        || set(AmazonS3ConfigKey::ContainerCredentialsRelativeUri)
+        || set(AmazonS3ConfigKey::ContainerCredentialsFullUri)
+        || set(AmazonS3ConfigKey::MetadataEndpoint);
+    if custom_endpoint && !anonymous && !credentials {
+        return Err(StoreError::Misconfigured {
+            store: shown.to_owned(),
+            reason: "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or \
+                     AWS_SKIP_SIGNATURE=true for anonymous access); with a custom endpoint offkit \
+                     does not ask a cloud instance-metadata service"
+                .into(),
+        });
+    }
+    Ok(())
 }
 
 impl S3Store {
@@ -137,6 +171,7 @@ impl S3Store {
         if let Some(h) = s.allow_http {
             b = b.with_allow_http(h);
         }
+        refuse_credential_probing(&b, &shown)?;
         let client = b.build().map_err(|e| StoreError::S3 {
             op: "open",
             store: shown.clone(),
@@ -158,6 +193,8 @@ impl S3Store {
             client: Arc::new(client),
             prefix: s.prefix.clone(),
             conditional: s.conditional_put,
+            confirm: s.confirm,
+            put_etags: Mutex::new(HashMap::new()),
             multipart_slots: Slots::new(MAX_MULTIPART_UPLOADS),
             url,
         })
@@ -214,7 +251,7 @@ impl S3Store {
         };
         self.rt
             .block_on(self.client.put_opts(path, buf.into(), opts))
-            .map(|_| ())
+            .map(|r| self.remember_etag(key, r.e_tag))
             .map_err(|e| self.err("put", key, e))
     }
 
@@ -256,12 +293,19 @@ impl S3Store {
             Ok(()) => self
                 .rt
                 .block_on(w.finish())
-                .map(|_| ())
+                .map(|r| self.remember_etag(key, r.e_tag))
                 .map_err(|e| self.err("put", key, e)),
             Err(e) => {
                 let _ = self.rt.block_on(w.abort());
                 Err(e)
             }
+        }
+    }
+
+    fn remember_etag(&self, key: &str, etag: Option<String>) {
+        if let (Confirm::EtagMd5, Some(e)) = (self.confirm, etag) {
+            let mut etags = self.put_etags.lock().unwrap_or_else(|p| p.into_inner());
+            etags.insert(key.to_owned(), e);
         }
     }
 
@@ -377,12 +421,63 @@ impl Store for S3Store {
             let info = ObjectInfo {
                 key: key.to_owned(),
                 size: meta.size,
+                etag: meta.e_tag.map(|e| e.trim_matches('"').to_owned()),
             };
             if visit(info).is_break() {
                 break;
             }
         }
         Ok(())
+    }
+
+    fn checksum_confirms(
+        &self,
+        key: &KitPath,
+        source: &std::path::Path,
+        size: u64,
+        listed: Option<&ObjectInfo>,
+    ) -> Result<bool, StoreError> {
+        if self.confirm != Confirm::EtagMd5 {
+            return Ok(false);
+        }
+        let from_put = self
+            .put_etags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key.as_str());
+        let (stored_size, etag) = match (listed, from_put) {
+            (Some(info), _) => (info.size, info.etag.clone()),
+            // The server's answer to our own put of these bytes (their size was verified on the
+            // way out).
+            (None, Some(e)) => (size, Some(e)),
+            (None, None) => {
+                let path = self.path(key)?;
+                match self.rt.block_on(self.client.head(&path)) {
+                    Ok(meta) => (meta.size, meta.e_tag),
+                    Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                    Err(e) => return Err(self.err("stat", key.as_str(), e)),
+                }
+            }
+        };
+        let Some(etag) = etag else {
+            return Ok(false);
+        };
+        if stored_size != size {
+            return Ok(false);
+        }
+        let file = std::fs::File::open(source).map_err(|e| StoreError::Io {
+            op: "open seed source",
+            store: self.shown.clone(),
+            key: key.to_string(),
+            cause: e,
+        })?;
+        let local = etag::md5_etags(file, PART_SIZE).map_err(|e| StoreError::Io {
+            op: "read seed source",
+            store: self.shown.clone(),
+            key: key.to_string(),
+            cause: e,
+        })?;
+        Ok(etag::matches(&etag, &local))
     }
 
     fn default_parallelism(&self) -> usize {

@@ -9,34 +9,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// A secret string (an S3 key, a database password or a URL that contains one). `Debug` and
-/// `Display` print `***`; only [`Secret::expose`] gives the value, for handing it to a client.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value, to pass to a client library. Never print it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+use super::secret::redact_text;
+pub use super::secret::{Secret, redact_raw};
 
 /// Why a store URL was refused. Messages quote the URL only in redacted form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +77,19 @@ pub enum ConditionalPut {
     Disabled,
 }
 
+/// How seeding confirms S3 objects (puts, and objects found when planning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Confirm {
+    /// Read the object back and hash it (the default: trusts nothing but the bytes returned).
+    ReadBack,
+    /// Trust the server's `ETag` when it is the MD5 of the local file (plain, or in the multipart
+    /// form for offkit's part size); read back otherwise. Faster, and weaker: it relies on the
+    /// server having computed the MD5 over what it stored, and it does not re-read stored bytes.
+    EtagMd5,
+}
+
 /// A parsed `s3://BUCKET/PREFIX?options` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -127,6 +114,8 @@ pub struct S3Url {
     pub session_token: Option<Secret>,
     /// `conditional_put=if-none-match|disabled`.
     pub conditional_put: ConditionalPut,
+    /// `confirm=read-back|etag-md5`.
+    pub confirm: Confirm,
 }
 
 /// A parsed `postgres://…?table=SCHEMA.TABLE` URL.
@@ -166,13 +155,7 @@ pub enum StoreUrl {
 /// The default PostgreSQL object table.
 pub const DEFAULT_PG_TABLE: (&str, &str) = ("offkit", "objects");
 
-const S3_OPTIONS: &str = "endpoint, region, path_style, allow_http, access_key_id, secret_access_key, session_token, conditional_put";
-const SECRET_OPTIONS: &[&str] = &[
-    "access_key_id",
-    "secret_access_key",
-    "session_token",
-    "password",
-];
+const S3_OPTIONS: &str = "endpoint, region, path_style, allow_http, access_key_id, secret_access_key, session_token, conditional_put, confirm";
 
 impl StoreUrl {
     /// Parses a store URL.
@@ -252,6 +235,9 @@ impl S3Url {
         }
         if self.conditional_put == ConditionalPut::Disabled {
             opts.push("conditional_put=disabled".into());
+        }
+        if self.confirm == Confirm::EtagMd5 {
+            opts.push("confirm=etag-md5".into());
         }
         if !opts.is_empty() {
             s.push('?');
@@ -339,6 +325,7 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
         secret_access_key: None,
         session_token: None,
         conditional_put: ConditionalPut::IfNoneMatch,
+        confirm: Confirm::ReadBack,
     };
     let mut seen = std::collections::BTreeSet::new();
     for (k, v) in parsed.query_pairs() {
@@ -378,9 +365,9 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
                 })
             }
             "allow_http" => s3.allow_http = Some(parse_bool(&shown, &k, &v)?),
-            "access_key_id" => s3.access_key_id = Some(Secret(v)),
-            "secret_access_key" => s3.secret_access_key = Some(Secret(v)),
-            "session_token" => s3.session_token = Some(Secret(v)),
+            "access_key_id" => s3.access_key_id = Some(Secret::new(v)),
+            "secret_access_key" => s3.secret_access_key = Some(Secret::new(v)),
+            "session_token" => s3.session_token = Some(Secret::new(v)),
             "conditional_put" => {
                 s3.conditional_put = match v.as_str() {
                     "if-none-match" => ConditionalPut::IfNoneMatch,
@@ -390,6 +377,19 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
                             url: shown,
                             option: k,
                             reason: format!("expected if-none-match or disabled, got {v:?}"),
+                        });
+                    }
+                }
+            }
+            "confirm" => {
+                s3.confirm = match v.as_str() {
+                    "read-back" => Confirm::ReadBack,
+                    "etag-md5" => Confirm::EtagMd5,
+                    _ => {
+                        return Err(UrlError::BadOption {
+                            url: shown,
+                            option: k,
+                            reason: format!("expected read-back or etag-md5, got {v:?}"),
                         });
                     }
                 }
@@ -443,7 +443,7 @@ fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
     shown.push_str(if rest.is_empty() { "?" } else { "&" });
     shown.push_str(&format!("table={schema}.{table}"));
     Ok(StoreUrl::Postgres(PostgresUrl {
-        conninfo: Secret(conninfo),
+        conninfo: Secret::new(conninfo),
         shown,
         schema,
         table,
@@ -476,71 +476,11 @@ fn parse_table(url: &str, t: &str) -> Result<(String, String), UrlError> {
     Ok((schema.to_owned(), table.to_owned()))
 }
 
-fn percent_decode(s: &str) -> String {
+pub(super) fn percent_decode(s: &str) -> String {
     url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
-}
-
-/// Replaces the secrets in a text (an error message) that may quote the URL's password.
-fn redact_text(text: &str, url: &url::Url) -> String {
-    match url.password() {
-        Some(p) if !p.is_empty() => text.replace(p, "***"),
-        _ => text.to_owned(),
-    }
-}
-
-/// Best-effort redaction of a URL string that may not parse: the user-info part
-/// (`user:password@`) becomes `user:***@` for PostgreSQL and `***@` otherwise, and the values of
-/// secret query options become `***`.
-pub fn redact_raw(input: &str) -> String {
-    let (head, query) = match input.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (input, None),
-    };
-    let mut out = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            // A database user name helps and is kept; anywhere else the user part may be a key.
-            let keep_user = scheme.to_ascii_lowercase().starts_with("postgres");
-            let authority = match authority.rsplit_once('@') {
-                Some((userinfo, host)) => match userinfo.split_once(':') {
-                    Some((user, _)) if keep_user => format!("{user}:***@{host}"),
-                    None if keep_user => format!("{userinfo}@{host}"),
-                    _ => format!("***@{host}"),
-                },
-                None => authority.to_owned(),
-            };
-            format!("{scheme}://{authority}{path}")
-        }
-        None => head.to_owned(),
-    };
-    if let Some(q) = query {
-        let parts: Vec<String> = q
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if SECRET_OPTIONS.contains(&k) => format!("{k}=***"),
-                Some((k, v)) if k == "endpoint" => format!("{k}={}", redact_endpoint(v)),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&parts.join("&"));
-    }
-    out
-}
-
-fn redact_endpoint(v: &str) -> String {
-    let decoded = percent_decode(v);
-    if decoded.contains('@') {
-        redact_raw(&decoded)
-    } else {
-        v.to_owned()
-    }
 }
 
 #[cfg(test)]

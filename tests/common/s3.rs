@@ -41,6 +41,15 @@ fn free_port() -> u16 {
 impl S3Server {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> S3Server {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server that logs every request (`-vv`), for tests that count them.
+    pub fn start_logging_requests() -> S3Server {
+        Self::start_with(&["-vv"])
+    }
+
+    fn start_with(extra: &[&str]) -> S3Server {
         let mut last_log = String::new();
         // The port is free when picked but could be taken before rclone binds it: retry.
         for _ in 0..3 {
@@ -68,6 +77,7 @@ impl S3Server {
                 .arg(root.path().join("rclone.conf"))
                 .arg("--log-file")
                 .arg(&log)
+                .args(extra)
                 .arg(&data)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -178,6 +188,12 @@ impl S3Server {
             let _ = f.read_to_string(&mut s);
         }
         s
+    }
+
+    /// How many log lines contain `needle` (with [`S3Server::start_logging_requests`]:
+    /// `"GET OBJECT"`, `"PUT OBJECT"`, `"HEAD OBJECT"`, …).
+    pub fn count_in_log(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
     }
 
     /// The server's process id.

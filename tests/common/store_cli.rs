@@ -75,3 +75,44 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM")
 }
+
+/// Runs two `offkit store put-dir --json` at the same time on the same store and folder; both
+/// must succeed; returns the total number of puts and skips over the two reports.
+pub fn concurrent_put_dirs(url: &str, dir: &std::path::Path, env: &[(&str, String)]) -> (u64, u64) {
+    let spawn = || {
+        offkit()
+            .args([
+                "store",
+                "put-dir",
+                "--json",
+                "--progress",
+                "off",
+                "--parallelism",
+                "4",
+                url,
+            ])
+            .arg(dir)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning offkit")
+    };
+    let (a, b) = (spawn(), spawn());
+    let mut puts = 0;
+    let mut skips = 0;
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("waiting for offkit");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+        puts += r["totals"]["put"].as_u64().unwrap();
+        skips += r["totals"]["skipped"].as_u64().unwrap();
+    }
+    (puts, skips)
+}

@@ -248,3 +248,38 @@ pub fn seed_folder(dir: &Path, small: usize, large: u64) -> PathBuf {
     }
     dir.to_path_buf()
 }
+
+/// Keys that look like escapes but are valid archive paths stay literal, inside the store; keys
+/// that are not valid archive paths cannot even be constructed.
+pub fn key_safety(store: &dyn Store, src: &Path) {
+    let tricky = [
+        "%2e%2e/x.json",
+        "a/..b/c",
+        "..x",
+        "a/%2F/b",
+        "sp ace/tab\u{a0}nbsp",
+        "uni/ü∂≈.json",
+    ];
+    let seeds: Vec<SeedObject> = tricky
+        .iter()
+        .map(|k| seed_file(src, k, k.as_bytes()))
+        .collect();
+    offkit::store::seed(store, &seeds, &opts()).unwrap();
+    for k in tricky {
+        assert_eq!(get(store, k).unwrap(), k.as_bytes(), "{k}");
+    }
+    let mut listed: Vec<String> = fingerprint(store).into_iter().map(|(k, _)| k).collect();
+    listed.retain(|k| tricky.contains(&k.as_str()));
+    assert_eq!(listed.len(), tricky.len(), "{listed:?}");
+    for bad in [
+        "../x",
+        "/etc/passwd",
+        "a//b",
+        "a/./b",
+        "a\\b",
+        "a\u{0}b",
+        "",
+    ] {
+        assert!(KitPath::new(bad).is_err(), "{bad:?} accepted as a key");
+    }
+}

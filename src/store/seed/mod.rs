@@ -94,6 +94,9 @@ pub enum SeedError {
     /// The store could not be read while planning.
     #[error("planning the seeding: {0}")]
     Store(StoreError),
+    /// The puts could not be made durable (`Store::sync`).
+    #[error("making the seeded objects durable: {0}")]
+    Sync(StoreError),
     /// Objects at seed keys differ from the seeds; nothing was overwritten.
     #[error(
         "{count} seed object(s) conflict with {store}: {first} holds different bytes (sha256 {existing}; the seed has {expected}); nothing was overwritten. Check the store, or re-run with --replace-conflicting to replace them"
@@ -114,7 +117,7 @@ pub enum SeedError {
     },
     /// Some puts failed; the others were done and confirmed.
     #[error(
-        "{count} seed object(s) failed in {store}; first: {first}: {error}. Re-running finishes the job (done objects are skipped)"
+        "{count} seed object(s) failed in {store}; first: {first}: {error}. The other objects were put and confirmed; fix the cause and re-run (done objects are skipped)"
     )]
     Failed {
         /// How many objects failed.
@@ -150,7 +153,7 @@ impl ExitCoded for SeedError {
     fn exit(&self) -> Exit {
         match self {
             SeedError::InvalidSeed { .. } => Exit::Usage,
-            SeedError::Store(e) => e.exit(),
+            SeedError::Store(e) | SeedError::Sync(e) => e.exit(),
             _ => Exit::Store,
         }
     }
@@ -166,9 +169,20 @@ pub fn seed(
     opts: &SeedOptions,
 ) -> Result<SeedReport, SeedError> {
     let progress = Progress::new("Seeding", seeds.len() as u64, opts.progress);
-    let result = run::run(store, seeds, opts, &progress);
+    let result = seed_with(store, seeds, opts, &progress);
     progress.finish();
     result
+}
+
+/// [`seed`] reporting to a caller's [`Progress`] (e.g. one that `offkit apply` shows for a whole
+/// kit; `opts.progress` is then ignored). Counts one item per seed; does not finish it.
+pub fn seed_with(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+    opts: &SeedOptions,
+    progress: &Progress,
+) -> Result<SeedReport, SeedError> {
+    run::run(store, seeds, opts, progress)
 }
 
 /// Checks a seed's digest text and returns it lowercased.

@@ -3,7 +3,8 @@
 //! Existence comes from one listing of the seeds' common folder when the driver prefers it
 //! ([`Lookup::Listing`]: S3, PostgreSQL) — abandoned for per-key lookups if the folder turns out to
 //! hold far more than the seeds — or from a lookup per key. Every object found is then read back
-//! and hashed: a skip is decided by the bytes the store returns, never by metadata.
+//! and hashed: a skip is decided by the bytes the store returns, never by metadata — unless the
+//! store was told to trust its own checksum ([`Store::checksum_confirms`], S3 `confirm=etag-md5`).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
@@ -14,7 +15,7 @@ use super::report::Action;
 use super::{ConflictPolicy, SeedError, SeedObject, SeedOptions, normalized_sha};
 use crate::kit::path::KitPath;
 use crate::report::progress::Progress;
-use crate::store::{Lookup, ObjectDigest, Store, StoreError};
+use crate::store::{Lookup, ObjectDigest, ObjectInfo, Store, StoreError};
 
 /// Below this many seeds, per-key lookups are as cheap as a listing.
 const LIST_MIN_SEEDS: usize = 16;
@@ -95,15 +96,20 @@ pub(super) fn plan_with(
             });
         }
     }
-    let sizes = pool.install(|| existing_sizes(store, seeds))?;
+    let found = pool.install(|| existing_objects(store, seeds))?;
     let states: Vec<SeedState> = pool.install(|| {
         seeds
             .par_iter()
-            .zip(&sizes)
+            .zip(&found)
             .zip(&shas)
-            .map(|((s, size), sha)| {
-                let state = match size {
+            .map(|((s, info), sha)| {
+                let state = match info {
                     None => SeedState::Absent,
+                    Some(info)
+                        if store.checksum_confirms(&s.key, &s.path, s.size, Some(info))? =>
+                    {
+                        SeedState::Same
+                    }
                     Some(_) => match store.digest(&s.key)? {
                         None => SeedState::Absent,
                         Some(d) if d.size == s.size && &d.sha256 == sha => SeedState::Same,
@@ -140,29 +146,41 @@ pub(super) fn plan_with(
     })
 }
 
-/// The size of the object at each seed's key, if there is one.
-fn existing_sizes(store: &dyn Store, seeds: &[SeedObject]) -> Result<Vec<Option<u64>>, StoreError> {
+/// The object at each seed's key, if there is one.
+fn existing_objects(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+) -> Result<Vec<Option<ObjectInfo>>, StoreError> {
     if store.lookup() == Lookup::Listing && seeds.len() >= LIST_MIN_SEEDS {
-        if let Some(sizes) = sizes_by_listing(store, seeds)? {
-            return Ok(sizes);
+        if let Some(found) = objects_by_listing(store, seeds)? {
+            return Ok(found);
         }
     }
-    seeds.par_iter().map(|s| store.stat(&s.key)).collect()
+    seeds
+        .par_iter()
+        .map(|s| {
+            Ok(store.stat(&s.key)?.map(|size| ObjectInfo {
+                key: s.key.to_string(),
+                size,
+                etag: None,
+            }))
+        })
+        .collect()
 }
 
 /// Lists the seeds' common folder; `None` when it holds so many other objects that per-key
 /// lookups are cheaper.
-fn sizes_by_listing(
+fn objects_by_listing(
     store: &dyn Store,
     seeds: &[SeedObject],
-) -> Result<Option<Vec<Option<u64>>>, StoreError> {
+) -> Result<Option<Vec<Option<ObjectInfo>>>, StoreError> {
     let index: HashMap<&str, usize> = seeds
         .iter()
         .enumerate()
         .map(|(i, s)| (s.key.as_str(), i))
         .collect();
     let cap = seeds.len() * 4 + 1000;
-    let mut sizes = vec![None; seeds.len()];
+    let mut found = vec![None; seeds.len()];
     let mut seen = 0usize;
     let mut overflow = false;
     store.list(common_folder(seeds).as_ref(), &mut |info| {
@@ -172,11 +190,11 @@ fn sizes_by_listing(
             return ControlFlow::Break(());
         }
         if let Some(&i) = index.get(info.key.as_str()) {
-            sizes[i] = Some(info.size);
+            found[i] = Some(info);
         }
         ControlFlow::Continue(())
     })?;
-    Ok((!overflow).then_some(sizes))
+    Ok((!overflow).then_some(found))
 }
 
 /// The deepest folder that contains every seed key.
