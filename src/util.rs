@@ -53,3 +53,17 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     }
     Ok(hex::encode(h.finalize()))
 }
+
+/// Reads until `buf` is full or the reader ends; returns how many bytes were read.
+pub fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}

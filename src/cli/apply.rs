@@ -19,19 +19,58 @@ pub const DEFAULT_DB: &str = "sqlite://./offkit.db";
 /// The embedded default object store.
 pub const DEFAULT_STORE: &str = "file://./offkit-store";
 
+/// The kit's trust, and the site: database, object store, where to extract the kit.
+#[derive(Debug, clap::Args)]
+pub struct SiteArgs {
+    #[command(flatten)]
+    pub trust: TrustArgs,
+    /// Database URL: `postgres://USER[:PASSWORD]@HOST:PORT/DB` or `sqlite://PATH`.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
+    pub db: String,
+    /// Object store URL: `file://DIR`, `s3://BUCKET/PREFIX?endpoint=…`,
+    /// `postgres://…?table=SCHEMA.TABLE`.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]
+    pub store: String,
+    /// Where to extract the verified kit while working (default: the system temp folder).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+/// A verified, extracted kit and the site's database session and store.
+struct Site {
+    kit: crate::trust::TempExtractedKit,
+    session: Session,
+    store: Box<dyn Store>,
+}
+
+impl SiteArgs {
+    /// Parses the URLs first (no I/O), then verifies and extracts the kit, then connects.
+    fn open(&self, kit: &std::path::Path) -> Result<Site, CliError> {
+        let store_url = StoreUrl::parse(&self.store).map_err(crate::store::StoreError::from)?;
+        let policy = self.trust.policy()?;
+        let kit = crate::trust::extract_to_temp(
+            kit,
+            &policy,
+            &self.trust.options(),
+            self.work_dir.as_deref(),
+        )?;
+        let session = connect(&self.db)?;
+        let store = crate::store::open(&store_url)?;
+        Ok(Site {
+            kit,
+            session,
+            store,
+        })
+    }
+}
+
 /// Arguments of `offkit apply`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The kit file.
     pub kit: PathBuf,
     #[command(flatten)]
-    pub trust: TrustArgs,
-    /// Database URL: `postgres://USER[:PASSWORD]@HOST:PORT/DB` or `sqlite://PATH`.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
-    pub db: String,
-    /// Object store URL: file://DIR, s3://BUCKET/PREFIX?endpoint=…, postgres://…?table=SCHEMA.TABLE.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]
-    pub store: String,
+    pub site: SiteArgs,
     /// Also run this category (repeatable). Startup, seed and data always run; `release` opens
     /// the release gate (review with --dry-run first).
     #[arg(long, value_enum, value_name = "CATEGORY")]
@@ -65,24 +104,16 @@ pub struct Args {
     /// Also write the JSON report here (its SHA-256 is recorded in the ledger).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-    /// Where to extract the verified kit while applying (default: the system temp folder).
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
 }
 
 /// Runs `offkit apply`.
 pub fn run(args: Args, global: &Global) -> CliResult {
     let opts = options(&args);
-    let store_url = StoreUrl::parse(&args.store).map_err(crate::store::StoreError::from)?;
-    let policy = args.trust.policy()?;
-    let kit = crate::trust::extract_to_temp(
-        &args.kit,
-        &policy,
-        &args.trust.options(),
-        args.work_dir.as_deref(),
-    )?;
-    let mut session = connect(&args.db)?;
-    let store = crate::store::open(&store_url)?;
+    let Site {
+        kit,
+        mut session,
+        store,
+    } = args.site.open(&args.kit)?;
     let result = apply(&kit, &mut session, store.as_ref(), &opts);
     let (report, failure) = match result {
         Ok(r) => (r, None),
@@ -220,16 +251,7 @@ pub struct StatusArgs {
     #[arg(long, value_name = "KIT")]
     pub kit: PathBuf,
     #[command(flatten)]
-    pub trust: TrustArgs,
-    /// Database URL.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
-    pub db: String,
-    /// Object store URL.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]
-    pub store: String,
-    /// Where to extract the verified kit (default: the system temp folder).
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
+    pub site: SiteArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -246,18 +268,13 @@ struct StatusReport {
 
 /// Runs `offkit status`: what of this kit is applied, pending or conflicting at this site.
 pub fn status(args: StatusArgs, global: &Global) -> CliResult {
-    let store_url = StoreUrl::parse(&args.store).map_err(crate::store::StoreError::from)?;
-    let policy = args.trust.policy()?;
-    let kit = crate::trust::extract_to_temp(
-        &args.kit,
-        &policy,
-        &args.trust.options(),
-        args.work_dir.as_deref(),
-    )?;
+    let Site {
+        kit,
+        mut session,
+        store,
+    } = args.site.open(&args.kit)?;
     let set = crate::apply::kit_migrations(&kit)?;
-    let mut session = connect(&args.db)?;
     let migrations = session.status(&set, &crate::migrate::ModuleFilter::All)?;
-    let store = crate::store::open(&store_url)?;
     let seeds = crate::store::plan(
         store.as_ref(),
         &crate::apply::kit_seeds(&kit),
@@ -289,11 +306,11 @@ pub fn status(args: StatusArgs, global: &Global) -> CliResult {
     if global.json {
         return print_json(&report);
     }
-    print_status(&report, store.as_ref());
+    print_status(&report);
     Ok(())
 }
 
-fn print_status(r: &StatusReport, _store: &dyn Store) {
+fn print_status(r: &StatusReport) {
     println!(
         "Kit:      {} (VERIFIED; manifest {})",
         r.kit, r.manifest_sha256

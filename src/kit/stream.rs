@@ -186,20 +186,6 @@ impl BufRead for DecodedStream {
 /// Compressed bytes read from the kit file per step.
 const IN_CHUNK: usize = 1 << 20;
 
-/// Reads `file` until `buf` is full or the file ends.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 /// The decompression thread. Compressed chunks go to a third thread that hashes them (the kit
 /// file's SHA-256, of exactly the bytes decompressed), so neither hashing pass slows the other.
 fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
@@ -235,7 +221,7 @@ fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
     let mut frame_done = true;
     loop {
         let mut input = vec![0u8; IN_CHUNK];
-        let n = match read_full(&mut file, &mut input) {
+        let n = match crate::util::read_full(&mut file, &mut input) {
             Ok(n) => n,
             Err(e) => return fail(DecodeFailure::Io(e.to_string())),
         };

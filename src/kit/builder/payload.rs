@@ -143,7 +143,7 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
             let mut read_err = None;
             let n = w
                 .fill_with(max, |buf| {
-                    read_full(&mut file, buf).map_err(|e| {
+                    crate::util::read_full(&mut file, buf).map_err(|e| {
                         read_err = Some(e.to_string());
                         io::Error::other("read failed")
                     })
@@ -173,18 +173,4 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
         size,
         transactional,
     })
-}
-
-/// Reads until `buf` is full or EOF.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
