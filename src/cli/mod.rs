@@ -163,7 +163,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// Writes a JSON value to stdout followed by a newline.
 pub fn print_json(value: &impl serde::Serialize) -> CliResult {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value).map_err(|e| CliError::new(Exit::Internal, e))?;
-    writeln!(out).map_err(|e| io_error("writing to stdout", e))
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| CliError::new(Exit::Internal, e))?;
+    bytes.push(b'\n');
+    // Serialise first, then write: a closed pipe is then an I/O error (ignored by main), not a
+    // serialisation failure.
+    std::io::stdout()
+        .lock()
+        .write_all(&bytes)
+        .map_err(|e| io_error("writing to stdout", e))
 }

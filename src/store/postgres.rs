@@ -29,10 +29,8 @@ const FETCH_CHUNKS: i32 = 4;
 /// Object rows fetched per round trip when listing.
 const FETCH_LIST: i32 = 1000;
 
-/// Quotes a PostgreSQL identifier (the one place identifiers enter SQL text).
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+// SQL identifiers are quoted by the one helper the runner uses too.
+use crate::migrate::sqltext::quote_ident as ident;
 
 /// Objects in a PostgreSQL table.
 pub struct PgStore {
