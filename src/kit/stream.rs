@@ -3,7 +3,7 @@
 //! A producer thread reads the kit file, hashes the compressed bytes (the kit's SHA-256), and
 //! decompresses into 1 MiB buffers sent over a bounded channel; [`DecodedStream`] hands those
 //! buffers to the consumer as a `BufRead` without copying and sends them back for reuse. Memory is
-//! a few buffers plus the zstd window, which is capped ([`MAX_WINDOW_LOG`]). A cap on the total
+//! a dozen 512 KiB buffers plus the zstd window, which is capped ([`MAX_WINDOW_LOG`]). A cap on the total
 //! decompressed size turns a decompression bomb into an error instead of work.
 
 use std::fs::File;
@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::kit::layout::MAX_WINDOW_LOG;
 
-const CHUNK: usize = 1 << 20;
+/// Decompressed bytes per buffer handed to the consumer.
+const CHUNK: usize = 512 << 10;
+/// Buffers in flight between two threads.
 const IN_FLIGHT: usize = 4;
 
 /// Why decoding stopped; carried inside the `io::Error`s the stream returns.
@@ -86,7 +88,7 @@ impl DecodedStream {
     pub fn open(path: &Path, limit: u64) -> io::Result<DecodedStream> {
         let file = File::open(path)?;
         let (tx, rx) = sync_channel(IN_FLIGHT);
-        let (recycle_tx, recycle_rx) = sync_channel(IN_FLIGHT + 2);
+        let (recycle_tx, recycle_rx) = sync_channel(2);
         let handle = std::thread::Builder::new()
             .name("offkit-decompress".into())
             .spawn(move || produce(file, tx, recycle_rx))?;
@@ -184,19 +186,24 @@ impl BufRead for DecodedStream {
 }
 
 /// Compressed bytes read from the kit file per step.
-const IN_CHUNK: usize = 1 << 20;
+const IN_CHUNK: usize = 512 << 10;
 
 /// The decompression thread. Compressed chunks go to a third thread that hashes them (the kit
 /// file's SHA-256, of exactly the bytes decompressed), so neither hashing pass slows the other.
 fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
     use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
     let (hash_tx, hash_rx) = sync_channel::<std::sync::Arc<Vec<u8>>>(IN_FLIGHT);
+    // Input buffers go back to the reader once hashed, so memory stays a few fixed buffers.
+    let (back_tx, back_rx) = sync_channel::<Vec<u8>>(2);
     let hasher = std::thread::spawn(move || {
         let mut h = Sha256::new();
         let mut n = 0u64;
         for chunk in hash_rx {
             h.update(&chunk[..]);
             n += chunk.len() as u64;
+            if let Ok(buf) = std::sync::Arc::try_unwrap(chunk) {
+                let _ = back_tx.try_send(buf);
+            }
         }
         (hex::encode(h.finalize()), n)
     });
@@ -220,7 +227,8 @@ fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
     // True between frames: at the end of the file a frame must not be half decoded.
     let mut frame_done = true;
     loop {
-        let mut input = vec![0u8; IN_CHUNK];
+        let mut input = back_rx.try_recv().unwrap_or_default();
+        input.resize(IN_CHUNK, 0);
         let n = match crate::util::read_full(&mut file, &mut input) {
             Ok(n) => n,
             Err(e) => return fail(DecodeFailure::Io(e.to_string())),

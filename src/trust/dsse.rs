@@ -106,10 +106,11 @@ pub struct SubjectDigest {
     pub sha256: String,
 }
 
-/// in-toto Statement v1 with the offkit manifest as predicate.
+/// in-toto Statement v1 with predicate `P` (the offkit manifest when signing and verifying;
+/// [`serde::de::IgnoredAny`] to look at the type fields alone).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Statement {
+pub struct Statement<P> {
     /// `https://in-toto.io/Statement/v1`.
     #[serde(rename = "_type")]
     pub type_: String,
@@ -119,17 +120,17 @@ pub struct Statement {
     #[serde(rename = "predicateType")]
     pub predicate_type: String,
     /// The content of manifest.json.
-    pub predicate: serde_json::Value,
+    pub predicate: P,
 }
 
-impl Statement {
-    /// A statement over `subjects` with `manifest` as predicate.
-    pub fn new(subject: Vec<Subject>, manifest: serde_json::Value) -> Statement {
+impl<P: Serialize> Statement<P> {
+    /// A statement over `subjects` with `predicate` (the manifest).
+    pub fn new(subject: Vec<Subject>, predicate: P) -> Statement<P> {
         Statement {
             type_: STATEMENT_TYPE.to_owned(),
             subject,
             predicate_type: PREDICATE_TYPE.to_owned(),
-            predicate: manifest,
+            predicate,
         }
     }
 

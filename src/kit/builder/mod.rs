@@ -232,8 +232,7 @@ pub fn build(
             digest: SubjectDigest { sha256: l.sha256 },
         })
         .collect();
-    let predicate = serde_json::to_value(&manifest).unwrap_or_default();
-    let envelope = Envelope::sign(&Statement::new(subjects, predicate).to_bytes(), keys);
+    let envelope = Envelope::sign(&Statement::new(subjects, &manifest).to_bytes(), keys);
 
     // Header frame.
     let mut header = Vec::new();

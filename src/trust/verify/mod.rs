@@ -20,7 +20,7 @@ use crate::kit::layout::{self, DSSE, LAYOUT, Limits, MANIFEST, MANIFEST_SCHEMA, 
 use crate::kit::manifest::Manifest;
 use crate::kit::path::KitPath;
 use crate::kit::reader::{KitReader, RawHeader};
-use crate::trust::dsse::{Envelope, Statement, decode_b64, pae};
+use crate::trust::dsse::{Envelope, Statement, Subject, decode_b64, pae};
 use crate::trust::failure::{Failure, FailureKind as K};
 use crate::trust::policy::TrustPolicy;
 use crate::trust::sums::{self, SumLine, SumsError};
@@ -235,7 +235,7 @@ fn authenticate(
     opts: &VerifyOptions,
 ) -> Result<Authenticated, VerifyFailure> {
     let fail = |f: Failure| VerifyFailure { failures: vec![f] };
-    let envelope: Envelope = serde_json::from_slice(&header.dsse.bytes)
+    let mut envelope: Envelope = serde_json::from_slice(&header.dsse.bytes)
         .map_err(|e| fail(Failure::at(K::MalformedJson, DSSE, format!("{DSSE}: {e}"))))?;
     // DSSE protocol, "Verification": reject unless payloadType is the one expected.
     if envelope.payload_type != layout::PAYLOAD_TYPE {
@@ -252,39 +252,37 @@ fn authenticate(
     let payload = envelope
         .payload_bytes()
         .ok_or_else(|| fail(Failure::at(K::MalformedJson, DSSE, "payload is not Base64")))?;
+    // The Base64 text is no longer needed: free it before the payload is parsed.
+    envelope.payload = String::new();
     let signers = check_signatures(&envelope, &payload, policy, opts.now).map_err(fail)?;
     let mut warnings = Vec::new();
     check_detached(header, &envelope, policy, &mut warnings).map_err(fail)?;
 
-    // Only now, with the payload authenticated, parse it.
-    let statement: Statement = serde_json::from_slice(&payload).map_err(|e| {
-        fail(Failure::at(
-            K::MalformedJson,
-            DSSE,
-            format!("in-toto statement: {e}"),
-        ))
-    })?;
-    if statement.type_ != layout::STATEMENT_TYPE
-        || statement.predicate_type != layout::PREDICATE_TYPE
-    {
+    // Only now, with the payload authenticated, parse it: the type fields first, so that another
+    // statement or predicate type is "unknown", not "malformed".
+    let malformed = |what: &str, e: serde_json::Error| {
+        let entry = if what == MANIFEST { MANIFEST } else { DSSE };
+        fail(Failure::at(K::MalformedJson, entry, format!("{what}: {e}")))
+    };
+    let head: Statement<serde::de::IgnoredAny> =
+        serde_json::from_slice(&payload).map_err(|e| malformed("in-toto statement", e))?;
+    if head.type_ != layout::STATEMENT_TYPE || head.predicate_type != layout::PREDICATE_TYPE {
         return Err(fail(Failure::at(
             K::UnknownFormat,
             DSSE,
             format!(
                 "statement type {:?} / predicate type {:?} unknown",
-                statement.type_, statement.predicate_type
+                head.type_, head.predicate_type
             ),
         )));
     }
-    let manifest_value: serde_json::Value = serde_json::from_slice(&header.manifest.bytes)
-        .map_err(|e| {
-            fail(Failure::at(
-                K::MalformedJson,
-                MANIFEST,
-                format!("{MANIFEST}: {e}"),
-            ))
-        })?;
-    if let Some(schema) = manifest_value.get("schema").and_then(|s| s.as_str())
+    #[derive(serde::Deserialize)]
+    struct SchemaOnly {
+        schema: Option<String>,
+    }
+    let schema: SchemaOnly =
+        serde_json::from_slice(&header.manifest.bytes).map_err(|e| malformed(MANIFEST, e))?;
+    if let Some(schema) = schema.schema
         && schema != MANIFEST_SCHEMA
     {
         return Err(fail(Failure::at(
@@ -295,22 +293,24 @@ fn authenticate(
             ),
         )));
     }
-    let manifest: Manifest = serde_json::from_value(manifest_value.clone()).map_err(|e| {
-        fail(Failure::at(
-            K::MalformedJson,
-            MANIFEST,
-            format!("{MANIFEST}: {e}"),
-        ))
-    })?;
-    if statement.predicate != manifest_value {
+    let manifest: Manifest =
+        serde_json::from_slice(&header.manifest.bytes).map_err(|e| malformed(MANIFEST, e))?;
+    // Typed, not as JSON value trees: a manifest of 100,000 files parsed twice as trees would
+    // cost more memory than the whole verification otherwise needs.
+    let Statement {
+        subject, predicate, ..
+    } = serde_json::from_slice::<Statement<Manifest>>(&payload)
+        .map_err(|e| malformed("the signed statement's manifest", e))?;
+    if predicate != manifest {
         return Err(fail(Failure::at(
             K::ManifestMismatch,
             MANIFEST,
             "manifest.json differs from the manifest in the signed statement",
         )));
     }
+    drop((predicate, payload));
     let sum_lines = sums::parse(&header.sums.bytes).map_err(|e| fail(sums_failure(e)))?;
-    check_agreement(header, &statement, &sum_lines, &manifest).map_err(fail)?;
+    check_agreement(header, &subject, &sum_lines, &manifest).map_err(fail)?;
     manifest_rules::check(&manifest).map_err(fail)?;
 
     if let Some(expires) = &manifest.expires {
@@ -502,7 +502,7 @@ fn sums_failure(e: SumsError) -> Failure {
 /// same digests; SHA256SUMS must also cover offkit-layout and manifest.json as read.
 fn check_agreement(
     header: &RawHeader,
-    statement: &Statement,
+    subjects: &[Subject],
     sums: &[SumLine],
     manifest: &Manifest,
 ) -> Result<(), Failure> {
@@ -511,7 +511,7 @@ fn check_agreement(
         .map(|l| (l.path.as_str(), l.sha256.as_str()))
         .collect();
     let mut from_subjects: BTreeMap<&str, &str> = BTreeMap::new();
-    for s in &statement.subject {
+    for s in subjects {
         if from_subjects.insert(&s.name, &s.digest.sha256).is_some() {
             return Err(Failure::at(
                 K::SubjectMismatch,
@@ -594,9 +594,9 @@ fn first_difference<'a>(
         .or_else(|| b.keys().find(|k| !a.contains_key(*k)).copied())
 }
 
-struct Expected {
+struct Expected<'a> {
     index: usize,
-    sha256: String,
+    sha256: &'a str,
     size: u64,
     seen: bool,
 }
@@ -612,7 +612,7 @@ fn stream_payload(
         .map(|f| (f.path.as_str(), f.sha256.as_str(), f.size))
         .collect();
     sorted.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut expected: HashMap<&str, Expected> = sorted
+    let mut expected: HashMap<&str, Expected<'_>> = sorted
         .iter()
         .enumerate()
         .map(|(index, (p, h, s))| {
@@ -620,7 +620,7 @@ fn stream_payload(
                 *p,
                 Expected {
                     index,
-                    sha256: (*h).to_owned(),
+                    sha256: h,
                     size: *s,
                     seen: false,
                 },
