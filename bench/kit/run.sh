@@ -53,6 +53,22 @@ PREP="rm -rf $W/x; mkdir -p $W/x"
 measure extract_check "tar --zstd -xf $KIT -C $W/x && cd $W/x && sha256sum -c --strict --quiet SHA256SUMS"
 PREP=""
 
+# Memory does not grow with kit size: a kit of three 1 GiB files (one random, two compressible).
+BIG="$W/big"
+if [ ! -f "$BIG/src/kit.toml" ]; then
+  mkdir -p "$BIG/src/seeds"
+  printf 'name = "big"\nversion = "1.0.0"\nchannel = "big"\nsequence = 1\ntarget = "any"\n' > "$BIG/src/kit.toml"
+  head -c 1073741824 /dev/urandom > "$BIG/src/seeds/random.bin"
+  python3 -c "import sys; b=open('$W/src/seeds/text/dump-000.ndjson','rb').read(); f=open('$BIG/src/seeds/text-a.ndjson','wb'); [f.write(b) for _ in range(1073741824//len(b))]"
+  cp "$BIG/src/seeds/text-a.ndjson" "$BIG/src/seeds/text-b.ndjson"
+fi
+rm -rf "$BIG/out"; mkdir -p "$BIG/out"
+"$OFFKIT" build "$BIG/src" --key "$W/keys/bench.key" --out "$BIG/out" --level "$LEVEL" >/dev/null
+BIG_KIT="$BIG/out/big-1.0.0.kit.tar.zst"
+BIG_BYTES=$(zstd -dc "$BIG_KIT" | wc -c)
+measure verify_big "$OFFKIT verify $BIG_KIT --trust $W/keys/bench.pub"
+measure floor_big "zstd -dc $BIG_KIT | openssl dgst -sha256"
+
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 mib() { python3 -c "print(f'{$1/1024:.0f}')"; }
 cat <<MD
@@ -66,6 +82,9 @@ Kit: $(python3 -c "print(f'{$PAYLOAD/2**30:.2f}')") GiB uncompressed ($(find "$W
 | verify | peers: \`tar --zstd -x\` then \`sha256sum -c\` | ${SECS[extract_check]} | $(ratio ${SECS[extract_check]} ${SECS[verify]}) | $(mib ${RSS[extract_check]}) |
 | build | \`offkit build SRC --level $LEVEL\` | ${SECS[build]} | 1.00 | $(mib ${RSS[build]}) |
 | build | \`tar --sort=name … \| zstd -T0 -$LEVEL\` + \`sha256sum\` of the files | ${SECS[build_pipeline]} | $(ratio ${SECS[build_pipeline]} ${SECS[build]}) | $(mib ${RSS[build_pipeline]}) |
+
+| verify, 3-file kit of $(python3 -c "print(f'{$BIG_BYTES/2**30:.2f}')") GiB | \`offkit verify\` | ${SECS[verify_big]} | 1.00 | $(mib ${RSS[verify_big]}) |
+| verify, 3-file kit | floor: \`zstd -dc \| openssl dgst -sha256\` | ${SECS[floor_big]} | $(ratio ${SECS[floor_big]} ${SECS[verify_big]}) | $(mib ${RSS[floor_big]}) |
 
 Ratios are the other command's time divided by offkit's (above 1.00: offkit is faster).
 offkit verify / floor = $(ratio ${SECS[verify]} ${SECS[floor]}) (target ≤ 1.20).

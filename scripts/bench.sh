@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs offkit's benchmarks (not tests: they take minutes and want an otherwise idle machine).
+#   scripts/bench.sh kit      build/verify vs tar|zstd|sha256sum|openssl   (bench/kit/run.sh)
+#   scripts/bench.sh migrate  10,000 migrations vs sqlx-cli and dbmate     (bench/migrate/run.sh)
+#   scripts/bench.sh store    seeding vs rclone copy --checksum            (bench/store/run.sh)
+#   scripts/bench.sh all
+# Figures and how to read them: docs/BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+case $what in
+  kit) bench/kit/run.sh "${@:2}" ;;
+  migrate) bench/migrate/run.sh 10000 3 dml && bench/migrate/run.sh 10000 3 ddl ;;
+  store) bench/store/run.sh "${@:2}" ;;
+  all) "$0" kit && "$0" migrate && "$0" store ;;
+  *) echo "usage: $0 kit|migrate|store|all" >&2; exit 2 ;;
+esac
