@@ -11,8 +11,11 @@
 //!   verifier, the only way to obtain a [`trust::VerifiedKit`].
 //! - [`sbom`]: the kit's own SPDX 2.3 document.
 //! - [`migrate`]: the embedded migration runner (PostgreSQL and SQLite drivers).
+//! - [`store`]: object stores (folder, S3, PostgreSQL table) and idempotent seeding.
+//! - [`apply`]: a verified kit into the database and the store, once, on record (the ledger).
+//! - [`report`]: progress display shared by long operations.
 //! - [`cli`]: one file per command group.
-//! - [`exit`]: the documented exit-code table.
+//! - [`exit`]: the documented exit-code table; [`failpoint`]: named crash points for tests.
 #![forbid(unsafe_code)]
 
 pub mod apply;
