@@ -55,7 +55,7 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 }
 
 /// Reads until `buf` is full or the reader ends; returns how many bytes were read.
-pub fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_full(r: &mut (impl std::io::Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {

@@ -172,19 +172,7 @@ impl<R: Read> Read for VerifyingReader<R> {
     }
 }
 
-/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
-pub fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match r.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
+pub use crate::util::read_full;
 
 /// Reads to the end of `r`, which must yield no more bytes (the end check of a
 /// [`VerifyingReader`] happens on that final read).
