@@ -34,22 +34,7 @@ impl Site {
         let src = self.ws.path(&format!("src-{tag}"));
         common::copy_tree(&self.ws.example_source(example), &src);
         edit(&src);
-        let out = self.ws.path(&format!("out-{tag}"));
-        std::fs::create_dir_all(&out).unwrap();
-        let o = common::cmd()
-            .args([
-                "build",
-                src.to_str().unwrap(),
-                "--key",
-                self.key.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        let (code, stdout, stderr) = outcome(&o);
-        assert_eq!(code, 0, "{stdout}{stderr}");
-        PathBuf::from(stdout.lines().next().unwrap())
+        self.ws.build_in(&src, &[&self.key], &format!("out-{tag}"))
     }
 
     fn apply(&self, kit: &Path, db: &str, store: &str, extra: &[&str]) -> Command {

@@ -5,7 +5,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{Workspace, cmd, outcome, run, tree, write};
+use common::{Workspace, outcome, run, tree, write};
 
 fn build_into(
     ws: &Workspace,
@@ -14,21 +14,7 @@ fn build_into(
     out: &str,
     epoch: &str,
 ) -> (i32, String, String) {
-    let out = ws.path(out);
-    std::fs::create_dir_all(&out).unwrap();
-    let o = cmd()
-        .env("SOURCE_DATE_EPOCH", epoch)
-        .args([
-            "build",
-            src.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    outcome(&o)
+    ws.try_build(src, &[key], out, epoch)
 }
 
 #[test]

@@ -313,24 +313,8 @@ fn valid_signature_by_untrusted_key_is_refused() {
     let c = case();
     let (other_key, _) = c.ws.key("stranger");
     let src = c.ws.example_source("quickstart");
-    let out = c.ws.path("stranger-out");
-    std::fs::create_dir_all(&out).unwrap();
-    let o = common::cmd()
-        .args([
-            "build",
-            src.to_str().unwrap(),
-            "--key",
-            other_key.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(outcome(&o).0, 0);
-    c.assert_refused(
-        &out.join("quickstart-1.0.0.kit.tar.zst"),
-        "untrusted-signer",
-    );
+    let kit = c.ws.build_in(&src, &[&other_key], "stranger-out");
+    c.assert_refused(&kit, "untrusted-signer");
 }
 
 #[test]

@@ -75,21 +75,7 @@ fn threshold_counts_distinct_trusted_keys() {
 }
 
 fn single_kit(ws: &Workspace, src: &Path, key: &Path) -> std::path::PathBuf {
-    let out = ws.path("single");
-    std::fs::create_dir_all(&out).unwrap();
-    let o = common::cmd()
-        .args([
-            "build",
-            src.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(outcome(&o).0, 0);
-    out.join("quickstart-1.0.0.kit.tar.zst")
+    ws.build_in(src, &[key], "single")
 }
 
 #[test]

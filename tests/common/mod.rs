@@ -82,19 +82,39 @@ impl Workspace {
         to
     }
 
-    /// Builds `src` signed by `keys` into `out/`; panics on failure. Returns the kit path.
-    pub fn build(&self, src: &Path, keys: &[&Path]) -> PathBuf {
-        let out = self.path("out");
+    /// Runs `offkit build SRC --key … --out OUT` (OUT under the workspace, created) with
+    /// `SOURCE_DATE_EPOCH=epoch`; returns exit code, stdout, stderr.
+    pub fn try_build(
+        &self,
+        src: &Path,
+        keys: &[&Path],
+        out: &str,
+        epoch: &str,
+    ) -> (i32, String, String) {
+        let out = self.path(out);
         std::fs::create_dir_all(&out).unwrap();
         let mut cmd = cmd();
-        cmd.arg("build").arg(src).arg("--out").arg(&out);
+        cmd.env("SOURCE_DATE_EPOCH", epoch)
+            .arg("build")
+            .arg(src)
+            .arg("--out")
+            .arg(&out);
         for k in keys {
             cmd.arg("--key").arg(k);
         }
-        let o = cmd.output().unwrap();
-        let (code, stdout, stderr) = outcome(&o);
+        outcome(&cmd.output().unwrap())
+    }
+
+    /// Builds `src` signed by `keys` into `out`; panics on failure. Returns the kit path.
+    pub fn build_in(&self, src: &Path, keys: &[&Path], out: &str) -> PathBuf {
+        let (code, stdout, stderr) = self.try_build(src, keys, out, EPOCH);
         assert_eq!(code, 0, "build failed: {stdout}{stderr}");
         PathBuf::from(stdout.lines().next().unwrap())
+    }
+
+    /// Builds `src` signed by `keys` into `out/`; panics on failure. Returns the kit path.
+    pub fn build(&self, src: &Path, keys: &[&Path]) -> PathBuf {
+        self.build_in(src, keys, "out")
     }
 }
 
