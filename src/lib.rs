@@ -5,20 +5,24 @@
 //! The library owns all behaviour; `src/main.rs` only parses arguments and maps errors to exit
 //! codes. The folders are the architecture:
 //!
-//! - [`kit`]: kit sources (`kit.toml`), the manifest, archive path rules, the deterministic builder
-//!   and the strict streaming reader.
-//! - [`trust`]: keys, `SHA256SUMS`, DSSE envelopes and in-toto statements, trust policies, and the
-//!   verifier, the only way to obtain a [`trust::VerifiedKit`].
-//! - [`sbom`]: the kit's own SPDX 2.3 document.
-//! - [`migrate`]: the embedded migration runner (PostgreSQL and SQLite drivers).
-//! - [`store`]: object stores (folder, S3, PostgreSQL table) and idempotent seeding.
-//! - [`apply`]: a verified kit into the database and the store, once, on record (the ledger).
-//! - [`report`]: progress display shared by long operations.
-//! - [`cli`]: one file per command group.
-//! - [`exit`]: the documented exit-code table; [`failpoint`]: named crash points for tests.
+//! From the bottom (docs/ARCHITECTURE.md; a module imports only modules below it):
+//!
+//! - leaves: [`exit`] (the exit-code table), [`failpoint`] (named crash points for tests),
+//!   [`util`], [`sql`] (identifier quoting), [`report`] (progress), [`sbom`] (the kit's SPDX 2.3
+//!   document).
+//! - [`kit`]: the format only — layout, paths, the typed manifest and its rules, names and
+//!   digests, the digest-checking reader, migration naming, tar, zstd frames, SHA256SUMS and DSSE
+//!   encodings, the strict streaming reader.
+//! - [`trust`] (keys, policies, signing, the verifier — the only way to obtain a
+//!   [`trust::VerifiedKit`] — and what it retains), [`migrate`] (the embedded migration runner,
+//!   PostgreSQL and SQLite), [`store`] (object stores and idempotent seeding).
+//! - [`build`] (kit source → signed kit; co-signing) and [`apply`] (verified kit → site, once, on
+//!   record; status).
+//! - [`cli`]: one file per command group, thin.
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod build;
 pub mod cli;
 pub mod exit;
 pub mod failpoint;
@@ -26,6 +30,7 @@ pub mod kit;
 pub mod migrate;
 pub mod report;
 pub mod sbom;
+pub mod sql;
 pub mod store;
 pub mod trust;
 pub mod util;

@@ -349,11 +349,11 @@ fn dsse_subjects_not_matching_sha256sums_are_refused() {
     let kit = c.forge(
         "subject-mismatch",
         &c.with(|e| {
-            let env: offkit::trust::dsse::Envelope = serde_json::from_slice(&e[d].data).unwrap();
+            let env: offkit::kit::dsse::Envelope = serde_json::from_slice(&e[d].data).unwrap();
             let mut statement: serde_json::Value =
                 serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
             statement["subject"][1]["digest"]["sha256"] = serde_json::json!("0".repeat(64));
-            let signed = offkit::trust::dsse::Envelope::sign(
+            let signed = offkit::trust::sign::sign_envelope(
                 &serde_json::to_vec(&statement).unwrap(),
                 &[key],
             );

@@ -251,7 +251,7 @@ impl Store for RacedStore {
             let sha = offkit::store::stream::digest_of(&self.bytes[..])
                 .unwrap()
                 .sha256;
-            let mut other = offkit::store::stream::VerifyingReader::new(
+            let mut other = offkit::store::stream::DigestReader::new(
                 &self.bytes[..],
                 req.key.as_str(),
                 self.bytes.len() as u64,
@@ -300,11 +300,11 @@ fn a_writer_between_plan_and_put_is_never_overwritten() {
     };
     // The other writer put the same bytes: skipped.
     let s = raced(b"ours", "same");
-    let r = offkit::store::seed(&s, &seeds, &SeedOptions::default()).unwrap();
+    let r = suite::seed_from(&s, &src, &seeds, &SeedOptions::default()).unwrap();
     assert_eq!(r.objects[0].outcome, Some(Outcome::Skipped));
     // Different bytes: a conflict, and theirs stay.
     let s = raced(b"theirs", "different");
-    let err = offkit::store::seed(&s, &seeds, &SeedOptions::default()).unwrap_err();
+    let err = suite::seed_from(&s, &src, &seeds, &SeedOptions::default()).unwrap_err();
     assert!(matches!(err, SeedError::Conflicts { .. }), "{err}");
     assert_eq!(
         std::fs::read(st.join("different/r/a.json")).unwrap(),
@@ -316,7 +316,7 @@ fn a_writer_between_plan_and_put_is_never_overwritten() {
         conflicts: ConflictPolicy::Replace,
         ..SeedOptions::default()
     };
-    let r = offkit::store::seed(&s, &seeds, &opts).unwrap();
+    let r = suite::seed_from(&s, &src, &seeds, &opts).unwrap();
     assert_eq!(r.objects[0].outcome, Some(Outcome::Replaced));
     assert_eq!(std::fs::read(st.join("replace/r/a.json")).unwrap(), b"ours");
 }

@@ -37,7 +37,7 @@ fn dry_run_changes_nothing_not_even_the_tables() {
         mode: SeedMode::DryRun,
         ..SeedOptions::default()
     };
-    let r = offkit::store::seed(store.as_ref(), &seeds, &dry).unwrap();
+    let r = suite::seed_from(store.as_ref(), src.path(), &seeds, &dry).unwrap();
     assert_eq!(r.totals.put, 1);
     let exists: Option<String> = db
         .client()
@@ -98,7 +98,7 @@ fn default_table_and_bad_tables() {
     assert!(store.url().redacted().ends_with("table=offkit.objects"));
     let src = tempfile::tempdir().unwrap();
     let seeds = [suite::seed_file(src.path(), "k.json", b"1")];
-    offkit::store::seed(store.as_ref(), &seeds, &SeedOptions::default()).unwrap();
+    suite::seed_from(store.as_ref(), src.path(), &seeds, &SeedOptions::default()).unwrap();
     let n: i64 = db
         .client()
         .query_one("SELECT count(*) FROM offkit.objects", &[])
@@ -192,7 +192,13 @@ fn planning_falls_back_to_lookups_when_the_folder_is_crowded() {
         })
         .collect();
     // Half of them already there, put the normal way.
-    offkit::store::seed(store.as_ref(), &seeds[..10], &SeedOptions::default()).unwrap();
+    suite::seed_from(
+        store.as_ref(),
+        src.path(),
+        &seeds[..10],
+        &SeedOptions::default(),
+    )
+    .unwrap();
     // And 2,000 other objects in the same folder: more than the listing is allowed to read
     // (4 × 20 + 1,000), so the planner must switch to one lookup per key and still be right.
     db.client()
@@ -201,9 +207,10 @@ fn planning_falls_back_to_lookups_when_the_folder_is_crowded() {
              SELECT 'crowd/other-' || g, 0, '', '' FROM generate_series(1, 2000) g",
         )
         .unwrap();
-    let plan = offkit::store::plan(store.as_ref(), &seeds, &SeedOptions::default()).unwrap();
+    let plan =
+        suite::plan_from(store.as_ref(), src.path(), &seeds, &SeedOptions::default()).unwrap();
     assert_eq!(plan.count(offkit::store::seed::Action::Skip), 10);
     assert_eq!(plan.count(offkit::store::seed::Action::Put), 10);
-    let r = offkit::store::seed(store.as_ref(), &seeds, &SeedOptions::default()).unwrap();
+    let r = suite::seed_from(store.as_ref(), src.path(), &seeds, &SeedOptions::default()).unwrap();
     assert_eq!((r.totals.put, r.totals.skipped), (10, 10));
 }

@@ -63,7 +63,7 @@ fn check_passes() {
 fn objects_live_under_the_prefix() {
     let (server, store, src) = setup("prefix");
     let seeds = [suite::seed_file(src.path(), "a/b.json", b"{}")];
-    offkit::store::seed(store.as_ref(), &seeds, &Default::default()).unwrap();
+    suite::seed_from(store.as_ref(), src.path(), &seeds, &Default::default()).unwrap();
     assert!(
         server
             .bucket_dir("prefix")
@@ -165,7 +165,7 @@ fn secrets_never_appear_in_output_errors_or_reports() {
         .unwrap_err();
     leaks(&format!("{err} {err:?}"));
     let seeds = [suite::seed_file(src.path(), "x/y.json", b"{}")];
-    let err = offkit::store::seed(bad.as_ref(), &seeds, &Default::default()).unwrap_err();
+    let err = suite::seed_from(bad.as_ref(), src.path(), &seeds, &Default::default()).unwrap_err();
     leaks(&format!("{err} {err:?}"));
     if let Some(report) = err.report() {
         leaks(&serde_json::to_string(report).unwrap());
@@ -277,12 +277,12 @@ fn confirm_etag_md5_spares_the_read_back_and_still_catches_conflicts() {
     };
     let gets_before = server.count_in_log("GET OBJECT");
     let heads_before = server.count_in_log("HEAD OBJECT");
-    let r = offkit::store::seed(store.as_ref(), &seeds, &opts).unwrap();
+    let r = suite::seed_from(store.as_ref(), src.path(), &seeds, &opts).unwrap();
     assert_eq!(r.totals.put, 21);
     // Puts are confirmed by the ETag their own response carried: the one HEAD is the
     // create-only check before the multipart upload.
     assert_eq!(server.count_in_log("HEAD OBJECT"), heads_before + 1);
-    let again = offkit::store::seed(store.as_ref(), &seeds, &opts).unwrap();
+    let again = suite::seed_from(store.as_ref(), src.path(), &seeds, &opts).unwrap();
     assert_eq!(again.totals.skipped, 21);
     assert_eq!(
         server.count_in_log("GET OBJECT"),
@@ -291,13 +291,13 @@ fn confirm_etag_md5_spares_the_read_back_and_still_catches_conflicts() {
     );
     // The same store with the default confirmation reads every object back.
     let read_back = open_str(&server.url_with_keys("etag", "p")).unwrap();
-    let r = offkit::store::seed(read_back.as_ref(), &seeds, &opts).unwrap();
+    let r = suite::seed_from(read_back.as_ref(), src.path(), &seeds, &opts).unwrap();
     assert_eq!(r.totals.skipped, 21);
     assert_eq!(server.count_in_log("GET OBJECT"), gets_before + 21);
     // A different object at a key: the ETag does not match, the read-back decides: conflict.
-    std::fs::write(&seeds[0].path, b"{\"n\":\"changed\"}").unwrap();
+    std::fs::write(seeds[0].key.under(src.path()), b"{\"n\":\"changed\"}").unwrap();
     let changed = suite::seed_file(src.path(), "e/00.json", b"{\"n\":\"changed\"}");
-    let err = offkit::store::seed(store.as_ref(), &[changed], &opts).unwrap_err();
+    let err = suite::seed_from(store.as_ref(), src.path(), &[changed], &opts).unwrap_err();
     assert!(
         matches!(err, offkit::store::SeedError::Conflicts { .. }),
         "{err}"

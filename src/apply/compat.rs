@@ -3,9 +3,12 @@
 //! refuses a different kit claiming an already applied sequence, unless the operator says
 //! `--allow-downgrade`, which every report then shows).
 
+use std::cmp::Ordering;
+
 use crate::apply::ledger::{Outcome, Row};
-use crate::kit::config::{Target, compare_versions};
-use crate::kit::manifest::Manifest;
+use crate::kit::digest::Sha256Hex;
+use crate::kit::manifest::{Manifest, Target};
+use crate::kit::names::Version;
 use crate::migrate::Dialect;
 
 /// Whether an older (or conflicting) sequence may be applied.
@@ -88,60 +91,172 @@ pub fn check_target(manifest: &Manifest, dialect: Dialect) -> Result<(), Incompa
 /// Checks `requires` and the channel sequence against the ledger's succeeded rows.
 pub fn check_history(
     manifest: &Manifest,
-    manifest_sha256: &str,
+    manifest_sha256: &Sha256Hex,
     ledger: &[Row],
     downgrade: DowngradePolicy,
 ) -> Result<(), Incompatible> {
     let succeeded: Vec<&Row> = ledger
         .iter()
-        .filter(|r| r.outcome == Outcome::Succeeded.as_str())
+        .filter(|r| r.outcome == Outcome::Succeeded)
         .collect();
     for req in &manifest.requires {
-        let applied: Vec<&str> = succeeded
+        // A ledger version that is not a valid version (written by hand) never satisfies.
+        let applied: Vec<Version> = succeeded
             .iter()
-            .filter(|r| r.kit_name == req.name)
-            .map(|r| r.kit_version.as_str())
+            .filter(|r| r.kit_name == req.name.as_str())
+            .filter_map(|r| Version::new(&r.kit_version).ok())
             .collect();
-        let ok = applied.iter().any(|v| {
-            compare_versions(v, &req.min_version).is_some_and(|o| o != std::cmp::Ordering::Less)
-        });
-        if !ok {
-            let found = applied
-                .iter()
-                .copied()
-                .max_by(|a, b| compare_versions(a, b).unwrap_or(std::cmp::Ordering::Equal))
-                .map(str::to_owned);
+        if !applied
+            .iter()
+            .any(|v| v.compare(&req.min_version) != Ordering::Less)
+        {
             return Err(Incompatible::Requires {
-                name: req.name.clone(),
-                min_version: req.min_version.clone(),
-                found,
+                name: req.name.to_string(),
+                min_version: req.min_version.to_string(),
+                found: applied
+                    .iter()
+                    .max_by(|a, b| a.compare(b))
+                    .map(ToString::to_string),
             });
         }
     }
     if downgrade == DowngradePolicy::UnsafeAllow {
         return Ok(());
     }
-    let on_channel = succeeded.iter().filter(|r| r.channel == manifest.channel);
+    let on_channel = succeeded
+        .iter()
+        .filter(|r| r.channel == manifest.channel.as_str());
     let kit_sequence = i64::try_from(manifest.sequence).unwrap_or(i64::MAX);
     if let Some(top) = on_channel.clone().map(|r| r.sequence).max()
         && top > kit_sequence
     {
         return Err(Incompatible::Downgrade {
-            channel: manifest.channel.clone(),
+            channel: manifest.channel.to_string(),
             applied: top,
             kit: manifest.sequence,
         });
     }
     if let Some(other) = on_channel
         .filter(|r| r.sequence == kit_sequence)
-        .find(|r| r.manifest_sha256 != manifest_sha256)
+        .find(|r| manifest_sha256 != &r.manifest_sha256)
     {
         return Err(Incompatible::SequenceReused {
-            channel: manifest.channel.clone(),
+            channel: manifest.channel.to_string(),
             sequence: manifest.sequence,
             other_version: other.kit_version.clone(),
             other_manifest: other.manifest_sha256.clone(),
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::ledger::Override;
+
+    fn manifest() -> Manifest {
+        crate::kit::manifest::tests::sample()
+    }
+
+    fn row(id: i64, name: &str, version: &str, seq: i64, outcome: Outcome, sha: &str) -> Row {
+        Row {
+            id,
+            kit_name: name.into(),
+            kit_version: version.into(),
+            channel: name.into(),
+            sequence: seq,
+            manifest_sha256: sha.into(),
+            kit_sha256: "k".into(),
+            signer_keyids: vec![],
+            applied_by: "t@h".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            outcome,
+            store: "file://x".into(),
+            overrides: vec![Override::AllowDowngrade],
+            report_sha256: None,
+            error: None,
+        }
+    }
+
+    fn sha(c: char) -> Sha256Hex {
+        Sha256Hex::new(&c.to_string().repeat(64)).unwrap()
+    }
+
+    #[test]
+    fn target_must_fit_the_database() {
+        let mut m = manifest();
+        for (t, d, ok) in [
+            (Target::Any, Dialect::Sqlite, true),
+            (Target::Any, Dialect::Postgres, true),
+            (Target::Postgres, Dialect::Postgres, true),
+            (Target::Postgres, Dialect::Sqlite, false),
+            (Target::Sqlite, Dialect::Postgres, false),
+        ] {
+            m.target.database = t;
+            assert_eq!(check_target(&m, d).is_ok(), ok, "{t:?} on {d:?}");
+        }
+    }
+
+    #[test]
+    fn requires_needs_a_succeeded_application_at_or_above_the_version() {
+        let mut m = manifest();
+        m.requires = vec![crate::kit::manifest::RequirementEntry {
+            name: crate::kit::names::KitName::new("base").unwrap(),
+            min_version: Version::new("2.1").unwrap(),
+        }];
+        let refuse = DowngradePolicy::Refuse;
+        let a = sha('a').to_string();
+        assert!(matches!(
+            check_history(&m, &sha('b'), &[], refuse),
+            Err(Incompatible::Requires { found: None, .. })
+        ));
+        let low = [row(1, "base", "2.0.9", 1, Outcome::Succeeded, &a)];
+        assert!(matches!(
+            check_history(&m, &sha('b'), &low, refuse),
+            Err(Incompatible::Requires { found: Some(v), .. }) if v == "2.0.9"
+        ));
+        let failed = [row(1, "base", "3.0", 1, Outcome::Failed, &a)];
+        assert!(check_history(&m, &sha('b'), &failed, refuse).is_err());
+        let ok = [row(1, "base", "2.1.0", 1, Outcome::Succeeded, &a)];
+        assert!(check_history(&m, &sha('b'), &ok, refuse).is_ok());
+        // --allow-downgrade does not waive requires.
+        assert!(check_history(&m, &sha('b'), &low, DowngradePolicy::UnsafeAllow).is_err());
+    }
+
+    #[test]
+    fn the_channel_sequence_only_moves_forward() {
+        let m = manifest(); // channel demo, sequence 1
+        let mine = sha('d');
+        let refuse = DowngradePolicy::Refuse;
+        let higher = [row(1, "demo", "2.0", 2, Outcome::Succeeded, "x")];
+        assert!(matches!(
+            check_history(&m, &mine, &higher, refuse),
+            Err(Incompatible::Downgrade {
+                applied: 2,
+                kit: 1,
+                ..
+            })
+        ));
+        assert!(check_history(&m, &mine, &higher, DowngradePolicy::UnsafeAllow).is_ok());
+        // A failed or interrupted higher attempt does not count.
+        let failed = [row(1, "demo", "2.0", 2, Outcome::Interrupted, "x")];
+        assert!(check_history(&m, &mine, &failed, refuse).is_ok());
+        // The same sequence from another kit is refused; from this kit it is a re-apply.
+        let other = [row(
+            1,
+            "demo",
+            "1.0",
+            1,
+            Outcome::Succeeded,
+            sha('e').as_str(),
+        )];
+        assert!(matches!(
+            check_history(&m, &mine, &other, refuse),
+            Err(Incompatible::SequenceReused { .. })
+        ));
+        let same = [row(1, "demo", "1.0", 1, Outcome::Succeeded, mine.as_str())];
+        assert!(check_history(&m, &mine, &same, refuse).is_ok());
+    }
 }

@@ -6,6 +6,8 @@
 //! that died (the lock proves no other apply runs); it is marked `interrupted`, so the ledger shows
 //! every attempt.
 
+use std::fmt;
+
 use serde::Serialize;
 
 use crate::migrate::{DbError, Dialect, Driver, Value};
@@ -30,6 +32,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    const ALL: [Outcome; 4] = [
+        Outcome::Running,
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::Interrupted,
+    ];
+
     /// The text stored in the `outcome` column.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -39,6 +48,90 @@ impl Outcome {
             Outcome::Interrupted => "interrupted",
         }
     }
+
+    /// The outcome a column holds.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unsafe option an apply ran with, recorded as such in the ledger and the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Override {
+    /// `--allow-downgrade`: the channel's sequence was not enforced.
+    AllowDowngrade,
+    /// `--allow-expired`: the kit's `expires` had passed.
+    AllowExpired,
+    /// `--replace-conflicting`: differing seed objects may be replaced.
+    ReplaceConflicting,
+    /// `--category release`: the release gate was opened.
+    CategoryRelease,
+}
+
+impl Override {
+    const ALL: [Override; 4] = [
+        Override::AllowDowngrade,
+        Override::AllowExpired,
+        Override::ReplaceConflicting,
+        Override::CategoryRelease,
+    ];
+
+    /// The name stored in the `overrides` column (the flag without `--`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Override::AllowDowngrade => "allow-downgrade",
+            Override::AllowExpired => "allow-expired",
+            Override::ReplaceConflicting => "replace-conflicting",
+            Override::CategoryRelease => "category-release",
+        }
+    }
+
+    /// The command-line option that asks for it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Override::AllowDowngrade => "--allow-downgrade",
+            Override::AllowExpired => "--allow-expired",
+            Override::ReplaceConflicting => "--replace-conflicting",
+            Override::CategoryRelease => "--category release",
+        }
+    }
+
+    /// The override a name stands for.
+    pub fn parse(s: &str) -> Option<Override> {
+        Override::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    /// Whether this override weakens a safety check (the others only open a gate on purpose).
+    pub fn is_unsafe(self) -> bool {
+        !matches!(self, Override::CategoryRelease)
+    }
+}
+
+impl fmt::Display for Override {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Joins a list for a text column (`a,b`).
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Splits a text column written by [`join`].
+fn split(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').filter(|s| !s.is_empty())
 }
 
 /// One ledger row.
@@ -58,20 +151,20 @@ pub struct Row {
     pub manifest_sha256: String,
     /// SHA-256 of the kit file.
     pub kit_sha256: String,
-    /// Keyids whose signatures counted, comma-separated.
-    pub signer_keyids: String,
+    /// Keyids whose signatures counted.
+    pub signer_keyids: Vec<String>,
     /// `user@host`.
     pub applied_by: String,
     /// RFC 3339.
     pub started_at: String,
     /// RFC 3339, when finished.
     pub finished_at: Option<String>,
-    /// `running`, `succeeded`, `failed` or `interrupted`.
-    pub outcome: String,
+    /// How the attempt ended (or that it is running).
+    pub outcome: Outcome,
     /// The object store (redacted).
     pub store: String,
-    /// Unsafe options in effect (`allow-downgrade`, `allow-expired`, `replace-conflicting`).
-    pub overrides: String,
+    /// Overrides in effect.
+    pub overrides: Vec<Override>,
     /// SHA-256 of the JSON report, when finished.
     pub report_sha256: Option<String>,
     /// The error that stopped the attempt.
@@ -93,14 +186,14 @@ pub struct NewRow<'a> {
     pub manifest_sha256: &'a str,
     /// SHA-256 of the kit file.
     pub kit_sha256: &'a str,
-    /// Signer keyids, comma-separated.
-    pub signer_keyids: &'a str,
+    /// Signer keyids.
+    pub signer_keyids: &'a [String],
     /// `user@host`.
     pub applied_by: &'a str,
     /// The store (redacted).
     pub store: &'a str,
-    /// Unsafe options in effect.
-    pub overrides: &'a str,
+    /// Overrides in effect.
+    pub overrides: &'a [Override],
 }
 
 fn table(d: Dialect) -> String {
@@ -170,11 +263,11 @@ pub fn start(driver: &mut dyn Driver, row: &NewRow<'_>) -> Result<i64, DbError> 
             sequence.into(),
             row.manifest_sha256.into(),
             row.kit_sha256.into(),
-            row.signer_keyids.into(),
+            join(row.signer_keyids).into(),
             row.applied_by.into(),
             Outcome::Running.as_str().into(),
             row.store.into(),
-            row.overrides.into(),
+            join(row.overrides).into(),
         ],
     )?;
     rows.first()
@@ -240,21 +333,31 @@ fn parse_row(r: Vec<Value>) -> Result<Row, DbError> {
             .and_then(Value::as_int)
             .ok_or_else(|| DbError::msg(format!("ledger column {i} is not an integer")))
     };
+    let id = int(0)?;
+    let outcome = text(11)?;
+    let outcome = Outcome::parse(&outcome)
+        .ok_or_else(|| DbError::msg(format!("ledger row {id}: unknown outcome {outcome:?}")))?;
+    let overrides = split(&text(13)?)
+        .map(|o| {
+            Override::parse(o)
+                .ok_or_else(|| DbError::msg(format!("ledger row {id}: unknown override {o:?}")))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Row {
-        id: int(0)?,
+        id,
         kit_name: text(1)?,
         kit_version: text(2)?,
         channel: text(3)?,
         sequence: int(4)?,
         manifest_sha256: text(5)?,
         kit_sha256: text(6)?,
-        signer_keyids: text(7)?,
+        signer_keyids: split(&text(7)?).map(str::to_owned).collect(),
         applied_by: text(8)?,
         started_at: text(9)?,
         finished_at: opt(10),
-        outcome: text(11)?,
+        outcome,
         store: text(12)?,
-        overrides: text(13)?,
+        overrides,
         report_sha256: opt(14),
         error: opt(15),
     })

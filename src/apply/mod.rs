@@ -1,38 +1,61 @@
 //! `offkit apply`: a verified kit into the database and the object store — in order, once, on
 //! record.
 //!
-//! The pipeline takes an [`ExtractedKit`], which only the verifier can make, so applying an
-//! unverified kit does not compile. With the migration lock held for the whole apply: check the
-//! kit fits the site ([`compat`]), record the attempt in the ledger ([`ledger`]), run the
-//! migrations (startup and seed, release when asked, then data migrations), seed the objects,
-//! and record the outcome with the digest of the report. Every step is idempotent, so after a
-//! crash at any point the next apply finishes the job; the ledger shows both attempts.
+//! The pipeline takes an [`AuthenticatedKit`] (its header authenticated by the verifier, the only
+//! way to get one), so applying an unsigned kit does not compile; the payload is verified as one
+//! of the steps. Cheap steps come first, so a busy lock or a kit that does not fit the site is
+//! refused before a byte of the payload is read. With the migration lock held for the whole
+//! apply, the named steps ([`StepName`]) run in order:
+//!
+//! 1. `lock` — the migration runner's lock;
+//! 2. `compatibility` — target, `requires` and the channel sequence against the ledger
+//!    ([`compat`]);
+//! 3. `verify` — the payload pass: every file checked against the signed manifest and kept in a
+//!    private work folder (a dry run keeps only the SQL, in memory);
+//! 4. `load` — the migrations and seeds from the signed manifest, each migration and rollback
+//!    read through the digest-checking reader ([`load`]); a file added to the work folder since is
+//!    refused;
+//! 5. `ledger` — the attempt recorded as `running` ([`ledger`]);
+//! 6. `migrations` — startup and seed, release when asked, then data migrations;
+//! 7. `seeds` — the objects into the store, each read through the digest-checking reader.
+//!
+//! [`Pipeline::step`] is the one place that times a step, records it in the report and turns
+//! its failure into the apply's outcome; [`Pipeline::finish`] records that outcome in the ledger
+//! with the digest of the report. Every step is idempotent, so after a crash at any point the
+//! next apply finishes the job; the ledger shows both attempts.
 
 pub mod compat;
 pub mod ledger;
+pub mod load;
 pub mod report;
+pub mod status;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::exit::{Exit, ExitCoded};
 use crate::failpoint;
 use crate::migrate::runner::{OnError, ReleaseGate, RunMode, RunOptions};
-use crate::migrate::{Category, MigrateError, MigrationSet, RunFailure, Session};
+use crate::migrate::{Category, Locked, MigrateError, ModuleFilter, RunFailure, Session};
 use crate::report::progress::ProgressMode;
 use crate::store::seed::SeedMode;
-use crate::store::{ConflictPolicy, SeedError, SeedObject, SeedOptions, Store};
-use crate::trust::extract::ExtractedKit;
+use crate::store::{ConflictPolicy, SeedError, SeedOptions, SeedSource, Store, StoreError};
+use crate::trust::content::Retain;
+use crate::trust::failure::{Failure, FailureKind};
+use crate::trust::verify::{AuthenticatedKit, VerifiedKit, VerifyFailure};
 
 pub use compat::{DowngradePolicy, Incompatible};
-pub use report::{ApplyReport, StepOutcome};
+pub use ledger::Override;
+pub use load::LoadError;
+pub use report::{ApplyReport, KitInfo, StepName, StepOutcome};
 
 /// How to apply.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Migration categories (default: startup, seed, data; release only when asked).
     pub categories: BTreeSet<Category>,
-    /// The release gate (`--force`).
+    /// The release gate.
     pub release: ReleaseGate,
     /// Apply, or only print the plan (`--dry-run`).
     pub mode: RunMode,
@@ -52,6 +75,8 @@ pub struct ApplyOptions {
     pub progress: ProgressMode,
     /// `applied_by` in history and ledger rows.
     pub applied_by: String,
+    /// Where the private work folder is made (default: the system's temporary folder).
+    pub work_dir: Option<PathBuf>,
 }
 
 impl Default for ApplyOptions {
@@ -71,7 +96,28 @@ impl Default for ApplyOptions {
             parallelism: None,
             progress: ProgressMode::Auto,
             applied_by: run.applied_by,
+            work_dir: None,
         }
+    }
+}
+
+impl ApplyOptions {
+    /// The overrides these options (and the kit's verification) put in effect.
+    fn overrides(&self, kit: &AuthenticatedKit) -> Vec<Override> {
+        let mut o = Vec::new();
+        if self.downgrade == DowngradePolicy::UnsafeAllow {
+            o.push(Override::AllowDowngrade);
+        }
+        if kit.accepted_expired().is_some() {
+            o.push(Override::AllowExpired);
+        }
+        if self.conflicts == ConflictPolicy::Replace {
+            o.push(Override::ReplaceConflicting);
+        }
+        if self.categories.contains(&Category::Release) {
+            o.push(Override::CategoryRelease);
+        }
+        o
     }
 }
 
@@ -79,25 +125,18 @@ impl Default for ApplyOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApplyError {
+    /// The kit's payload failed verification; nothing was changed.
+    #[error(transparent)]
+    Verify(VerifyFailure),
+    /// A verified file was changed, added or removed before it was used; nothing after it ran.
+    #[error("kit refused: {0}")]
+    Tampered(Failure),
     /// The kit does not fit this site.
     #[error(transparent)]
     Incompatible(#[from] Incompatible),
-    /// An extracted migration file differs from the signed manifest (changed on disk after
-    /// verification).
-    #[error(
-        "{path}: differs from the verified kit (sha256 {actual}, signed {expected}); the extracted files were changed after verification"
-    )]
-    Tampered {
-        /// The file.
-        path: String,
-        /// What it is now.
-        actual: String,
-        /// What was signed.
-        expected: String,
-    },
-    /// Loading the kit's migrations failed.
+    /// The kit's migrations cannot be used.
     #[error("loading the kit's migrations: {0}")]
-    Load(#[from] crate::migrate::source::SourceError),
+    Load(LoadError),
     /// The database, the lock or a migration failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
@@ -106,7 +145,7 @@ pub enum ApplyError {
     Run(#[from] RunFailure),
     /// Seeding failed or conflicts.
     #[error(transparent)]
-    Seed(#[from] SeedError),
+    Seed(SeedError),
     /// Data-migration batches failed; everything else was done.
     #[error(
         "{failed} data-migration batch failure(s) were recorded; the rest of the kit was applied. See the report, fix the data, and run apply again"
@@ -120,12 +159,53 @@ pub enum ApplyError {
     Ledger(crate::migrate::DbError),
 }
 
+impl From<LoadError> for ApplyError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Content(c) if load::content_exit(&c) == Exit::Verification => {
+                ApplyError::Tampered(c.failure())
+            }
+            other => ApplyError::Load(other),
+        }
+    }
+}
+
+impl From<SeedError> for ApplyError {
+    /// A seed whose bytes changed or vanished since verification is tampering, named as such.
+    fn from(e: SeedError) -> Self {
+        let source_problem = match &e {
+            SeedError::SourceChanged { key, error, .. } => Some((key.clone(), error)),
+            SeedError::Store(error) if error.is_source_problem() => {
+                Some((error.key().unwrap_or_default().to_owned(), error))
+            }
+            _ => None,
+        };
+        match source_problem {
+            Some((key, error)) => {
+                let kind = match error {
+                    StoreError::SourceUnavailable { cause, .. }
+                        if cause.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        FailureKind::RemovedAfterVerification
+                    }
+                    _ => FailureKind::ChangedAfterVerification,
+                };
+                let path = format!("{}/{key}", crate::kit::layout::SEEDS_DIR);
+                let message = format!("{path}: {error}; no seed was put after it");
+                ApplyError::Tampered(Failure::at(kind, path, message))
+            }
+            None => ApplyError::Seed(e),
+        }
+    }
+}
+
 impl ExitCoded for ApplyError {
     fn exit(&self) -> Exit {
         match self {
+            ApplyError::Verify(v) => v.exit(),
+            ApplyError::Tampered(_) => Exit::Verification,
             ApplyError::Incompatible(_) => Exit::Incompatible,
-            ApplyError::Tampered { .. } => Exit::Verification,
-            ApplyError::Load(_) => Exit::InvalidSource,
+            ApplyError::Load(e) => e.exit(),
             ApplyError::Migrate(e) => e.exit(),
             ApplyError::Run(e) => e.exit(),
             ApplyError::Seed(e) => e.exit(),
@@ -152,183 +232,263 @@ impl ExitCoded for ApplyFailure {
     }
 }
 
-/// The kit's migrations, loaded from its extracted files and checked against the signed
-/// manifest.
-pub fn kit_migrations(kit: &ExtractedKit) -> Result<MigrationSet, ApplyError> {
-    let manifest = kit.kit().manifest();
-    let schemas: BTreeMap<String, String> = manifest
-        .modules
-        .iter()
-        .map(|m| (m.name.clone(), m.schema.clone()))
-        .collect();
-    let set = MigrationSet::load(kit.root(), &schemas)?;
-    for (module, entry) in manifest.migrations() {
-        let loaded = set.module(&module.name).and_then(|m| m.get(&entry.name));
-        let actual = loaded.map(|m| m.checksum.clone()).unwrap_or_default();
-        if actual != entry.file.sha256 {
-            return Err(ApplyError::Tampered {
-                path: entry.file.path.to_string(),
-                actual,
-                expected: entry.file.sha256.clone(),
-            });
-        }
-    }
-    Ok(set)
-}
-
-/// The kit's seed objects, as files of the extracted kit.
-pub fn kit_seeds(kit: &ExtractedKit) -> Vec<SeedObject> {
-    kit.kit()
-        .manifest()
-        .seeds
-        .iter()
-        .filter_map(|s| {
-            Some(SeedObject {
-                key: crate::kit::KitPath::new(&s.key).ok()?,
-                path: kit.file(&s.file.path),
-                sha256: s.file.sha256.clone(),
-                size: s.file.size,
-                media_type: s.media_type.clone(),
-            })
-        })
-        .collect()
-}
-
-/// Applies `kit` to the database of `session` and to `store`.
+/// Applies `kit` to the database of `session` and to `store` (see the module docs).
 pub fn apply(
-    kit: &ExtractedKit,
+    kit: AuthenticatedKit,
     session: &mut Session,
     store: &dyn Store,
     opts: &ApplyOptions,
 ) -> Result<ApplyReport, ApplyFailure> {
     let started = Instant::now();
-    let mut report = ApplyReport::new(kit, session, store, opts);
-    let fail = |error: ApplyError, mut report: ApplyReport| {
-        report.finish(started, Some(&error));
-        ApplyFailure {
-            error,
-            report: Box::new(report),
-        }
-    };
-    let t = Instant::now();
-    let set = match compat::check_target(kit.kit().manifest(), session.dialect())
-        .map_err(ApplyError::from)
-        .and_then(|()| kit_migrations(kit))
-    {
-        Ok(set) => set,
-        Err(e) => return Err(fail(e, report)),
-    };
-    let seeds = kit_seeds(kit);
-    report.step(
-        "load",
-        StepOutcome::Done,
-        t,
-        format!(
-            "{} module(s), {} seed object(s)",
-            set.modules.len(),
-            seeds.len()
+    let mut p = Pipeline {
+        report: ApplyReport::new(
+            KitInfo::of(&kit),
+            session.url().redacted(),
+            store.url().redacted(),
+            opts.mode == RunMode::DryRun,
+            opts.overrides(&kit),
+            kit.warnings().to_vec(),
+            opts.applied_by.clone(),
         ),
-    );
-
-    let t = Instant::now();
-    let mut locked = match session.lock(opts.lock_timeout) {
+        ledger_id: None,
+        started,
+    };
+    let lock = p.step(StepName::Lock, |_| {
+        Ok((
+            session.lock(opts.lock_timeout)?,
+            "migration lock held".to_owned(),
+        ))
+    });
+    let mut locked = match lock {
         Ok(l) => l,
-        Err(e) => return Err(fail(e.into(), report)),
+        Err(e) => return Err(p.failed(None, e)),
     };
-    report.step(
-        "lock",
-        StepOutcome::Done,
-        t,
-        "migration lock held".to_owned(),
-    );
     failpoint::hit("apply:locked");
+    let result = p.run(&mut locked, kit, store, opts);
+    let outcome = p.finish(&mut locked, result);
+    let _ = locked.unlock();
+    outcome
+}
 
-    let dry_run = opts.mode == RunMode::DryRun;
-    let t = Instant::now();
-    let driver = locked.driver();
-    let history = if dry_run {
-        match ledger::exists(driver) {
-            Ok(true) => ledger::list(driver, None),
-            Ok(false) => Ok(Vec::new()),
-            Err(e) => Err(e),
-        }
-    } else {
-        ledger::ensure(driver).and_then(|()| ledger::list(driver, None))
-    };
-    let history = match history {
-        Ok(h) => h,
-        Err(e) => return Err(fail(ApplyError::Ledger(e), report)),
-    };
-    let manifest_sha = kit.kit().manifest_sha256().to_owned();
-    if let Err(e) = compat::check_history(
-        kit.kit().manifest(),
-        &manifest_sha,
-        &history,
-        opts.downgrade,
-    ) {
-        return Err(fail(e.into(), report));
-    }
-    report.step("compatibility", StepOutcome::Done, t, compat_note(opts));
+/// One apply in progress: its report and ledger row.
+struct Pipeline {
+    report: ApplyReport,
+    ledger_id: Option<i64>,
+    started: Instant,
+}
 
-    let ledger_id = if dry_run {
-        None
-    } else {
-        let driver = locked.driver();
-        let overrides = report.overrides.join(",");
-        let signers = report
-            .kit
-            .signers
-            .iter()
-            .map(|s| s.keyid.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
-        let started_row = ledger::mark_interrupted(driver).and_then(|interrupted| {
-            report.interrupted_attempts = interrupted;
-            ledger::start(
-                driver,
-                &ledger::NewRow {
-                    kit_name: &report.kit.name,
-                    kit_version: &report.kit.version,
-                    channel: &report.kit.channel,
-                    sequence: report.kit.sequence,
-                    manifest_sha256: &manifest_sha,
-                    kit_sha256: &report.kit.kit_sha256,
-                    signer_keyids: &signers,
-                    applied_by: &opts.applied_by,
-                    store: &report.store,
-                    overrides: &overrides,
-                },
-            )
-        });
-        match started_row {
-            Ok(id) => Some(id),
-            Err(e) => return Err(fail(ApplyError::Ledger(e), report)),
-        }
-    };
-    report.ledger_id = ledger_id;
-    failpoint::hit("apply:ledger-started");
-
-    // Migrations: schema migrations per module in order, then data migrations. Backfills are
-    // written against the release schema, so while release migrations wait for the operator the
-    // data migrations wait with them.
-    let t = Instant::now();
-    let mut categories = opts.categories.clone();
-    if categories.contains(&Category::Data) && !categories.contains(&Category::Release) {
-        let pending_release = match locked.status(&set, &crate::migrate::ModuleFilter::All) {
-            Ok(status) => status.pending(&BTreeSet::from([Category::Release])).len(),
+impl Pipeline {
+    /// Runs one step: times it, records it in the report (with `f`'s one-line detail, or the
+    /// error), and passes its result on. `f` may add its own report to `r`.
+    fn step<T>(
+        &mut self,
+        name: StepName,
+        f: impl FnOnce(&mut ApplyReport) -> Result<(T, String), ApplyError>,
+    ) -> Result<T, ApplyError> {
+        let t = Instant::now();
+        match f(&mut self.report) {
+            Ok((value, detail)) => {
+                self.report.step(name, StepOutcome::Done, t, detail);
+                Ok(value)
+            }
             Err(e) => {
-                return Err(finish_failed(
-                    &mut locked,
-                    ledger_id,
-                    e.into(),
-                    report,
-                    started,
-                ));
+                self.report
+                    .step(name, StepOutcome::Failed, t, e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// The steps after the lock; an error ends the apply (see [`Pipeline::finish`]).
+    fn run(
+        &mut self,
+        locked: &mut Locked<'_>,
+        kit: AuthenticatedKit,
+        store: &dyn Store,
+        opts: &ApplyOptions,
+    ) -> Result<(), ApplyError> {
+        let dry_run = opts.mode == RunMode::DryRun;
+        self.step(StepName::Compatibility, |_| {
+            compat::check_target(kit.manifest(), locked.dialect())?;
+            let driver = locked.driver();
+            let history = if ledger::exists(driver).map_err(ApplyError::Ledger)? {
+                ledger::list(driver, None).map_err(ApplyError::Ledger)?
+            } else {
+                Vec::new()
+            };
+            compat::check_history(
+                kit.manifest(),
+                kit.manifest_sha256(),
+                &history,
+                opts.downgrade,
+            )?;
+            Ok(((), compat_note(opts)))
+        })?;
+
+        let retain = if dry_run {
+            Retain::Sql {
+                spill_dir: opts.work_dir.clone(),
+            }
+        } else {
+            Retain::TempFiles {
+                work_dir: opts.work_dir.clone(),
             }
         };
+        let kit = self.step(StepName::Verify, |r| {
+            let m = kit.manifest().payload.clone();
+            let v = kit.verify(retain).map_err(ApplyError::Verify)?;
+            r.kit.kit_sha256 = Some(v.kit_sha256().clone());
+            let detail = format!(
+                "{} file(s), {} byte(s) checked against the signed manifest",
+                m.files, m.bytes
+            );
+            Ok((v, detail))
+        })?;
+
+        let (set, seeds) = self.step(StepName::Load, |_| {
+            kit.check_folder()
+                .map_err(|e| ApplyError::from(LoadError::Content(e)))?;
+            let set = load::migration_set(&kit)?;
+            let seeds = load::seed_objects(kit.manifest());
+            let detail = format!(
+                "{} module(s), {} seed object(s), from the signed manifest",
+                set.modules.len(),
+                seeds.len()
+            );
+            Ok(((set, seeds), detail))
+        })?;
+
+        if !dry_run {
+            let id = self.step(StepName::Ledger, |r| {
+                let id = start_ledger_row(locked, &kit, r, opts).map_err(ApplyError::Ledger)?;
+                Ok((id, format!("entry #{id} running")))
+            })?;
+            self.ledger_id = Some(id);
+            self.report.ledger_id = Some(id);
+        }
+        failpoint::hit("apply:ledger-started");
+
+        let failed_batches = self.step(StepName::Migrations, |r| {
+            run_migrations(locked, &set, opts, r)
+        })?;
+        failpoint::hit("apply:migrations-done");
+
+        self.step(StepName::Seeds, |r| seed(store, &kit, &seeds, opts, r))?;
+        failpoint::hit("apply:seeds-done");
+        match failed_batches {
+            0 => Ok(()),
+            failed => Err(ApplyError::DataBatches { failed }),
+        }
+    }
+
+    /// Ends the apply: the report's outcome and, when a ledger row was started, the row's outcome
+    /// with the report's digest.
+    fn finish(
+        mut self,
+        locked: &mut Locked<'_>,
+        result: Result<(), ApplyError>,
+    ) -> Result<ApplyReport, ApplyFailure> {
+        match result {
+            Ok(()) => {
+                self.report.finish(self.started, None);
+                if let Some(id) = self.ledger_id {
+                    let digest = self.report.digest();
+                    failpoint::hit("apply:before-ledger-finish");
+                    if let Err(e) = ledger::finish(
+                        locked.driver(),
+                        id,
+                        ledger::Outcome::Succeeded,
+                        &digest,
+                        None,
+                    ) {
+                        return Err(self.failed(None, ApplyError::Ledger(e)));
+                    }
+                }
+                Ok(self.report)
+            }
+            Err(error) => Err(self.failed(Some(locked), error)),
+        }
+    }
+
+    /// The failure of the apply; recorded in the ledger when a row was started (best effort:
+    /// the original error wins).
+    fn failed(mut self, locked: Option<&mut Locked<'_>>, error: ApplyError) -> ApplyFailure {
+        self.report.finish(self.started, Some(&error));
+        if let (Some(id), Some(locked)) = (self.ledger_id, locked) {
+            let digest = self.report.digest();
+            let message = error.to_string();
+            if let Err(e) = ledger::finish(
+                locked.driver(),
+                id,
+                ledger::Outcome::Failed,
+                &digest,
+                Some(&message),
+            ) {
+                self.report.warnings.push(format!(
+                    "the failure could not be recorded in the ledger: {e}"
+                ));
+            }
+        }
+        ApplyFailure {
+            error,
+            report: Box::new(self.report),
+        }
+    }
+}
+
+fn compat_note(opts: &ApplyOptions) -> String {
+    match opts.downgrade {
+        DowngradePolicy::Refuse => "target, requires and channel sequence ok".to_owned(),
+        DowngradePolicy::UnsafeAllow => {
+            "target and requires ok; sequence not checked (--allow-downgrade)".to_owned()
+        }
+    }
+}
+
+/// Creates the ledger if needed, marks dead attempts interrupted, inserts this attempt.
+fn start_ledger_row(
+    locked: &mut Locked<'_>,
+    kit: &VerifiedKit,
+    r: &mut ApplyReport,
+    opts: &ApplyOptions,
+) -> Result<i64, crate::migrate::DbError> {
+    let driver = locked.driver();
+    ledger::ensure(driver)?;
+    r.interrupted_attempts = ledger::mark_interrupted(driver)?;
+    let signers: Vec<String> = kit.signers().iter().map(|s| s.keyid.to_string()).collect();
+    ledger::start(
+        driver,
+        &ledger::NewRow {
+            kit_name: &r.kit.name,
+            kit_version: &r.kit.version,
+            channel: &r.kit.channel,
+            sequence: r.kit.sequence,
+            manifest_sha256: kit.manifest_sha256().as_str(),
+            kit_sha256: kit.kit_sha256().as_str(),
+            signer_keyids: &signers,
+            applied_by: &opts.applied_by,
+            store: &r.store,
+            overrides: &r.overrides,
+        },
+    )
+}
+
+/// Schema migrations per module in order, then data migrations; returns how many data
+/// migrations had failing batches. Backfills are written against the release schema, so while
+/// release migrations wait for the operator the data migrations wait with them.
+fn run_migrations(
+    locked: &mut Locked<'_>,
+    set: &crate::migrate::MigrationSet,
+    opts: &ApplyOptions,
+    r: &mut ApplyReport,
+) -> Result<(usize, String), ApplyError> {
+    let mut categories = opts.categories.clone();
+    if categories.contains(&Category::Data) && !categories.contains(&Category::Release) {
+        let status = locked.status(set, &ModuleFilter::All)?;
+        let pending_release = status.pending(&BTreeSet::from([Category::Release])).len();
         if pending_release > 0 {
             categories.remove(&Category::Data);
-            report.warnings.push(format!(
+            r.warnings.push(format!(
                 "data migrations deferred: {pending_release} release migration(s) are pending; review with --dry-run --category release, then apply --category release"
             ));
         }
@@ -342,145 +502,57 @@ pub fn apply(
         applied_by: opts.applied_by.clone(),
         ..RunOptions::default()
     };
-    let mut pending_error = None;
-    match locked.run(&set, &run_opts) {
+    match locked.run(set, &run_opts) {
         Ok(run) => {
-            let failed = run.counts.failed;
-            report.step(
-                "migrations",
-                if failed > 0 {
-                    StepOutcome::Failed
-                } else {
-                    StepOutcome::Done
-                },
-                t,
-                format!(
-                    "{} applied, {} already applied, {} failed",
-                    run.counts.applied, run.counts.already_applied, failed
-                ),
+            let c = &run.counts;
+            let detail = format!(
+                "{} applied, {} already applied, {} failed",
+                c.applied, c.already_applied, c.failed
             );
-            report.migrations = Some(run);
-            if failed > 0 {
-                pending_error = Some(ApplyError::DataBatches { failed });
-            }
+            let failed = c.failed;
+            r.migrations = Some(run);
+            Ok((failed, detail))
         }
         Err(failure) => {
-            report.step(
-                "migrations",
-                StepOutcome::Failed,
-                t,
-                failure.error.to_string(),
-            );
-            report.migrations = Some((*failure.report).clone());
-            return Err(finish_failed(
-                &mut locked,
-                ledger_id,
-                failure.into(),
-                report,
-                started,
-            ));
+            r.migrations = Some((*failure.report).clone());
+            Err(failure.into())
         }
     }
-    failpoint::hit("apply:migrations-done");
+}
 
-    // Seed objects, streamed from the extracted kit.
-    let t = Instant::now();
+/// The seed objects into the store (a dry run only plans), each read from the work folder
+/// through the digest-checking reader.
+fn seed(
+    store: &dyn Store,
+    kit: &VerifiedKit,
+    seeds: &[crate::store::SeedObject],
+    opts: &ApplyOptions,
+    r: &mut ApplyReport,
+) -> Result<((), String), ApplyError> {
     let seed_opts = SeedOptions {
-        mode: if dry_run {
-            SeedMode::DryRun
-        } else {
-            SeedMode::Apply
+        mode: match opts.mode {
+            RunMode::DryRun => SeedMode::DryRun,
+            RunMode::Apply => SeedMode::Apply,
         },
         conflicts: opts.conflicts,
         parallelism: opts.parallelism,
         progress: opts.progress,
     };
-    match crate::store::seed(store, &seeds, &seed_opts) {
+    let source = load::seed_source(kit);
+    let source = source.as_ref().map(|s| s as &dyn SeedSource);
+    match crate::store::seed(store, seeds, source, &seed_opts) {
         Ok(seeded) => {
             let n = &seeded.totals;
             let detail = format!(
                 "{} put, {} skipped (same digest), {} replaced, {} conflicts",
                 n.put, n.skipped, n.replaced, n.conflicts
             );
-            report.step("seeds", StepOutcome::Done, t, detail);
-            report.seeds = Some(seeded);
+            r.seeds = Some(seeded);
+            Ok(((), detail))
         }
         Err(e) => {
-            report.step("seeds", StepOutcome::Failed, t, e.to_string());
-            report.seeds = e.report().cloned();
-            return Err(finish_failed(
-                &mut locked,
-                ledger_id,
-                e.into(),
-                report,
-                started,
-            ));
+            r.seeds = e.report().cloned();
+            Err(e.into())
         }
-    }
-    failpoint::hit("apply:seeds-done");
-
-    if let Some(error) = pending_error {
-        return Err(finish_failed(
-            &mut locked,
-            ledger_id,
-            error,
-            report,
-            started,
-        ));
-    }
-    report.finish(started, None);
-    if let Some(id) = ledger_id {
-        let digest = report.digest();
-        failpoint::hit("apply:before-ledger-finish");
-        if let Err(e) = ledger::finish(
-            locked.driver(),
-            id,
-            ledger::Outcome::Succeeded,
-            &digest,
-            None,
-        ) {
-            return Err(fail(ApplyError::Ledger(e), report));
-        }
-    }
-    let _ = locked.unlock();
-    Ok(report)
-}
-
-fn compat_note(opts: &ApplyOptions) -> String {
-    match opts.downgrade {
-        DowngradePolicy::Refuse => "target, requires and channel sequence ok".to_owned(),
-        DowngradePolicy::UnsafeAllow => {
-            "target and requires ok; sequence not checked (--allow-downgrade)".to_owned()
-        }
-    }
-}
-
-/// Records a failed attempt in the ledger (best effort: the original error wins).
-fn finish_failed(
-    locked: &mut crate::migrate::Locked<'_>,
-    ledger_id: Option<i64>,
-    error: ApplyError,
-    mut report: ApplyReport,
-    started: Instant,
-) -> ApplyFailure {
-    report.finish(started, Some(&error));
-    if let Some(id) = ledger_id {
-        let digest = report.digest();
-        let message = error.to_string();
-        if let Err(e) = ledger::finish(
-            locked.driver(),
-            id,
-            ledger::Outcome::Failed,
-            &digest,
-            Some(&message),
-        ) {
-            report.warnings.push(format!(
-                "the failure could not be recorded in the ledger: {e}"
-            ));
-        }
-    }
-    ApplyFailure {
-        error,
-        report: Box::new(report),
     }
 }

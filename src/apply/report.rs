@@ -7,13 +7,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{ApplyError, ApplyOptions, DowngradePolicy};
-use crate::migrate::runner::RunMode;
-use crate::migrate::{RunReport, Session};
+use super::ApplyError;
+use super::ledger::Override;
+use crate::kit::digest::Sha256Hex;
+use crate::migrate::RunReport;
 use crate::store::seed::SeedReport;
-use crate::store::{ConflictPolicy, Store};
-use crate::trust::extract::ExtractedKit;
-use crate::trust::verify::Signer;
+use crate::trust::verify::{AuthenticatedKit, Signer, VerifiedKit};
 
 /// How a step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,11 +24,46 @@ pub enum StepOutcome {
     Failed,
 }
 
+/// The steps of an apply, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StepName {
+    /// The migration lock.
+    Lock,
+    /// Target, `requires` and the channel sequence against the ledger.
+    Compatibility,
+    /// The payload pass: every file checked against the signed manifest (and kept).
+    Verify,
+    /// Migrations and seeds taken from the verified kit.
+    Load,
+    /// The ledger row of this attempt.
+    Ledger,
+    /// Schema and data migrations.
+    Migrations,
+    /// Seed objects into the store.
+    Seeds,
+}
+
+impl StepName {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::Lock => "lock",
+            StepName::Compatibility => "compatibility",
+            StepName::Verify => "verify",
+            StepName::Load => "load",
+            StepName::Ledger => "ledger",
+            StepName::Migrations => "migrations",
+            StepName::Seeds => "seeds",
+        }
+    }
+}
+
 /// One step of the apply.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
-    /// `load`, `lock`, `compatibility`, `migrations`, `seeds`.
-    pub step: &'static str,
+    /// Which step.
+    pub step: StepName,
     /// How it ended.
     pub outcome: StepOutcome,
     /// How long it took.
@@ -49,10 +83,11 @@ pub struct KitInfo {
     pub channel: String,
     /// Sequence.
     pub sequence: u64,
-    /// SHA-256 of the kit file.
-    pub kit_sha256: String,
+    /// SHA-256 of the kit file (known once the payload was read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kit_sha256: Option<Sha256Hex>,
     /// SHA-256 of manifest.json.
-    pub manifest_sha256: String,
+    pub manifest_sha256: Sha256Hex,
     /// The trusted keys whose signatures counted.
     pub signers: Vec<Signer>,
 }
@@ -68,8 +103,8 @@ pub struct ApplyReport {
     pub store: String,
     /// True for `--dry-run`: nothing was changed.
     pub dry_run: bool,
-    /// `succeeded`, `failed` or `dry-run`.
-    pub outcome: String,
+    /// How the apply ended.
+    pub outcome: ReportOutcome,
     /// The error that stopped the apply.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -77,8 +112,8 @@ pub struct ApplyReport {
     pub ledger_id: Option<i64>,
     /// Earlier attempts found dead and marked `interrupted` by this one.
     pub interrupted_attempts: u64,
-    /// Unsafe options in effect.
-    pub overrides: Vec<String>,
+    /// Overrides in effect.
+    pub overrides: Vec<Override>,
     /// Remarks (e.g. an allowed expiry).
     pub warnings: Vec<String>,
     /// `user@host`.
@@ -95,45 +130,89 @@ pub struct ApplyReport {
     pub seeds: Option<SeedReport>,
 }
 
+/// How an apply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportOutcome {
+    /// Not finished.
+    Running,
+    /// Everything applied.
+    Succeeded,
+    /// Stopped by an error.
+    Failed,
+    /// `--dry-run`: nothing changed.
+    DryRun,
+}
+
+impl ReportOutcome {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportOutcome::Running => "running",
+            ReportOutcome::Succeeded => "succeeded",
+            ReportOutcome::Failed => "failed",
+            ReportOutcome::DryRun => "dry-run",
+        }
+    }
+}
+
+impl KitInfo {
+    fn new(
+        m: &crate::kit::manifest::Manifest,
+        manifest_sha256: &Sha256Hex,
+        signers: &[Signer],
+        kit_sha256: Option<&Sha256Hex>,
+    ) -> KitInfo {
+        KitInfo {
+            name: m.name.to_string(),
+            version: m.version.to_string(),
+            channel: m.channel.to_string(),
+            sequence: m.sequence,
+            kit_sha256: kit_sha256.cloned(),
+            manifest_sha256: manifest_sha256.clone(),
+            signers: signers.to_vec(),
+        }
+    }
+
+    /// The kit as authenticated (its file digest is added once the payload was read).
+    pub fn of(kit: &AuthenticatedKit) -> KitInfo {
+        Self::new(kit.manifest(), kit.manifest_sha256(), kit.signers(), None)
+    }
+
+    /// The kit as verified.
+    pub fn of_verified(kit: &VerifiedKit) -> KitInfo {
+        Self::new(
+            kit.manifest(),
+            kit.manifest_sha256(),
+            kit.signers(),
+            Some(kit.kit_sha256()),
+        )
+    }
+}
+
 impl ApplyReport {
+    /// A report for an apply that is starting.
     pub(super) fn new(
-        kit: &ExtractedKit,
-        session: &Session,
-        store: &dyn Store,
-        opts: &ApplyOptions,
+        kit: KitInfo,
+        database: String,
+        store: String,
+        dry_run: bool,
+        overrides: Vec<Override>,
+        warnings: Vec<String>,
+        applied_by: String,
     ) -> Self {
-        let v = kit.kit();
-        let m = v.manifest();
-        let mut overrides = Vec::new();
-        if opts.downgrade == DowngradePolicy::UnsafeAllow {
-            overrides.push("allow-downgrade".to_owned());
-        }
-        if opts.conflicts == ConflictPolicy::Replace {
-            overrides.push("replace-conflicting".to_owned());
-        }
-        if v.warnings().iter().any(|w| w.contains("--allow-expired")) {
-            overrides.push("allow-expired".to_owned());
-        }
         ApplyReport {
-            kit: KitInfo {
-                name: m.name.clone(),
-                version: m.version.clone(),
-                channel: m.channel.clone(),
-                sequence: m.sequence,
-                kit_sha256: v.kit_sha256().to_owned(),
-                manifest_sha256: v.manifest_sha256().to_owned(),
-                signers: v.signers().to_vec(),
-            },
-            database: session.url().redacted(),
-            store: store.url().redacted(),
-            dry_run: opts.mode == RunMode::DryRun,
-            outcome: "running".to_owned(),
+            kit,
+            database,
+            store,
+            dry_run,
+            outcome: ReportOutcome::Running,
             error: None,
             ledger_id: None,
             interrupted_attempts: 0,
             overrides,
-            warnings: v.warnings().to_vec(),
-            applied_by: opts.applied_by.clone(),
+            warnings,
+            applied_by,
             started_at: crate::migrate::lock::now_rfc3339(),
             duration_ms: 0,
             steps: Vec::new(),
@@ -144,7 +223,7 @@ impl ApplyReport {
 
     pub(super) fn step(
         &mut self,
-        step: &'static str,
+        step: StepName,
         outcome: StepOutcome,
         since: Instant,
         detail: String,
@@ -152,19 +231,18 @@ impl ApplyReport {
         self.steps.push(Step {
             step,
             outcome,
-            duration_ms: since.elapsed().as_millis() as u64,
+            duration_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
             detail,
         });
     }
 
     pub(super) fn finish(&mut self, started: Instant, error: Option<&ApplyError>) {
-        self.duration_ms = started.elapsed().as_millis() as u64;
+        self.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.outcome = match (error, self.dry_run) {
-            (Some(_), _) => "failed",
-            (None, true) => "dry-run",
-            (None, false) => "succeeded",
-        }
-        .to_owned();
+            (Some(_), _) => ReportOutcome::Failed,
+            (None, true) => ReportOutcome::DryRun,
+            (None, false) => ReportOutcome::Succeeded,
+        };
         self.error = error.map(|e| e.to_string());
     }
 
@@ -198,16 +276,18 @@ impl fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let k = &self.kit;
         let title = if self.dry_run {
-            "DRY RUN (nothing changed)"
+            "DRY RUN (nothing changed)".to_owned()
         } else {
-            &self.outcome.to_uppercase()
+            self.outcome.as_str().to_uppercase()
         };
         writeln!(
             f,
             "{title}: {} {} (channel {}, sequence {})",
             k.name, k.version, k.channel, k.sequence
         )?;
-        writeln!(f, "  kit sha256       {}", k.kit_sha256)?;
+        if let Some(sha) = &k.kit_sha256 {
+            writeln!(f, "  kit sha256       {sha}")?;
+        }
         writeln!(f, "  manifest sha256  {}", k.manifest_sha256)?;
         for s in &k.signers {
             writeln!(f, "  signer           {} ({})", s.keyid, s.name)?;
@@ -225,7 +305,12 @@ impl fmt::Display for ApplyReport {
             )?;
         }
         for o in &self.overrides {
-            writeln!(f, "  UNSAFE override  --{o}")?;
+            let label = if o.is_unsafe() {
+                "UNSAFE override"
+            } else {
+                "override       "
+            };
+            writeln!(f, "  {label}  {}", o.flag())?;
         }
         for s in &self.steps {
             let mark = if s.outcome == StepOutcome::Done {
@@ -236,7 +321,9 @@ impl fmt::Display for ApplyReport {
             writeln!(
                 f,
                 "  {mark} {:<14} {:>6} ms  {}",
-                s.step, s.duration_ms, s.detail
+                s.step.as_str(),
+                s.duration_ms,
+                s.detail
             )?;
         }
         if let Some(m) = &self.migrations {

@@ -1,66 +1,92 @@
 //! `offkit apply`: verify a kit, then apply it to the database and the object store, once, on
 //! record. Also `offkit history` (the ledger) and `offkit status` (this kit against a site).
+//!
+//! Each command checks the cheap things first: the URLs are parsed, the kit's header is
+//! authenticated, the database is reached (and, for apply, the lock taken) before the payload is
+//! read.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use super::common::TrustArgs;
-use super::migrations::{CategoryArg, connect, parse_duration};
+use super::common::{DbArgs, LockArgs, TrustArgs, connect};
+use super::migrations::CategoryArg;
 use super::{CliError, CliResult, Global, io_error, print_json};
+use crate::apply::ledger::{self, Row};
+use crate::apply::status::KitStatus;
 use crate::apply::{ApplyOptions, DowngradePolicy, apply};
-use crate::exit::{Exit, ExitCoded};
+use crate::exit::Exit;
 use crate::migrate::runner::{OnError, ReleaseGate, RunMode, automatic_categories};
 use crate::migrate::{Category, Session};
 use crate::report::progress::ProgressMode;
 use crate::store::{ConflictPolicy, Store, StoreUrl};
+use crate::trust::content::Retain;
+use crate::trust::verify::AuthenticatedKit;
 
-/// The embedded default database.
-pub const DEFAULT_DB: &str = "sqlite://./offkit.db";
+pub use super::common::DEFAULT_DB;
 /// The embedded default object store.
 pub const DEFAULT_STORE: &str = "file://./offkit-store";
 
-/// The kit's trust, and the site: database, object store, where to extract the kit.
+/// The kit's trust, and the site: database, object store, where to keep the kit while working.
 #[derive(Debug, clap::Args)]
 pub struct SiteArgs {
     #[command(flatten)]
     pub trust: TrustArgs,
-    /// Database URL: `postgres://USER[:PASSWORD]@HOST:PORT/DB` or `sqlite://PATH`.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
-    pub db: String,
+    #[command(flatten)]
+    pub db: DbArgs,
     /// Object store URL: `file://DIR`, `s3://BUCKET/PREFIX?endpoint=…`,
     /// `postgres://…?table=SCHEMA.TABLE`.
     #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]
     pub store: String,
-    /// Where to extract the verified kit while working (default: the system temp folder).
+    /// Where to keep the verified kit's files while working (default: the system temp folder).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
 }
 
-/// A verified, extracted kit and the site's database session and store.
+/// A kit whose header is authenticated, and the site's database session and store.
 struct Site {
-    kit: crate::trust::TempExtractedKit,
+    kit: AuthenticatedKit,
     session: Session,
     store: Box<dyn Store>,
 }
 
 impl SiteArgs {
-    /// Parses the URLs first (no I/O), then verifies and extracts the kit, then connects.
+    /// Parses the URLs (no I/O), authenticates the kit's header, connects, opens the store. The
+    /// payload is not read yet.
     fn open(&self, kit: &std::path::Path) -> Result<Site, CliError> {
         let store_url = StoreUrl::parse(&self.store).map_err(crate::store::StoreError::from)?;
-        let policy = self.trust.policy()?;
-        let kit = crate::trust::extract_to_temp(
-            kit,
-            &policy,
-            &self.trust.options(),
-            self.work_dir.as_deref(),
-        )?;
-        let session = connect(&self.db)?;
+        let db_url = self.db.url()?;
+        let kit = self.trust.authenticate(kit)?;
+        let session = connect(&db_url)?;
         let store = crate::store::open(&store_url)?;
         Ok(Site {
             kit,
             session,
             store,
         })
+    }
+}
+
+/// Seeding options shared by commands that put objects.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SeedArgs {
+    /// Replace seed objects whose stored bytes differ (default: stop, overwrite nothing).
+    #[arg(long)]
+    pub replace_conflicting: bool,
+    /// Seed puts at once (default: the store's).
+    #[arg(long, value_name = "N")]
+    pub parallelism: Option<usize>,
+    /// Progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+impl SeedArgs {
+    /// The conflict policy asked for.
+    pub fn conflicts(&self) -> ConflictPolicy {
+        if self.replace_conflicting {
+            ConflictPolicy::Replace
+        } else {
+            ConflictPolicy::Stop
+        }
     }
 }
 
@@ -85,22 +111,14 @@ pub struct Args {
     /// Stop at the first failing data-migration batch (default: record it, go on, exit 13).
     #[arg(long)]
     pub stop_on_error: bool,
-    /// How long to wait for another runner's lock: 30s, 5m, 500ms.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    #[command(flatten)]
+    pub lock: LockArgs,
     /// UNSAFE: apply a kit whose channel sequence is below (or equal to, with other content) the
     /// last one applied here. Recorded in the ledger and the report.
     #[arg(long)]
     pub allow_downgrade: bool,
-    /// Replace seed objects whose stored bytes differ (default: stop, overwrite nothing).
-    #[arg(long)]
-    pub replace_conflicting: bool,
-    /// Seed puts at once (default: the store's).
-    #[arg(long, value_name = "N")]
-    pub parallelism: Option<usize>,
-    /// Progress on stderr.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
+    #[command(flatten)]
+    pub seeding: SeedArgs,
     /// Also write the JSON report here (its SHA-256 is recorded in the ledger).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -114,7 +132,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         mut session,
         store,
     } = args.site.open(&args.kit)?;
-    let result = apply(&kit, &mut session, store.as_ref(), &opts);
+    let result = apply(kit, &mut session, store.as_ref(), &opts);
     let (report, failure) = match result {
         Ok(r) => (r, None),
         Err(f) => ((*f.report).clone(), Some(f)),
@@ -130,27 +148,21 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     }
     match failure {
         None => Ok(()),
-        Some(f) => Err(CliError::new(f.exit(), f.error)),
+        Some(f) => Err(CliError::from(f)),
     }
 }
 
 fn options(args: &Args) -> ApplyOptions {
     let mut categories = automatic_categories();
     categories.insert(Category::Data);
-    let mut release = ReleaseGate::Refuse;
     for c in &args.category {
-        let add: &[Category] = match c {
-            CategoryArg::Startup => &[Category::Startup],
-            CategoryArg::Seed => &[Category::Seed],
-            CategoryArg::Data => &[Category::Data],
-            CategoryArg::Release => &[Category::Release],
-            CategoryArg::All => &Category::ALL,
-        };
-        categories.extend(add);
+        categories.extend(c.categories());
     }
-    if categories.contains(&Category::Release) {
-        release = ReleaseGate::Force;
-    }
+    let release = if categories.contains(&Category::Release) {
+        ReleaseGate::Force
+    } else {
+        ReleaseGate::Refuse
+    };
     ApplyOptions {
         categories,
         release,
@@ -165,19 +177,16 @@ fn options(args: &Args) -> ApplyOptions {
             OnError::Continue
         },
         batch_size: args.batch_size,
-        lock_timeout: args.lock_timeout,
+        lock_timeout: args.lock.lock_timeout,
         downgrade: if args.allow_downgrade {
             DowngradePolicy::UnsafeAllow
         } else {
             DowngradePolicy::Refuse
         },
-        conflicts: if args.replace_conflicting {
-            ConflictPolicy::Replace
-        } else {
-            ConflictPolicy::Stop
-        },
-        parallelism: args.parallelism,
-        progress: args.progress,
+        conflicts: args.seeding.conflicts(),
+        parallelism: args.seeding.parallelism,
+        progress: args.seeding.progress,
+        work_dir: args.site.work_dir.clone(),
         ..ApplyOptions::default()
     }
 }
@@ -185,9 +194,8 @@ fn options(args: &Args) -> ApplyOptions {
 /// Arguments of `offkit history`.
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
-    /// Database URL.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
-    pub db: String,
+    #[command(flatten)]
+    pub db: DbArgs,
     /// Only this kit (by name).
     #[arg(long, value_name = "NAME")]
     pub kit: Option<String>,
@@ -195,7 +203,7 @@ pub struct HistoryArgs {
 
 /// Runs `offkit history`: the ledger of kit applications.
 pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
-    let mut session = connect(&args.db)?;
+    let mut session = args.db.connect()?;
     let rows = ledger_rows(&mut session, args.kit.as_deref())?;
     if global.json {
         return print_json(&rows);
@@ -208,7 +216,7 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
         println!(
             "#{:<4} {:<11} {} {} (channel {}, seq {})  {} → {}  by {}",
             r.id,
-            r.outcome,
+            r.outcome.as_str(),
             r.kit_name,
             r.kit_version,
             r.channel,
@@ -218,12 +226,21 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
             r.applied_by
         );
         println!("      manifest {}  kit {}", r.manifest_sha256, r.kit_sha256);
-        println!("      signers {}  store {}", r.signer_keyids, r.store);
+        println!(
+            "      signers {}  store {}",
+            r.signer_keyids.join(", "),
+            r.store
+        );
         if let Some(d) = &r.report_sha256 {
             println!("      report sha256 {d}");
         }
-        if !r.overrides.is_empty() {
-            println!("      UNSAFE overrides: {}", r.overrides);
+        for o in &r.overrides {
+            let label = if o.is_unsafe() {
+                "UNSAFE override"
+            } else {
+                "override"
+            };
+            println!("      {label}: {}", o.flag());
         }
         if let Some(e) = &r.error {
             println!("      error: {e}");
@@ -232,16 +249,13 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
     Ok(())
 }
 
-fn ledger_rows(
-    session: &mut Session,
-    kit: Option<&str>,
-) -> Result<Vec<crate::apply::ledger::Row>, CliError> {
+fn ledger_rows(session: &mut Session, kit: Option<&str>) -> Result<Vec<Row>, CliError> {
     let db_err = |e| CliError::new(Exit::Database, anyhow::anyhow!("reading the ledger: {e}"));
     let driver = session.driver();
-    if !crate::apply::ledger::exists(driver).map_err(db_err)? {
+    if !ledger::exists(driver).map_err(db_err)? {
         return Ok(Vec::new());
     }
-    crate::apply::ledger::list(driver, kit).map_err(db_err)
+    ledger::list(driver, kit).map_err(db_err)
 }
 
 /// Arguments of `offkit status`.
@@ -254,55 +268,19 @@ pub struct StatusArgs {
     pub site: SiteArgs,
 }
 
-#[derive(serde::Serialize)]
-struct StatusReport {
-    kit: String,
-    manifest_sha256: String,
-    database: String,
-    store: String,
-    migrations: crate::migrate::plan::Status,
-    seeds: crate::store::SeedPlan,
-    applications: Vec<crate::apply::ledger::Row>,
-    complete: bool,
-}
-
-/// Runs `offkit status`: what of this kit is applied, pending or conflicting at this site.
+/// Runs `offkit status`: what of this kit is applied, pending or conflicting at this site. Only
+/// the SQL is kept from the verifying pass; seeds are compared by their signed digests.
 pub fn status(args: StatusArgs, global: &Global) -> CliResult {
     let Site {
         kit,
         mut session,
         store,
     } = args.site.open(&args.kit)?;
-    let set = crate::apply::kit_migrations(&kit)?;
-    let migrations = session.status(&set, &crate::migrate::ModuleFilter::All)?;
-    let seeds = crate::store::plan(
-        store.as_ref(),
-        &crate::apply::kit_seeds(&kit),
-        &Default::default(),
-    )?;
-    let m = kit.kit().manifest();
-    let applications = ledger_rows(&mut session, Some(&m.name))?
-        .into_iter()
-        .filter(|r| r.manifest_sha256 == kit.kit().manifest_sha256())
-        .collect();
-    let complete = migrations
-        .entries
-        .iter()
-        .all(|e| matches!(e.state, crate::migrate::State::Applied { .. }))
-        && seeds
-            .entries
-            .iter()
-            .all(|e| e.state == crate::store::SeedState::Same);
-    let report = StatusReport {
-        kit: format!("{} {}", m.name, m.version),
-        manifest_sha256: kit.kit().manifest_sha256().to_owned(),
-        database: session.url().redacted(),
-        store: store.url().redacted(),
-        migrations,
-        seeds,
-        applications,
-        complete,
-    };
+    let kit = kit.verify(Retain::Sql {
+        spill_dir: args.site.work_dir.clone(),
+    })?;
+    let report = crate::apply::status::status(&kit, &mut session, store.as_ref())
+        .map_err(|e| CliError::new(crate::exit::ExitCoded::exit(&e), e))?;
     if global.json {
         return print_json(&report);
     }
@@ -310,10 +288,10 @@ pub fn status(args: StatusArgs, global: &Global) -> CliResult {
     Ok(())
 }
 
-fn print_status(r: &StatusReport) {
+fn print_status(r: &KitStatus) {
     println!(
-        "Kit:      {} (VERIFIED; manifest {})",
-        r.kit, r.manifest_sha256
+        "Kit:      {} {} (VERIFIED; manifest {})",
+        r.kit.name, r.kit.version, r.kit.manifest_sha256
     );
     println!("Database: {}", r.database);
     println!("Store:    {}", r.store);

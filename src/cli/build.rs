@@ -4,9 +4,8 @@ use std::path::PathBuf;
 
 use super::common::{human_bytes, source_date_epoch};
 use super::{CliError, CliResult, Global, print_json};
+use crate::build::{BuildOptions, KitSource, Overwrite, build};
 use crate::exit::Exit;
-use crate::kit::builder::{BuildOptions, Overwrite, build};
-use crate::kit::source::KitSource;
 use crate::trust::keys::SecretKey;
 
 /// Arguments of `offkit build`.
@@ -74,7 +73,11 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         m.payload.files,
         human_bytes(m.payload.bytes),
         human_bytes(out.size),
-        out.signers.join(", ")
+        out.signers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if !out.written {
         println!("(an identical kit was already there; left unchanged)");

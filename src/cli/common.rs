@@ -1,12 +1,70 @@
-//! Arguments and formatting shared by several commands.
+//! Argument groups and helpers shared by several commands: trust (`--trust`, `--threshold`,
+//! `--allow-expired`), the database (`--db`), the lock (`--lock-timeout`), and opening a kit the
+//! cheap way first (header authenticated before anything else is done).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::exit::Exit;
+use crate::migrate::{DbUrl, MigrateError, Session};
 use crate::trust::policy::TrustPolicy;
-use crate::trust::verify::{ExpiryPolicy, VerifyOptions};
+use crate::trust::verify::{AuthenticatedKit, ExpiryPolicy, VerifyOptions};
 
 use super::CliError;
+
+/// The embedded default database.
+pub const DEFAULT_DB: &str = "sqlite://./offkit.db";
+
+/// `--db URL`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DbArgs {
+    /// Database URL: `postgres://USER[:PASSWORD]@HOST:PORT/DB` or `sqlite://PATH`.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
+    pub db: String,
+}
+
+impl DbArgs {
+    /// The parsed URL (no I/O).
+    pub fn url(&self) -> Result<DbUrl, CliError> {
+        Ok(DbUrl::parse(&self.db).map_err(MigrateError::from)?)
+    }
+
+    /// Connects to the database.
+    pub fn connect(&self) -> Result<Session, CliError> {
+        connect(&self.url()?)
+    }
+}
+
+/// Connects to a parsed database URL.
+pub fn connect(url: &DbUrl) -> Result<Session, CliError> {
+    Ok(Session::connect(url)?)
+}
+
+/// `--lock-timeout`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LockArgs {
+    /// How long to wait for another runner's lock: 30s, 5m, 500ms or seconds.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub lock_timeout: Duration,
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+}
 
 /// `--trust`, `--threshold`, `--allow-expired`.
 #[derive(Debug, Clone, clap::Args)]
@@ -26,6 +84,12 @@ impl TrustArgs {
     /// Loads the trust policy.
     pub fn policy(&self) -> Result<TrustPolicy, CliError> {
         Ok(TrustPolicy::load(&self.trust, self.threshold)?)
+    }
+
+    /// Loads the policy and authenticates the kit's header (cheap: the payload is not read).
+    pub fn authenticate(&self, kit: &Path) -> Result<AuthenticatedKit, CliError> {
+        let policy = self.policy()?;
+        Ok(crate::trust::authenticate(kit, &policy, &self.options())?)
     }
 
     /// Verification options for now.
@@ -68,5 +132,20 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
     }
 }

@@ -27,13 +27,13 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     let extracted = extract_kit(&args.kit, &policy, &args.trust.options(), &args.to)?;
     let report = KitReport::verified(
         &args.kit.display().to_string(),
-        extracted.kit(),
+        &extracted,
         started.elapsed().as_millis() as u64,
     );
     if global.json {
         return print_json(&report);
     }
     report.print_human();
-    println!("extracted into {}", extracted.root().display());
+    println!("extracted into {}", args.to.display());
     Ok(())
 }

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::common::TrustArgs;
-use super::kitview::KitReport;
+use super::kitview::{KitReport, SignerView};
 use super::{CliError, CliResult, Global, print_json};
 use crate::exit::Exit;
+use crate::kit::dsse::Envelope;
 use crate::kit::layout::Limits;
 use crate::kit::manifest::Manifest;
 use crate::kit::reader::KitReader;
-use crate::trust::dsse::Envelope;
 use crate::trust::failure::Failure;
-use crate::trust::verify::{Discard, Signer, verify_kit};
+use crate::trust::verify::verify_kit;
 
 /// Arguments of `offkit inspect`.
 #[derive(Debug, clap::Args)]
@@ -44,7 +44,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
             allow_expired: args.allow_expired,
         };
         let policy = trust.policy()?;
-        let v = verify_kit(&args.kit, &policy, &trust.options(), &mut Discard)?;
+        let v = verify_kit(&args.kit, &policy, &trust.options())?;
         KitReport::verified(&shown, &v, started.elapsed().as_millis() as u64)
     };
     if global.json {
@@ -75,12 +75,17 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
             format!("manifest.json is malformed: {e}"),
         )
     })?;
+    // Unauthenticated: keyids are shown only when well formed, never as raw text.
     let signers = serde_json::from_slice::<Envelope>(&header.dsse.bytes)
         .map(|env| {
             env.signatures
                 .into_iter()
-                .map(|s| Signer {
-                    keyid: s.keyid,
+                .map(|s| match crate::trust::KeyId::exact(&s.keyid) {
+                    Some(k) => k.to_string(),
+                    None => "(malformed keyid)".to_owned(),
+                })
+                .map(|keyid| SignerView {
+                    keyid,
                     name: String::new(),
                 })
                 .collect()
@@ -91,7 +96,7 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
         status: "NOT VERIFIED",
         verified: false,
         kit_sha256: None,
-        manifest_sha256: Some(header.manifest.sha256),
+        manifest_sha256: Some(header.manifest.sha256.to_string()),
         signers,
         failures: Vec::new(),
         warnings: Vec::new(),

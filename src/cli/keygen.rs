@@ -31,7 +31,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     let key = SecretKey::generate()?;
     let (private_key, public_key) = key.write_pair(&args.out)?;
     let report = Report {
-        keyid: key.keyid().to_owned(),
+        keyid: key.keyid().to_string(),
         private_key: private_key.display().to_string(),
         public_key: public_key.display().to_string(),
     };

@@ -4,9 +4,19 @@ use serde::Serialize;
 
 use super::common::human_bytes;
 use crate::kit::manifest::Manifest;
-use crate::migrate::name::Category;
+use crate::kit::migration_name::{Category, TxMode};
 use crate::trust::failure::Failure;
-use crate::trust::verify::{Signer, VerifiedKit};
+use crate::trust::verify::VerifiedKit;
+
+/// A signer as a report shows it: a verified signer's keyid and policy name, or (unverified)
+/// the keyid an envelope names.
+#[derive(Debug, Serialize)]
+pub struct SignerView {
+    /// The keyid.
+    pub keyid: String,
+    /// Its name in the trust policy (empty when not verified).
+    pub name: String,
+}
 
 /// What a report says about a kit.
 #[derive(Debug, Serialize)]
@@ -25,7 +35,7 @@ pub struct KitReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_sha256: Option<String>,
     /// Keys whose signatures counted (verified), or keyids named in the envelope (unverified).
-    pub signers: Vec<Signer>,
+    pub signers: Vec<SignerView>,
     /// Why the kit was refused.
     pub failures: Vec<Failure>,
     /// Non-fatal remarks.
@@ -44,9 +54,16 @@ impl KitReport {
             kit: kit.to_owned(),
             status: "VERIFIED",
             verified: true,
-            kit_sha256: Some(v.kit_sha256().to_owned()),
-            manifest_sha256: Some(v.manifest_sha256().to_owned()),
-            signers: v.signers().to_vec(),
+            kit_sha256: Some(v.kit_sha256().to_string()),
+            manifest_sha256: Some(v.manifest_sha256().to_string()),
+            signers: v
+                .signers()
+                .iter()
+                .map(|s| SignerView {
+                    keyid: s.keyid.to_string(),
+                    name: s.name.clone(),
+                })
+                .collect(),
             failures: Vec::new(),
             warnings: v.warnings().to_vec(),
             manifest: Some(v.manifest().clone()),
@@ -97,7 +114,7 @@ pub fn print_manifest(m: &Manifest) {
     println!("  created          {}", m.created);
     println!(
         "  expires          {}",
-        m.expires.as_deref().unwrap_or("never")
+        m.expires.as_ref().map_or("never", |e| e.as_str())
     );
     println!("  target           {}", m.target.database.as_str());
     for r in &m.requires {
@@ -116,8 +133,8 @@ pub fn print_manifest(m: &Manifest) {
                 .iter()
                 .filter(|mig| mig.category == cat)
                 .map(|mig| {
-                    let mut s = mig.name.clone();
-                    if !mig.transactional {
+                    let mut s = mig.name.to_string();
+                    if mig.tx == TxMode::NoTransaction {
                         s.push_str(" [no-transaction]");
                     }
                     if mig.rollback.is_some() {

@@ -6,17 +6,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use serde::Serialize;
 
+use super::common::{DbArgs, LockArgs, TrustArgs, connect};
 use super::{CliError, CliResult, Global, print_json};
+use crate::build::KitConfig;
 use crate::exit::Exit;
-use crate::kit::KitConfig;
 use crate::migrate::ops::{Resolution, RollbackOptions, RollbackTarget};
 use crate::migrate::plan::{Missing, ModuleFilter, OutOfOrder, Status};
 use crate::migrate::runner::{self, OnError, ReleaseGate, RunMode, RunOptions};
-use crate::migrate::{Category, DbUrl, MigrationSet, Session};
+use crate::migrate::{Category, MigrationSet, Session};
+use crate::trust::content::Retain;
 
 /// `offkit migrations` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -79,7 +80,7 @@ pub enum SourceLabel {
         /// Kit name and version.
         kit: String,
         /// Keyids whose signatures counted.
-        signers: Vec<String>,
+        signers: Vec<crate::trust::KeyId>,
     },
 }
 
@@ -95,36 +96,39 @@ impl std::fmt::Display for SourceLabel {
                 f,
                 "{} ({kit}, VERIFIED, signed by {})",
                 path.display(),
-                signers.join(", ")
+                signers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }
 }
 
 impl SourceArgs {
-    /// Loads the migrations (verifying the kit first for --kit).
-    pub fn load(&self) -> Result<(MigrationSet, SourceLabel), CliError> {
+    /// Loads the migrations and connects, cheap checks first: the database URL is parsed and a
+    /// kit's header authenticated before connecting; then the kit's payload is verified, keeping
+    /// only its SQL (seeds are never written anywhere).
+    pub fn open(&self, db: &DbArgs) -> Result<(MigrationSet, SourceLabel, Session), CliError> {
+        let url = db.url()?;
         if let Some(kit) = &self.kit {
-            let trust = super::common::TrustArgs {
+            let trust = TrustArgs {
                 trust: self.trust.clone(),
                 threshold: self.threshold,
                 allow_expired: self.allow_expired,
             };
-            let extracted =
-                crate::trust::extract_to_temp(kit, &trust.policy()?, &trust.options(), None)?;
-            let set = crate::apply::kit_migrations(&extracted)?;
-            let m = extracted.kit().manifest();
+            let authenticated = trust.authenticate(kit)?;
+            let session = connect(&url)?;
+            let verified = authenticated.verify(Retain::Sql { spill_dir: None })?;
+            let set = crate::apply::load::migration_set(&verified)?;
+            let m = verified.manifest();
             let label = SourceLabel::VerifiedKit {
                 path: kit.clone(),
                 kit: format!("{} {}", m.name, m.version),
-                signers: extracted
-                    .kit()
-                    .signers()
-                    .iter()
-                    .map(|s| s.keyid.clone())
-                    .collect(),
+                signers: verified.signers().iter().map(|s| s.keyid.clone()).collect(),
             };
-            return Ok((set, label));
+            return Ok((set, label, session));
         }
         let Some(dir) = &self.source else {
             return Err(CliError::msg(
@@ -134,21 +138,25 @@ impl SourceArgs {
         };
         let config = KitConfig::load(dir).map_err(|e| CliError::new(Exit::InvalidSource, e))?;
         let schemas: BTreeMap<String, String> = config
-            .modules
-            .keys()
-            .map(|m| (m.clone(), config.schema_of(m)))
+            .configured_modules()
+            .map(|m| (m.to_string(), config.schema_of(m).to_string()))
             .collect();
         let set = MigrationSet::load(dir, &schemas)?;
-        Ok((set, SourceLabel::UnsignedSource { path: dir.clone() }))
+        let session = connect(&url)?;
+        Ok((
+            set,
+            SourceLabel::UnsignedSource { path: dir.clone() },
+            session,
+        ))
     }
 }
 
 /// The database and modules a command works on.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TargetArgs {
-    /// Database URL: postgres://USER@HOST:PORT/DB or sqlite://PATH.
-    #[arg(long, value_name = "URL", default_value = "sqlite://./offkit.db")]
-    pub db: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
     /// `all` or one module name.
     #[arg(long, value_name = "all|NAME", default_value = "all")]
     pub module: String,
@@ -170,6 +178,19 @@ pub enum CategoryArg {
     Data,
     /// All four.
     All,
+}
+
+impl CategoryArg {
+    /// The categories this value stands for.
+    pub fn categories(self) -> &'static [Category] {
+        match self {
+            CategoryArg::Startup => &[Category::Startup],
+            CategoryArg::Release => &[Category::Release],
+            CategoryArg::Seed => &[Category::Seed],
+            CategoryArg::Data => &[Category::Data],
+            CategoryArg::All => &Category::ALL,
+        }
+    }
 }
 
 /// `migrations run` arguments.
@@ -199,17 +220,17 @@ pub struct RunArgs {
     /// Run although migrations applied in the database are missing from the kit.
     #[arg(long)]
     pub allow_missing: bool,
-    /// How long to wait for another runner's lock: 30s, 5m, 500ms or seconds.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lock: LockArgs,
 }
 
 /// `migrations rollback` arguments.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RollbackArgs {
-    /// Database URL.
-    #[arg(long, value_name = "URL", default_value = "sqlite://./offkit.db")]
-    pub db: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
     /// The module to roll back.
     #[arg(long, value_name = "NAME")]
     pub module: String,
@@ -222,9 +243,9 @@ pub struct RollbackArgs {
     /// Print what would be rolled back; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// How long to wait for another runner's lock.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lock: LockArgs,
 }
 
 /// `migrations import-legacy` arguments.
@@ -236,9 +257,9 @@ pub struct ImportArgs {
     /// Print what would be imported; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// How long to wait for another runner's lock.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lock: LockArgs,
 }
 
 /// `migrations resolve` arguments.
@@ -246,9 +267,9 @@ pub struct ImportArgs {
 pub struct ResolveArgs {
     /// The in-progress migration.
     pub name: String,
-    /// Database URL.
-    #[arg(long, value_name = "URL", default_value = "sqlite://./offkit.db")]
-    pub db: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub db: DbArgs,
     /// Its module.
     #[arg(long, value_name = "NAME")]
     pub module: String,
@@ -258,9 +279,9 @@ pub struct ResolveArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub outcome: ResolveOutcome,
-    /// How long to wait for another runner's lock.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub lock_timeout: Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lock: LockArgs,
 }
 
 /// `--applied` or `--not-applied`.
@@ -273,29 +294,6 @@ pub struct ResolveOutcome {
     /// It did not take effect (or you undid it): forget the attempt; run retries it.
     #[arg(long)]
     pub not_applied: bool,
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h` or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
-}
-
-pub(crate) fn connect(db: &str) -> Result<Session, CliError> {
-    let url = DbUrl::parse(db).map_err(crate::migrate::MigrateError::from)?;
-    Ok(Session::connect(&url)?)
 }
 
 #[derive(Serialize)]
@@ -322,8 +320,7 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
 
 fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
     let filter = ModuleFilter::parse(&t.module);
-    let (set, label) = t.source.load()?;
-    let mut session = connect(&t.db)?;
+    let (set, label, mut session) = t.source.open(&t.db)?;
     let status = session.status(&set, &filter)?;
     let problems = status.problems();
     if global.json {
@@ -352,8 +349,7 @@ fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
 
 fn check(t: TargetArgs, global: &Global) -> CliResult {
     let filter = ModuleFilter::parse(&t.module);
-    let (set, label) = t.source.load()?;
-    let mut session = connect(&t.db)?;
+    let (set, label, mut session) = t.source.open(&t.db)?;
     let status = session.status(&set, &filter)?;
     let problems = status.problems();
     let gated: Vec<String> = status
@@ -424,16 +420,7 @@ fn check(t: TargetArgs, global: &Global) -> CliResult {
 fn run_options(a: &RunArgs) -> RunOptions {
     let mut categories = runner::automatic_categories();
     for c in &a.category {
-        match c {
-            CategoryArg::Startup => categories.insert(Category::Startup),
-            CategoryArg::Release => categories.insert(Category::Release),
-            CategoryArg::Seed => categories.insert(Category::Seed),
-            CategoryArg::Data => categories.insert(Category::Data),
-            CategoryArg::All => {
-                categories.extend(Category::ALL);
-                true
-            }
-        };
+        categories.extend(c.categories());
     }
     RunOptions {
         modules: ModuleFilter::parse(&a.target.module),
@@ -498,9 +485,8 @@ fn mode(dry_run: bool) -> RunMode {
 
 fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let opts = run_options(&a);
-    let (set, label) = a.target.source.load()?;
-    let mut session = connect(&a.target.db)?;
-    let mut locked = session.lock(a.lock_timeout)?;
+    let (set, label, mut session) = a.target.source.open(&a.target.db)?;
+    let mut locked = session.lock(a.lock.lock_timeout)?;
     let result = locked.run(&set, &opts);
     let report = match &result {
         Ok(r) => r,
@@ -511,9 +497,8 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
 }
 
 fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
-    let (set, label) = a.source.load()?;
-    let mut session = connect(&a.db)?;
-    let mut locked = session.lock(a.lock_timeout)?;
+    let (set, label, mut session) = a.source.open(&a.db)?;
+    let mut locked = session.lock(a.lock.lock_timeout)?;
     let report = locked.rollback(
         &set,
         &RollbackOptions {
@@ -527,17 +512,15 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
 
 fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
     let filter = ModuleFilter::parse(&a.target.module);
-    let (set, label) = a.target.source.load()?;
-    let mut session = connect(&a.target.db)?;
-    let mut locked = session.lock(a.lock_timeout)?;
+    let (set, label, mut session) = a.target.source.open(&a.target.db)?;
+    let mut locked = session.lock(a.lock.lock_timeout)?;
     let report = locked.import_legacy(&set, &filter, mode(a.dry_run))?;
     print_labelled(&label, &report, global)
 }
 
 fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
-    let (set, _label) = a.source.load()?;
-    let mut session = connect(&a.db)?;
-    let mut locked = session.lock(a.lock_timeout)?;
+    let (set, _label, mut session) = a.source.open(&a.db)?;
+    let mut locked = session.lock(a.lock.lock_timeout)?;
     let resolution = if a.outcome.applied {
         Resolution::Applied
     } else {
@@ -567,19 +550,4 @@ fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
     }
     println!("{message}");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
-    }
 }

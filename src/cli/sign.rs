@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use super::common::TrustArgs;
 use super::{CliResult, Global, print_json};
+use crate::build::cosign::add_signature;
 use crate::trust::keys::SecretKey;
-use crate::trust::sign::add_signature;
 
 /// Arguments of `offkit sign`.
 #[derive(Debug, clap::Args)]

@@ -229,7 +229,8 @@ fn put_dir(args: PutDirArgs, global: &Global) -> CliResult {
         .parallelism
         .unwrap_or_else(|| store.default_parallelism());
     let seeds = store::dir::seeds_from_dir(&args.dir, args.prefix.as_ref(), threads)?;
-    let result = store::seed(store.as_ref(), &seeds, &opts);
+    let source = store::FolderSource::with_prefix(args.dir.clone(), args.prefix.clone());
+    let result = store::seed(store.as_ref(), &seeds, Some(&source), &opts);
     let report = match &result {
         Ok(r) => Some(r),
         Err(e) => e.report(),

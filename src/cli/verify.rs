@@ -7,7 +7,7 @@ use super::common::TrustArgs;
 use super::kitview::KitReport;
 use super::{CliError, CliResult, Global, print_json};
 use crate::exit::ExitCoded;
-use crate::trust::verify::{Discard, verify_kit};
+use crate::trust::verify::verify_kit;
 
 /// Arguments of `offkit verify`.
 #[derive(Debug, clap::Args)]
@@ -23,7 +23,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     let policy = args.trust.policy()?;
     let started = Instant::now();
     let shown = args.kit.display().to_string();
-    match verify_kit(&args.kit, &policy, &args.trust.options(), &mut Discard) {
+    match verify_kit(&args.kit, &policy, &args.trust.options()) {
         Ok(v) => {
             let report = KitReport::verified(&shown, &v, started.elapsed().as_millis() as u64);
             if global.json {

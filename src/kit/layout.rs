@@ -24,6 +24,9 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// The in-toto Statement `_type`.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 
+/// The folder of seed objects: `seeds/<key>`.
+pub const SEEDS_DIR: &str = "seeds";
+
 /// Top-level folders a kit's payload may use.
 pub const PAYLOAD_DIRS: [&str; 5] = ["attestations", "migrations", "rollback", "sboms", "seeds"];
 

@@ -1,23 +1,57 @@
-//! `manifest.json`: what a kit contains, as signed. The structs serialise in a fixed field order,
-//! so the same kit source gives the same bytes; unknown fields are refused when reading.
+//! `manifest.json`: what a kit contains, as signed, and the rules a manifest must follow.
+//!
+//! The structs serialise in a fixed field order, so the same kit source gives the same bytes;
+//! unknown fields are refused when reading. Every value is typed: paths are [`KitPath`]s,
+//! digests [`Sha256Hex`], migration names [`MigrationName`]s (which carry their category),
+//! module and schema names [`Identifier`]s, times [`Timestamp`]s; deserialising checks each.
+//! [`Manifest::check`] then checks the rules that tie fields together (paths follow the layout,
+//! migrations are in order, totals add up without overflow). A verified kit carries a manifest
+//! that passed both, and every list a site command uses comes from it.
 //!
 //! Every payload file appears exactly once across `modules[].migrations[]` (and their
 //! `rollback`), `seeds`, `sboms` and `attestations`; [`Manifest::files`] lists them all.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
-use crate::kit::config::Target;
+use crate::kit::digest::Sha256Hex;
+use crate::kit::layout::{KIT_SBOM, MANIFEST_SCHEMA};
+use crate::kit::migration_name::{Category, MigrationName, TxMode};
+use crate::kit::names::{Identifier, KitName, Timestamp, Version};
 use crate::kit::path::KitPath;
-use crate::migrate::name::Category;
 
-/// A payload file: where it is in the kit, its SHA-256 (lowercase hex) and size.
+/// The database kind a kit targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// PostgreSQL (what sites run).
+    Postgres,
+    /// SQLite (the embedded default).
+    Sqlite,
+    /// Portable SQL that runs on either driver.
+    Any,
+}
+
+impl Target {
+    /// The lowercase name used in kit.toml and the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Postgres => "postgres",
+            Target::Sqlite => "sqlite",
+            Target::Any => "any",
+        }
+    }
+}
+
+/// A payload file: where it is in the kit, its SHA-256 and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
     /// Archive path.
     pub path: KitPath,
-    /// Lowercase hex SHA-256 of the file's bytes.
-    pub sha256: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: Sha256Hex,
     /// Size in bytes.
     pub size: u64,
 }
@@ -27,16 +61,34 @@ pub struct FileEntry {
 #[serde(deny_unknown_fields)]
 pub struct MigrationEntry {
     /// The migration name (file stem), e.g. `100_lnm_shards_ttl`.
-    pub name: String,
-    /// The category from the name's prefix.
+    pub name: MigrationName,
+    /// The category; [`Manifest::check`] requires it to be the name's.
     pub category: Category,
     /// The migration file.
     #[serde(flatten)]
     pub file: FileEntry,
-    /// False when the first line is `-- offkit:no-transaction`.
-    pub transactional: bool,
+    /// How it runs; written as `"transactional": bool` (false when the first line is
+    /// `-- offkit:no-transaction`).
+    #[serde(rename = "transactional", with = "tx_flag")]
+    pub tx: TxMode,
     /// The rollback file of the same name, if shipped.
     pub rollback: Option<FileEntry>,
+}
+
+mod tx_flag {
+    use super::TxMode;
+
+    pub fn serialize<S: serde::Serializer>(tx: &TxMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(*tx == TxMode::Transaction)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<TxMode, D::Error> {
+        Ok(if <bool as serde::Deserialize>::deserialize(d)? {
+            TxMode::Transaction
+        } else {
+            TxMode::NoTransaction
+        })
+    }
 }
 
 /// A module: a folder under `migrations/` and the schema its migrations run in.
@@ -44,9 +96,9 @@ pub struct MigrationEntry {
 #[serde(deny_unknown_fields)]
 pub struct ModuleEntry {
     /// Module name (the folder name).
-    pub name: String,
+    pub name: Identifier,
     /// Database schema.
-    pub schema: String,
+    pub schema: Identifier,
     /// Migrations in application order (category, then number).
     pub migrations: Vec<MigrationEntry>,
 }
@@ -56,7 +108,7 @@ pub struct ModuleEntry {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SeedEntry {
     /// The object key (the path under `seeds/`).
-    pub key: String,
+    pub key: KitPath,
     /// The file.
     #[serde(flatten)]
     pub file: FileEntry,
@@ -69,9 +121,9 @@ pub struct SeedEntry {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RequirementEntry {
     /// Kit name.
-    pub name: String,
+    pub name: KitName,
     /// Lowest version that must have been applied.
-    pub min_version: String,
+    pub min_version: Version,
 }
 
 /// The database the kit's migrations are written for.
@@ -109,20 +161,20 @@ pub struct Manifest {
     /// `offkit/manifest/v1`.
     pub schema: String,
     /// Kit name.
-    pub name: String,
+    pub name: KitName,
     /// Kit version.
-    pub version: String,
+    pub version: Version,
     /// Anti-downgrade channel.
-    pub channel: String,
+    pub channel: KitName,
     /// Monotonic sequence within the channel.
     pub sequence: u64,
     /// Optional description.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// RFC 3339 creation time (from `SOURCE_DATE_EPOCH`).
-    pub created: String,
-    /// RFC 3339 expiry time, if any.
-    pub expires: Option<String>,
+    /// Creation time (from `SOURCE_DATE_EPOCH`).
+    pub created: Timestamp,
+    /// Expiry time, if any.
+    pub expires: Option<Timestamp>,
     /// Kits that must have been applied first.
     pub requires: Vec<RequirementEntry>,
     /// Target database.
@@ -141,6 +193,15 @@ pub struct Manifest {
     pub tool: ToolEntry,
 }
 
+/// A manifest that breaks a rule of the format (docs/FORMAT.md, "manifest.json").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ManifestError(pub String);
+
+/// The largest payload file count a manifest may declare. Bounds what the verifier allocates per
+/// file (docs/FORMAT.md, "Limits").
+pub const MAX_FILES: u64 = 10_000_000;
+
 impl Manifest {
     /// Every payload file the manifest describes, in no particular order.
     pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
@@ -155,6 +216,12 @@ impl Manifest {
             .chain(self.attestations.iter())
     }
 
+    /// The SQL files (migrations and rollbacks), in application order per module.
+    pub fn sql_files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.migrations()
+            .flat_map(|(_, mig)| std::iter::once(&mig.file).chain(mig.rollback.as_ref()))
+    }
+
     /// All migrations with their module, in application order per module.
     pub fn migrations(&self) -> impl Iterator<Item = (&ModuleEntry, &MigrationEntry)> {
         self.modules
@@ -167,6 +234,123 @@ impl Manifest {
         let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
         bytes.push(b'\n');
         bytes
+    }
+
+    /// Checks the rules that tie the manifest's fields together. A release key signing a manifest
+    /// that puts a migration outside `migrations/<module>/` is still refused, because apply
+    /// relies on these rules. `build` checks its manifest with this before signing it.
+    pub fn check(&self) -> Result<(), ManifestError> {
+        let bad = |m: String| Err(ManifestError(m));
+        if self.schema != MANIFEST_SCHEMA {
+            return bad(format!(
+                "manifest schema {:?} is not {MANIFEST_SCHEMA:?}",
+                self.schema
+            ));
+        }
+        let mut modules = BTreeSet::new();
+        let mut schemas = BTreeSet::new();
+        for module in &self.modules {
+            if !modules.insert(&module.name) || !schemas.insert(&module.schema) {
+                return bad(format!(
+                    "module {} (schema {}) repeats a module or schema name",
+                    module.name, module.schema
+                ));
+            }
+            let mut last = None;
+            for mig in &module.migrations {
+                if mig.name.category() != mig.category {
+                    return bad(format!(
+                        "{}: category {} does not match its name",
+                        mig.name, mig.category
+                    ));
+                }
+                let expect = format!("migrations/{}/{}.sql", module.name, mig.name);
+                if mig.file.path.as_str() != expect {
+                    return bad(format!(
+                        "{}: path {} should be {expect}",
+                        mig.name, mig.file.path
+                    ));
+                }
+                if let Some(r) = &mig.rollback {
+                    let expect = format!("rollback/{}/{}.sql", module.name, mig.name);
+                    if r.path.as_str() != expect {
+                        return bad(format!(
+                            "{}: rollback path {} should be {expect}",
+                            mig.name, r.path
+                        ));
+                    }
+                }
+                if last.is_some_and(|l| l >= mig.name.order_key()) {
+                    return bad(format!(
+                        "module {}: {} is out of order or repeats a number",
+                        module.name, mig.name
+                    ));
+                }
+                if mig.category == Category::Data && mig.tx == TxMode::NoTransaction {
+                    return bad(format!(
+                        "{}: a data migration cannot be marked no-transaction",
+                        mig.name
+                    ));
+                }
+                last = Some(mig.name.order_key());
+            }
+        }
+        for s in &self.seeds {
+            if s.file.path.as_str() != format!("seeds/{}", s.key) {
+                return bad(format!(
+                    "seed {}: path {} should be seeds/{}",
+                    s.key, s.file.path, s.key
+                ));
+            }
+        }
+        for (files, dir) in [
+            (&self.sboms, "sboms/"),
+            (&self.attestations, "attestations/"),
+        ] {
+            if let Some(f) = files.iter().find(|f| !f.path.as_str().starts_with(dir)) {
+                return bad(format!("{} should be under {dir}", f.path));
+            }
+        }
+        if !self.sboms.iter().any(|f| f.path.as_str() == KIT_SBOM) {
+            return bad(format!("the kit's own SBOM {KIT_SBOM} is not listed"));
+        }
+        let (files, bytes) = self.totals()?;
+        if self.payload.files != files || self.payload.bytes != bytes {
+            return bad(format!(
+                "payload totals say {} files / {} bytes; the manifest lists {files} / {bytes}",
+                self.payload.files, self.payload.bytes
+            ));
+        }
+        if files > MAX_FILES {
+            return bad(format!(
+                "{files} payload files is more than this offkit accepts ({MAX_FILES})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The number of payload files and the sum of their sizes, refusing sums that overflow.
+    pub fn totals(&self) -> Result<(u64, u64), ManifestError> {
+        let mut files = 0u64;
+        let mut bytes = 0u64;
+        for f in self.files() {
+            files += 1;
+            bytes = bytes.checked_add(f.size).ok_or_else(|| {
+                ManifestError(format!(
+                    "{}: the sizes of the payload files overflow a 64-bit count",
+                    f.path
+                ))
+            })?;
+        }
+        Ok((files, bytes))
+    }
+
+    /// The total of the SQL files' sizes (checked).
+    pub fn sql_bytes(&self) -> Result<u64, ManifestError> {
+        self.sql_files().try_fold(0u64, |sum, f| {
+            sum.checked_add(f.size)
+                .ok_or_else(|| ManifestError("the sizes of the SQL files overflow".into()))
+        })
     }
 }
 
@@ -191,5 +375,150 @@ pub fn media_type_for(name: &str) -> &'static str {
         "svg" => "image/svg+xml",
         "sql" => "application/sql",
         _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn entry(path: &str, size: u64) -> FileEntry {
+        FileEntry {
+            path: KitPath::new(path).unwrap(),
+            sha256: Sha256Hex::of(path.as_bytes()),
+            size,
+        }
+    }
+
+    fn migration(module: &str, name: &str) -> MigrationEntry {
+        let name = MigrationName::parse(name).unwrap();
+        MigrationEntry {
+            category: name.category(),
+            file: entry(&format!("migrations/{module}/{name}.sql"), 10),
+            tx: TxMode::Transaction,
+            rollback: None,
+            name,
+        }
+    }
+
+    /// A small manifest that passes every rule.
+    pub(crate) fn sample() -> Manifest {
+        let mut m = Manifest {
+            schema: MANIFEST_SCHEMA.to_owned(),
+            name: KitName::new("demo").unwrap(),
+            version: Version::new("1.0.0").unwrap(),
+            channel: KitName::new("demo").unwrap(),
+            sequence: 1,
+            description: None,
+            created: Timestamp::new("2026-01-01T00:00:00Z").unwrap(),
+            expires: None,
+            requires: Vec::new(),
+            target: TargetEntry {
+                database: Target::Any,
+            },
+            modules: vec![ModuleEntry {
+                name: Identifier::new("core").unwrap(),
+                schema: Identifier::new("core").unwrap(),
+                migrations: vec![migration("core", "001_init"), migration("core", "100_rel")],
+            }],
+            seeds: vec![SeedEntry {
+                key: KitPath::new("a/b.json").unwrap(),
+                file: entry("seeds/a/b.json", 3),
+                media_type: "application/json".into(),
+            }],
+            sboms: vec![entry(KIT_SBOM, 5)],
+            attestations: Vec::new(),
+            payload: PayloadSummary { files: 0, bytes: 0 },
+            tool: ToolEntry {
+                name: "offkit".into(),
+                version: "0".into(),
+            },
+        };
+        let (files, bytes) = m.totals().unwrap();
+        m.payload = PayloadSummary { files, bytes };
+        m
+    }
+
+    fn refused(edit: impl FnOnce(&mut Manifest)) -> String {
+        let mut m = sample();
+        edit(&mut m);
+        m.check().expect_err("accepted").0
+    }
+
+    #[test]
+    fn the_sample_passes_and_round_trips() {
+        let m = sample();
+        m.check().unwrap();
+        let back: Manifest = serde_json::from_slice(&m.to_bytes()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.to_bytes(), m.to_bytes());
+    }
+
+    #[test]
+    fn each_rule_refuses() {
+        assert!(refused(|m| m.schema = "offkit/manifest/v2".into()).contains("schema"));
+        assert!(
+            refused(|m| m.modules[0].migrations[0].category = Category::Release)
+                .contains("does not match its name")
+        );
+        assert!(
+            refused(|m| {
+                m.modules[0].migrations[0].file.path =
+                    KitPath::new("migrations/x/001_init.sql").unwrap()
+            })
+            .contains("should be migrations/core/001_init.sql")
+        );
+        assert!(
+            refused(|m| {
+                m.modules[0].migrations[1].rollback = Some(entry("rollback/core/100_other.sql", 1))
+            })
+            .contains("rollback path")
+        );
+        assert!(refused(|m| m.modules[0].migrations.swap(0, 1)).contains("out of order"));
+        assert!(
+            refused(|m| m.seeds[0].key = KitPath::new("elsewhere.json").unwrap())
+                .contains("should be seeds/elsewhere.json")
+        );
+        assert!(refused(|m| m.sboms.clear()).contains("own SBOM"));
+        assert!(refused(|m| m.sboms.push(entry("seeds/x.spdx.json", 1))).contains("under sboms/"));
+        assert!(refused(|m| m.payload.bytes += 1).contains("payload totals"));
+        let dup = refused(|m| {
+            let again = m.modules[0].clone();
+            m.modules.push(again);
+        });
+        assert!(dup.contains("repeats"), "{dup}");
+    }
+
+    #[test]
+    fn sizes_that_overflow_are_refused_not_wrapped() {
+        let msg = refused(|m| {
+            m.seeds[0].file.size = u64::MAX;
+            m.payload.bytes = 0;
+        });
+        assert!(msg.contains("overflow"), "{msg}");
+    }
+
+    #[test]
+    fn typed_fields_refuse_bad_values_when_read() {
+        let text = String::from_utf8(sample().to_bytes()).unwrap();
+        for (from, to) in [
+            ("\"001_init\"", "\"1_init\""),
+            ("\"core\"", "\"Core\""),
+            ("\"a/b.json\"", "\"../b.json\""),
+            ("2026-01-01T00:00:00Z", "yesterday"),
+            ("\"1.0.0\"", "\"one\""),
+        ] {
+            let bad = text.replacen(from, to, 1);
+            assert_ne!(bad, text, "{from}");
+            let err = serde_json::from_str::<Manifest>(&bad).unwrap_err();
+            assert_eq!(
+                err.classify(),
+                serde_json::error::Category::Data,
+                "{from}: {err}"
+            );
+        }
+        let digest = Sha256Hex::of(b"seeds/a/b.json").to_string();
+        let bad = text.replacen(&digest, &digest.to_uppercase(), 1);
+        assert!(serde_json::from_str::<Manifest>(&bad).is_err());
     }
 }

@@ -1,15 +1,22 @@
-//! Kits: sources (`kit.toml` and folders), the manifest, archive paths, the deterministic builder
-//! and the strict streaming reader. This module does not decide trust; see [`crate::trust`].
+//! The kit format, and only the format: the layout (names, order, bounds), archive paths, the
+//! typed manifest and its rules, validated names, digests and the digest-checking reader, the
+//! migration naming standard, the tar subset, zstd frames, the SHA256SUMS and DSSE encodings, and
+//! the strict streaming reader. Nothing here decides trust ([`crate::trust`]), reads a kit
+//! source ([`crate::build`]) or touches a database or a store.
 
-pub mod builder;
-pub mod config;
+pub mod digest;
+pub mod dsse;
+pub mod frame;
 pub mod layout;
 pub mod manifest;
+pub mod migration_name;
+pub mod names;
 pub mod path;
 pub mod reader;
-pub mod source;
 pub mod stream;
+pub mod sums;
 pub mod tar;
 
-pub use config::KitConfig;
+pub use digest::Sha256Hex;
+pub use manifest::Manifest;
 pub use path::KitPath;

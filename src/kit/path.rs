@@ -129,6 +129,23 @@ impl KitPath {
     }
 }
 
+/// `s` with control characters escaped (`\u{1b}` for ESC and so on), for showing names taken
+/// from a kit or a folder on a terminal.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 impl fmt::Display for KitPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -215,6 +232,12 @@ mod tests {
                 .unwrap_err()
                 .is_non_utf8()
         );
+    }
+
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(printable("a/b.json"), "a/b.json");
+        assert_eq!(printable("x\u{1b}[32mOK"), "x\\u{1b}[32mOK");
     }
 
     #[test]

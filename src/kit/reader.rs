@@ -9,11 +9,11 @@
 use std::io;
 use std::path::Path;
 
+use crate::kit::digest::Sha256Hex;
 use crate::kit::layout::{self, DSSE, FORMAT_MARKER, LAYOUT, Limits, MANIFEST, SUMS, SUMS_SIG};
 use crate::kit::path::{KitPath, PathError};
 use crate::kit::stream::{DecodeFailure, DecodedStream, StreamEnd};
 use crate::kit::tar::{EntryKind, RawEntry, TarError, TarReader};
-use crate::util::sha256_hex;
 
 /// A structural reason to refuse a kit.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +177,7 @@ pub struct HeaderEntry {
     /// The bytes.
     pub bytes: Vec<u8>,
     /// Their SHA-256.
-    pub sha256: String,
+    pub sha256: Sha256Hex,
 }
 
 /// The header entries, as read (not yet authenticated).
@@ -228,6 +228,11 @@ impl KitReader {
         })
     }
 
+    /// The bounds this reader enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// Sets the cap on the total decompressed size (from the start of the stream).
     pub fn set_total_limit(&mut self, limit: u64) {
         self.tar_stream_mut().set_limit(limit);
@@ -276,7 +281,7 @@ impl KitReader {
             self.check_expected(&name, DSSE)?;
             let bytes = self.read_small(&name, entry.size)?;
             let dsse = HeaderEntry {
-                sha256: sha256_hex(&bytes),
+                sha256: Sha256Hex::of(&bytes),
                 bytes,
             };
             return Ok(RawHeader {
@@ -297,7 +302,7 @@ impl KitReader {
         self.check_expected(&name, expected)?;
         let bytes = self.read_small(&name, entry.size)?;
         Ok(HeaderEntry {
-            sha256: sha256_hex(&bytes),
+            sha256: Sha256Hex::of(&bytes),
             bytes,
         })
     }

@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
+use crate::kit::digest::Sha256Hex;
 use crate::kit::layout::MAX_WINDOW_LOG;
 
 /// Decompressed bytes per buffer handed to the consumer.
@@ -56,7 +57,7 @@ impl DecodeFailure {
 
 enum Msg {
     Data(Vec<u8>),
-    End { sha256: String, compressed: u64 },
+    End { sha256: Sha256Hex, compressed: u64 },
     Fail(DecodeFailure),
 }
 
@@ -64,7 +65,7 @@ enum Msg {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEnd {
     /// SHA-256 of the kit file (compressed bytes).
-    pub sha256: String,
+    pub sha256: Sha256Hex,
     /// Size of the kit file.
     pub compressed: u64,
 }
@@ -205,7 +206,7 @@ fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
                 let _ = back_tx.try_send(buf);
             }
         }
-        (hex::encode(h.finalize()), n)
+        (Sha256Hex::from_hasher(h), n)
     });
     let fail = |f: DecodeFailure| {
         let _ = tx.send(Msg::Fail(f));
@@ -307,7 +308,7 @@ mod tests {
         let out = drain(&mut s).unwrap();
         assert!(out == [a.clone(), b].concat());
         let end = s.end().unwrap();
-        assert_eq!(end.sha256, crate::util::sha256_hex(&file));
+        assert_eq!(end.sha256, Sha256Hex::of(&file));
         assert_eq!(end.compressed, file.len() as u64);
 
         // Cut inside the second frame: truncated, not silently short.

@@ -1,7 +1,6 @@
 //! The runner's error type. Each variant says what was wrong, where, and what to do, and maps to
 //! one exit code of the documented table.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::exit::{Exit, ExitCoded};
@@ -133,8 +132,8 @@ pub struct FailedMigration {
     pub module: String,
     /// The migration.
     pub name: String,
-    /// The file.
-    pub path: PathBuf,
+    /// The file (a kit path, or a file of a source folder).
+    pub origin: String,
     /// The line of the file the server pointed at, when it did.
     pub line: Option<usize>,
     /// What the database said.
@@ -150,8 +149,7 @@ impl std::fmt::Display for FailedMigration {
         write!(
             f,
             "migration {module}/{name} failed ({}{at}): {}",
-            self.path.display(),
-            self.source
+            self.origin, self.source
         )?;
         f.write_str(&next_steps(module, name, self.no_transaction))
     }

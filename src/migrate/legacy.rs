@@ -21,15 +21,15 @@
 //! dropped) so that the canonical table can take its name. Rows already in the canonical table
 //! are left alone, so the import is idempotent.
 
+use crate::kit::migration_name::Category;
 use crate::migrate::drivers::{Dialect, Value};
 use crate::migrate::error::MigrateError;
 use crate::migrate::history::{self, HISTORY_TABLE};
 use crate::migrate::lock::Locked;
-use crate::migrate::name::Category;
 use crate::migrate::plan::ModuleFilter;
 use crate::migrate::runner::{RunMode, select_modules};
 use crate::migrate::source::{Migration, MigrationSet, Module};
-use crate::migrate::sqltext::quote_ident;
+use crate::sql::quote_ident;
 
 /// Legacy table names looked for in each module's schema.
 pub const LEGACY_TABLES: [&str; 5] = [

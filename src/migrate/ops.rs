@@ -3,17 +3,18 @@
 
 use std::time::Instant;
 
+use crate::kit::migration_name::MigrationName;
+use crate::kit::migration_name::TxMode;
 use crate::migrate::drivers::{DbError, Driver};
 use crate::migrate::error::{FailedMigration, MigrateError};
 use crate::migrate::history::{
     self, DATA_PROGRESS_TABLE, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA,
 };
 use crate::migrate::lock::{Locked, Session, now_rfc3339};
-use crate::migrate::name::MigrationName;
 use crate::migrate::plan::{self, ModuleFilter, State, Status};
 use crate::migrate::report::Outcome;
 use crate::migrate::runner::{RunMode, select_modules};
-use crate::migrate::source::{MigrationSet, Module, TxMode};
+use crate::migrate::source::{MigrationSet, Module};
 use crate::migrate::sqltext;
 
 impl Session {
@@ -233,7 +234,7 @@ impl Locked<'_> {
                 let failure = FailedMigration {
                     module: module.name.clone(),
                     name: format!("{} (rollback)", m.name),
-                    path: rb.path.clone(),
+                    origin: rb.origin.clone(),
                     line: None,
                     source: e,
                     no_transaction: rb.tx == TxMode::NoTransaction,

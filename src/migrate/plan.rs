@@ -8,9 +8,10 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
+use crate::kit::migration_name::TxMode;
+use crate::kit::migration_name::{Category, MigrationName};
 use crate::migrate::history::{AppliedRow, DataProgress, History};
-use crate::migrate::name::{Category, MigrationName};
-use crate::migrate::source::{Migration, Module, TxMode};
+use crate::migrate::source::{Migration, Module};
 
 /// Which modules an operation covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -389,7 +390,7 @@ mod tests {
                 .iter()
                 .map(|n| Migration {
                     name: MigrationName::parse(n).unwrap(),
-                    path: format!("{n}.sql").into(),
+                    origin: format!("{n}.sql"),
                     sql: String::new(),
                     checksum: format!("sum-{n}"),
                     tx: TxMode::Transaction,

@@ -3,9 +3,9 @@
 
 use std::fmt;
 
-use crate::migrate::name::Category;
+use crate::kit::migration_name::Category;
+use crate::kit::migration_name::TxMode;
 use crate::migrate::plan::Problem;
-use crate::migrate::source::TxMode;
 
 /// What happened to one planned migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -10,14 +10,15 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use crate::failpoint;
+use crate::kit::migration_name::Category;
+use crate::kit::migration_name::TxMode;
 use crate::migrate::drivers::{DbError, Driver, NewHistoryRow};
 use crate::migrate::error::{FailedMigration, MigrateError, RunFailure};
 use crate::migrate::history::{self, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA};
 use crate::migrate::lock::{Locked, Session, now_rfc3339};
-use crate::migrate::name::Category;
 use crate::migrate::plan::{self, Missing, ModuleFilter, OutOfOrder, State};
 use crate::migrate::report::{NotSelected, Outcome, RunReport, Step};
-use crate::migrate::source::{Migration, MigrationSet, Module, TxMode};
+use crate::migrate::source::{Migration, MigrationSet, Module};
 use crate::migrate::sqltext;
 
 /// Whether pending release migrations may run.
@@ -149,7 +150,7 @@ pub(crate) fn migration_failed(
     MigrateError::MigrationFailed(Box::new(FailedMigration {
         module: module.name.clone(),
         name: m.name.as_str().to_owned(),
-        path: m.path.clone(),
+        origin: m.origin.clone(),
         line,
         source,
         no_transaction: m.tx == TxMode::NoTransaction,

@@ -1,37 +1,31 @@
-//! Loading migrations from a folder with the kit layout: `migrations/<module>/*.sql` and
-//! `rollback/<module>/<same name>.sql`, from a kit source folder or a verified, extracted kit.
+//! Migrations as the runner needs them: a [`MigrationSet`] of modules, each migration with its
+//! SQL text, checksum, transaction mode and optional rollback.
 //!
-//! Loading checks what can be checked without a database: the naming standard, duplicate numbers
-//! within a module and category, rollbacks without their migration, data-migration shape, and
-//! that no two modules share a schema. It computes each file's checksum (SHA-256 of its exact
-//! bytes). It does not decide what to run; see [`crate::migrate::plan`].
+//! Two ways to make one. [`MigrationSet::load`] reads a folder with the kit layout
+//! (`migrations/<module>/*.sql`, `rollback/<module>/<same name>.sql`): a kit source, for release
+//! engineers rehearsing and for `build`'s checks. [`Migration::from_bytes`] and
+//! [`MigrationSet::new`] build one from bytes a caller already holds — a verified kit's files, read
+//! through the digest-checking reader against its signed manifest, so that a site never lists
+//! migrations from a folder. Both apply the same rules: the naming standard, duplicate numbers
+//! within a module and category, rollbacks without their migration, data-migration shape, UTF-8
+//! text, and no two modules sharing a schema. Each file's checksum is the SHA-256 of its exact
+//! bytes. What to run is decided elsewhere ([`crate::migrate::plan`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::kit::config::is_valid_identifier;
-use crate::migrate::name::{Category, MigrationName, NameError, is_no_transaction};
+use crate::kit::migration_name::{Category, MigrationName, NameError, TxMode};
+use crate::kit::names::is_identifier;
 use crate::migrate::sqltext;
 
 /// The placeholder a data migration binds to the batch size.
 pub const BATCH_SIZE_PARAM: &str = "batch_size";
 
-/// How a migration file is executed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TxMode {
-    /// In one transaction together with its history row (the default).
-    Transaction,
-    /// Outside a transaction (first line `-- offkit:no-transaction`), guarded by an in-progress
-    /// record.
-    NoTransaction,
-}
-
 /// A rollback file for a migration.
 #[derive(Debug, Clone)]
 pub struct Rollback {
-    /// The file.
-    pub path: PathBuf,
+    /// Where it came from (a kit path, or a file of a source folder), for messages.
+    pub origin: String,
     /// The SQL text.
     pub sql: String,
     /// SHA-256 hex of the file's bytes.
@@ -45,8 +39,8 @@ pub struct Rollback {
 pub struct Migration {
     /// The validated name (file stem).
     pub name: MigrationName,
-    /// The file.
-    pub path: PathBuf,
+    /// Where it came from (a kit path, or a file of a source folder), for messages.
+    pub origin: String,
     /// The SQL text.
     pub sql: String,
     /// SHA-256 hex of the file's exact bytes.
@@ -61,6 +55,40 @@ impl Migration {
     /// The category decided by the name.
     pub fn category(&self) -> Category {
         self.name.category()
+    }
+
+    /// A migration from its bytes: checks they are UTF-8 and, for a data migration, one batched
+    /// statement; computes the checksum and reads the transaction mode from the first line.
+    pub fn from_bytes(
+        name: MigrationName,
+        origin: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Migration, SourceError> {
+        let (sql, checksum, tx) = sql_text(origin, bytes)?;
+        if name.category() == Category::Data {
+            check_data_shape(origin, &sql, tx)?;
+        }
+        Ok(Migration {
+            name,
+            origin: origin.to_owned(),
+            sql,
+            checksum,
+            tx,
+            rollback: None,
+        })
+    }
+}
+
+impl Rollback {
+    /// A rollback from its bytes (UTF-8 checked, checksum computed).
+    pub fn from_bytes(origin: &str, bytes: Vec<u8>) -> Result<Rollback, SourceError> {
+        let (sql, checksum, tx) = sql_text(origin, bytes)?;
+        Ok(Rollback {
+            origin: origin.to_owned(),
+            sql,
+            checksum,
+            tx,
+        })
     }
 }
 
@@ -85,13 +113,11 @@ impl Module {
 /// All modules of a kit (or kit source), sorted by module name.
 #[derive(Debug, Clone)]
 pub struct MigrationSet {
-    /// The folder the set was loaded from.
-    pub root: PathBuf,
     /// The modules, sorted by name.
     pub modules: Vec<Module>,
 }
 
-/// Why a migration folder was refused.
+/// Why migrations were refused.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
@@ -158,16 +184,18 @@ pub enum SourceError {
         path: PathBuf,
     },
     /// The file is not UTF-8 text.
-    #[error("{path}: not UTF-8 text")]
+    #[error("{origin}: not UTF-8 text")]
     NotUtf8 {
         /// The file.
-        path: PathBuf,
+        origin: String,
     },
     /// A data migration that is not a single batched statement.
-    #[error("{path}: data migrations must be exactly one statement using :batch_size ({problem})")]
+    #[error(
+        "{origin}: data migrations must be exactly one statement using :batch_size ({problem})"
+    )]
     DataShape {
         /// The file.
-        path: PathBuf,
+        origin: String,
         /// What is wrong.
         problem: &'static str,
     },
@@ -202,24 +230,21 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SourceErr
     Ok(entries)
 }
 
-fn read_sql(path: &Path) -> Result<(String, String), SourceError> {
-    let bytes = std::fs::read(path).map_err(|source| SourceError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+/// The SQL text, checksum and transaction mode of a file's bytes.
+fn sql_text(origin: &str, bytes: Vec<u8>) -> Result<(String, String, TxMode), SourceError> {
     let checksum = crate::util::sha256_hex(&bytes);
+    let tx = TxMode::of(&bytes);
     let sql = String::from_utf8(bytes).map_err(|_| SourceError::NotUtf8 {
-        path: path.to_path_buf(),
+        origin: origin.to_owned(),
     })?;
-    Ok((sql, checksum))
+    Ok((sql, checksum, tx))
 }
 
-fn tx_mode(sql: &str) -> TxMode {
-    if is_no_transaction(sql.as_bytes()) {
-        TxMode::NoTransaction
-    } else {
-        TxMode::Transaction
-    }
+fn read_file(path: &Path) -> Result<Vec<u8>, SourceError> {
+    std::fs::read(path).map_err(|source| SourceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Reads `*.sql` files of one folder into (name, path) pairs, refusing anything else.
@@ -238,7 +263,7 @@ fn sql_files(dir: &Path) -> Result<Vec<(MigrationName, PathBuf)>, SourceError> {
     Ok(files)
 }
 
-fn check_data_shape(path: &Path, sql: &str, tx: TxMode) -> Result<(), SourceError> {
+fn check_data_shape(origin: &str, sql: &str, tx: TxMode) -> Result<(), SourceError> {
     let problem = if tx == TxMode::NoTransaction {
         "each batch runs in its own transaction; the no-transaction marker is not allowed"
     } else if sqltext::statement_count(sql) != 1 {
@@ -249,37 +274,16 @@ fn check_data_shape(path: &Path, sql: &str, tx: TxMode) -> Result<(), SourceErro
         return Ok(());
     };
     Err(SourceError::DataShape {
-        path: path.to_path_buf(),
+        origin: origin.to_owned(),
         problem,
     })
 }
 
 fn load_module(root: &Path, name: &str, schema: &str) -> Result<Module, SourceError> {
     let mut migrations: Vec<Migration> = Vec::new();
-    let mut seen: BTreeMap<(Category, u32), String> = BTreeMap::new();
     for (mname, path) in sql_files(&root.join("migrations").join(name))? {
-        if let Some(first) = seen.insert(mname.order_key(), mname.as_str().to_owned()) {
-            return Err(SourceError::DuplicateNumber {
-                module: name.to_owned(),
-                category: mname.category(),
-                number: mname.number(),
-                first,
-                second: mname.as_str().to_owned(),
-            });
-        }
-        let (sql, checksum) = read_sql(&path)?;
-        let tx = tx_mode(&sql);
-        if mname.category() == Category::Data {
-            check_data_shape(&path, &sql, tx)?;
-        }
-        migrations.push(Migration {
-            name: mname,
-            path,
-            sql,
-            checksum,
-            tx,
-            rollback: None,
-        });
+        let origin = path.display().to_string();
+        migrations.push(Migration::from_bytes(mname, &origin, read_file(&path)?)?);
     }
     let rollback_dir = root.join("rollback").join(name);
     if rollback_dir.is_dir() {
@@ -295,17 +299,10 @@ fn load_module(root: &Path, name: &str, schema: &str) -> Result<Module, SourceEr
                     path,
                 });
             };
-            let (sql, checksum) = read_sql(&path)?;
-            let tx = tx_mode(&sql);
-            m.rollback = Some(Rollback {
-                path,
-                sql,
-                checksum,
-                tx,
-            });
+            let origin = path.display().to_string();
+            m.rollback = Some(Rollback::from_bytes(&origin, read_file(&path)?)?);
         }
     }
-    migrations.sort_by_key(|m| m.name.order_key());
     Ok(Module {
         name: name.to_owned(),
         schema: schema.to_owned(),
@@ -314,14 +311,52 @@ fn load_module(root: &Path, name: &str, schema: &str) -> Result<Module, SourceEr
 }
 
 impl MigrationSet {
+    /// A set of `modules`: checks module and schema identifiers, that no two modules share a
+    /// schema and that no module repeats a number within a category; sorts modules by name and
+    /// migrations into application order.
+    pub fn new(mut modules: Vec<Module>) -> Result<MigrationSet, SourceError> {
+        let mut by_schema: BTreeMap<String, String> = BTreeMap::new();
+        for m in &mut modules {
+            for (what, name) in [("module", &m.name), ("schema", &m.schema)] {
+                if !is_identifier(name) {
+                    return Err(SourceError::Identifier {
+                        what,
+                        name: name.clone(),
+                    });
+                }
+            }
+            if let Some(first) = by_schema.insert(m.schema.clone(), m.name.clone()) {
+                return Err(SourceError::SharedSchema {
+                    first,
+                    second: m.name.clone(),
+                    schema: m.schema.clone(),
+                });
+            }
+            let mut seen: BTreeMap<(Category, u32), &str> = BTreeMap::new();
+            for mig in &m.migrations {
+                if let Some(first) = seen.insert(mig.name.order_key(), mig.name.as_str()) {
+                    return Err(SourceError::DuplicateNumber {
+                        module: m.name.clone(),
+                        category: mig.category(),
+                        number: mig.name.number(),
+                        first: first.to_owned(),
+                        second: mig.name.as_str().to_owned(),
+                    });
+                }
+            }
+            m.migrations.sort_by_key(|mig| mig.name.order_key());
+        }
+        modules.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(MigrationSet { modules })
+    }
+
     /// Loads every module under `root/migrations/`. `schemas` maps module names to schemas (from
-    /// kit.toml or the signed manifest); a module without an entry uses its own name.
+    /// kit.toml); a module without an entry uses its own name.
     pub fn load(
         root: &Path,
         schemas: &BTreeMap<String, String>,
     ) -> Result<MigrationSet, SourceError> {
         let mut modules = Vec::new();
-        let mut by_schema: BTreeMap<String, String> = BTreeMap::new();
         let migrations_dir = root.join("migrations");
         // A kit without migrations (seeds only) is an empty set, not an error.
         let entries = if migrations_dir.exists() {
@@ -333,26 +368,13 @@ impl MigrationSet {
             if !is_dir {
                 return Err(SourceError::Unexpected { path });
             }
-            if !is_valid_identifier(&name) {
+            if !is_identifier(&name) {
                 return Err(SourceError::Identifier {
                     what: "module",
                     name,
                 });
             }
             let schema = schemas.get(&name).cloned().unwrap_or_else(|| name.clone());
-            if !is_valid_identifier(&schema) {
-                return Err(SourceError::Identifier {
-                    what: "schema",
-                    name: schema,
-                });
-            }
-            if let Some(first) = by_schema.insert(schema.clone(), name.clone()) {
-                return Err(SourceError::SharedSchema {
-                    first,
-                    second: name,
-                    schema,
-                });
-            }
             modules.push(load_module(root, &name, &schema)?);
         }
         let rollback_dir = root.join("rollback");
@@ -363,10 +385,7 @@ impl MigrationSet {
                 }
             }
         }
-        Ok(MigrationSet {
-            root: root.to_path_buf(),
-            modules,
-        })
+        Self::new(modules)
     }
 
     /// The module of that name.

@@ -1,14 +1,8 @@
-//! SQL text helpers: the one identifier-quoting helper, and a small lexer that knows where
+//! SQL text helpers: literal tokens, and a small lexer that knows where
 //! comments, string literals, quoted identifiers and dollar-quoted bodies are, so that the runner
 //! can count statements and bind `:batch_size` without touching text inside them.
 //!
 //! This is not a SQL parser: it only tells code from non-code, for PostgreSQL and SQLite syntax.
-
-/// Quotes an SQL identifier (`"name"`, inner `"` doubled). Every schema and table name the runner
-/// writes into SQL goes through this function.
-pub fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
 
 /// A string literal for a machine-checked token — ASCII letters, digits, `_`, `.`, `-` only, such
 /// as a migration name that passed the naming standard or a hex checksum — or `None` for anything
@@ -239,12 +233,6 @@ mod tests {
         for bad in ["", "a'b", "a b", "x;DROP", "é", "a\\b"] {
             assert_eq!(token_literal(bad), None, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote_ident("concelier"), "\"concelier\"");
-        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
     }
 
     #[test]

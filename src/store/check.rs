@@ -9,7 +9,7 @@
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use super::stream::{VerifyingReader, digest_of};
+use super::stream::{DigestReader, digest_of};
 use super::{PutRequest, Store, StoreError, WriteMode};
 use crate::kit::path::KitPath;
 
@@ -147,8 +147,7 @@ pub fn check(store: &dyn Store) -> CheckReport {
     };
     let expected_sha = digest_of(&data[..]).map(|d| d.sha256).unwrap_or_default();
     let put = |mode| {
-        let mut body =
-            VerifyingReader::new(&data[..], key.as_str(), PROBE_SIZE as u64, &expected_sha);
+        let mut body = DigestReader::new(&data[..], key.as_str(), PROBE_SIZE as u64, &expected_sha);
         let req = PutRequest {
             key: &key,
             size: PROBE_SIZE as u64,

@@ -1,6 +1,7 @@
 //! Seeds from a local folder (`offkit store put-dir`): every regular file under the folder becomes
 //! a [`SeedObject`] whose key is its relative path (optionally under a key prefix), with its size
-//! and SHA-256 computed here, in parallel, by streaming the file.
+//! and SHA-256 computed here, in parallel, by streaming the file. The matching source is
+//! [`super::seed::FolderSource::with_prefix`] over the same folder and prefix.
 //!
 //! The same safety rules as for kits apply: keys must be valid [`KitPath`]s, and symbolic links,
 //! devices and other special files are refused rather than followed or skipped silently.
@@ -12,6 +13,7 @@ use rayon::prelude::*;
 use super::seed::SeedObject;
 use super::stream::digest_of;
 use crate::exit::{Exit, ExitCoded};
+use crate::kit::manifest::media_type_for;
 use crate::kit::path::KitPath;
 
 /// Why a folder could not be turned into seeds.
@@ -48,29 +50,6 @@ impl ExitCoded for DirError {
             DirError::Io { .. } => Exit::Io,
             _ => Exit::Usage,
         }
-    }
-}
-
-/// The media type offkit records for a file name (by extension; `application/octet-stream`
-/// when unknown).
-pub fn media_type_for(name: &str) -> &'static str {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-    match ext.as_deref() {
-        Some("json") => "application/json",
-        Some("jsonl" | "ndjson") => "application/x-ndjson",
-        Some("txt" | "md") => "text/plain",
-        Some("csv") => "text/csv",
-        Some("xml") => "application/xml",
-        Some("html" | "htm") => "text/html",
-        Some("yaml" | "yml") => "application/yaml",
-        Some("gz") => "application/gzip",
-        Some("zst") => "application/zstd",
-        Some("tar") => "application/x-tar",
-        Some("zip") => "application/zip",
-        Some("pdf") => "application/pdf",
-        Some("png") => "image/png",
-        Some("svg") => "image/svg+xml",
-        _ => "application/octet-stream",
     }
 }
 
@@ -126,7 +105,6 @@ pub fn seeds_from_dir(
                 Ok(SeedObject {
                     media_type: media_type_for(key.file_name()).to_owned(),
                     key,
-                    path,
                     sha256: d.sha256,
                     size: d.size,
                 })

@@ -85,6 +85,15 @@ pub enum StoreError {
         /// The digest of what was read.
         actual_sha256: String,
     },
+    /// The bytes for a put could not be read at all (the seed's source file is gone, or was
+    /// replaced by a link); nothing was stored.
+    #[error("source for {key:?} cannot be read: {}; nothing was stored", describe(.cause))]
+    SourceUnavailable {
+        /// The object key.
+        key: String,
+        /// Why.
+        cause: std::io::Error,
+    },
     /// What the store holds is inconsistent (e.g. a PostgreSQL object row whose chunks do not add
     /// up to its size).
     #[error("object {key:?} in {store} is corrupt: {reason}")]
@@ -132,6 +141,26 @@ pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl StoreError {
+    /// The error for a put body that broke its promise.
+    pub fn source_mismatch(key: &str, m: &crate::kit::digest::Mismatch) -> StoreError {
+        StoreError::SourceMismatch {
+            key: key.to_owned(),
+            expected_size: m.expected_size,
+            expected_sha256: m.expected_sha256.clone(),
+            actual_size: m.actual_size,
+            actual_sha256: m.actual_sha256.clone(),
+        }
+    }
+
+    /// True when the bytes offered for a put were not the promised ones or could not be read:
+    /// the source changed, not the store.
+    pub fn is_source_problem(&self) -> bool {
+        matches!(
+            self,
+            StoreError::SourceMismatch { .. } | StoreError::SourceUnavailable { .. }
+        )
+    }
+
     /// The key this error is about, if any.
     pub fn key(&self) -> Option<&str> {
         match self {
@@ -141,7 +170,8 @@ impl StoreError {
             | StoreError::AlreadyExists { key, .. }
             | StoreError::UnsafeKey { key, .. }
             | StoreError::Corrupt { key, .. }
-            | StoreError::SourceMismatch { key, .. } => Some(key).filter(|k| !k.is_empty()),
+            | StoreError::SourceMismatch { key, .. }
+            | StoreError::SourceUnavailable { key, .. } => Some(key).filter(|k| !k.is_empty()),
             StoreError::Url(_) | StoreError::Runtime { .. } | StoreError::Misconfigured { .. } => {
                 None
             }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::stream::{VerifyingReader, digest_of};
+use crate::store::stream::{DigestReader, digest_of};
 
 fn store(dir: &Path) -> FileStore {
     let url = StoreUrl::parse(&format!("file://{}", dir.display())).unwrap();
@@ -12,7 +12,7 @@ fn store(dir: &Path) -> FileStore {
 fn put(s: &FileStore, key: &str, bytes: &[u8], mode: WriteMode) -> Result<(), StoreError> {
     let key = KitPath::new(key).unwrap();
     let sha = digest_of(bytes).unwrap().sha256;
-    let mut body = VerifyingReader::new(bytes, key.as_str(), bytes.len() as u64, &sha);
+    let mut body = DigestReader::new(bytes, key.as_str(), bytes.len() as u64, &sha);
     let req = PutRequest {
         key: &key,
         size: bytes.len() as u64,
@@ -61,7 +61,7 @@ fn a_mismatching_body_leaves_no_object_and_no_temp_file() {
     let s = store(tmp.path());
     let key = KitPath::new("x/y.bin").unwrap();
     let sha = digest_of(&b"promised"[..]).unwrap().sha256;
-    let mut body = VerifyingReader::new(&b"delivered"[..], "x/y.bin", 8, &sha);
+    let mut body = DigestReader::new(&b"delivered"[..], "x/y.bin", 8, &sha);
     let req = PutRequest {
         key: &key,
         size: 8,

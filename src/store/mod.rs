@@ -26,7 +26,8 @@ pub mod url;
 
 pub use error::StoreError;
 pub use seed::{
-    ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedPlan, SeedReport, SeedState, plan, seed,
+    ConflictPolicy, FolderSource, SeedError, SeedObject, SeedOptions, SeedPlan, SeedReport,
+    SeedSource, SeedState, plan, seed,
 };
 pub use stream::ObjectDigest;
 pub use url::{Secret, StoreUrl, UrlError};
@@ -82,7 +83,7 @@ pub struct PutRequest<'a> {
 /// becomes visible, and make it visible atomically — an error or a crash at any point leaves either
 /// no object (or the previous one, for [`WriteMode::Replace`]) or the complete new one; durable
 /// at the latest after [`Store::sync`]. The body
-/// is a [`stream::VerifyingReader`] whose final read fails if the bytes were not the promised
+/// is a [`stream::DigestReader`] whose final read fails if the bytes were not the promised
 /// ones, so honouring the contract means a mismatching source is never stored.
 pub trait Store: Send + Sync {
     /// The URL this store was opened from (display it with [`StoreUrl::redacted`]).
@@ -122,14 +123,21 @@ pub trait Store: Send + Sync {
     /// How the seeding planner should look keys up.
     fn lookup(&self) -> Lookup;
 
-    /// Whether the store's own checksum proves that the object at `key` holds exactly the bytes of
-    /// the local file `source` (`size` bytes), so that reading it back can be spared. `listed` is
-    /// the object as a listing showed it, if at hand. `false` — the default, and the answer of
-    /// every driver unless configured otherwise (S3 `confirm=etag-md5`) — means "read it back".
+    /// Whether this store can confirm objects by its own checksum
+    /// ([`Store::checksum_confirms`]); `false` for every driver unless configured otherwise (S3
+    /// `confirm=etag-md5`).
+    fn confirms_by_checksum(&self) -> bool {
+        false
+    }
+
+    /// Whether the store's own checksum proves that the object at `key` holds exactly the bytes
+    /// `source` delivers (`size` bytes, through a digest-checking reader), so that reading it back
+    /// can be spared. `listed` is the object as a listing showed it, if at hand. `false` means
+    /// "read it back". Called only when [`Store::confirms_by_checksum`] is true.
     fn checksum_confirms(
         &self,
         _key: &KitPath,
-        _source: &std::path::Path,
+        _source: &mut dyn Read,
         _size: u64,
         _listed: Option<&ObjectInfo>,
     ) -> Result<bool, StoreError> {

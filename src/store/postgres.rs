@@ -30,7 +30,7 @@ const FETCH_CHUNKS: i32 = 4;
 const FETCH_LIST: i32 = 1000;
 
 // SQL identifiers are quoted by the one helper the runner uses too.
-use crate::migrate::sqltext::quote_ident as ident;
+use crate::sql::quote_ident as ident;
 
 /// Objects in a PostgreSQL table.
 pub struct PgStore {

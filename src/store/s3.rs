@@ -430,10 +430,14 @@ impl Store for S3Store {
         Ok(())
     }
 
+    fn confirms_by_checksum(&self) -> bool {
+        self.confirm == Confirm::EtagMd5
+    }
+
     fn checksum_confirms(
         &self,
         key: &KitPath,
-        source: &std::path::Path,
+        source: &mut dyn std::io::Read,
         size: u64,
         listed: Option<&ObjectInfo>,
     ) -> Result<bool, StoreError> {
@@ -465,13 +469,7 @@ impl Store for S3Store {
         if stored_size != size {
             return Ok(false);
         }
-        let file = std::fs::File::open(source).map_err(|e| StoreError::Io {
-            op: "open seed source",
-            store: self.shown.clone(),
-            key: key.to_string(),
-            cause: e,
-        })?;
-        let local = etag::md5_etags(file, PART_SIZE).map_err(|e| StoreError::Io {
+        let local = etag::md5_etags(source, PART_SIZE).map_err(|e| StoreError::Io {
             op: "read seed source",
             store: self.shown.clone(),
             key: key.to_string(),

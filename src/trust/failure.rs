@@ -80,6 +80,14 @@ pub enum FailureKind {
     IoError,
     /// Writing extracted data failed.
     WriteError,
+    /// A file of a verified kit changed (or was replaced) in its folder after verification.
+    ChangedAfterVerification,
+    /// A file of a verified kit was removed from its folder after verification.
+    RemovedAfterVerification,
+    /// A file that is not part of the kit appeared in the kit's folder after verification.
+    AddedAfterVerification,
+    /// offkit itself went wrong (a bug): please report it.
+    Internal,
 }
 
 impl FailureKind {

@@ -74,11 +74,58 @@ impl ExitCoded for KeyError {
     }
 }
 
+/// A keyid: the lowercase hex SHA-256 of a public key's SubjectPublicKeyInfo DER encoding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(String);
+
+/// Text that is not a keyid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a keyid (64 hex digits, optionally prefixed sha256:)")]
+pub struct KeyIdError(pub String);
+
+impl KeyId {
+    /// Parses a keyid as a person writes it in a policy: 64 hex digits in either case, optionally
+    /// prefixed `sha256:`, normalised to lowercase. Anything else (spaces included) is refused, so
+    /// that a revocation cannot silently miss the key it names.
+    pub fn parse(s: &str) -> Result<KeyId, KeyIdError> {
+        let hex = s.strip_prefix("sha256:").unwrap_or(s);
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(KeyId(hex.to_ascii_lowercase()))
+        } else {
+            Err(KeyIdError(s.chars().take(80).collect()))
+        }
+    }
+
+    /// The keyid exactly as offkit writes it (64 lowercase hex digits), or `None`: for hints and
+    /// file names, which are not normalised.
+    pub fn exact(s: &str) -> Option<KeyId> {
+        (s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| KeyId(s.to_owned()))
+    }
+
+    /// The hex text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 /// An Ed25519 public key with its keyid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
     key: VerifyingKey,
-    keyid: String,
+    keyid: KeyId,
 }
 
 impl PublicKey {
@@ -108,13 +155,13 @@ impl PublicKey {
             .map(|d| d.as_bytes().to_vec())
             .unwrap_or_default();
         PublicKey {
-            keyid: sha256_hex(&der),
+            keyid: KeyId(sha256_hex(&der)),
             key,
         }
     }
 
     /// The keyid (hex SHA-256 of the SPKI DER).
-    pub fn keyid(&self) -> &str {
+    pub fn keyid(&self) -> &KeyId {
         &self.keyid
     }
 
@@ -192,7 +239,7 @@ impl SecretKey {
     }
 
     /// The keyid.
-    pub fn keyid(&self) -> &str {
+    pub fn keyid(&self) -> &KeyId {
         self.public.keyid()
     }
 
@@ -262,9 +309,27 @@ mod tests {
         let sig = k.sign(b"hello");
         assert!(k.public().verify(b"hello", &sig));
         assert!(!k.public().verify(b"hellO", &sig));
-        assert_eq!(k.keyid().len(), 64);
+        assert_eq!(k.keyid().as_str().len(), 64);
         let again = PublicKey::from_pem(&k.public().to_pem(), "t").unwrap();
         assert_eq!(again.keyid(), k.keyid());
+    }
+
+    #[test]
+    fn keyids_are_validated_and_normalised() {
+        let hex = "ab".repeat(32);
+        let id = KeyId::parse(&hex).unwrap();
+        assert_eq!(KeyId::parse(&hex.to_uppercase()).unwrap(), id);
+        assert_eq!(KeyId::parse(&format!("sha256:{hex}")).unwrap(), id);
+        for bad in [
+            format!("{hex} "),
+            format!(" {hex}"),
+            hex[1..].to_owned(),
+            format!("sha1:{hex}"),
+        ] {
+            assert!(KeyId::parse(&bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(KeyId::exact(&hex), Some(id));
+        assert_eq!(KeyId::exact(&hex.to_uppercase()), None);
     }
 
     #[test]

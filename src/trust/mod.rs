@@ -1,17 +1,21 @@
-//! Trust: keys, SHA256SUMS, DSSE envelopes over in-toto statements, trust policies and the
-//! verifier that alone turns an unverified kit into a verified one.
+//! Trust: keys and keyids, trust policies, signing, and the verifier that alone turns a kit file
+//! into a [`VerifiedKit`], with what it retained of the payload ([`content`]). Built on the kit
+//! format ([`crate::kit`]); knows nothing of databases, stores or kit sources.
 
-pub mod dsse;
+pub mod content;
 pub mod extract;
 pub mod failure;
 pub mod keys;
 pub mod policy;
 pub mod sign;
-pub mod sums;
 pub mod verify;
 
-pub use extract::{ExtractError, ExtractedKit, TempExtractedKit, extract_kit, extract_to_temp};
+pub use content::{ContentError, Retain};
+pub use extract::{ExtractError, extract_kit};
 pub use failure::{Failure, FailureKind};
-pub use keys::{KeyError, PublicKey, SecretKey};
+pub use keys::{KeyError, KeyId, PublicKey, SecretKey};
 pub use policy::TrustPolicy;
-pub use verify::{ExpiryPolicy, VerifiedKit, VerifyFailure, VerifyOptions, verify_kit};
+pub use verify::{
+    AuthenticatedKit, ExpiryPolicy, Signer, VerifiedKit, VerifyFailure, VerifyOptions,
+    authenticate, verify_kit,
+};

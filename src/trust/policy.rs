@@ -17,37 +17,90 @@
 //! ```
 
 use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use time::OffsetDateTime;
 
 use crate::exit::{Exit, ExitCoded};
-use crate::kit::config::parse_time;
-use crate::trust::keys::{KeyError, PublicKey};
+use crate::kit::names::parse_time;
+use crate::trust::keys::{KeyError, KeyId, PublicKey};
 
 /// The role a key needs to sign kits.
 pub const KIT_ROLE: &str = "kit";
 
-/// A key the site trusts.
+/// A key the site trusts: its name, the key, when it may sign, and its roles. Built only through
+/// [`TrustedKey::new`] and [`TrustedKey::valid_between`], which keep the window ordered.
 #[derive(Debug, Clone)]
 pub struct TrustedKey {
-    /// Human name (file stem or policy `name`).
-    pub name: String,
-    /// The key.
-    pub key: PublicKey,
-    /// Not valid before.
-    pub not_before: Option<OffsetDateTime>,
-    /// Not valid after.
-    pub not_after: Option<OffsetDateTime>,
-    /// Roles (only `kit` matters to verification).
-    pub roles: Vec<String>,
+    name: String,
+    key: PublicKey,
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
+    roles: BTreeSet<String>,
 }
 
 impl TrustedKey {
+    /// A key trusted to sign kits at any time.
+    pub fn new(name: impl Into<String>, key: PublicKey) -> TrustedKey {
+        TrustedKey {
+            name: name.into(),
+            key,
+            not_before: None,
+            not_after: None,
+            roles: BTreeSet::from([KIT_ROLE.to_owned()]),
+        }
+    }
+
+    /// Limits when the key may sign; `not_before` must come before `not_after`.
+    pub fn valid_between(
+        mut self,
+        not_before: Option<OffsetDateTime>,
+        not_after: Option<OffsetDateTime>,
+    ) -> Result<TrustedKey, PolicyError> {
+        if let (Some(nb), Some(na)) = (not_before, not_after)
+            && nb >= na
+        {
+            return Err(PolicyError::Invalid(format!(
+                "key {}: not_before {nb} is not before not_after {na}",
+                self.name
+            )));
+        }
+        self.not_before = not_before;
+        self.not_after = not_after;
+        Ok(self)
+    }
+
+    /// Replaces the key's roles.
+    pub fn with_roles(mut self, roles: impl IntoIterator<Item = String>) -> TrustedKey {
+        self.roles = roles.into_iter().collect();
+        self
+    }
+
+    /// Its name in the policy.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// Its keyid.
+    pub fn keyid(&self) -> &KeyId {
+        self.key.keyid()
+    }
+
+    /// Whether it has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.contains(role)
+    }
+
     /// Why this key cannot sign a kit at `now`, if it cannot.
     pub fn unusable_at(&self, now: OffsetDateTime) -> Option<String> {
-        if !self.roles.iter().any(|r| r == KIT_ROLE) {
+        if !self.has_role(KIT_ROLE) {
             return Some(format!("key {} lacks the \"kit\" role", self.name));
         }
         if let Some(nb) = self.not_before
@@ -64,15 +117,14 @@ impl TrustedKey {
     }
 }
 
-/// The accepted keys, the threshold and the revoked keyids.
+/// The accepted keys, the threshold and the revoked keyids. Only [`TrustPolicy::new`] (and the
+/// loaders built on it) make one, so every policy has a threshold of at least one that its
+/// usable keys can meet, distinct keys, and normalised revoked keyids.
 #[derive(Debug, Clone)]
 pub struct TrustPolicy {
-    /// Trusted keys.
-    pub keys: Vec<TrustedKey>,
-    /// Distinct trusted keys that must sign.
-    pub threshold: usize,
-    /// Revoked keyids.
-    pub revoked: BTreeSet<String>,
+    keys: Vec<TrustedKey>,
+    threshold: NonZeroUsize,
+    revoked: BTreeSet<KeyId>,
 }
 
 /// Why a trust policy could not be used.
@@ -90,6 +142,9 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
+    /// A key entry or value breaks a rule (window order, malformed keyid).
+    #[error("{0}")]
+    Invalid(String),
     /// No `--trust` was given.
     #[error("no trusted key: pass --trust KEY.pub or --trust POLICY.toml")]
     Empty,
@@ -153,31 +208,57 @@ struct PolicyKey {
 }
 
 impl TrustPolicy {
-    /// A policy trusting exactly these keys, threshold 1.
-    pub fn from_keys(keys: Vec<(String, PublicKey)>) -> TrustPolicy {
-        TrustPolicy {
-            keys: keys
-                .into_iter()
-                .map(|(name, key)| TrustedKey {
-                    name,
-                    key,
-                    not_before: None,
-                    not_after: None,
-                    roles: vec![KIT_ROLE.to_owned()],
-                })
-                .collect(),
-            threshold: 1,
-            revoked: BTreeSet::new(),
+    /// A policy: `keys` (a key listed twice counts once), at least `threshold` distinct keys must
+    /// sign, and signatures by `revoked` keys refuse a kit. Refused when the keys that are not
+    /// revoked and may sign kits cannot meet the threshold.
+    pub fn new(
+        keys: Vec<TrustedKey>,
+        threshold: NonZeroUsize,
+        revoked: BTreeSet<KeyId>,
+    ) -> Result<TrustPolicy, PolicyError> {
+        let mut ids = BTreeSet::new();
+        let keys: Vec<TrustedKey> = keys
+            .into_iter()
+            .filter(|k| ids.insert(k.keyid().clone()))
+            .collect();
+        let usable = keys
+            .iter()
+            .filter(|k| !revoked.contains(k.keyid()) && k.has_role(KIT_ROLE))
+            .count();
+        if threshold.get() > usable {
+            return Err(PolicyError::Threshold {
+                threshold: threshold.get(),
+                keys: usable,
+            });
         }
+        Ok(TrustPolicy {
+            keys,
+            threshold,
+            revoked,
+        })
     }
 
-    /// Loads `--trust` arguments: PEM public keys and/or TOML policies, merged; then applies a
-    /// `--threshold` (which may only raise the policy's).
+    /// A policy trusting exactly these keys, threshold 1.
+    pub fn from_keys(keys: Vec<(String, PublicKey)>) -> Result<TrustPolicy, PolicyError> {
+        Self::new(
+            keys.into_iter()
+                .map(|(name, key)| TrustedKey::new(name, key))
+                .collect(),
+            NonZeroUsize::MIN,
+            BTreeSet::new(),
+        )
+    }
+
+    /// Loads `--trust` arguments: PEM public keys and/or TOML policies, merged (the highest
+    /// threshold, every key, every revocation); then applies a `--threshold`, which may only
+    /// raise the policy's.
     pub fn load(paths: &[PathBuf], threshold: Option<usize>) -> Result<TrustPolicy, PolicyError> {
         if paths.is_empty() {
             return Err(PolicyError::Empty);
         }
-        let mut merged = TrustPolicy::from_keys(Vec::new());
+        let mut keys = Vec::new();
+        let mut revoked = BTreeSet::new();
+        let mut merged_threshold = 1usize;
         for path in paths {
             let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
                 path: path.display().to_string(),
@@ -189,98 +270,124 @@ impl TrustPolicy {
                     .file_stem()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                merged
-                    .keys
-                    .extend(TrustPolicy::from_keys(vec![(name, key)]).keys);
+                keys.push(TrustedKey::new(name, key));
             } else {
-                let p = Self::parse_file(&text, path)?;
-                merged.threshold = merged.threshold.max(p.threshold);
-                merged.revoked.extend(p.revoked);
-                merged.keys.extend(p.keys);
+                let p = parse_file(&text, path)?;
+                merged_threshold = merged_threshold.max(p.threshold);
+                revoked.extend(p.revoked);
+                keys.extend(p.keys);
             }
         }
         if let Some(t) = threshold {
-            if t < merged.threshold {
+            if t < merged_threshold {
                 return Err(PolicyError::Weakened {
                     given: t,
-                    policy: merged.threshold,
+                    policy: merged_threshold,
                 });
             }
-            merged.threshold = t;
+            merged_threshold = t;
         }
-        let mut ids = BTreeSet::new();
-        merged.keys.retain(|k| ids.insert(k.key.keyid().to_owned()));
-        let usable = merged
-            .keys
-            .iter()
-            .filter(|k| !merged.revoked.contains(k.key.keyid()))
-            .count();
-        if merged.threshold == 0 || merged.threshold > usable {
-            return Err(PolicyError::Threshold {
-                threshold: merged.threshold,
-                keys: usable,
-            });
-        }
-        Ok(merged)
+        let threshold = NonZeroUsize::new(merged_threshold).ok_or(PolicyError::Threshold {
+            threshold: 0,
+            keys: keys.len(),
+        })?;
+        Self::new(keys, threshold, revoked)
     }
 
-    fn parse_file(text: &str, path: &Path) -> Result<TrustPolicy, PolicyError> {
-        let shown = path.display().to_string();
-        let bad = |message: String| PolicyError::Malformed {
-            path: shown.clone(),
-            message,
+    /// The trusted keys.
+    pub fn keys(&self) -> &[TrustedKey] {
+        &self.keys
+    }
+
+    /// Distinct trusted keys that must sign.
+    pub fn threshold(&self) -> NonZeroUsize {
+        self.threshold
+    }
+
+    /// Whether signatures by this key refuse a kit.
+    pub fn is_revoked(&self, keyid: &KeyId) -> bool {
+        self.revoked.contains(keyid)
+    }
+
+    /// The trusted key with this keyid.
+    pub fn key(&self, keyid: &KeyId) -> Option<&TrustedKey> {
+        self.keys.iter().find(|k| k.keyid() == keyid)
+    }
+}
+
+/// What one policy file says, before merging.
+struct FilePolicy {
+    keys: Vec<TrustedKey>,
+    threshold: usize,
+    revoked: Vec<KeyId>,
+}
+
+fn parse_file(text: &str, path: &Path) -> Result<FilePolicy, PolicyError> {
+    let shown = path.display().to_string();
+    let bad = |message: String| PolicyError::Malformed {
+        path: shown.clone(),
+        message,
+    };
+    let file: PolicyFile =
+        toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_owned()))?;
+    if file.threshold == Some(0) {
+        return Err(bad(
+            "threshold = 0 would accept unsigned kits; use 1 or more".into(),
+        ));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut keys = Vec::new();
+    for k in file.keys {
+        let key = match (&k.public_key, &k.pem) {
+            (Some(p), None) => PublicKey::load(&base.join(p))?,
+            (None, Some(pem)) => PublicKey::from_pem(pem, &format!("{shown}: key {}", k.name))?,
+            _ => {
+                return Err(bad(format!(
+                    "key {}: give exactly one of public_key or pem",
+                    k.name
+                )));
+            }
         };
-        let file: PolicyFile =
-            toml::from_str(text).map_err(|e| bad(e.to_string().trim_end().to_owned()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let mut keys = Vec::new();
-        for k in file.keys {
-            let key = match (&k.public_key, &k.pem) {
-                (Some(p), None) => PublicKey::load(&base.join(p))?,
-                (None, Some(pem)) => PublicKey::from_pem(pem, &format!("{shown}: key {}", k.name))?,
-                _ => {
-                    return Err(bad(format!(
-                        "key {}: give exactly one of public_key or pem",
-                        k.name
-                    )));
-                }
-            };
-            if let Some(pin) = &k.keyid
-                && pin != key.keyid()
-            {
+        if let Some(pin) = &k.keyid {
+            let pin = KeyId::parse(pin).map_err(|e| bad(format!("key {}: {e}", k.name)))?;
+            if &pin != key.keyid() {
                 return Err(bad(format!(
                     "key {}: keyid {pin} does not match the key ({})",
                     k.name,
                     key.keyid()
                 )));
             }
-            let time =
-                |v: &Option<String>, field: &str| -> Result<Option<OffsetDateTime>, PolicyError> {
-                    v.as_deref()
-                        .map(|s| {
-                            parse_time(s).ok_or_else(|| {
-                                bad(format!("key {}: {field} {s:?} is not RFC 3339", k.name))
-                            })
-                        })
-                        .transpose()
-                };
-            keys.push(TrustedKey {
-                not_before: time(&k.not_before, "not_before")?,
-                not_after: time(&k.not_after, "not_after")?,
-                roles: k.roles.clone().unwrap_or_else(|| vec![KIT_ROLE.to_owned()]),
-                name: k.name,
-                key,
-            });
         }
-        Ok(TrustPolicy {
-            keys,
-            threshold: file.threshold.unwrap_or(1),
-            revoked: file.revoked.into_iter().collect(),
-        })
+        let time =
+            |v: &Option<String>, field: &str| -> Result<Option<OffsetDateTime>, PolicyError> {
+                v.as_deref()
+                    .map(|s| {
+                        parse_time(s).ok_or_else(|| {
+                            bad(format!("key {}: {field} {s:?} is not RFC 3339", k.name))
+                        })
+                    })
+                    .transpose()
+            };
+        let (nb, na) = (
+            time(&k.not_before, "not_before")?,
+            time(&k.not_after, "not_after")?,
+        );
+        let mut trusted = TrustedKey::new(k.name.clone(), key)
+            .valid_between(nb, na)
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some(roles) = k.roles {
+            trusted = trusted.with_roles(roles);
+        }
+        keys.push(trusted);
     }
-
-    /// The trusted key with this keyid.
-    pub fn key(&self, keyid: &str) -> Option<&TrustedKey> {
-        self.keys.iter().find(|k| k.key.keyid() == keyid)
-    }
+    let revoked = file
+        .revoked
+        .iter()
+        .map(|r| KeyId::parse(r).map_err(|e| bad(format!("revoked: {e}"))))
+        .collect::<Result<_, _>>()?;
+    Ok(FilePolicy {
+        keys,
+        threshold: file.threshold.unwrap_or(1),
+        revoked,
+    })
 }

@@ -1,201 +1,33 @@
-//! `offkit sign`: a co-signer adds a signature to a built kit.
-//!
-//! The kit is verified first against the co-signer's trust policy (one signs only what one has
-//! checked). Then only the header frame is rewritten: the DSSE envelope gains a signature over the
-//! same PAE bytes, and `SHA256SUMS.<keyid>.sig` is added for stock tools. The payload frames are
-//! copied byte for byte, so signing costs one verification pass and a copy, never a recompression.
+//! Signing: DSSE signatures over an in-toto statement and detached signatures over SHA256SUMS.
+//! What gets signed and where it goes in a kit is [`crate::build`]'s; this is only the act.
 
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
-use crate::exit::{Exit, ExitCoded};
-use crate::kit::builder::{HEADER_LEVEL, frames};
-use crate::kit::layout::{self, DSSE, LAYOUT, MANIFEST, SUMS, SUMS_SIG};
-use crate::kit::tar::{header_bytes, padding};
-use crate::trust::dsse::{Envelope, EnvelopeSignature, pae};
+use crate::kit::dsse::{Envelope, EnvelopeSignature, pae};
+use crate::kit::layout::PAYLOAD_TYPE;
 use crate::trust::keys::SecretKey;
-use crate::trust::policy::TrustPolicy;
-use crate::trust::verify::{Discard, VerifyFailure, VerifyOptions, verify_kit};
 
-/// What `sign` did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SignOutput {
-    /// The signed kit.
-    pub path: PathBuf,
-    /// Its new SHA-256.
-    pub sha256: String,
-    /// The keyid that was added.
-    pub added: String,
-    /// All keyids in the envelope now, in order.
-    pub signatures: Vec<String>,
-}
-
-/// Why signing failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SignError {
-    /// The kit did not verify: it is not signed further.
-    #[error(transparent)]
-    Verify(#[from] VerifyFailure),
-    /// This key already signed the kit.
-    #[error("key {keyid} has already signed this kit")]
-    AlreadySigned {
-        /// The keyid.
-        keyid: String,
-    },
-    /// The header entries are not a zstd frame of their own.
-    #[error("the kit's header is not a separate zstd frame ({0}); rebuild it with offkit build")]
-    Layout(String),
-    /// Reading or writing failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        source: io::Error,
-    },
-}
-
-impl ExitCoded for SignError {
-    fn exit(&self) -> Exit {
-        match self {
-            SignError::Verify(v) => v.exit(),
-            SignError::AlreadySigned { .. } => Exit::Usage,
-            SignError::Layout(_) => Exit::Verification,
-            SignError::Io { .. } => Exit::Io,
-        }
+/// A DSSE envelope over `payload` (an in-toto statement) with one signature per key, in order
+/// (DSSE protocol, "Sign": each signature is over `PAE(payloadType, payload)`).
+pub fn sign_envelope(payload: &[u8], keys: &[SecretKey]) -> Envelope {
+    let message = pae(PAYLOAD_TYPE, payload);
+    Envelope {
+        payload: STANDARD.encode(payload),
+        payload_type: PAYLOAD_TYPE.to_owned(),
+        signatures: keys.iter().map(|k| signature(k, &message)).collect(),
     }
 }
 
-/// Verifies `kit` against `policy`, then writes it to `out` (which may be `kit` itself) with a
-/// signature by `key` added.
-pub fn add_signature(
-    kit: &Path,
-    key: &SecretKey,
-    policy: &TrustPolicy,
-    opts: &VerifyOptions,
-    out: &Path,
-) -> Result<SignOutput, SignError> {
-    let io_err = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| SignError::Io { path, source }
-    };
-    let verified = verify_kit(kit, policy, opts, &mut Discard)?;
-    let header = verified.header();
-    let mut envelope: Envelope = serde_json::from_slice(&header.dsse.bytes)
-        .map_err(|e| SignError::Layout(format!("envelope: {e}")))?;
-    if envelope.signatures.iter().any(|s| s.keyid == key.keyid()) {
-        return Err(SignError::AlreadySigned {
-            keyid: key.keyid().to_owned(),
-        });
-    }
-    let payload = envelope
-        .payload_bytes()
-        .ok_or_else(|| SignError::Layout("envelope payload is not Base64".into()))?;
-    let sig = key.sign(&pae(&envelope.payload_type, &payload));
-    envelope.signatures.push(EnvelopeSignature {
-        keyid: key.keyid().to_owned(),
-        sig: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sig),
-    });
-
-    let mut file = File::open(kit).map_err(io_err(kit))?;
-    let frame_len = first_frame_len(&mut file).map_err(io_err(kit))?;
-    file.seek(SeekFrom::Start(0)).map_err(io_err(kit))?;
-    let mut frame = vec![0u8; frame_len];
-    file.read_exact(&mut frame).map_err(io_err(kit))?;
-    let decoded = zstd::bulk::decompress(&frame, (header.header_bytes as usize).saturating_add(1))
-        .map_err(|e| SignError::Layout(e.to_string()))?;
-    if decoded.len() as u64 != header.header_bytes {
-        return Err(SignError::Layout(format!(
-            "the first frame holds {} bytes, the header {}",
-            decoded.len(),
-            header.header_bytes
-        )));
-    }
-
-    let manifest = verified.manifest();
-    let mtime = crate::kit::config::parse_time(&manifest.created)
-        .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
-        .unwrap_or(0);
-    let mut cosigners = header.cosigner_sigs.clone();
-    cosigners.push((
-        key.keyid().to_owned(),
-        key.sign(&header.sums.bytes).to_vec(),
-    ));
-    cosigners.sort();
-    let mut tar = Vec::new();
-    let mut append = |name: &str, bytes: &[u8]| {
-        tar.extend(header_bytes(name, bytes.len() as u64, mtime));
-        tar.extend_from_slice(bytes);
-        tar.resize(tar.len() + padding(bytes.len() as u64), 0);
-    };
-    append(LAYOUT, &header.layout.bytes);
-    append(MANIFEST, &header.manifest.bytes);
-    append(SUMS, &header.sums.bytes);
-    append(SUMS_SIG, &header.sums_sig);
-    for (keyid, sig) in &cosigners {
-        append(&layout::cosigner_sig_name(keyid), sig);
-    }
-    append(DSSE, &envelope.to_bytes());
-    let mut compressor = frames::new_compressor(HEADER_LEVEL).map_err(io_err(out))?;
-    let new_frame = frames::compress_frame(&mut compressor, &tar).map_err(io_err(out))?;
-
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".offkit-sign-")
-        .tempfile_in(dir)
-        .map_err(io_err(out))?;
-    tmp.write_all(&new_frame).map_err(io_err(out))?;
-    file.seek(SeekFrom::Start(frame_len as u64))
-        .map_err(io_err(kit))?;
-    io::copy(&mut file, tmp.as_file_mut()).map_err(io_err(out))?;
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(io_err(out))?;
-    tmp.persist(out).map_err(|e| io_err(out)(e.error))?;
-    crate::util::sync_dir(dir).map_err(io_err(dir))?;
-    Ok(SignOutput {
-        path: out.to_path_buf(),
-        sha256: crate::util::sha256_file(out).map_err(io_err(out))?,
-        added: key.keyid().to_owned(),
-        signatures: envelope
-            .signatures
-            .iter()
-            .map(|s| s.keyid.clone())
-            .collect(),
-    })
+/// One more signature over an existing envelope's payload (what a co-signer adds).
+pub fn add_to_envelope(envelope: &mut Envelope, payload: &[u8], key: &SecretKey) {
+    let message = pae(&envelope.payload_type, payload);
+    envelope.signatures.push(signature(key, &message));
 }
 
-/// Size of the first zstd frame, reading as much of the file as it needs.
-fn first_frame_len(file: &mut File) -> io::Result<usize> {
-    let total = file.metadata()?.len();
-    let mut buf = Vec::new();
-    let mut want: u64 = 1 << 20;
-    loop {
-        let target = want.min(total) as usize;
-        if buf.len() < target {
-            let start = buf.len();
-            buf.resize(target, 0);
-            file.read_exact(&mut buf[start..])?;
-        }
-        match zstd::zstd_safe::find_frame_compressed_size(&buf) {
-            Ok(n) => return Ok(n),
-            Err(_) if (buf.len() as u64) < total => want = want.saturating_mul(4),
-            Err(code) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "no complete zstd frame at the start ({})",
-                        zstd::zstd_safe::get_error_name(code)
-                    ),
-                ));
-            }
-        }
+fn signature(key: &SecretKey, message: &[u8]) -> EnvelopeSignature {
+    EnvelopeSignature {
+        keyid: key.keyid().to_string(),
+        sig: STANDARD.encode(key.sign(message)),
     }
 }

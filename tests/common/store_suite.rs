@@ -10,7 +10,32 @@ use std::path::{Path, PathBuf};
 use offkit::kit::path::KitPath;
 use offkit::store::seed::{Action, Outcome, SeedMode};
 use offkit::store::stream::digest_of;
-use offkit::store::{ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedState, Store};
+use offkit::store::{
+    ConflictPolicy, FolderSource, SeedError, SeedObject, SeedOptions, SeedPlan, SeedReport,
+    SeedState, Store,
+};
+
+/// Seeds `seeds`, whose files are under `src` at their keys.
+pub fn seed_from(
+    store: &dyn Store,
+    src: &Path,
+    seeds: &[SeedObject],
+    opts: &SeedOptions,
+) -> Result<SeedReport, SeedError> {
+    let source = FolderSource::new(src.to_path_buf());
+    offkit::store::seed(store, seeds, Some(&source), opts)
+}
+
+/// Plans `seeds`, whose files are under `src` at their keys.
+pub fn plan_from(
+    store: &dyn Store,
+    src: &Path,
+    seeds: &[SeedObject],
+    opts: &SeedOptions,
+) -> Result<SeedPlan, SeedError> {
+    let source = FolderSource::new(src.to_path_buf());
+    offkit::store::plan(store, seeds, Some(&source), opts)
+}
 
 /// Writes `bytes` to `dir/key` and describes it as a seed.
 pub fn seed_file(dir: &Path, key: &str, bytes: &[u8]) -> SeedObject {
@@ -20,7 +45,6 @@ pub fn seed_file(dir: &Path, key: &str, bytes: &[u8]) -> SeedObject {
     let d = digest_of(bytes).unwrap();
     SeedObject {
         key: KitPath::new(key).unwrap(),
-        path,
         sha256: d.sha256,
         size: d.size,
         media_type: "application/json".into(),
@@ -53,7 +77,6 @@ pub fn large_seed_file(dir: &Path, key: &str, size: u64, seed: u64) -> SeedObjec
     let d = digest_of(std::fs::File::open(&path).unwrap()).unwrap();
     SeedObject {
         key: KitPath::new(key).unwrap(),
-        path,
         sha256: d.sha256,
         size: d.size,
         media_type: "application/octet-stream".into(),
@@ -103,7 +126,7 @@ pub fn put_get_skip(store: &dyn Store, src: &Path) {
         seed_file(src, "odd keys/sp ace+plus%pct ü.json", b"odd"),
         seed_file(src, ".hidden/x", b"hidden"),
     ];
-    let r = offkit::store::seed(store, &seeds, &opts()).unwrap();
+    let r = seed_from(store, src, &seeds, &opts()).unwrap();
     assert_eq!(r.totals.put, 5, "{r:#?}");
     assert_eq!(r.totals.bytes_written, 7 + 7 + 3 + 6);
     assert!(r.objects.iter().all(|o| o.outcome == Some(Outcome::Put)));
@@ -126,7 +149,7 @@ pub fn put_get_skip(store: &dyn Store, src: &Path) {
             "odd keys/sp ace+plus%pct ü.json"
         ]
     );
-    let again = offkit::store::seed(store, &seeds, &opts()).unwrap();
+    let again = seed_from(store, src, &seeds, &opts()).unwrap();
     assert_eq!(again.totals.skipped, 5, "{again:#?}");
     assert_eq!(again.totals.bytes_written, 0);
     assert_eq!(fingerprint(store), fp);
@@ -135,13 +158,13 @@ pub fn put_get_skip(store: &dyn Store, src: &Path) {
 /// A different object at a seed key stops seeding before any put; nothing is overwritten.
 pub fn conflict_stops(store: &dyn Store, src: &Path) {
     let first = vec![seed_file(src, "c/one.json", b"original")];
-    offkit::store::seed(store, &first, &opts()).unwrap();
+    seed_from(store, src, &first, &opts()).unwrap();
     let other = tempfile::tempdir().unwrap();
     let seeds = vec![
         seed_file(other.path(), "c/new.json", b"new"),
         seed_file(other.path(), "c/one.json", b"changed"),
     ];
-    let err = offkit::store::seed(store, &seeds, &opts()).unwrap_err();
+    let err = seed_from(store, src, &seeds, &opts()).unwrap_err();
     let SeedError::Conflicts { first, report, .. } = &err else {
         panic!("expected a conflict, got {err}")
     };
@@ -152,7 +175,7 @@ pub fn conflict_stops(store: &dyn Store, src: &Path) {
     assert_eq!(get(store, "c/one.json").unwrap(), b"original");
     assert_eq!(get(store, "c/new.json"), None, "stopped before any put");
     // The plan (status) says the same without changing anything.
-    let plan = offkit::store::plan(store, &seeds, &opts()).unwrap();
+    let plan = plan_from(store, src, &seeds, &opts()).unwrap();
     assert_eq!(plan.entries[0].state, SeedState::Absent);
     assert!(matches!(plan.entries[1].state, SeedState::Different { .. }));
     assert_eq!(plan.entries[1].action, Action::Conflict);
@@ -161,7 +184,7 @@ pub fn conflict_stops(store: &dyn Store, src: &Path) {
         conflicts: ConflictPolicy::Replace,
         ..opts()
     };
-    let r = offkit::store::seed(store, &seeds, &replace).unwrap();
+    let r = seed_from(store, src, &seeds, &replace).unwrap();
     assert_eq!((r.totals.put, r.totals.replaced), (1, 1), "{r:#?}");
     assert_eq!(r.objects[1].outcome, Some(Outcome::Replaced));
     assert_eq!(
@@ -169,14 +192,14 @@ pub fn conflict_stops(store: &dyn Store, src: &Path) {
         digest_of(&b"original"[..]).unwrap().sha256
     );
     assert_eq!(get(store, "c/one.json").unwrap(), b"changed");
-    let again = offkit::store::seed(store, &seeds, &opts()).unwrap();
+    let again = seed_from(store, src, &seeds, &opts()).unwrap();
     assert_eq!(again.totals.skipped, 2);
 }
 
 /// A dry run plans puts, skips and conflicts and changes nothing.
 pub fn dry_run_changes_nothing(store: &dyn Store, src: &Path) {
     let done = vec![seed_file(src, "d/kept.json", b"kept")];
-    offkit::store::seed(store, &done, &opts()).unwrap();
+    seed_from(store, src, &done, &opts()).unwrap();
     let before = fingerprint(store);
     let other = tempfile::tempdir().unwrap();
     let seeds = vec![
@@ -187,7 +210,7 @@ pub fn dry_run_changes_nothing(store: &dyn Store, src: &Path) {
         mode: SeedMode::DryRun,
         ..opts()
     };
-    let r = offkit::store::seed(store, &seeds, &dry).unwrap();
+    let r = seed_from(store, src, &seeds, &dry).unwrap();
     assert_eq!(r.mode, SeedMode::DryRun);
     assert_eq!((r.totals.put, r.totals.skipped), (1, 1));
     assert!(r.objects.iter().all(|o| o.outcome.is_none()));
@@ -197,18 +220,18 @@ pub fn dry_run_changes_nothing(store: &dyn Store, src: &Path) {
 /// A source file that is not what the seed promises is never stored.
 pub fn source_mismatch_stores_nothing(store: &dyn Store, src: &Path) {
     let mut s = seed_file(src, "m/file.json", b"promised bytes");
-    std::fs::write(&s.path, b"tampered bytes").unwrap();
-    let err = offkit::store::seed(store, std::slice::from_ref(&s), &opts()).unwrap_err();
-    assert!(matches!(err, SeedError::Failed { .. }), "{err}");
+    std::fs::write(s.key.under(src), b"tampered bytes").unwrap();
+    let err = seed_from(store, src, std::slice::from_ref(&s), &opts()).unwrap_err();
+    assert!(matches!(err, SeedError::SourceChanged { .. }), "{err}");
     assert!(err.to_string().contains("m/file.json"), "{err}");
     assert_eq!(get(store, "m/file.json"), None);
     // Longer than promised, too.
-    std::fs::write(&s.path, b"promised bytes and more").unwrap();
-    assert!(offkit::store::seed(store, std::slice::from_ref(&s), &opts()).is_err());
+    std::fs::write(s.key.under(src), b"promised bytes and more").unwrap();
+    assert!(seed_from(store, src, std::slice::from_ref(&s), &opts()).is_err());
     assert_eq!(get(store, "m/file.json"), None);
     s.sha256 = "not hex".into();
     assert!(matches!(
-        offkit::store::seed(store, &[s], &opts()),
+        seed_from(store, src, &[s], &opts()),
         Err(SeedError::InvalidSeed { .. })
     ));
 }
@@ -216,11 +239,11 @@ pub fn source_mismatch_stores_nothing(store: &dyn Store, src: &Path) {
 /// A large object goes in streamed (multipart on S3, chunked in PostgreSQL) and reads back intact.
 pub fn large_object(store: &dyn Store, src: &Path, size: u64) -> SeedObject {
     let s = large_seed_file(src, "big/blob.bin", size, 42);
-    let r = offkit::store::seed(store, std::slice::from_ref(&s), &opts()).unwrap();
+    let r = seed_from(store, src, std::slice::from_ref(&s), &opts()).unwrap();
     assert_eq!(r.totals.bytes_written, size);
     let d = store.digest(&s.key).unwrap().unwrap();
     assert_eq!((d.size, d.sha256.as_str()), (size, s.sha256.as_str()));
-    let again = offkit::store::seed(store, std::slice::from_ref(&s), &opts()).unwrap();
+    let again = seed_from(store, src, std::slice::from_ref(&s), &opts()).unwrap();
     assert_eq!(again.totals.skipped, 1);
     s
 }
@@ -264,7 +287,7 @@ pub fn key_safety(store: &dyn Store, src: &Path) {
         .iter()
         .map(|k| seed_file(src, k, k.as_bytes()))
         .collect();
-    offkit::store::seed(store, &seeds, &opts()).unwrap();
+    seed_from(store, src, &seeds, &opts()).unwrap();
     for k in tricky {
         assert_eq!(get(store, k).unwrap(), k.as_bytes(), "{k}");
     }

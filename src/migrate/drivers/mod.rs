@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::migrate::sqltext::quote_ident;
+use crate::sql::quote_ident;
 
 pub mod postgres;
 pub mod sqlite;

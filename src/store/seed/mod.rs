@@ -3,8 +3,10 @@
 //! [`plan`] compares each seed with the store — absent, present with the same bytes, or present
 //! with different bytes — by reading present objects back and hashing them. [`seed`] then puts the
 //! absent ones (create-only: an object that appeared meanwhile is never overwritten), in parallel,
-//! streaming each from its file through a [`super::stream::VerifyingReader`], and confirms every
-//! put by reading the object back and comparing its SHA-256. A different object at a seed's key is
+//! streaming each from its [`SeedSource`] through a [`crate::kit::digest::DigestReader`], and
+//! confirms every put by reading the object back and comparing its SHA-256. A source whose bytes
+//! are not the promised ones (changed or removed since they were hashed or verified) stops the
+//! seeding: no put starts after it is found ([`SeedError::SourceChanged`]). A different object at a seed's key is
 //! a conflict: seeding stops before any put and names the keys, unless
 //! [`ConflictPolicy::Replace`] (`--replace-conflicting`) says to replace it. A dry run plans and
 //! stops there. The outcome of every object, with bytes and durations, is a [`SeedReport`].
@@ -14,6 +16,9 @@
 //! to the driver (a crash there interrupts the put itself), `seed-committed:KEY` after the put was
 //! confirmed by read-back.
 
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::exit::{Exit, ExitCoded};
@@ -29,21 +34,72 @@ mod run;
 pub use plan::{PlanEntry, SeedPlan, SeedState, plan};
 pub use report::{Action, ObjectReport, Outcome, SeedMode, SeedReport, SeedTotals};
 
-/// One object to seed: a file on local disk (e.g. inside an extracted, verified kit) and what it
-/// must contain.
+/// One object to seed: its key and what it must contain. Its bytes come from a [`SeedSource`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeedObject {
     /// The object's key in the store.
     pub key: KitPath,
-    /// The local file holding its bytes.
-    pub path: PathBuf,
     /// Lowercase hex SHA-256 of the bytes.
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
     /// Media type (e.g. `application/json`).
     pub media_type: String,
+}
+
+/// Where seeding reads each seed's bytes. Seeding checks what it reads against the seed's size
+/// and SHA-256, so a source need not.
+pub trait SeedSource: Sync {
+    /// Opens the bytes of `seed`.
+    fn open(&self, seed: &SeedObject) -> io::Result<Box<dyn Read + Send + '_>>;
+}
+
+/// Seeds stored as files of a folder: the seed with key `K` is the file `root/K`, or, with a
+/// `prefix`, the seed `prefix/K` is `root/K` (`offkit store put-dir --prefix`).
+#[derive(Debug, Clone)]
+pub struct FolderSource {
+    root: PathBuf,
+    prefix: Option<KitPath>,
+}
+
+impl FolderSource {
+    /// Seeds at their keys under `root`.
+    pub fn new(root: PathBuf) -> FolderSource {
+        FolderSource { root, prefix: None }
+    }
+
+    /// Seeds whose keys are `prefix/` and their path under `root`.
+    pub fn with_prefix(root: PathBuf, prefix: Option<KitPath>) -> FolderSource {
+        FolderSource { root, prefix }
+    }
+
+    fn file(&self, key: &KitPath) -> io::Result<PathBuf> {
+        let rel = match &self.prefix {
+            None => key.clone(),
+            Some(p) => key
+                .as_str()
+                .strip_prefix(p.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+                .and_then(|r| KitPath::new(r).ok())
+                .ok_or_else(|| io::Error::other(format!("key {key} is not under {p}")))?,
+        };
+        Ok(rel.under(&self.root))
+    }
+}
+
+impl SeedSource for FolderSource {
+    fn open(&self, seed: &SeedObject) -> io::Result<Box<dyn Read + Send + '_>> {
+        // Never through a symbolic link: a seed replaced by a link is not the seed.
+        let file: File = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(self.file(&seed.key)?)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(Box::new(io::BufReader::with_capacity(256 * 1024, file)))
+    }
 }
 
 /// What to do when a different object already sits at a seed's key.
@@ -91,6 +147,9 @@ pub enum SeedError {
         /// What is wrong.
         reason: String,
     },
+    /// Seeding was asked to put objects without a source for their bytes (a caller's bug).
+    #[error("seeding needs the seeds' bytes; only a dry run can do without")]
+    NoSource,
     /// The store could not be read while planning.
     #[error("planning the seeding: {0}")]
     Store(StoreError),
@@ -113,6 +172,18 @@ pub enum SeedError {
         /// What the seed holds.
         expected: String,
         /// What was done (and what not).
+        report: Box<SeedReport>,
+    },
+    /// A seed's bytes were not the promised ones, or could not be read: its source changed since
+    /// it was hashed or verified. No put started after this was found; puts already under way
+    /// finished and were confirmed.
+    #[error("seeding stopped: {error}. The seed source changed; nothing was stored for {key}")]
+    SourceChanged {
+        /// The seed.
+        key: String,
+        /// What was found.
+        error: StoreError,
+        /// What was done.
         report: Box<SeedReport>,
     },
     /// Some puts failed; the others were done and confirmed.
@@ -143,7 +214,9 @@ impl SeedError {
     /// The report of what was done, when seeding got that far.
     pub fn report(&self) -> Option<&SeedReport> {
         match self {
-            SeedError::Conflicts { report, .. } | SeedError::Failed { report, .. } => Some(report),
+            SeedError::Conflicts { report, .. }
+            | SeedError::Failed { report, .. }
+            | SeedError::SourceChanged { report, .. } => Some(report),
             _ => None,
         }
     }
@@ -153,7 +226,9 @@ impl ExitCoded for SeedError {
     fn exit(&self) -> Exit {
         match self {
             SeedError::InvalidSeed { .. } => Exit::Usage,
+            SeedError::NoSource => Exit::Internal,
             SeedError::Store(e) | SeedError::Sync(e) => e.exit(),
+            SeedError::SourceChanged { .. } => Exit::Io,
             _ => Exit::Store,
         }
     }
@@ -163,13 +238,16 @@ impl ExitCoded for SeedError {
 ///
 /// `Ok` means every seed is now in the store with its exact bytes (or, for a dry run, that a real
 /// run would not stop on a conflict).
+///
+/// `source` may be `None` only for a dry run (which plans without reading any seed).
 pub fn seed(
     store: &dyn Store,
     seeds: &[SeedObject],
+    source: Option<&dyn SeedSource>,
     opts: &SeedOptions,
 ) -> Result<SeedReport, SeedError> {
     let progress = Progress::new("Seeding", seeds.len() as u64, opts.progress);
-    let result = seed_with(store, seeds, opts, &progress);
+    let result = seed_with(store, seeds, source, opts, &progress);
     progress.finish();
     result
 }
@@ -179,10 +257,38 @@ pub fn seed(
 pub fn seed_with(
     store: &dyn Store,
     seeds: &[SeedObject],
+    source: Option<&dyn SeedSource>,
     opts: &SeedOptions,
     progress: &Progress,
 ) -> Result<SeedReport, SeedError> {
-    run::run(store, seeds, opts, progress)
+    run::run(store, seeds, source, opts, progress)
+}
+
+/// Whether the store's own checksum confirms that the object at `s.key` holds the seed's bytes,
+/// read from `source` through a digest-checking reader (so a checksum is only ever compared
+/// with the promised bytes). `Ok(false)` when the store cannot tell or no source is at hand.
+pub(crate) fn confirmed_by_checksum(
+    store: &dyn Store,
+    s: &SeedObject,
+    source: Option<&dyn SeedSource>,
+    listed: Option<&super::ObjectInfo>,
+) -> Result<bool, StoreError> {
+    let Some(source) = source.filter(|_| store.confirms_by_checksum()) else {
+        return Ok(false);
+    };
+    let key = s.key.as_str();
+    let raw = source
+        .open(s)
+        .map_err(|cause| StoreError::SourceUnavailable {
+            key: key.to_owned(),
+            cause,
+        })?;
+    let mut body = crate::kit::digest::DigestReader::new(raw, key, s.size, &s.sha256);
+    let result = store.checksum_confirms(&s.key, &mut body, s.size, listed);
+    match body.mismatch() {
+        Some(m) => Err(StoreError::source_mismatch(key, m)),
+        None => result,
+    }
 }
 
 /// Checks a seed's digest text and returns it lowercased.

@@ -12,7 +12,10 @@ use std::ops::ControlFlow;
 use rayon::prelude::*;
 
 use super::report::Action;
-use super::{ConflictPolicy, SeedError, SeedObject, SeedOptions, normalized_sha};
+use super::{
+    ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedSource, confirmed_by_checksum,
+    normalized_sha,
+};
 use crate::kit::path::KitPath;
 use crate::report::progress::Progress;
 use crate::store::{Lookup, ObjectDigest, ObjectInfo, Store, StoreError};
@@ -68,19 +71,29 @@ impl SeedPlan {
     }
 }
 
-/// Compares `seeds` with `store` without changing anything.
+/// Compares `seeds` with `store` without changing anything. With a `source`, a store that can
+/// confirm objects by its own checksum may spare reading them back.
 pub fn plan(
     store: &dyn Store,
     seeds: &[SeedObject],
+    source: Option<&dyn SeedSource>,
     opts: &SeedOptions,
 ) -> Result<SeedPlan, SeedError> {
     let pool = super::run::pool(opts.threads(store))?;
-    plan_with(store, seeds, opts.conflicts, &pool, &Progress::hidden(0))
+    plan_with(
+        store,
+        seeds,
+        source,
+        opts.conflicts,
+        &pool,
+        &Progress::hidden(0),
+    )
 }
 
 pub(super) fn plan_with(
     store: &dyn Store,
     seeds: &[SeedObject],
+    source: Option<&dyn SeedSource>,
     policy: ConflictPolicy,
     pool: &rayon::ThreadPool,
     progress: &Progress,
@@ -105,9 +118,7 @@ pub(super) fn plan_with(
             .map(|((s, info), sha)| {
                 let state = match info {
                     None => SeedState::Absent,
-                    Some(info)
-                        if store.checksum_confirms(&s.key, &s.path, s.size, Some(info))? =>
-                    {
+                    Some(info) if confirmed_by_checksum(store, s, source, Some(info))? => {
                         SeedState::Same
                     }
                     Some(_) => match store.digest(&s.key)? {
@@ -225,7 +236,6 @@ mod tests {
     fn seed(key: &str) -> SeedObject {
         SeedObject {
             key: KitPath::new(key).unwrap(),
-            path: "x".into(),
             sha256: "0".repeat(64),
             size: 0,
             media_type: String::new(),

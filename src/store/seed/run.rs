@@ -1,6 +1,8 @@
-//! Executing a seeding plan: parallel create-only puts, each streamed from its file through a
-//! verifying reader and confirmed by reading the object back.
+//! Executing a seeding plan: parallel create-only puts, each streamed from its source through the
+//! digest-checking reader and confirmed by reading the object back (or by the store's checksum).
+//! A source that breaks its promise stops the run: no put starts after it.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -8,11 +10,24 @@ use rayon::prelude::*;
 
 use super::plan::plan_with;
 use super::report::{Action, ObjectReport, Outcome, SeedMode, SeedReport, SeedTotals};
-use super::{ConflictPolicy, SeedError, SeedObject, SeedOptions};
+use super::{
+    ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedSource, confirmed_by_checksum,
+};
 use crate::failpoint;
+use crate::kit::digest::DigestReader;
 use crate::report::progress::Progress;
-use crate::store::stream::VerifyingReader;
 use crate::store::{PutRequest, Store, StoreError, WriteMode};
+
+/// What every put of one run shares: the store, the source, the conflict policy, and the stop
+/// flag with the first source problem found.
+struct Run<'a> {
+    store: &'a dyn Store,
+    source: Option<&'a dyn SeedSource>,
+    policy: ConflictPolicy,
+    stop: AtomicBool,
+    source_problem: Mutex<Option<(String, StoreError)>>,
+    progress: &'a Progress,
+}
 
 /// A worker pool of `threads` threads.
 pub(super) fn pool(threads: usize) -> Result<rayon::ThreadPool, StoreError> {
@@ -29,13 +44,25 @@ pub(super) fn pool(threads: usize) -> Result<rayon::ThreadPool, StoreError> {
 pub(super) fn run(
     store: &dyn Store,
     seeds: &[SeedObject],
+    source: Option<&dyn SeedSource>,
     opts: &SeedOptions,
     progress: &Progress,
 ) -> Result<SeedReport, SeedError> {
+    if source.is_none() && opts.mode == SeedMode::Apply {
+        return Err(SeedError::NoSource);
+    }
     let started = Instant::now();
     let threads = opts.threads(store);
     let pool = pool(threads)?;
-    let plan = plan_with(store, seeds, opts.conflicts, &pool, progress)?;
+    let plan = plan_with(store, seeds, source, opts.conflicts, &pool, progress)?;
+    let run = Run {
+        store,
+        source,
+        policy: opts.conflicts,
+        stop: AtomicBool::new(false),
+        source_problem: Mutex::new(None),
+        progress,
+    };
     let mut report = SeedReport {
         store: plan.store.clone(),
         mode: opts.mode,
@@ -64,21 +91,13 @@ pub(super) fn run(
             }
             progress.failed(conflicts as u64);
         } else {
-            let stop = AtomicBool::new(false);
             let done: Vec<Option<ObjectReport>> = pool.install(|| {
                 report
                     .objects
                     .par_iter()
                     .zip(seeds)
                     .map(|(o, s)| match o.action {
-                        Action::Put | Action::Replace => Some(put_one(
-                            store,
-                            s,
-                            o.clone(),
-                            opts.conflicts,
-                            &stop,
-                            progress,
-                        )),
+                        Action::Put | Action::Replace => Some(run.put_one(s, o.clone())),
                         _ => None,
                     })
                     .collect()
@@ -95,6 +114,17 @@ pub(super) fn run(
     }
     report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     report.tally();
+    let problem = run
+        .source_problem
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some((key, error)) = problem {
+        return Err(SeedError::SourceChanged {
+            key,
+            error,
+            report: Box::new(report),
+        });
+    }
     finish(report)
 }
 
@@ -134,130 +164,137 @@ fn finish(report: SeedReport) -> Result<SeedReport, SeedError> {
     Ok(report)
 }
 
-/// Puts one object and confirms it; never panics, always reports.
-fn put_one(
-    store: &dyn Store,
-    s: &SeedObject,
-    mut o: ObjectReport,
-    policy: ConflictPolicy,
-    stop: &AtomicBool,
-    progress: &Progress,
-) -> ObjectReport {
-    if stop.load(Ordering::Relaxed) {
-        o.outcome = Some(Outcome::NotRun);
-        return o;
-    }
-    let started = Instant::now();
-    let mode = match o.action {
-        Action::Replace => WriteMode::Replace,
-        _ => WriteMode::CreateNew,
-    };
-    let result = match put_confirmed(store, s, &o.sha256, mode) {
-        // Someone put an object at this key since the plan: look at it, never overwrite it.
-        Err(StoreError::AlreadyExists { .. }) => match store.digest(&s.key) {
-            Ok(Some(d)) if d.sha256 == o.sha256 && d.size == s.size => Ok(Outcome::Skipped),
-            Ok(Some(d)) if policy == ConflictPolicy::Replace => {
-                o.existing = Some(d);
-                put_confirmed(store, s, &o.sha256, WriteMode::Replace).map(|_| Outcome::Replaced)
-            }
-            Ok(Some(d)) => {
-                o.existing = Some(d);
-                stop.store(true, Ordering::Relaxed);
-                Ok(Outcome::Conflict)
-            }
-            Ok(None) => {
-                put_confirmed(store, s, &o.sha256, WriteMode::CreateNew).map(|_| Outcome::Put)
-            }
+impl Run<'_> {
+    /// Puts one object and confirms it; never panics, always reports.
+    fn put_one(&self, s: &SeedObject, mut o: ObjectReport) -> ObjectReport {
+        if self.stop.load(Ordering::Relaxed) {
+            o.outcome = Some(Outcome::NotRun);
+            return o;
+        }
+        let started = Instant::now();
+        let mode = match o.action {
+            Action::Replace => WriteMode::Replace,
+            _ => WriteMode::CreateNew,
+        };
+        let store = self.store;
+        let result = match self.put_confirmed(s, mode) {
+            // Someone put an object at this key since the plan: look at it, never overwrite it.
+            Err(StoreError::AlreadyExists { .. }) => match store.digest(&s.key) {
+                Ok(Some(d)) if d.sha256 == o.sha256 && d.size == s.size => Ok(Outcome::Skipped),
+                Ok(Some(d)) if self.policy == ConflictPolicy::Replace => {
+                    o.existing = Some(d);
+                    self.put_confirmed(s, WriteMode::Replace)
+                        .map(|_| Outcome::Replaced)
+                }
+                Ok(Some(d)) => {
+                    o.existing = Some(d);
+                    self.stop.store(true, Ordering::Relaxed);
+                    Ok(Outcome::Conflict)
+                }
+                Ok(None) => self
+                    .put_confirmed(s, WriteMode::CreateNew)
+                    .map(|_| Outcome::Put),
+                Err(e) => Err(e),
+            },
+            Ok(()) if mode == WriteMode::Replace => Ok(Outcome::Replaced),
+            Ok(()) => Ok(Outcome::Put),
             Err(e) => Err(e),
-        },
-        Ok(()) if mode == WriteMode::Replace => Ok(Outcome::Replaced),
-        Ok(()) => Ok(Outcome::Put),
-        Err(e) => Err(e),
-    };
-    o.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match result {
-        Ok(outcome) => {
-            if matches!(outcome, Outcome::Put | Outcome::Replaced) {
-                o.bytes_written = s.size;
-                progress.success(1);
-            } else if outcome == Outcome::Skipped {
-                progress.skipped(1);
-            } else {
-                progress.failed(1);
+        };
+        o.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(outcome) => {
+                if matches!(outcome, Outcome::Put | Outcome::Replaced) {
+                    o.bytes_written = s.size;
+                    self.progress.success(1);
+                } else if outcome == Outcome::Skipped {
+                    self.progress.skipped(1);
+                } else {
+                    self.progress.failed(1);
+                }
+                o.outcome = Some(outcome);
             }
-            o.outcome = Some(outcome);
+            Err(e) => {
+                o.outcome = Some(Outcome::Failed);
+                o.error = Some(e.to_string());
+                self.progress.failed(1);
+                if e.is_source_problem() {
+                    self.stop.store(true, Ordering::Relaxed);
+                    let mut first = self
+                        .source_problem
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    if first.is_none() {
+                        *first = Some((s.key.to_string(), e));
+                    }
+                }
+            }
         }
-        Err(e) => {
-            o.outcome = Some(Outcome::Failed);
-            o.error = Some(e.to_string());
-            progress.failed(1);
-        }
+        o
     }
-    o
-}
 
-/// Streams the seed's file into the store and confirms the stored bytes by reading them back.
-fn put_confirmed(
-    store: &dyn Store,
-    s: &SeedObject,
-    sha256: &str,
-    mode: WriteMode,
-) -> Result<(), StoreError> {
-    let key = s.key.as_str();
-    failpoint::hit(&format!("seed-put:{key}"));
-    let file = std::fs::File::open(&s.path).map_err(|source| StoreError::Io {
-        op: "open seed source",
-        store: store.url().redacted(),
-        key: key.to_owned(),
-        cause: source,
-    })?;
-    let mut body = VerifyingReader::new(
-        std::io::BufReader::with_capacity(256 * 1024, file),
-        key,
-        s.size,
-        sha256,
-    )
-    .with_failpoint(format!("seed-put-streaming:{key}"));
-    let req = PutRequest {
-        key: &s.key,
-        size: s.size,
-        media_type: &s.media_type,
-        mode,
-    };
-    if let Err(e) = store.put(&req, &mut body) {
-        return Err(body.mismatch_error().unwrap_or(e));
-    }
-    if !body.is_complete() {
-        return Err(StoreError::Corrupt {
-            store: store.url().redacted(),
-            key: key.to_owned(),
-            reason: format!(
-                "the driver stored the object after reading only {} of {} bytes (a driver bug)",
-                body.bytes_read(),
-                s.size
-            ),
-        });
-    }
-    if store.checksum_confirms(&s.key, &s.path, s.size, None)? {
-        failpoint::hit(&format!("seed-committed:{key}"));
-        return Ok(());
-    }
-    match store.digest(&s.key)? {
-        Some(d) if d.sha256 == sha256 && d.size == s.size => {}
-        found => {
+    /// Streams the seed from its source into the store and confirms the stored bytes.
+    fn put_confirmed(&self, s: &SeedObject, mode: WriteMode) -> Result<(), StoreError> {
+        let store = self.store;
+        let key = s.key.as_str();
+        failpoint::hit(&format!("seed-put:{key}"));
+        let Some(source) = self.source else {
+            return Err(StoreError::SourceUnavailable {
+                key: key.to_owned(),
+                cause: std::io::Error::other("no source for the seeds' bytes"),
+            });
+        };
+        let raw = source
+            .open(s)
+            .map_err(|cause| StoreError::SourceUnavailable {
+                key: key.to_owned(),
+                cause,
+            })?;
+        let mut body = DigestReader::new(raw, key, s.size, &s.sha256)
+            .with_failpoint(format!("seed-put-streaming:{key}"));
+        let req = PutRequest {
+            key: &s.key,
+            size: s.size,
+            media_type: &s.media_type,
+            mode,
+        };
+        if let Err(e) = store.put(&req, &mut body) {
+            return Err(match body.mismatch() {
+                Some(m) => StoreError::source_mismatch(key, m),
+                None => e,
+            });
+        }
+        if !body.is_complete() {
             return Err(StoreError::Corrupt {
                 store: store.url().redacted(),
                 key: key.to_owned(),
-                reason: match found {
-                    Some(d) => format!(
-                        "read back {} bytes with sha256 {} right after the put; expected {} bytes with sha256 {sha256}",
-                        d.size, d.sha256, s.size
-                    ),
-                    None => "the object was gone right after the put".into(),
-                },
+                reason: format!(
+                    "the driver stored the object after reading only {} of {} bytes (a driver bug)",
+                    body.bytes_read(),
+                    s.size
+                ),
             });
         }
+        if confirmed_by_checksum(store, s, self.source, None)? {
+            failpoint::hit(&format!("seed-committed:{key}"));
+            return Ok(());
+        }
+        match store.digest(&s.key)? {
+            Some(d) if d.sha256.eq_ignore_ascii_case(&s.sha256) && d.size == s.size => {}
+            found => {
+                return Err(StoreError::Corrupt {
+                    store: store.url().redacted(),
+                    key: key.to_owned(),
+                    reason: match found {
+                        Some(d) => format!(
+                            "read back {} bytes with sha256 {} right after the put; expected {} bytes with sha256 {}",
+                            d.size, d.sha256, s.size, s.sha256
+                        ),
+                        None => "the object was gone right after the put".into(),
+                    },
+                });
+            }
+        }
+        failpoint::hit(&format!("seed-committed:{key}"));
+        Ok(())
     }
-    failpoint::hit(&format!("seed-committed:{key}"));
-    Ok(())
 }

@@ -12,23 +12,8 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use crate::kit::frame::{compress_frame, new_compressor};
 use crate::kit::layout::FRAME_BYTES;
-
-/// Compresses one block into a single frame with content size and checksum.
-pub fn compress_frame(
-    compressor: &mut zstd::bulk::Compressor<'_>,
-    block: &[u8],
-) -> io::Result<Vec<u8>> {
-    compressor.compress(block)
-}
-
-/// A zstd compressor configured the offkit way for `level`.
-pub fn new_compressor(level: i32) -> io::Result<zstd::bulk::Compressor<'static>> {
-    let mut c = zstd::bulk::Compressor::new(level)?;
-    c.include_checksum(true)?;
-    c.include_contentsize(true)?;
-    Ok(c)
-}
 
 /// Offsets of the marks and the total bytes written.
 type WriterResult = io::Result<(Vec<u64>, u64)>;

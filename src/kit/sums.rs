@@ -2,6 +2,7 @@
 //! format `sha256sum -c --strict` reads. The parser is strict: anything `sha256sum` would not
 //! have written for these files is refused.
 
+use crate::kit::digest::Sha256Hex;
 use crate::kit::path::{KitPath, PathError};
 
 /// One line of SHA256SUMS.
@@ -9,8 +10,8 @@ use crate::kit::path::{KitPath, PathError};
 pub struct SumLine {
     /// The file.
     pub path: KitPath,
-    /// Lowercase hex SHA-256.
-    pub sha256: String,
+    /// Its SHA-256.
+    pub sha256: Sha256Hex,
 }
 
 /// Why a SHA256SUMS file was refused.
@@ -55,7 +56,7 @@ pub fn format(lines: &[SumLine]) -> Vec<u8> {
     sorted.sort_by(|a, b| a.path.as_str().as_bytes().cmp(b.path.as_str().as_bytes()));
     let mut out = Vec::new();
     for l in sorted {
-        out.extend_from_slice(l.sha256.as_bytes());
+        out.extend_from_slice(l.sha256.as_str().as_bytes());
         out.extend_from_slice(b"  ");
         out.extend_from_slice(l.path.as_str().as_bytes());
         out.push(b'\n');
@@ -80,9 +81,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<SumLine>, SumsError> {
         let path = path
             .strip_prefix("  ")
             .ok_or(SumsError::Malformed { line: n })?;
-        if !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(SumsError::Malformed { line: n });
-        }
+        let sha256 = Sha256Hex::new(hash).map_err(|_| SumsError::Malformed { line: n })?;
         let path = KitPath::new(path).map_err(|source| SumsError::BadPath { line: n, source })?;
         if let Some(prev) = out.last() {
             match prev.path.as_str().as_bytes().cmp(path.as_str().as_bytes()) {
@@ -101,10 +100,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<SumLine>, SumsError> {
                 std::cmp::Ordering::Less => {}
             }
         }
-        out.push(SumLine {
-            path,
-            sha256: hash.to_owned(),
-        });
+        out.push(SumLine { path, sha256 });
     }
     Ok(out)
 }
@@ -116,7 +112,7 @@ mod tests {
     fn line(p: &str, c: char) -> SumLine {
         SumLine {
             path: KitPath::new(p).unwrap(),
-            sha256: c.to_string().repeat(64),
+            sha256: Sha256Hex::new(&c.to_string().repeat(64)).unwrap(),
         }
     }
 

@@ -3,16 +3,17 @@
 //!
 //! Convention over configuration: a file's folder says what it is. Anything that fits no rule is
 //! refused with the file and the rule it breaks, before a byte of the kit is written. This module
-//! reads the tree; it does not hash or pack (that is [`crate::kit::builder`]).
+//! reads the tree; it does not hash or pack (that is [`crate::build::build`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use crate::build::config::{ConfigError, KitConfig};
 use crate::exit::{Exit, ExitCoded};
-use crate::kit::config::{ConfigError, KitConfig, is_valid_identifier};
 use crate::kit::layout::KIT_SBOM;
+use crate::kit::migration_name::{MigrationName, NameError};
+use crate::kit::names::Identifier;
 use crate::kit::path::{KitPath, PathError};
-use crate::migrate::name::{MigrationName, NameError};
 
 /// What a source file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,21 +21,21 @@ pub enum Role {
     /// `migrations/<module>/<name>.sql`.
     Migration {
         /// Module (folder) name.
-        module: String,
+        module: Identifier,
         /// Parsed migration name.
         name: MigrationName,
     },
     /// `rollback/<module>/<name>.sql`.
     Rollback {
         /// Module (folder) name.
-        module: String,
+        module: Identifier,
         /// Name of the migration it undoes.
         name: MigrationName,
     },
     /// `seeds/<key>`.
     Seed {
         /// Object key.
-        key: String,
+        key: KitPath,
     },
     /// `sboms/*.spdx.json` or `sboms/*.cdx.json`.
     Sbom,
@@ -235,7 +236,7 @@ impl KitSource {
     }
 
     /// Module names (folders under `migrations/`), sorted.
-    pub fn modules(&self) -> BTreeSet<String> {
+    pub fn modules(&self) -> BTreeSet<Identifier> {
         self.files
             .iter()
             .filter_map(|f| match &f.role {
@@ -277,15 +278,19 @@ impl KitSource {
             }
         }
         let modules = self.modules();
-        if let Some(module) = self.config.modules.keys().find(|m| !modules.contains(*m)) {
+        if let Some(module) = self
+            .config
+            .configured_modules()
+            .find(|m| !modules.contains(*m))
+        {
             return Err(SourceError::UnknownModule {
-                module: module.clone(),
+                module: module.to_string(),
             });
         }
         // The runner's own loader: one set of migration rules for build and apply.
         let schemas = modules
             .iter()
-            .map(|m| (m.clone(), self.config.schema_of(m)))
+            .map(|m| (m.to_string(), self.config.schema_of(m).to_string()))
             .collect();
         crate::migrate::MigrationSet::load(&self.root, &schemas)?;
         Ok(())
@@ -303,15 +308,12 @@ fn classify(path: &KitPath, is_dir: bool, shown: &str) -> Result<Option<Role>, S
         (["kit.toml"], false) => Ok(None),
         ([top], true) if crate::kit::layout::PAYLOAD_DIRS.contains(top) => Ok(None),
         ([_], _) => Err(unknown(TOP_RULE)),
-        (["migrations" | "rollback", module], true) => {
-            if is_valid_identifier(module) {
-                Ok(None)
-            } else {
-                Err(SourceError::BadModuleName {
-                    path: shown.to_owned(),
-                })
-            }
-        }
+        (["migrations" | "rollback", module], true) => match Identifier::new(module) {
+            Ok(_) => Ok(None),
+            Err(_) => Err(SourceError::BadModuleName {
+                path: shown.to_owned(),
+            }),
+        },
         (["migrations" | "rollback", _], false) => Err(unknown(MODULE_RULE)),
         ([top @ ("migrations" | "rollback"), module, file], false) => {
             let name = MigrationName::from_file_name(file).map_err(|source| {
@@ -320,7 +322,9 @@ fn classify(path: &KitPath, is_dir: bool, shown: &str) -> Result<Option<Role>, S
                     source,
                 }
             })?;
-            let module = (*module).to_owned();
+            let module = Identifier::new(module).map_err(|_| SourceError::BadModuleName {
+                path: shown.to_owned(),
+            })?;
             Ok(Some(if *top == "migrations" {
                 Role::Migration { module, name }
             } else {
@@ -329,9 +333,14 @@ fn classify(path: &KitPath, is_dir: bool, shown: &str) -> Result<Option<Role>, S
         }
         (["migrations" | "rollback", ..], _) => Err(unknown(MODULE_RULE)),
         (["seeds", ..], true) => Ok(None),
-        (["seeds", rest @ ..], false) => Ok(Some(Role::Seed {
-            key: rest.join("/"),
-        })),
+        (["seeds", rest @ ..], false) => {
+            // A key under a valid kit path is itself a valid path.
+            let key = KitPath::new(&rest.join("/")).map_err(|source| SourceError::BadPath {
+                path: shown.to_owned(),
+                source,
+            })?;
+            Ok(Some(Role::Seed { key }))
+        }
         (["sboms", file], false) => {
             let ok = (file.ends_with(".spdx.json") || file.ends_with(".cdx.json"))
                 && path.as_str() != KIT_SBOM;

@@ -9,11 +9,12 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use super::frames::FrameWriter;
+use super::source::{Role, SourceFile};
 use super::{BuildError, BuildOptions};
+use crate::kit::digest::Sha256Hex;
 use crate::kit::layout::KIT_SBOM;
-use crate::kit::source::{Role, SourceFile};
+use crate::kit::migration_name::TxMode;
 use crate::kit::tar::{header_bytes, padding};
-use crate::migrate::name::is_no_transaction;
 
 /// Largest migration file accepted (migrations are read whole to check they are UTF-8).
 const MAX_MIGRATION_BYTES: u64 = 256 << 20;
@@ -21,14 +22,14 @@ const MAX_MIGRATION_BYTES: u64 = 256 << 20;
 /// What the pass learnt about one file.
 #[derive(Debug, Clone)]
 pub struct FileFacts {
-    /// Lowercase hex SHA-256 of the bytes packed.
-    pub sha256: String,
+    /// SHA-256 of the bytes packed.
+    pub sha256: Sha256Hex,
     /// Lowercase hex SHA-1 (for the SPDX SBOM).
     pub sha1: String,
     /// Bytes packed.
     pub size: u64,
-    /// For migrations: false when marked `-- offkit:no-transaction`.
-    pub transactional: bool,
+    /// For migrations: how they run (the no-transaction marker).
+    pub tx: TxMode,
 }
 
 /// The payload frames and what they hold.
@@ -114,7 +115,7 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
     let (mut sha256, mut sha1) = (Sha256::new(), Sha1::new());
     w.write_all(&header_bytes(f.path.as_str(), size, mtime))
         .map_err(pipeline_error)?;
-    let mut transactional = true;
+    let mut tx = TxMode::Transaction;
     if matches!(f.role, Role::Migration { .. } | Role::Rollback { .. }) {
         if size > MAX_MIGRATION_BYTES {
             return Err(src_err(format!(
@@ -132,7 +133,7 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
                 path: f.path.to_string(),
             });
         }
-        transactional = !is_no_transaction(&bytes);
+        tx = TxMode::of(&bytes);
         sha256.update(&bytes);
         sha1.update(&bytes);
         w.write_all(&bytes).map_err(pipeline_error)?;
@@ -168,9 +169,9 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
     w.write_all(&[0u8; 512][..padding(size)])
         .map_err(pipeline_error)?;
     Ok(FileFacts {
-        sha256: hex::encode(sha256.finalize()),
+        sha256: Sha256Hex::from_hasher(sha256),
         sha1: hex::encode(sha1.finalize()),
         size,
-        transactional,
+        tx,
     })
 }

@@ -1,42 +1,50 @@
-//! `offkit build`: a checked kit source → a signed, reproducible `NAME-VERSION.kit.tar.zst`.
+//! `offkit build`: a kit source folder → a signed, reproducible `NAME-VERSION.kit.tar.zst`, and
+//! `offkit sign` ([`cosign`]), which adds a co-signer to a built kit.
 //!
-//! One read of every source file: each file is hashed (SHA-256 and SHA-1 for the SBOM) as it is
-//! packed into payload frames that compress in parallel ([`frames`]), so the digests that get
-//! signed are those of the exact bytes written. Then the kit's SBOM, manifest, SHA256SUMS and
-//! signatures are made, and the kit is assembled: header frame, payload frames before
+//! A source is scanned and checked first ([`source`], [`config`]). Then one read of every source
+//! file: each file is hashed (SHA-256 and SHA-1 for the SBOM) as it is packed into payload frames
+//! that compress in parallel ([`frames`]), so the digests that get signed are those of the exact
+//! bytes written. Then the kit's SBOM, manifest (checked against the format's rules), SHA256SUMS
+//! and signatures are made, and the kit is assembled: the header frame (written by
+//! [`crate::kit::frame::header_frame`], the same writer `sign` uses), payload frames before
 //! `sboms/kit.spdx.json`, the SBOM's frame, the remaining payload frames. The result depends only
 //! on the source's content, `kit.toml`, the creation time and the compression level.
 
+pub mod config;
+pub mod cosign;
 pub mod frames;
 mod payload;
+pub mod source;
 
-use std::io::{self, Seek, Write};
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
 use crate::exit::{Exit, ExitCoded};
-use crate::kit::layout::{
-    DSSE, FORMAT_MARKER, KIT_SBOM, LAYOUT, MANIFEST, MANIFEST_SCHEMA, SUMS, SUMS_SIG,
+use crate::kit::digest::Sha256Hex;
+use crate::kit::dsse::{Statement, Subject, SubjectDigest};
+use crate::kit::frame::{
+    HeaderEntries, append_entry, compress_frame, header_frame, new_compressor,
 };
+use crate::kit::layout::{FORMAT_MARKER, KIT_SBOM, LAYOUT, MANIFEST, MANIFEST_SCHEMA};
 use crate::kit::manifest::{
     FileEntry, Manifest, MigrationEntry, ModuleEntry, PayloadSummary, RequirementEntry, SeedEntry,
     TargetEntry, ToolEntry, media_type_for,
 };
+use crate::kit::names::Timestamp;
 use crate::kit::path::KitPath;
-use crate::kit::source::{KitSource, Role};
-use crate::kit::tar::{END_OF_ARCHIVE, header_bytes, padding};
+use crate::kit::sums::{self, SumLine};
+use crate::kit::tar::END_OF_ARCHIVE;
 use crate::sbom::spdx::{SbomFile, SbomInput};
-use crate::trust::dsse::{Envelope, Statement, Subject, SubjectDigest};
-use crate::trust::keys::SecretKey;
-use crate::trust::sums::{self, SumLine};
-use crate::util::sha256_hex;
+use crate::trust::keys::{KeyId, SecretKey};
+use crate::trust::sign::sign_envelope;
 
+pub use config::KitConfig;
 pub use payload::FileFacts;
-
-/// zstd level of the header frame, whatever `--level` says: the header is small, and a fixed
-/// level lets `offkit sign` rewrite it the same way.
-pub const HEADER_LEVEL: i32 = 19;
+pub use source::KitSource;
+use source::Role;
 
 /// What to do when the output file already exists with different content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,11 +85,11 @@ pub struct BuildOutput {
     /// The kit file.
     pub path: PathBuf,
     /// Its SHA-256.
-    pub sha256: String,
+    pub sha256: Sha256Hex,
     /// Its size in bytes.
     pub size: u64,
     /// Keyids of the signers, in signing order.
-    pub signers: Vec<String>,
+    pub signers: Vec<KeyId>,
     /// False when an identical kit was already there.
     pub written: bool,
     /// True when the creation time came from SOURCE_DATE_EPOCH or kit.toml (reproducible).
@@ -101,8 +109,12 @@ pub enum BuildError {
     #[error("key {keyid} was given twice")]
     DuplicateKey {
         /// The keyid.
-        keyid: String,
+        keyid: KeyId,
     },
+    /// The manifest the source makes breaks a format rule (a bug: the source checks should have
+    /// refused it).
+    #[error("the manifest breaks a format rule: {0}")]
+    Manifest(String),
     /// A source file could not be read, or changed while being read.
     #[error("{path}: {message}")]
     Source {
@@ -140,6 +152,7 @@ impl ExitCoded for BuildError {
     fn exit(&self) -> Exit {
         match self {
             BuildError::NoKey | BuildError::DuplicateKey { .. } => Exit::Usage,
+            BuildError::Manifest(_) => Exit::Internal,
             BuildError::NotUtf8 { .. } | BuildError::BadTime(_) => Exit::InvalidSource,
             _ => Exit::Io,
         }
@@ -159,13 +172,12 @@ pub fn build(
     for (i, k) in keys.iter().enumerate() {
         if keys[..i].iter().any(|o| o.keyid() == k.keyid()) {
             return Err(BuildError::DuplicateKey {
-                keyid: k.keyid().to_owned(),
+                keyid: k.keyid().clone(),
             });
         }
     }
     let (created, reproducible) = creation_time(source, opts.source_date_epoch)?;
-    let created_text = rfc3339(created);
-    let mtime = u64::try_from(created.unix_timestamp()).unwrap_or(0);
+    let mtime = created.unix_seconds();
     let write_err = |path: &Path| {
         let path = path.display().to_string();
         move |source| BuildError::Write { path, source }
@@ -182,9 +194,9 @@ pub fn build(
 
     // The kit's own SBOM lists every other payload file.
     let sbom_bytes = crate::sbom::spdx::generate(&SbomInput {
-        name: &source.config.name,
-        version: &source.config.version,
-        created: &created_text,
+        name: source.config.name.as_str(),
+        version: source.config.version.as_str(),
+        created: created.as_str(),
         tool_version: env!("CARGO_PKG_VERSION"),
         files: source
             .files
@@ -192,18 +204,21 @@ pub fn build(
             .zip(&packed.facts)
             .map(|(f, facts)| SbomFile {
                 path: f.path.as_str(),
-                sha256: &facts.sha256,
+                sha256: facts.sha256.as_str(),
                 sha1: &facts.sha1,
             })
             .collect(),
     });
     let sbom_entry = FileEntry {
         path: kit_path(KIT_SBOM),
-        sha256: sha256_hex(&sbom_bytes),
+        sha256: Sha256Hex::of(&sbom_bytes),
         size: sbom_bytes.len() as u64,
     };
 
-    let manifest = make_manifest(source, &packed.facts, sbom_entry.clone(), &created_text);
+    let manifest = make_manifest(source, &packed.facts, sbom_entry, &created);
+    manifest
+        .check()
+        .map_err(|e| BuildError::Manifest(e.to_string()))?;
     let manifest_bytes = manifest.to_bytes();
 
     // SHA256SUMS covers offkit-layout, manifest.json and every payload file.
@@ -216,11 +231,11 @@ pub fn build(
         .collect();
     lines.push(SumLine {
         path: kit_path(LAYOUT),
-        sha256: sha256_hex(FORMAT_MARKER.as_bytes()),
+        sha256: Sha256Hex::of(FORMAT_MARKER.as_bytes()),
     });
     lines.push(SumLine {
         path: kit_path(MANIFEST),
-        sha256: sha256_hex(&manifest_bytes),
+        sha256: Sha256Hex::of(&manifest_bytes),
     });
     let sums_bytes = sums::format(&lines);
     let sums_sig = keys[0].sign(&sums_bytes);
@@ -229,29 +244,31 @@ pub fn build(
         .into_iter()
         .map(|l| Subject {
             name: l.path.to_string(),
-            digest: SubjectDigest { sha256: l.sha256 },
+            digest: SubjectDigest {
+                sha256: l.sha256.to_string(),
+            },
         })
         .collect();
-    let envelope = Envelope::sign(&Statement::new(subjects, &manifest).to_bytes(), keys);
+    let envelope = sign_envelope(&Statement::new(subjects, &manifest).to_bytes(), keys);
 
-    // Header frame.
-    let mut header = Vec::new();
-    for (name, bytes) in [
-        (LAYOUT, FORMAT_MARKER.as_bytes()),
-        (MANIFEST, &manifest_bytes[..]),
-        (SUMS, &sums_bytes[..]),
-        (SUMS_SIG, &sums_sig[..]),
-        (DSSE, &envelope.to_bytes()[..]),
-    ] {
-        append_entry(&mut header, name, bytes, mtime);
-    }
-    let mut compressor = frames::new_compressor(opts.level).map_err(write_err(out_dir))?;
-    let header_frame =
-        frames::compress_frame(&mut compressor, &header).map_err(write_err(out_dir))?;
+    let (header, _) = header_frame(
+        &HeaderEntries {
+            manifest: &manifest_bytes,
+            sums: &sums_bytes,
+            sums_sig: &sums_sig,
+            cosigner_sigs: &[],
+            dsse: &envelope.to_bytes(),
+        },
+        mtime,
+    )
+    .map_err(write_err(out_dir))?;
     let mut sbom_tar = Vec::new();
     append_entry(&mut sbom_tar, KIT_SBOM, &sbom_bytes, mtime);
-    let sbom_frame =
-        frames::compress_frame(&mut compressor, &sbom_tar).map_err(write_err(out_dir))?;
+    let sbom_frame = compress_frame(
+        &mut new_compressor(opts.level).map_err(write_err(out_dir))?,
+        &sbom_tar,
+    )
+    .map_err(write_err(out_dir))?;
 
     // Assemble: header, payload before the SBOM, the SBOM, the rest.
     let final_path = out_dir.join(format!(
@@ -265,7 +282,7 @@ pub fn build(
     let mut hashing = HashingWriter::new(out.as_file_mut());
     let mut payload_file = payload_tmp;
     (|| -> io::Result<()> {
-        hashing.write_all(&header_frame)?;
+        hashing.write_all(&header)?;
         payload_file.rewind()?;
         io::copy(
             &mut (&mut payload_file).take(packed.split_offset),
@@ -289,20 +306,18 @@ pub fn build(
         path: final_path,
         sha256,
         size,
-        signers: keys.iter().map(|k| k.keyid().to_owned()).collect(),
+        signers: keys.iter().map(|k| k.keyid().clone()).collect(),
         written,
         reproducible,
         manifest,
     })
 }
 
-use std::io::Read;
-
 /// Moves the finished temp file to `path` unless an identical kit is there already.
 fn place(
     tmp: tempfile::NamedTempFile,
     path: &Path,
-    sha256: &str,
+    sha256: &Sha256Hex,
     overwrite: Overwrite,
 ) -> Result<bool, BuildError> {
     let write_err = |source| BuildError::Write {
@@ -310,8 +325,7 @@ fn place(
         source,
     };
     if path.exists() {
-        let existing = crate::util::sha256_file(path).map_err(write_err)?;
-        if existing == sha256 {
+        if Sha256Hex::of_file(path).map_err(write_err)? == *sha256 {
             return Ok(false);
         }
         if overwrite == Overwrite::Refuse {
@@ -332,53 +346,29 @@ fn kit_path(s: &str) -> KitPath {
     KitPath::new(s).unwrap_or_else(|_| unreachable!("layout names are valid paths"))
 }
 
-fn append_entry(out: &mut Vec<u8>, name: &str, bytes: &[u8], mtime: u64) {
-    out.extend(header_bytes(name, bytes.len() as u64, mtime));
-    out.extend_from_slice(bytes);
-    out.resize(out.len() + padding(bytes.len() as u64), 0);
-}
-
 /// The end-of-archive marker goes after the last payload entry.
 pub(crate) fn end_of_archive() -> &'static [u8] {
     &END_OF_ARCHIVE
 }
 
-fn creation_time(
-    source: &KitSource,
-    epoch: Option<i64>,
-) -> Result<(OffsetDateTime, bool), BuildError> {
+/// The creation time, and whether it is reproducible (from SOURCE_DATE_EPOCH or kit.toml).
+fn creation_time(source: &KitSource, epoch: Option<i64>) -> Result<(Timestamp, bool), BuildError> {
     if let Some(e) = epoch {
         let t = OffsetDateTime::from_unix_timestamp(e)
             .map_err(|err| BuildError::BadTime(err.to_string()))?;
-        return Ok((t, true));
+        return Ok((Timestamp::utc(t), true));
     }
     if let Some(c) = &source.config.created {
-        let t = crate::kit::config::parse_time(c).ok_or_else(|| BuildError::BadTime(c.clone()))?;
-        return Ok((t.to_offset(time::UtcOffset::UTC), true));
+        return Ok((Timestamp::utc(c.at()), true));
     }
-    let now = OffsetDateTime::now_utc();
-    Ok((now.replace_nanosecond(0).unwrap_or(now), false))
-}
-
-/// `YYYY-MM-DDThh:mm:ssZ`.
-pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    Ok((Timestamp::utc(OffsetDateTime::now_utc()), false))
 }
 
 fn make_manifest(
     source: &KitSource,
     facts: &[FileFacts],
     kit_sbom: FileEntry,
-    created: &str,
+    created: &Timestamp,
 ) -> Manifest {
     let config = &source.config;
     let entry = |i: usize| FileEntry {
@@ -395,19 +385,26 @@ fn make_manifest(
             migrations: Vec::new(),
         })
         .collect();
+    let rollbacks: HashMap<(&str, &str), usize> = source
+        .files
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| match &f.role {
+            Role::Rollback { module, name } => Some(((module.as_str(), name.as_str()), i)),
+            _ => None,
+        })
+        .collect();
     let (mut seeds, mut sboms, mut attestations) = (Vec::new(), vec![kit_sbom], Vec::new());
     for (i, f) in source.files.iter().enumerate() {
         match &f.role {
             Role::Migration { module, name } => {
-                let rollback = source.files.iter().position(|r| {
-                    matches!(&r.role, Role::Rollback { module: m, name: n } if m == module && n == name)
-                });
+                let rollback = rollbacks.get(&(module.as_str(), name.as_str())).copied();
                 if let Some(m) = modules.iter_mut().find(|m| &m.name == module) {
                     m.migrations.push(MigrationEntry {
-                        name: name.to_string(),
+                        name: name.clone(),
                         category: name.category(),
                         file: entry(i),
-                        transactional: facts[i].transactional,
+                        tx: facts[i].tx,
                         rollback: rollback.map(entry),
                     });
                 }
@@ -416,18 +413,14 @@ fn make_manifest(
             Role::Seed { key } => seeds.push(SeedEntry {
                 key: key.clone(),
                 file: entry(i),
-                media_type: media_type_for(key).to_owned(),
+                media_type: media_type_for(key.as_str()).to_owned(),
             }),
             Role::Sbom => sboms.push(entry(i)),
             Role::Attestation => attestations.push(entry(i)),
         }
     }
     for m in &mut modules {
-        m.migrations.sort_by_key(|mig| {
-            crate::migrate::name::MigrationName::parse(&mig.name)
-                .map(|n| n.order_key())
-                .ok()
-        });
+        m.migrations.sort_by_key(|mig| mig.name.order_key());
     }
     sboms.sort_by(|a, b| a.path.cmp(&b.path));
     let mut manifest = Manifest {
@@ -437,7 +430,7 @@ fn make_manifest(
         channel: config.channel.clone(),
         sequence: config.sequence,
         description: config.description.clone(),
-        created: created.to_owned(),
+        created: created.clone(),
         expires: config.expires.clone(),
         requires: config
             .requires
@@ -460,10 +453,9 @@ fn make_manifest(
             version: env!("CARGO_PKG_VERSION").to_owned(),
         },
     };
-    manifest.payload = PayloadSummary {
-        files: manifest.files().count() as u64,
-        bytes: manifest.files().map(|f| f.size).sum(),
-    };
+    // Totals that overflow are refused by `Manifest::check` right after.
+    let (files, bytes) = manifest.totals().unwrap_or((0, 0));
+    manifest.payload = PayloadSummary { files, bytes };
     manifest
 }
 
@@ -483,8 +475,8 @@ impl<W: Write> HashingWriter<W> {
         }
     }
 
-    fn finish(self) -> (String, u64) {
-        (hex::encode(sha2::Digest::finalize(self.hasher)), self.count)
+    fn finish(self) -> (Sha256Hex, u64) {
+        (Sha256Hex::from_hasher(self.hasher), self.count)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The migration naming standard, shared by the kit builder (which refuses bad names) and the
-//! runner (which orders and gates by category).
+//! The migration naming standard and the no-transaction marker: part of the kit format, shared by
+//! the builder (which refuses bad names), the manifest (whose migration names are
+//! [`MigrationName`]s) and the runner (which orders and gates by category).
 //!
 //! | file name              | category | numbers  | run                                   |
 //! |------------------------|----------|----------|---------------------------------------|
@@ -166,6 +167,41 @@ impl MigrationName {
 impl fmt::Display for MigrationName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.stem)
+    }
+}
+
+impl serde::Serialize for MigrationName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.stem)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MigrationName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        MigrationName::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a migration file is executed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxMode {
+    /// In one transaction together with its history row (the default).
+    Transaction,
+    /// Outside a transaction (first line `-- offkit:no-transaction`), guarded by an in-progress
+    /// record.
+    NoTransaction,
+}
+
+impl TxMode {
+    /// The mode the SQL's first line declares.
+    pub fn of(sql: &[u8]) -> TxMode {
+        if is_no_transaction(sql) {
+            TxMode::NoTransaction
+        } else {
+            TxMode::Transaction
+        }
     }
 }
 

@@ -3,13 +3,14 @@
 //!
 //! Signatures are over `PAE(payloadType, payload)`, never over the JSON envelope, so the
 //! envelope's formatting does not matter and the payload bytes are signed exactly as carried.
+//! This module is the encoding only; signing and verifying are [`crate::trust`]'s.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+
 use serde::{Deserialize, Serialize};
 
-use crate::kit::layout::{PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE};
-use crate::trust::keys::SecretKey;
+use crate::kit::layout::{PREDICATE_TYPE, STATEMENT_TYPE};
 
 /// DSSE protocol, "Signature definition": `PAE(type, body) = "DSSEv1" + SP + LEN(type) + SP +
 /// type + SP + LEN(body) + SP + body`, where `LEN` is the ASCII decimal byte length.
@@ -49,22 +50,6 @@ pub struct Envelope {
 }
 
 impl Envelope {
-    /// Signs `payload` with each key, in the order given.
-    pub fn sign(payload: &[u8], keys: &[SecretKey]) -> Envelope {
-        let message = pae(PAYLOAD_TYPE, payload);
-        Envelope {
-            payload: STANDARD.encode(payload),
-            payload_type: PAYLOAD_TYPE.to_owned(),
-            signatures: keys
-                .iter()
-                .map(|k| EnvelopeSignature {
-                    keyid: k.keyid().to_owned(),
-                    sig: STANDARD.encode(k.sign(&message)),
-                })
-                .collect(),
-        }
-    }
-
     /// The envelope as written into a kit: pretty JSON and a newline.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();

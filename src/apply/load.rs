@@ -1,0 +1,121 @@
+//! What a site command takes from a verified kit: its migration set and its seed objects, both
+//! from the signed manifest — never from a listing of a folder — with every migration and rollback
+//! read through the digest-checking reader against its signed digest ([`VerifiedKit::sql`]).
+//! Used by `apply`, `status` and `migrations … --kit`.
+
+use crate::kit::manifest::{Manifest, MigrationEntry};
+use crate::migrate::source::SourceError;
+use crate::migrate::{Migration, MigrationSet, Module, Rollback};
+use crate::store::{FolderSource, SeedObject};
+use crate::trust::content::ContentError;
+use crate::trust::verify::VerifiedKit;
+
+/// Why a verified kit's migrations cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A file changed, was replaced or removed since verification (or was not retained).
+    #[error(transparent)]
+    Content(#[from] ContentError),
+    /// The signed bytes break a migration rule the builder enforces (not UTF-8, a data migration
+    /// that is not one batched statement, …).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The signed manifest says something else about a file than its signed bytes do.
+    #[error("{path}: the signed manifest says {manifest}, its signed bytes say {bytes}")]
+    Inconsistent {
+        /// The file.
+        path: String,
+        /// What the manifest says.
+        manifest: &'static str,
+        /// What the file says.
+        bytes: &'static str,
+    },
+}
+
+impl crate::exit::ExitCoded for LoadError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            LoadError::Content(e) => content_exit(e),
+            LoadError::Source(e) => e.exit(),
+            LoadError::Inconsistent { .. } => crate::exit::Exit::Verification,
+        }
+    }
+}
+
+/// The exit code of a content refusal: tampering is a verification failure.
+pub(crate) fn content_exit(e: &ContentError) -> crate::exit::Exit {
+    match e {
+        ContentError::Io { .. } => crate::exit::Exit::Io,
+        ContentError::NotSql { .. } | ContentError::NotRetained { .. } => {
+            crate::exit::Exit::Internal
+        }
+        _ => crate::exit::Exit::Verification,
+    }
+}
+
+fn migration(kit: &VerifiedKit, entry: &MigrationEntry) -> Result<Migration, LoadError> {
+    let path = entry.file.path.as_str();
+    let mut m = Migration::from_bytes(entry.name.clone(), path, kit.sql(&entry.file.path)?)?;
+    if m.tx != entry.tx {
+        return Err(LoadError::Inconsistent {
+            path: path.to_owned(),
+            manifest: tx_text(entry.tx),
+            bytes: tx_text(m.tx),
+        });
+    }
+    if let Some(r) = &entry.rollback {
+        m.rollback = Some(Rollback::from_bytes(r.path.as_str(), kit.sql(&r.path)?)?);
+    }
+    Ok(m)
+}
+
+fn tx_text(tx: crate::migrate::TxMode) -> &'static str {
+    match tx {
+        crate::migrate::TxMode::Transaction => "transactional",
+        crate::migrate::TxMode::NoTransaction => "no-transaction",
+    }
+}
+
+/// The kit's migrations, in the manifest's order, each read and checked against its signed
+/// digest. A file changed or removed since verification stops the load with its name.
+pub fn migration_set(kit: &VerifiedKit) -> Result<MigrationSet, LoadError> {
+    let modules = kit
+        .manifest()
+        .modules
+        .iter()
+        .map(|m| {
+            Ok(Module {
+                name: m.name.to_string(),
+                schema: m.schema.to_string(),
+                migrations: m
+                    .migrations
+                    .iter()
+                    .map(|e| migration(kit, e))
+                    .collect::<Result<_, LoadError>>()?,
+            })
+        })
+        .collect::<Result<Vec<_>, LoadError>>()?;
+    Ok(MigrationSet::new(modules)?)
+}
+
+/// The kit's seed objects, from the signed manifest.
+pub fn seed_objects(manifest: &Manifest) -> Vec<SeedObject> {
+    manifest
+        .seeds
+        .iter()
+        .map(|s| SeedObject {
+            key: s.key.clone(),
+            sha256: s.file.sha256.to_string(),
+            size: s.file.size,
+            media_type: s.media_type.clone(),
+        })
+        .collect()
+}
+
+/// Where the seeds' bytes are, when the kit's files were retained on disk: `seeds/` of its
+/// folder. Seeding checks each against its signed digest as it reads it.
+pub fn seed_source(kit: &VerifiedKit) -> Option<FolderSource> {
+    kit.folder()
+        .map(|root| FolderSource::new(root.join(crate::kit::layout::SEEDS_DIR)))
+}

@@ -1,0 +1,551 @@
+//! What a verified kit keeps of its payload, and the one way to read it back.
+//!
+//! The verifying pass hands every payload file to a sink chosen by [`Retain`]: nothing (plain
+//! `verify`), the SQL files only (`status`, `migrations … --kit`: migrations and rollbacks in
+//! memory, seeds never written anywhere), or every file in a folder (`extract`, `apply`'s work
+//! folder). Afterwards, [`Content`] serves migrations and rollbacks by their kit path, each read
+//! through the digest-checking reader against the signed manifest: a file changed, replaced or
+//! removed in a folder since verification is refused with its name and a [`ContentError`] of its
+//! own kind, and nothing is ever listed from a folder.
+//!
+//! Memory: SQL is kept in memory up to [`MAX_SQL_IN_MEMORY`] bytes in all (the sizes are known
+//! from the authenticated manifest before the first payload byte). A kit with more SQL than that
+//! keeps its SQL in a private temporary folder instead, read back through the same checks.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::kit::digest::{CheckedReadError, Mismatch, read_checked};
+use crate::kit::layout;
+use crate::kit::manifest::{FileEntry, Manifest};
+use crate::kit::path::KitPath;
+use crate::trust::failure::{Failure, FailureKind};
+use crate::trust::verify::PayloadSink;
+
+/// Most SQL bytes (migrations and rollbacks together) kept in memory; more goes to a private
+/// temporary folder.
+pub const MAX_SQL_IN_MEMORY: u64 = 256 << 20;
+
+/// What the verifying pass keeps of the payload.
+#[derive(Debug, Clone)]
+pub enum Retain {
+    /// Nothing (`offkit verify`).
+    Nothing,
+    /// The migrations and rollbacks, in memory up to [`MAX_SQL_IN_MEMORY`] (else in a private
+    /// temporary folder under the given folder, default the system's temporary folder).
+    Sql {
+        /// Where to spill SQL that does not fit in memory.
+        spill_dir: Option<PathBuf>,
+    },
+    /// Every payload file, written under `dir`, which must exist and be empty and is kept.
+    /// With `durable`, each file is synced before the next.
+    Files {
+        /// The folder.
+        dir: PathBuf,
+        /// Sync each file (an extraction meant to last) or not (a scratch copy).
+        durable: bool,
+    },
+    /// Every payload file, written into a new private folder (`.offkit-kit-*`) under `work_dir`
+    /// (default: the system's temporary folder), removed when the verified kit is dropped.
+    TempFiles {
+        /// Where to make the folder.
+        work_dir: Option<PathBuf>,
+    },
+}
+
+/// A file of a verified kit that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContentError {
+    /// The file's bytes differ from the signed ones.
+    #[error("{path}: changed after verification ({mismatch}); nothing after it was used")]
+    Changed {
+        /// The file.
+        path: KitPath,
+        /// What was found.
+        mismatch: Mismatch,
+    },
+    /// The file was replaced by something other than a regular file.
+    #[error("{path}: replaced by a link or special file after verification")]
+    Replaced {
+        /// The file.
+        path: KitPath,
+    },
+    /// The file is gone.
+    #[error("{path}: removed after verification")]
+    Removed {
+        /// The file.
+        path: KitPath,
+    },
+    /// A file that is not part of the kit appeared in its folder.
+    #[error("{path}: added to the kit's folder after verification; it is not part of the kit")]
+    Added {
+        /// The file, relative to the folder (shown lossily).
+        path: String,
+    },
+    /// The path is not a migration or rollback of the kit.
+    #[error("{path}: not a migration or rollback of this kit")]
+    NotSql {
+        /// The path.
+        path: KitPath,
+    },
+    /// The verifying pass did not keep this file (a caller asked for the wrong [`Retain`]).
+    #[error("{path}: not retained by the verifying pass")]
+    NotRetained {
+        /// The file.
+        path: KitPath,
+    },
+    /// Reading or writing failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+impl ContentError {
+    /// The failure this stands for, with its kind and the file it names.
+    pub fn failure(&self) -> Failure {
+        let (kind, entry) = match self {
+            ContentError::Changed { path, .. } | ContentError::Replaced { path } => {
+                (FailureKind::ChangedAfterVerification, path.to_string())
+            }
+            ContentError::Removed { path } => {
+                (FailureKind::RemovedAfterVerification, path.to_string())
+            }
+            ContentError::Added { path } => (FailureKind::AddedAfterVerification, path.clone()),
+            ContentError::NotSql { path } | ContentError::NotRetained { path } => {
+                (FailureKind::Internal, path.to_string())
+            }
+            ContentError::Io { path, .. } => (FailureKind::IoError, path.clone()),
+        };
+        Failure::at(kind, entry, self.to_string())
+    }
+}
+
+enum Stored {
+    Nothing,
+    Memory(HashMap<KitPath, Vec<u8>>),
+    Folder {
+        root: PathBuf,
+        /// Removes a private folder when the kit is dropped.
+        _temp: Option<tempfile::TempDir>,
+    },
+}
+
+/// The payload a verified kit retained.
+pub struct Content {
+    stored: Stored,
+    sql: HashMap<KitPath, FileEntry>,
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match &self.stored {
+            Stored::Nothing => "nothing".to_owned(),
+            Stored::Memory(m) => format!("{} SQL file(s) in memory", m.len()),
+            Stored::Folder { root, .. } => format!("files in {}", root.display()),
+        };
+        f.debug_struct("Content").field("stored", &what).finish()
+    }
+}
+
+fn sql_index(manifest: &Manifest) -> HashMap<KitPath, FileEntry> {
+    manifest
+        .sql_files()
+        .map(|f| (f.path.clone(), f.clone()))
+        .collect()
+}
+
+/// Opens a file for reading without following a symbolic link in its last component.
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+}
+
+impl Content {
+    /// The verified bytes of the SQL file at `path` (see the module docs).
+    pub fn sql(&self, path: &KitPath) -> Result<Vec<u8>, ContentError> {
+        let entry = self
+            .sql
+            .get(path)
+            .ok_or_else(|| ContentError::NotSql { path: path.clone() })?;
+        match &self.stored {
+            Stored::Nothing => Err(ContentError::NotRetained { path: path.clone() }),
+            Stored::Memory(files) => {
+                let bytes = files
+                    .get(path)
+                    .ok_or_else(|| ContentError::NotRetained { path: path.clone() })?;
+                checked(&bytes[..], entry)
+            }
+            Stored::Folder { root, .. } => {
+                let disk = path.under(root);
+                let file = open_nofollow(&disk).map_err(|e| match e.kind() {
+                    io::ErrorKind::NotFound => ContentError::Removed { path: path.clone() },
+                    _ if fs::symlink_metadata(&disk).is_ok_and(|m| !m.is_file()) => {
+                        ContentError::Replaced { path: path.clone() }
+                    }
+                    _ => ContentError::Io {
+                        path: path.to_string(),
+                        source: e,
+                    },
+                })?;
+                if !file.metadata().is_ok_and(|m| m.is_file()) {
+                    return Err(ContentError::Replaced { path: path.clone() });
+                }
+                checked(file, entry)
+            }
+        }
+    }
+
+    /// The folder holding the retained files, if they are on disk.
+    pub fn folder(&self) -> Option<&Path> {
+        match &self.stored {
+            Stored::Folder { root, .. } => Some(root),
+            _ => None,
+        }
+    }
+
+    /// The retained files were moved to `root` (extraction moves them out of its staging
+    /// folder once verification passed).
+    pub(crate) fn relocate(&mut self, root: PathBuf) {
+        self.stored = Stored::Folder { root, _temp: None };
+    }
+
+    /// Refuses any file in the retained folder that is not one of the kit's.
+    pub fn check_folder(&self, manifest: &Manifest) -> Result<(), ContentError> {
+        let Stored::Folder { root, .. } = &self.stored else {
+            return Ok(());
+        };
+        let known: HashSet<&str> = manifest.files().map(|f| f.path.as_str()).collect();
+        for entry in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
+            let entry = entry.map_err(|e| ContentError::Io {
+                path: root.display().to_string(),
+                source: e.into(),
+            })?;
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
+            let rel_text = rel.to_string_lossy();
+            let is_kit_file = rel.to_str().is_some_and(|r| {
+                known.contains(r) || (layout::is_header_name(r) && !r.contains('/'))
+            });
+            if !is_kit_file {
+                return Err(ContentError::Added {
+                    path: crate::kit::path::printable(&rel_text),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn checked(source: impl io::Read, entry: &FileEntry) -> Result<Vec<u8>, ContentError> {
+    read_checked(
+        source,
+        entry.path.as_str(),
+        entry.size,
+        entry.sha256.as_str(),
+    )
+    .map_err(|e| match e {
+        CheckedReadError::Mismatch(mismatch) => ContentError::Changed {
+            path: entry.path.clone(),
+            mismatch,
+        },
+        CheckedReadError::Io(source) => ContentError::Io {
+            path: entry.path.to_string(),
+            source,
+        },
+    })
+}
+
+/// A sink the verifier writes into; turned into the [`Content`] once verification passed.
+pub(crate) trait RetainSink: PayloadSink {
+    /// The retained content (called only when verification passed).
+    fn finish(self: Box<Self>, manifest: &Manifest) -> Result<Content, ContentError>;
+}
+
+impl Retain {
+    /// The sink for this retention, knowing the authenticated manifest.
+    pub(crate) fn sink(&self, manifest: &Manifest) -> Result<Box<dyn RetainSink>, ContentError> {
+        let internal = |what: &str| ContentError::Io {
+            path: what.to_owned(),
+            source: io::Error::other("the signed SQL sizes overflow"),
+        };
+        Ok(match self {
+            Retain::Nothing => Box::new(Discard),
+            Retain::Sql { spill_dir } => {
+                let total = manifest.sql_bytes().map_err(|_| internal("SQL"))?;
+                let sql: HashSet<KitPath> = manifest.sql_files().map(|f| f.path.clone()).collect();
+                if total <= MAX_SQL_IN_MEMORY {
+                    Box::new(MemorySink {
+                        sql,
+                        files: HashMap::new(),
+                        current: None,
+                    })
+                } else {
+                    let temp = temp_dir(spill_dir.as_deref())?;
+                    Box::new(FolderSink::new(
+                        temp.path().to_path_buf(),
+                        Some(temp),
+                        Some(sql),
+                        false,
+                    ))
+                }
+            }
+            Retain::Files { dir, durable } => {
+                Box::new(FolderSink::new(dir.clone(), None, None, *durable))
+            }
+            Retain::TempFiles { work_dir } => {
+                let temp = temp_dir(work_dir.as_deref())?;
+                Box::new(FolderSink::new(
+                    temp.path().to_path_buf(),
+                    Some(temp),
+                    None,
+                    false,
+                ))
+            }
+        })
+    }
+}
+
+fn temp_dir(under: Option<&Path>) -> Result<tempfile::TempDir, ContentError> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(".offkit-kit-");
+    match under {
+        Some(w) => b.tempdir_in(w),
+        None => b.tempdir(),
+    }
+    .map_err(|source| ContentError::Io {
+        path: under.map_or_else(
+            || std::env::temp_dir().display().to_string(),
+            |w| w.display().to_string(),
+        ),
+        source,
+    })
+}
+
+struct Discard;
+
+impl PayloadSink for Discard {
+    fn begin(&mut self, _: &KitPath, _: u64) -> io::Result<()> {
+        Ok(())
+    }
+    fn write(&mut self, _: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+    fn end(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl RetainSink for Discard {
+    fn finish(self: Box<Self>, manifest: &Manifest) -> Result<Content, ContentError> {
+        Ok(Content {
+            stored: Stored::Nothing,
+            sql: sql_index(manifest),
+        })
+    }
+}
+
+/// Keeps the SQL files in memory.
+struct MemorySink {
+    sql: HashSet<KitPath>,
+    files: HashMap<KitPath, Vec<u8>>,
+    current: Option<(KitPath, Vec<u8>)>,
+}
+
+impl PayloadSink for MemorySink {
+    fn begin(&mut self, path: &KitPath, size: u64) -> io::Result<()> {
+        // The size was checked against the signed manifest, whose SQL total is bounded.
+        self.current = self.sql.contains(path).then(|| {
+            let cap = usize::try_from(size).unwrap_or(0);
+            (path.clone(), Vec::with_capacity(cap))
+        });
+        Ok(())
+    }
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        if let Some((_, buf)) = &mut self.current {
+            buf.extend_from_slice(data);
+        }
+        Ok(())
+    }
+    fn end(&mut self) -> io::Result<()> {
+        if let Some((path, buf)) = self.current.take() {
+            self.files.insert(path, buf);
+        }
+        Ok(())
+    }
+}
+
+impl RetainSink for MemorySink {
+    fn finish(self: Box<Self>, manifest: &Manifest) -> Result<Content, ContentError> {
+        Ok(Content {
+            stored: Stored::Memory(self.files),
+            sql: sql_index(manifest),
+        })
+    }
+}
+
+/// Writes payload files (all, or only those in `only`) under a folder.
+struct FolderSink {
+    root: PathBuf,
+    temp: Option<tempfile::TempDir>,
+    only: Option<HashSet<KitPath>>,
+    durable: bool,
+    file: Option<BufWriter<File>>,
+}
+
+impl FolderSink {
+    fn new(
+        root: PathBuf,
+        temp: Option<tempfile::TempDir>,
+        only: Option<HashSet<KitPath>>,
+        durable: bool,
+    ) -> FolderSink {
+        FolderSink {
+            root,
+            temp,
+            only,
+            durable,
+            file: None,
+        }
+    }
+}
+
+/// Creates a new file (never an existing one, never through a link), readable by everyone like
+/// the kit itself.
+pub(crate) fn create_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+}
+
+impl PayloadSink for FolderSink {
+    fn begin(&mut self, path: &KitPath, _size: u64) -> io::Result<()> {
+        if self.only.as_ref().is_some_and(|only| !only.contains(path)) {
+            self.file = None;
+            return Ok(());
+        }
+        let dest = path.under(&self.root);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        self.file = Some(BufWriter::with_capacity(1 << 20, create_file(&dest)?));
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.write_all(data),
+            None => Ok(()),
+        }
+    }
+
+    fn end(&mut self) -> io::Result<()> {
+        match self.file.take() {
+            Some(f) => {
+                let f = f.into_inner().map_err(|e| e.into_error())?;
+                if self.durable {
+                    f.sync_data()?;
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl RetainSink for FolderSink {
+    fn finish(self: Box<Self>, manifest: &Manifest) -> Result<Content, ContentError> {
+        Ok(Content {
+            stored: Stored::Folder {
+                root: self.root,
+                _temp: self.temp,
+            },
+            sql: sql_index(manifest),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kit::digest::Sha256Hex;
+
+    fn entry(path: &str, bytes: &[u8]) -> FileEntry {
+        FileEntry {
+            path: KitPath::new(path).unwrap(),
+            sha256: Sha256Hex::of(bytes),
+            size: bytes.len() as u64,
+        }
+    }
+
+    fn folder_content(root: &Path, files: &[(&str, &[u8])]) -> Content {
+        let mut sql = HashMap::new();
+        for (p, b) in files {
+            let e = entry(p, b);
+            let disk = e.path.under(root);
+            fs::create_dir_all(disk.parent().unwrap()).unwrap();
+            fs::write(&disk, b).unwrap();
+            sql.insert(e.path.clone(), e);
+        }
+        Content {
+            stored: Stored::Folder {
+                root: root.to_path_buf(),
+                _temp: None,
+            },
+            sql,
+        }
+    }
+
+    #[test]
+    fn a_changed_removed_or_replaced_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = KitPath::new("migrations/core/001_a.sql").unwrap();
+        let b = KitPath::new("migrations/core/002_b.sql").unwrap();
+        let c = KitPath::new("rollback/core/002_b.sql").unwrap();
+        let content = folder_content(
+            dir.path(),
+            &[
+                (a.as_str(), b"SELECT 1;"),
+                (b.as_str(), b"SELECT 2;"),
+                (c.as_str(), b"SELECT 3;"),
+            ],
+        );
+        assert_eq!(content.sql(&a).unwrap(), b"SELECT 1;");
+
+        fs::write(a.under(dir.path()), b"SELECT 9;").unwrap();
+        let e = content.sql(&a).unwrap_err();
+        assert!(matches!(e, ContentError::Changed { .. }), "{e}");
+        assert_eq!(e.failure().kind, FailureKind::ChangedAfterVerification);
+        assert_eq!(e.failure().entry.as_deref(), Some(a.as_str()));
+
+        fs::remove_file(b.under(dir.path())).unwrap();
+        let e = content.sql(&b).unwrap_err();
+        assert_eq!(e.failure().kind, FailureKind::RemovedAfterVerification);
+
+        let target = dir.path().join("elsewhere.sql");
+        fs::write(&target, b"SELECT 3;").unwrap();
+        fs::remove_file(c.under(dir.path())).unwrap();
+        std::os::unix::fs::symlink(&target, c.under(dir.path())).unwrap();
+        let e = content.sql(&c).unwrap_err();
+        assert!(matches!(e, ContentError::Replaced { .. }), "{e}");
+
+        let other = KitPath::new("seeds/x.json").unwrap();
+        assert!(matches!(
+            content.sql(&other),
+            Err(ContentError::NotSql { .. })
+        ));
+    }
+}

@@ -1,0 +1,284 @@
+//! Policy evaluation: which trusted keys signed, and whether that is enough.
+//!
+//! DSSE protocol, "Verification" with a threshold (`protocol.md`, "Threshold"): count distinct
+//! trusted keys whose signature over `PAE(payloadType, payload)` verifies. The keyid in an envelope
+//! is only a hint (`envelope.md`): a hint naming a trusted key selects that key alone; without a
+//! usable hint every trusted key is tried. Revocation is judged on the key that verified, never
+//! on a hint, and a revoked key's signature refuses the kit. Keys outside their validity window
+//! or without the `kit` role do not count. These functions are pure: the tests below exercise
+//! each rule without a kit.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use crate::kit::dsse::{EnvelopeSignature, decode_b64};
+use crate::kit::layout::DSSE;
+use crate::trust::failure::{Failure, FailureKind as K};
+use crate::trust::keys::KeyId;
+use crate::trust::policy::{TrustPolicy, TrustedKey};
+
+use super::Signer;
+
+/// Most signatures an envelope may carry: bounds the work done before anything is authenticated.
+pub const MAX_SIGNATURES: usize = 64;
+
+/// The keyid hint as it may be shown: the hint itself when it is a well-formed keyid.
+fn shown_hint(hint: &str) -> String {
+    if hint.is_empty() {
+        "(no keyid)".to_owned()
+    } else if let Some(k) = KeyId::exact(hint) {
+        k.to_string()
+    } else {
+        "(malformed keyid)".to_owned()
+    }
+}
+
+/// Evaluates `signatures` over `message` (the PAE bytes) against `policy` at `now`; returns the
+/// signers that count, or why the kit is refused.
+pub fn evaluate(
+    signatures: &[EnvelopeSignature],
+    message: &[u8],
+    policy: &TrustPolicy,
+    now: OffsetDateTime,
+) -> Result<Vec<Signer>, Failure> {
+    if signatures.is_empty() {
+        return Err(Failure::at(
+            K::MissingSignature,
+            DSSE,
+            "the DSSE envelope carries no signature",
+        ));
+    }
+    if signatures.len() > MAX_SIGNATURES {
+        return Err(Failure::at(
+            K::MalformedJson,
+            DSSE,
+            format!(
+                "the DSSE envelope carries {} signatures; at most {MAX_SIGNATURES} are accepted",
+                signatures.len()
+            ),
+        ));
+    }
+    let mut valid: BTreeMap<KeyId, String> = BTreeMap::new();
+    let mut untrusted = Vec::new();
+    let mut unusable = Vec::new();
+    for (i, s) in signatures.iter().enumerate() {
+        let sig = decode_b64(&s.sig).ok_or_else(|| {
+            Failure::at(
+                K::BadSignature,
+                DSSE,
+                format!("signature {i} is not Base64"),
+            )
+        })?;
+        let hinted = KeyId::exact(&s.keyid).and_then(|id| policy.key(&id));
+        let found: Option<&TrustedKey> = match hinted {
+            Some(k) => k.key().verify(message, &sig).then_some(k),
+            None => policy.keys().iter().find(|k| k.key().verify(message, &sig)),
+        };
+        match found {
+            Some(k) if policy.is_revoked(k.keyid()) => {
+                return Err(Failure::at(
+                    K::RevokedKey,
+                    DSSE,
+                    format!("signature {i} is by revoked key {}", k.keyid()),
+                ));
+            }
+            Some(k) => match k.unusable_at(now) {
+                Some(why) => unusable.push(why),
+                None => {
+                    valid.insert(k.keyid().clone(), k.name().to_owned());
+                }
+            },
+            None if hinted.is_some() => {
+                return Err(Failure::at(
+                    K::BadSignature,
+                    DSSE,
+                    format!(
+                        "signature {i} by trusted key {} does not verify: the signed statement was altered",
+                        shown_hint(&s.keyid)
+                    ),
+                ));
+            }
+            None => untrusted.push(shown_hint(&s.keyid)),
+        }
+    }
+    let threshold = policy.threshold().get();
+    if valid.len() >= threshold {
+        return Ok(valid
+            .into_iter()
+            .map(|(keyid, name)| Signer { keyid, name })
+            .collect());
+    }
+    if valid.is_empty() && unusable.is_empty() {
+        return Err(Failure::at(
+            K::UntrustedSigner,
+            DSSE,
+            format!(
+                "signed only by keys this site does not trust: {}",
+                untrusted.join(", ")
+            ),
+        ));
+    }
+    let mut message = format!(
+        "{} valid signature(s) by distinct trusted keys; the policy requires {threshold}",
+        valid.len()
+    );
+    if !unusable.is_empty() {
+        message.push_str(&format!(" ({})", unusable.join("; ")));
+    }
+    Err(Failure::at(K::ThresholdNotMet, DSSE, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::num::NonZeroUsize;
+
+    use base64::Engine;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::trust::keys::SecretKey;
+
+    const MESSAGE: &[u8] = b"DSSEv1 28 application/vnd.in-toto+json 2 {}";
+    const NOW: OffsetDateTime = datetime!(2026-06-01 0:00 UTC);
+
+    fn key() -> SecretKey {
+        SecretKey::generate().unwrap()
+    }
+
+    fn sig(k: &SecretKey, hint: &str) -> EnvelopeSignature {
+        EnvelopeSignature {
+            keyid: hint.to_owned(),
+            sig: base64::engine::general_purpose::STANDARD.encode(k.sign(MESSAGE)),
+        }
+    }
+
+    fn signed(k: &SecretKey) -> EnvelopeSignature {
+        sig(k, k.keyid().as_str())
+    }
+
+    fn trusted(k: &SecretKey) -> TrustedKey {
+        TrustedKey::new(format!("k{}", &k.keyid().as_str()[..4]), k.public().clone())
+    }
+
+    fn policy(keys: Vec<TrustedKey>, threshold: usize, revoked: &[&SecretKey]) -> TrustPolicy {
+        TrustPolicy::new(
+            keys,
+            NonZeroUsize::new(threshold).unwrap(),
+            revoked
+                .iter()
+                .map(|k| k.keyid().clone())
+                .collect::<BTreeSet<_>>(),
+        )
+        .unwrap()
+    }
+
+    fn kind(r: Result<Vec<Signer>, Failure>) -> K {
+        r.expect_err("accepted").kind
+    }
+
+    #[test]
+    fn threshold_counts_distinct_trusted_keys() {
+        let (a, b, c) = (key(), key(), key());
+        let p = policy(vec![trusted(&a), trusted(&b), trusted(&c)], 2, &[]);
+        assert_eq!(
+            evaluate(&[signed(&a), signed(&b)], MESSAGE, &p, NOW)
+                .unwrap()
+                .len(),
+            2
+        );
+        // The same key twice is one signer.
+        assert_eq!(
+            kind(evaluate(&[signed(&a), signed(&a)], MESSAGE, &p, NOW)),
+            K::ThresholdNotMet
+        );
+        // An untrusted co-signer does not count.
+        let stranger = key();
+        assert_eq!(
+            kind(evaluate(&[signed(&a), signed(&stranger)], MESSAGE, &p, NOW)),
+            K::ThresholdNotMet
+        );
+        assert_eq!(
+            kind(evaluate(&[signed(&stranger)], MESSAGE, &p, NOW)),
+            K::UntrustedSigner
+        );
+        assert_eq!(kind(evaluate(&[], MESSAGE, &p, NOW)), K::MissingSignature);
+    }
+
+    #[test]
+    fn a_hint_is_only_a_hint() {
+        let (a, b) = (key(), key());
+        let p = policy(vec![trusted(&a)], 1, &[]);
+        // No hint, a malformed hint, or another key's hint: the signature is still found.
+        for hint in ["", "not-a-keyid\u{1b}[32m", b.keyid().as_str()] {
+            let signers = evaluate(&[sig(&a, hint)], MESSAGE, &p, NOW).unwrap();
+            assert_eq!(&signers[0].keyid, a.keyid());
+        }
+        // A hint naming a trusted key whose signature fails: the statement was altered.
+        assert_eq!(
+            kind(evaluate(&[sig(&b, a.keyid().as_str())], MESSAGE, &p, NOW)),
+            K::BadSignature
+        );
+        // Control characters in a hint never reach a message.
+        let f = evaluate(&[sig(&b, "\u{1b}]0;x\u{7}")], MESSAGE, &p, NOW).unwrap_err();
+        assert!(!f.message.contains('\u{1b}'), "{}", f.message);
+    }
+
+    #[test]
+    fn revocation_follows_the_key_that_verified_not_the_hint() {
+        let (a, b) = (key(), key());
+        let p = policy(vec![trusted(&a), trusted(&b)], 1, &[&b]);
+        // Revoked key b signs with a's keyid as hint, and with no hint: both refused as revoked.
+        assert_eq!(
+            kind(evaluate(&[sig(&b, "")], MESSAGE, &p, NOW)),
+            K::RevokedKey
+        );
+        assert_eq!(
+            kind(evaluate(&[signed(&a), sig(&b, "")], MESSAGE, &p, NOW)),
+            K::RevokedKey
+        );
+        // a's signature under b's hint fails as b's (an altered statement), whatever b's status;
+        // without a hint it counts as a's.
+        let signers = evaluate(&[sig(&a, b.keyid().as_str())], MESSAGE, &p, NOW);
+        assert_eq!(kind(signers), K::BadSignature);
+        assert!(evaluate(&[sig(&a, "")], MESSAGE, &p, NOW).is_ok());
+    }
+
+    #[test]
+    fn keys_sign_only_inside_their_window_and_with_the_kit_role() {
+        let (a, b) = (key(), key());
+        let windowed = trusted(&a)
+            .valid_between(
+                Some(datetime!(2026-01-01 0:00 UTC)),
+                Some(datetime!(2026-12-31 0:00 UTC)),
+            )
+            .unwrap();
+        let p = policy(vec![windowed, trusted(&b)], 1, &[]);
+        assert!(evaluate(&[signed(&a)], MESSAGE, &p, NOW).is_ok());
+        for at in [
+            datetime!(2025-12-31 0:00 UTC),
+            datetime!(2027-01-01 0:00 UTC),
+        ] {
+            let f = evaluate(&[signed(&a)], MESSAGE, &p, at).unwrap_err();
+            assert_eq!(f.kind, K::ThresholdNotMet);
+            assert!(f.message.contains("key k"), "{}", f.message);
+        }
+        let no_role = trusted(&a).with_roles(["sbom".to_owned()]);
+        let p = policy(vec![no_role, trusted(&b)], 1, &[]);
+        let f = evaluate(&[signed(&a)], MESSAGE, &p, NOW).unwrap_err();
+        assert!(
+            f.message.contains("lacks the \"kit\" role"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn too_many_signatures_are_refused_before_any_is_checked() {
+        let a = key();
+        let p = policy(vec![trusted(&a)], 1, &[]);
+        let many = vec![signed(&a); MAX_SIGNATURES + 1];
+        assert_eq!(kind(evaluate(&many, MESSAGE, &p, NOW)), K::MalformedJson);
+    }
+}
