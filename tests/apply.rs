@@ -144,7 +144,7 @@ fn quick_start_on_sqlite_applies_once_and_the_second_apply_changes_nothing() {
         offkit::util::sha256_hex(&std::fs::read(&report).unwrap())
     );
     assert_eq!(
-        rows[0]["signer_keyids"],
+        rows[0]["signer_keyids"][0],
         first["kit"]["signers"][0]["keyid"]
     );
 

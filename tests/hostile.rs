@@ -390,3 +390,114 @@ fn malformed_json_is_refused() {
     );
     c.assert_refused(&kit, "malformed-json");
 }
+
+impl Case {
+    /// The kit with its manifest edited by `edit` and re-signed by the trusted release key (the
+    /// statement carries the edited manifest too): only offkit's own rules can refuse it.
+    fn resigned(&self, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+        let key = offkit::trust::SecretKey::load(&self.key).unwrap();
+        let mut m = forge::manifest(&self.entries);
+        edit(&mut m);
+        let mut e = self.entries.clone();
+        forge::set_manifest(&mut e, &m);
+        forge::resign(&mut e, &key, &m);
+        self.forge(name, &e)
+    }
+}
+
+#[test]
+fn a_resigned_kit_verifies_when_nothing_else_changed() {
+    // The re-signing forge is faithful: a kit re-signed without edits still verifies, so the
+    // refusals below come from the edits.
+    let c = case();
+    let kit = c.resigned("resigned", |_| {});
+    let o = run(&[
+        "verify",
+        kit.to_str().unwrap(),
+        "--trust",
+        c.trusted.to_str().unwrap(),
+    ]);
+    assert_eq!(outcome(&o).0, 0, "{:?}", outcome(&o));
+}
+
+#[test]
+fn a_signed_manifest_that_breaks_a_layout_rule_is_refused() {
+    let c = case();
+    // A seed whose key does not match its path (apply would put other bytes at that key).
+    let kit = c.resigned("seed-key-moved", |m| {
+        m["seeds"][0]["key"] = serde_json::json!("elsewhere/items.json");
+    });
+    c.assert_refused(&kit, "invalid-manifest");
+    // A migration name outside the naming standard, signed by a trusted key.
+    let kit = c.resigned("bad-migration-name", |m| {
+        m["modules"][0]["migrations"][0]["name"] = serde_json::json!("1_init");
+    });
+    c.assert_refused(&kit, "invalid-manifest");
+    // Totals that do not add up (a bound the reader relies on).
+    let kit = c.resigned("bad-totals", |m| {
+        m["payload"]["bytes"] = serde_json::json!(u64::MAX);
+    });
+    c.assert_refused(&kit, "invalid-manifest");
+}
+
+#[test]
+fn a_manifest_json_that_differs_from_the_signed_statement_is_refused() {
+    let c = case();
+    let key = offkit::trust::SecretKey::load(&c.key).unwrap();
+    let signed = forge::manifest(&c.entries);
+    let mut shown = signed.clone();
+    shown["description"] = serde_json::json!("not what was signed");
+    let mut e = c.entries.clone();
+    forge::set_manifest(&mut e, &shown);
+    // SHA256SUMS and its signature cover the edited manifest.json; the statement keeps the
+    // manifest that was signed.
+    forge::resign(&mut e, &key, &signed);
+    let kit = c.forge("manifest-mismatch", &e);
+    c.assert_refused(&kit, "manifest-mismatch");
+}
+
+#[test]
+fn header_entries_out_of_order_are_refused() {
+    let c = case();
+    let kit = c.forge("header-order", &c.with(|e| e.swap(1, 2)));
+    c.assert_refused(&kit, "header-order");
+}
+
+#[test]
+fn payload_entries_out_of_order_are_refused() {
+    let c = case();
+    let kit = c.forge("entry-order", &c.with(|e| e.swap(PAYLOAD, PAYLOAD + 1)));
+    c.assert_refused(&kit, "entry-order");
+}
+
+#[test]
+fn data_after_the_end_of_the_archive_is_refused() {
+    let c = case();
+    let mut tar = forge::tar_bytes(&c.entries);
+    let mut garbage = b"#!/bin/sh\necho appended\n".to_vec();
+    garbage.resize(512, 0);
+    tar.extend_from_slice(&garbage);
+    let out = c.ws.path("hostile/trailing-data.kit.tar.zst");
+    forge::write_raw(&tar, &out);
+    c.assert_refused(&out, "trailing-data");
+}
+
+#[test]
+fn a_directory_entry_is_refused() {
+    let c = case();
+    let kit = c.forge(
+        "directory-entry",
+        &c.with(|e| {
+            e.insert(
+                PAYLOAD,
+                Entry {
+                    path: b"migrations/".to_vec(),
+                    kind: EntryType::Directory,
+                    data: Vec::new(),
+                    link: Vec::new(),
+                },
+            )
+        }),
+    );
+    c.assert_refused(&kit, "unsupported-entry");
+}

@@ -130,13 +130,13 @@ pub enum ApplyError {
     Verify(VerifyFailure),
     /// A verified file was changed, added or removed before it was used; nothing after it ran.
     #[error("kit refused: {0}")]
-    Tampered(Failure),
+    Tampered(Box<Failure>),
     /// The kit does not fit this site.
     #[error(transparent)]
     Incompatible(#[from] Incompatible),
     /// The kit's migrations cannot be used.
     #[error("loading the kit's migrations: {0}")]
-    Load(LoadError),
+    Load(Box<LoadError>),
     /// The database, the lock or a migration failed.
     #[error(transparent)]
     Migrate(#[from] MigrateError),
@@ -163,9 +163,9 @@ impl From<LoadError> for ApplyError {
     fn from(e: LoadError) -> Self {
         match e {
             LoadError::Content(c) if load::content_exit(&c) == Exit::Verification => {
-                ApplyError::Tampered(c.failure())
+                ApplyError::Tampered(Box::new(c.failure()))
             }
-            other => ApplyError::Load(other),
+            other => ApplyError::Load(Box::new(other)),
         }
     }
 }
@@ -174,7 +174,7 @@ impl From<SeedError> for ApplyError {
     /// A seed whose bytes changed or vanished since verification is tampering, named as such.
     fn from(e: SeedError) -> Self {
         let source_problem = match &e {
-            SeedError::SourceChanged { key, error, .. } => Some((key.clone(), error)),
+            SeedError::SourceChanged { key, error, .. } => Some((key.clone(), error.as_ref())),
             SeedError::Store(error) if error.is_source_problem() => {
                 Some((error.key().unwrap_or_default().to_owned(), error))
             }
@@ -192,7 +192,7 @@ impl From<SeedError> for ApplyError {
                 };
                 let path = format!("{}/{key}", crate::kit::layout::SEEDS_DIR);
                 let message = format!("{path}: {error}; no seed was put after it");
-                ApplyError::Tampered(Failure::at(kind, path, message))
+                ApplyError::Tampered(Box::new(Failure::at(kind, path, message)))
             }
             None => ApplyError::Seed(e),
         }
@@ -344,6 +344,7 @@ impl Pipeline {
             );
             Ok((v, detail))
         })?;
+        failpoint::hit("apply:verified");
 
         let (set, seeds) = self.step(StepName::Load, |_| {
             kit.check_folder()

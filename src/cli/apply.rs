@@ -148,7 +148,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     }
     match failure {
         None => Ok(()),
-        Some(f) => Err(CliError::from(f)),
+        Some(f) => Err(CliError::new(crate::exit::ExitCoded::exit(&f), f.error)),
     }
 }
 
@@ -279,8 +279,7 @@ pub fn status(args: StatusArgs, global: &Global) -> CliResult {
     let kit = kit.verify(Retain::Sql {
         spill_dir: args.site.work_dir.clone(),
     })?;
-    let report = crate::apply::status::status(&kit, &mut session, store.as_ref())
-        .map_err(|e| CliError::new(crate::exit::ExitCoded::exit(&e), e))?;
+    let report = crate::apply::status::status(&kit, &mut session, store.as_ref())?;
     if global.json {
         return print_json(&report);
     }

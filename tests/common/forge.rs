@@ -100,3 +100,57 @@ pub fn find(entries: &[Entry], name: &str) -> usize {
         .position(|e| e.path == name.as_bytes())
         .unwrap_or_else(|| panic!("{name} not in kit"))
 }
+
+/// Re-signs a forged kit's header with `key`, as a release key holder could: SHA256SUMS is
+/// recomputed from the regular entries (offkit-layout, manifest.json and the payload),
+/// SHA256SUMS.sig signs it, and the DSSE statement gets those subjects and `predicate` as its
+/// manifest. Written with serde_json and offkit's signing only, so the forged header is exactly
+/// what a key holder could produce.
+pub fn resign(
+    entries: &mut [Entry],
+    key: &offkit::trust::SecretKey,
+    predicate: &serde_json::Value,
+) {
+    let header = ["SHA256SUMS", "SHA256SUMS.sig", "manifest.dsse.json"];
+    let mut lines: Vec<(String, String)> = entries
+        .iter()
+        .filter(|e| e.kind == EntryType::Regular && !header.contains(&e.name().as_str()))
+        .map(|e| (e.name(), offkit::util::sha256_hex(&e.data)))
+        .collect();
+    lines.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let sums: String = lines.iter().map(|(p, h)| format!("{h}  {p}\n")).collect();
+    let statement = serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": lines
+            .iter()
+            .map(|(p, h)| serde_json::json!({"name": p, "digest": {"sha256": h}}))
+            .collect::<Vec<_>>(),
+        "predicateType": "https://offkit.dev/manifest/v1",
+        "predicate": predicate,
+    });
+    let envelope = offkit::trust::sign::sign_envelope(
+        &serde_json::to_vec(&statement).unwrap(),
+        std::slice::from_ref(key),
+    );
+    for e in entries.iter_mut() {
+        match e.name().as_str() {
+            "SHA256SUMS" => e.data = sums.clone().into_bytes(),
+            "SHA256SUMS.sig" => e.data = key.sign(sums.as_bytes()).to_vec(),
+            "manifest.dsse.json" => e.data = envelope.to_bytes(),
+            _ => {}
+        }
+    }
+}
+
+/// The manifest of `entries` as JSON.
+pub fn manifest(entries: &[Entry]) -> serde_json::Value {
+    serde_json::from_slice(&entries[find(entries, "manifest.json")].data).unwrap()
+}
+
+/// Replaces manifest.json with `m` (pretty JSON, as offkit writes it).
+pub fn set_manifest(entries: &mut [Entry], m: &serde_json::Value) {
+    let i = find(entries, "manifest.json");
+    let mut bytes = serde_json::to_vec_pretty(m).unwrap();
+    bytes.push(b'\n');
+    entries[i].data = bytes;
+}

@@ -164,7 +164,7 @@ pub fn conflict_stops(store: &dyn Store, src: &Path) {
         seed_file(other.path(), "c/new.json", b"new"),
         seed_file(other.path(), "c/one.json", b"changed"),
     ];
-    let err = seed_from(store, src, &seeds, &opts()).unwrap_err();
+    let err = seed_from(store, other.path(), &seeds, &opts()).unwrap_err();
     let SeedError::Conflicts { first, report, .. } = &err else {
         panic!("expected a conflict, got {err}")
     };
@@ -175,7 +175,7 @@ pub fn conflict_stops(store: &dyn Store, src: &Path) {
     assert_eq!(get(store, "c/one.json").unwrap(), b"original");
     assert_eq!(get(store, "c/new.json"), None, "stopped before any put");
     // The plan (status) says the same without changing anything.
-    let plan = plan_from(store, src, &seeds, &opts()).unwrap();
+    let plan = plan_from(store, other.path(), &seeds, &opts()).unwrap();
     assert_eq!(plan.entries[0].state, SeedState::Absent);
     assert!(matches!(plan.entries[1].state, SeedState::Different { .. }));
     assert_eq!(plan.entries[1].action, Action::Conflict);
@@ -184,7 +184,7 @@ pub fn conflict_stops(store: &dyn Store, src: &Path) {
         conflicts: ConflictPolicy::Replace,
         ..opts()
     };
-    let r = seed_from(store, src, &seeds, &replace).unwrap();
+    let r = seed_from(store, other.path(), &seeds, &replace).unwrap();
     assert_eq!((r.totals.put, r.totals.replaced), (1, 1), "{r:#?}");
     assert_eq!(r.objects[1].outcome, Some(Outcome::Replaced));
     assert_eq!(
@@ -192,7 +192,7 @@ pub fn conflict_stops(store: &dyn Store, src: &Path) {
         digest_of(&b"original"[..]).unwrap().sha256
     );
     assert_eq!(get(store, "c/one.json").unwrap(), b"changed");
-    let again = seed_from(store, src, &seeds, &opts()).unwrap();
+    let again = seed_from(store, other.path(), &seeds, &opts()).unwrap();
     assert_eq!(again.totals.skipped, 2);
 }
 

@@ -182,7 +182,7 @@ pub enum SeedError {
         /// The seed.
         key: String,
         /// What was found.
-        error: StoreError,
+        error: Box<StoreError>,
         /// What was done.
         report: Box<SeedReport>,
     },

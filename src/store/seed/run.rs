@@ -121,7 +121,7 @@ pub(super) fn run(
     if let Some((key, error)) = problem {
         return Err(SeedError::SourceChanged {
             key,
-            error,
+            error: Box::new(error),
             report: Box::new(report),
         });
     }

@@ -1,0 +1,282 @@
+//! Apply uses only what was verified: a file added to, changed in or removed from the work folder
+//! between verification and use is refused with its name and its own failure kind, and nothing
+//! after it runs. The apply is paused at the `apply:verified` failpoint (right after the payload
+//! pass wrote the work folder), the test changes the folder, and the apply goes on.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::Workspace;
+
+struct Site {
+    ws: Workspace,
+    kit: PathBuf,
+    public: PathBuf,
+    db: PathBuf,
+    store: PathBuf,
+    work: PathBuf,
+}
+
+fn site() -> Site {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    let kit = ws.build(&src, &[&key]);
+    let (db, store, work) = (ws.path("site.db"), ws.path("store"), ws.path("work"));
+    std::fs::create_dir_all(&work).unwrap();
+    Site {
+        ws,
+        kit,
+        public,
+        db,
+        store,
+        work,
+    }
+}
+
+impl Site {
+    fn apply(&self) -> Command {
+        let mut c = common::cmd();
+        c.arg("apply")
+            .arg(&self.kit)
+            .arg("--trust")
+            .arg(&self.public)
+            .arg("--db")
+            .arg(format!("sqlite://{}", self.db.display()))
+            .arg("--store")
+            .arg(format!("file://{}", self.store.display()))
+            .arg("--work-dir")
+            .arg(&self.work)
+            .args(["--progress", "off", "--json"]);
+        c
+    }
+
+    /// Runs apply paused at `apply:verified`, lets `tamper` change the kit's work folder, resumes;
+    /// returns the exit code and the JSON report.
+    fn apply_tampered(&self, tamper: impl FnOnce(&Path)) -> (i32, serde_json::Value) {
+        let resume = self.ws.path("resume");
+        let mut child = self
+            .apply()
+            .env("OFFKIT_FAILPOINT", "apply:verified")
+            .env("OFFKIT_FAILPOINT_RESUME", &resume)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "apply ended early"
+            );
+            if line.contains("offkit-failpoint: apply:verified") {
+                break;
+            }
+        }
+        let folders: Vec<PathBuf> = std::fs::read_dir(&self.work)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(folders.len(), 1, "one private work folder: {folders:?}");
+        tamper(&folders[0]);
+        std::fs::write(&resume, b"").unwrap();
+        let out = child.wait_with_output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+        (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// Tables in the site database (none means nothing was applied and no ledger written).
+    fn tables(&self) -> Vec<String> {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+                 print('\\n'.join(r[0] for r in c.execute(\"select name from sqlite_master where type='table' order by 1\")))",
+            )
+            .arg(&self.db)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn assert_refused(report: &serde_json::Value, code: i32, kind: &str, entry: &str) {
+    let error = report["error"].as_str().unwrap_or_default();
+    assert_eq!(code, 3, "{report:#}");
+    assert_eq!(report["outcome"], "failed");
+    assert!(error.contains(&format!("[{kind}]")), "{error}");
+    assert!(error.contains(entry), "{error}");
+}
+
+#[test]
+fn a_migration_added_after_verification_is_refused_and_nothing_runs() {
+    let s = site();
+    let (code, report) = s.apply_tampered(|w| {
+        common::write(
+            &w.join("migrations/inventory/099_extra.sql"),
+            "CREATE TABLE intruder (x int);",
+        )
+    });
+    assert_refused(
+        &report,
+        code,
+        "added-after-verification",
+        "migrations/inventory/099_extra.sql",
+    );
+    assert!(s.tables().is_empty(), "tables: {:?}", s.tables());
+    assert!(common::tree(&s.store).is_empty());
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["lock", "compatibility", "verify", "load"]);
+}
+
+#[test]
+fn a_migration_changed_after_verification_is_refused_and_nothing_runs() {
+    let s = site();
+    let (code, report) = s.apply_tampered(|w| {
+        std::fs::write(
+            w.join("migrations/inventory/002_create_stock.sql"),
+            "CREATE TABLE stock (x int); CREATE TABLE intruder (y int);",
+        )
+        .unwrap()
+    });
+    assert_refused(
+        &report,
+        code,
+        "changed-after-verification",
+        "migrations/inventory/002_create_stock.sql",
+    );
+    assert!(s.tables().is_empty(), "tables: {:?}", s.tables());
+}
+
+#[test]
+fn a_rollback_changed_after_verification_is_refused() {
+    let s = site();
+    let (code, report) = s.apply_tampered(|w| {
+        std::fs::write(
+            w.join("rollback/inventory/002_create_stock.sql"),
+            "DROP TABLE items;",
+        )
+        .unwrap()
+    });
+    assert_refused(
+        &report,
+        code,
+        "changed-after-verification",
+        "rollback/inventory/002_create_stock.sql",
+    );
+    assert!(s.tables().is_empty());
+}
+
+#[test]
+fn a_migration_replaced_by_a_link_is_refused() {
+    let s = site();
+    let (code, report) = s.apply_tampered(|w| {
+        let m = w.join("migrations/inventory/001_create_items.sql");
+        // Outside the kit's folder, with the same bytes: still not the verified file.
+        let copy = w.parent().unwrap().join("elsewhere.sql");
+        std::fs::rename(&m, &copy).unwrap();
+        std::os::unix::fs::symlink(&copy, &m).unwrap();
+    });
+    assert_refused(
+        &report,
+        code,
+        "changed-after-verification",
+        "migrations/inventory/001_create_items.sql",
+    );
+    assert!(s.tables().is_empty());
+}
+
+#[test]
+fn a_file_removed_after_verification_is_refused() {
+    let s = site();
+    let (code, report) = s.apply_tampered(|w| {
+        std::fs::remove_file(w.join("migrations/inventory/S001_items.sql")).unwrap()
+    });
+    assert_refused(
+        &report,
+        code,
+        "removed-after-verification",
+        "migrations/inventory/S001_items.sql",
+    );
+    assert!(s.tables().is_empty());
+}
+
+#[test]
+fn a_seed_changed_after_verification_is_refused_and_never_stored() {
+    let s = site();
+    let (code, report) = s.apply_tampered(|w| {
+        std::fs::write(w.join("seeds/catalog/items.json"), "[\"forged\"]").unwrap()
+    });
+    assert_refused(
+        &report,
+        code,
+        "changed-after-verification",
+        "seeds/catalog/items.json",
+    );
+    // Migrations (verified and unchanged) ran before seeding; the changed seed was never stored,
+    // and the ledger records the refused attempt.
+    let stored: Vec<String> = common::tree(&s.store);
+    assert!(
+        !stored.iter().any(|k| k.ends_with("items.json")),
+        "{stored:?}"
+    );
+    assert!(s.tables().iter().any(|t| t == "offkit_kit_applications"));
+    // A clean rerun finishes the job from the kit itself.
+    let out = s.apply().output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        common::tree(&s.store)
+            .iter()
+            .any(|k| k.ends_with("items.json"))
+    );
+}
+
+#[test]
+fn a_seed_removed_after_verification_is_refused() {
+    let s = site();
+    let (code, report) =
+        s.apply_tampered(|w| std::fs::remove_file(w.join("seeds/catalog/README.txt")).unwrap());
+    assert_refused(
+        &report,
+        code,
+        "removed-after-verification",
+        "seeds/catalog/README.txt",
+    );
+}
+
+#[test]
+fn the_work_folder_is_removed_after_an_apply() {
+    let s = site();
+    let out = s.apply().output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        common::tree(&s.work).is_empty(),
+        "{:?}",
+        common::tree(&s.work)
+    );
+}
