@@ -19,8 +19,8 @@
 //! 6. `migrations` — startup and seed, release when asked, then data migrations;
 //! 7. `seeds` — the objects into the store, each read through the digest-checking reader.
 //!
-//! [`Pipeline::step`] is the one place that times a step, records it in the report and turns
-//! its failure into the apply's outcome; [`Pipeline::finish`] records that outcome in the ledger
+//! `Pipeline::step` is the one place that times a step, records it in the report and turns
+//! its failure into the apply's outcome; `Pipeline::finish` records that outcome in the ledger
 //! with the digest of the report. Every step is idempotent, so after a crash at any point the
 //! next apply finishes the job; the ledger shows both attempts.
 

@@ -347,13 +347,6 @@ fn state_text(s: &crate::migrate::State) -> String {
     match s {
         crate::migrate::State::Applied { applied_at, .. } => format!("applied {applied_at}"),
         crate::migrate::State::Pending => "pending".to_owned(),
-        other => serde_json::to_value(other)
-            .ok()
-            .and_then(|v| {
-                v.get("state")
-                    .and_then(|s| s.as_str())
-                    .map(str::to_uppercase)
-            })
-            .unwrap_or_default(),
+        other => other.name().to_uppercase(),
     }
 }

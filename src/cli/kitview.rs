@@ -149,7 +149,10 @@ pub fn print_manifest(m: &Manifest) {
         }
     }
     if !m.seeds.is_empty() {
-        let bytes: u64 = m.seeds.iter().map(|s| s.file.size).sum();
+        let bytes = m
+            .seeds
+            .iter()
+            .fold(0u64, |sum, s| sum.saturating_add(s.file.size));
         println!(
             "  seeds            {} objects, {}",
             m.seeds.len(),

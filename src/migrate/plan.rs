@@ -77,6 +77,18 @@ pub enum State {
 }
 
 impl State {
+    /// The state's name, as the JSON `state` field writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Applied { .. } => "applied",
+            State::Pending => "pending",
+            State::Drift { .. } => "drift",
+            State::Missing { .. } => "missing",
+            State::OutOfOrder { .. } => "out-of-order",
+            State::InProgress { .. } => "in-progress",
+        }
+    }
+
     /// True for states that stop a run.
     pub fn is_problem(&self) -> bool {
         !matches!(self, State::Applied { .. } | State::Pending)
@@ -447,5 +459,31 @@ mod tests {
             blocking_problems(&s, OutOfOrder::Refuse, Missing::Refuse).len(),
             3
         );
+    }
+
+    #[test]
+    fn state_names_are_the_json_tags() {
+        let t = || String::new();
+        for st in [
+            State::Applied {
+                applied_at: t(),
+                applied_by: t(),
+                duration_ms: None,
+            },
+            State::Pending,
+            State::Drift {
+                applied_checksum: t(),
+                applied_at: t(),
+            },
+            State::Missing { applied_at: t() },
+            State::OutOfOrder { applied_after: t() },
+            State::InProgress {
+                started_at: t(),
+                started_by: t(),
+                last_error: None,
+            },
+        ] {
+            assert_eq!(serde_json::to_value(&st).unwrap()["state"], st.name());
+        }
     }
 }

@@ -391,3 +391,155 @@ fn parse_file(text: &str, path: &Path) -> Result<FilePolicy, PolicyError> {
         revoked,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::keys::SecretKey;
+
+    struct Dir {
+        dir: tempfile::TempDir,
+    }
+
+    impl Dir {
+        fn new() -> Dir {
+            Dir {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn key(&self, name: &str) -> SecretKey {
+            let k = SecretKey::generate().unwrap();
+            std::fs::write(
+                self.dir.path().join(format!("{name}.pub")),
+                k.public().to_pem(),
+            )
+            .unwrap();
+            k
+        }
+
+        fn policy(&self, text: &str) -> Result<TrustPolicy, PolicyError> {
+            let p = self.dir.path().join("policy.toml");
+            std::fs::write(&p, text).unwrap();
+            TrustPolicy::load(&[p], None)
+        }
+    }
+
+    fn entry(name: &str) -> String {
+        format!("[[keys]]\nname = \"{name}\"\npublic_key = \"{name}.pub\"\n")
+    }
+
+    #[test]
+    fn a_policy_needs_a_threshold_of_at_least_one_that_its_keys_can_meet() {
+        let d = Dir::new();
+        d.key("a");
+        d.key("b");
+        let two = format!("{}{}", entry("a"), entry("b"));
+        assert!(matches!(
+            d.policy(&format!("threshold = 0\n{two}")),
+            Err(PolicyError::Malformed { .. })
+        ));
+        assert!(matches!(
+            d.policy(&format!("threshold = 3\n{two}")),
+            Err(PolicyError::Threshold {
+                threshold: 3,
+                keys: 2
+            })
+        ));
+        let p = d.policy(&format!("threshold = 2\n{two}")).unwrap();
+        assert_eq!(p.threshold().get(), 2);
+        // The command line can only raise it.
+        let path = d.dir.path().join("policy.toml");
+        assert!(matches!(
+            TrustPolicy::load(std::slice::from_ref(&path), Some(1)),
+            Err(PolicyError::Weakened { .. })
+        ));
+        assert!(matches!(
+            TrustPolicy::load(std::slice::from_ref(&path), Some(0)),
+            Err(PolicyError::Weakened { .. })
+        ));
+        assert!(TrustPolicy::load(&[path], Some(2)).is_ok());
+        // No keys at all is not a policy.
+        assert!(matches!(d.policy(""), Err(PolicyError::Threshold { .. })));
+    }
+
+    #[test]
+    fn revoked_keyids_are_validated_normalised_and_leave_enough_keys() {
+        let d = Dir::new();
+        let a = d.key("a");
+        d.key("b");
+        let two = format!("{}{}", entry("a"), entry("b"));
+        let upper = a.keyid().as_str().to_uppercase();
+        for written in [upper.clone(), format!("sha256:{}", a.keyid())] {
+            let p = d
+                .policy(&format!("revoked = [\"{written}\"]\n{two}"))
+                .unwrap();
+            assert!(p.is_revoked(a.keyid()), "{written}");
+        }
+        for bad in [format!("{} ", a.keyid()), "deadbeef".to_owned()] {
+            let err = d
+                .policy(&format!("revoked = [\"{bad}\"]\n{two}"))
+                .unwrap_err();
+            assert!(
+                matches!(err, PolicyError::Malformed { .. }),
+                "{bad:?}: {err}"
+            );
+        }
+        // Revoking one of two keys leaves one: a threshold of two cannot be met.
+        assert!(matches!(
+            d.policy(&format!("threshold = 2\nrevoked = [\"{upper}\"]\n{two}")),
+            Err(PolicyError::Threshold { keys: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn validity_windows_must_be_ordered_and_pins_must_match() {
+        let d = Dir::new();
+        let a = d.key("a");
+        let window = |nb: &str, na: &str| {
+            format!(
+                "{}not_before = \"{nb}\"\nnot_after = \"{na}\"\n",
+                entry("a")
+            )
+        };
+        assert!(
+            d.policy(&window("2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z"))
+                .is_ok()
+        );
+        assert!(matches!(
+            d.policy(&window("2027-01-01T00:00:00Z", "2026-01-01T00:00:00Z")),
+            Err(PolicyError::Malformed { .. })
+        ));
+        let pinned = |id: &str| format!("{}keyid = \"{id}\"\n", entry("a"));
+        assert!(
+            d.policy(&pinned(&a.keyid().as_str().to_uppercase()))
+                .is_ok()
+        );
+        assert!(d.policy(&pinned(&"0".repeat(64))).is_err());
+        assert!(d.policy(&pinned("not a keyid")).is_err());
+    }
+
+    #[test]
+    fn the_same_key_twice_counts_once() {
+        let d = Dir::new();
+        let a = d.key("a");
+        let p = TrustPolicy::new(
+            vec![
+                TrustedKey::new("one", a.public().clone()),
+                TrustedKey::new("two", a.public().clone()),
+            ],
+            NonZeroUsize::MIN,
+            BTreeSet::new(),
+        )
+        .unwrap();
+        assert_eq!(p.keys().len(), 1);
+        assert!(
+            TrustPolicy::new(
+                vec![TrustedKey::new("one", a.public().clone())],
+                NonZeroUsize::new(2).unwrap(),
+                BTreeSet::new(),
+            )
+            .is_err()
+        );
+    }
+}

@@ -153,7 +153,7 @@ impl SeedReport {
         let mut t = SeedTotals::default();
         for o in &self.objects {
             t.objects += 1;
-            t.bytes += o.size;
+            t.bytes = t.bytes.saturating_add(o.size);
             t.bytes_written += o.bytes_written;
             let counted = match (self.mode, o.outcome) {
                 (SeedMode::DryRun, _) | (_, None) => match o.action {

@@ -4,10 +4,10 @@
 //! nothing else before it) and authenticates it completely: DSSE signatures over the in-toto
 //! statement (a threshold of distinct trusted keys, [`signatures`]), the detached signatures over
 //! SHA256SUMS, the agreement of SHA256SUMS, the statement's subjects and the manifest
-//! ([`agreement`]), the manifest's own rules, and expiry. The [`AuthenticatedKit`] it returns lets
+//! (`agreement`), the manifest's own rules, and expiry. The [`AuthenticatedKit`] it returns lets
 //! a caller check cheap things against the signed manifest (the target database, the channel's
 //! sequence) before the expensive part. [`AuthenticatedKit::verify`] then streams the payload,
-//! hashing each entry as it passes and comparing it with the signed digest ([`payload`]), keeping
+//! hashing each entry as it passes and comparing it with the signed digest (`payload`), keeping
 //! what the caller asked to [`Retain`]. Nothing else is held in memory but the current buffer.
 
 mod agreement;
