@@ -1,8 +1,8 @@
 //! Site commands check cheap things before expensive ones, and commands that need only SQL never
 //! write a kit's files anywhere.
 //!
-//! Order: the URLs are parsed, the kit's header authenticated, the database reached (and for apply
-//! the lock taken) — only then is the payload read. A kit whose payload is damaged therefore
+//! Order: the URLs are parsed, the database reached (and for apply the lock taken), the kit's
+//! header authenticated — only then is the payload read. A kit whose payload is damaged therefore
 //! shows which step refused it: a busy lock or an unreachable database is reported as such (exit
 //! 7 or 8), not as the damaged payload (exit 3) that a full pass would have found first.
 
@@ -100,14 +100,36 @@ fn an_unreachable_database_is_reported_before_the_payload_is_read() {
         assert_eq!(code, 8, "{args:?}: {out}{err}");
         assert!(!err.contains("digest"), "{args:?}: {err}");
     }
-    // A forged header is still refused before connecting: authentication is cheap.
+    // A mistyped URL is refused before anything else.
+    let (code, _, err) = c.run(&["apply", "--db", "postgress://x"], &c.damaged);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn a_forged_header_is_refused_before_the_payload_and_the_ledger() {
+    let c = case();
     let forged = c.ws.path("forged.kit.tar.zst");
     let mut entries = forge::read(&c.kit);
     let s = forge::find(&entries, "SHA256SUMS");
     entries[s].data[0] ^= 1;
     forge::write(&entries, &forged);
-    let (code, _, err) = c.run(&["apply", "--db", UNREACHABLE], &forged);
-    assert_eq!(code, 3, "{err}");
+    let (code, out, err) = c.run(
+        &[
+            "apply",
+            "--db",
+            &c.sqlite(),
+            "--store",
+            &c.store(),
+            "--json",
+        ],
+        &forged,
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["steps"][1]["step"], "authenticate");
+    assert_eq!(report["steps"][1]["outcome"], "failed");
+    assert!(report["kit"].is_null());
+    assert!(!c.ws.path("store").exists());
 }
 
 #[test]

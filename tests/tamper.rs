@@ -141,7 +141,10 @@ fn a_migration_added_after_verification_is_refused_and_nothing_runs() {
         .iter()
         .map(|s| s["step"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["lock", "compatibility", "verify", "load"]);
+    assert_eq!(
+        steps,
+        ["lock", "authenticate", "compatibility", "verify", "load"]
+    );
 }
 
 #[test]

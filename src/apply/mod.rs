@@ -1,23 +1,25 @@
 //! `offkit apply`: a verified kit into the database and the object store — in order, once, on
 //! record.
 //!
-//! The pipeline takes an [`AuthenticatedKit`] (its header authenticated by the verifier, the only
-//! way to get one), so applying an unsigned kit does not compile; the payload is verified as one
-//! of the steps. Cheap steps come first, so a busy lock or a kit that does not fit the site is
-//! refused before a byte of the payload is read. With the migration lock held for the whole
-//! apply, the named steps ([`StepName`]) run in order:
+//! The pipeline takes a [`KitFile`] — a kit file and the trust to judge it by — and gets the kit's
+//! contents only through the verifier: [`crate::trust::authenticate`] for the header, then
+//! [`AuthenticatedKit::verify`] for the payload; everything after works on the resulting
+//! [`VerifiedKit`], which nothing else can make. Cheap steps come first, so a busy lock or a kit
+//! that does not fit the site is refused before a byte of the payload is read. With the migration
+//! lock held for the whole apply, the named steps ([`StepName`]) run in order:
 //!
 //! 1. `lock` — the migration runner's lock;
-//! 2. `compatibility` — target, `requires` and the channel sequence against the ledger
+//! 2. `authenticate` — the kit's header: signatures, the signed manifest and its rules, expiry;
+//! 3. `compatibility` — target, `requires` and the channel sequence against the ledger
 //!    ([`compat`]);
-//! 3. `verify` — the payload pass: every file checked against the signed manifest and kept in a
+//! 4. `verify` — the payload pass: every file checked against the signed manifest and kept in a
 //!    private work folder (a dry run keeps only the SQL, in memory);
-//! 4. `load` — the migrations and seeds from the signed manifest, each migration and rollback
+//! 5. `load` — the migrations and seeds from the signed manifest, each migration and rollback
 //!    read through the digest-checking reader ([`load`]); a file added to the work folder since is
 //!    refused;
-//! 5. `ledger` — the attempt recorded as `running` ([`ledger`]);
-//! 6. `migrations` — startup and seed, release when asked, then data migrations;
-//! 7. `seeds` — the objects into the store, each read through the digest-checking reader.
+//! 6. `ledger` — the attempt recorded as `running` ([`ledger`]);
+//! 7. `migrations` — startup and seed, release when asked, then data migrations;
+//! 8. `seeds` — the objects into the store, each read through the digest-checking reader.
 //!
 //! `Pipeline::step` is the one place that times a step, records it in the report and turns
 //! its failure into the apply's outcome; `Pipeline::finish` records that outcome in the ledger
@@ -31,7 +33,7 @@ pub mod report;
 pub mod status;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::exit::{Exit, ExitCoded};
@@ -43,7 +45,20 @@ use crate::store::seed::SeedMode;
 use crate::store::{ConflictPolicy, SeedError, SeedOptions, SeedSource, Store, StoreError};
 use crate::trust::content::Retain;
 use crate::trust::failure::{Failure, FailureKind};
-use crate::trust::verify::{AuthenticatedKit, VerifiedKit, VerifyFailure};
+use crate::trust::policy::TrustPolicy;
+use crate::trust::verify::{AuthenticatedKit, VerifiedKit, VerifyFailure, VerifyOptions};
+
+/// The kit to apply: a file, and the trust and options it is verified with once the pipeline
+/// holds the lock.
+#[derive(Debug, Clone, Copy)]
+pub struct KitFile<'a> {
+    /// The kit file.
+    pub path: &'a Path,
+    /// The site's trust policy.
+    pub policy: &'a TrustPolicy,
+    /// Verification options (time, expiry handling, reader bounds).
+    pub options: &'a VerifyOptions,
+}
 
 pub use compat::{DowngradePolicy, Incompatible};
 pub use ledger::Override;
@@ -102,14 +117,12 @@ impl Default for ApplyOptions {
 }
 
 impl ApplyOptions {
-    /// The overrides these options (and the kit's verification) put in effect.
-    fn overrides(&self, kit: &AuthenticatedKit) -> Vec<Override> {
+    /// The overrides these options put in effect (`--allow-expired` is added when the kit was
+    /// accepted because of it).
+    fn overrides(&self) -> Vec<Override> {
         let mut o = Vec::new();
         if self.downgrade == DowngradePolicy::UnsafeAllow {
             o.push(Override::AllowDowngrade);
-        }
-        if kit.accepted_expired().is_some() {
-            o.push(Override::AllowExpired);
         }
         if self.conflicts == ConflictPolicy::Replace {
             o.push(Override::ReplaceConflicting);
@@ -234,7 +247,7 @@ impl ExitCoded for ApplyFailure {
 
 /// Applies `kit` to the database of `session` and to `store` (see the module docs).
 pub fn apply(
-    kit: AuthenticatedKit,
+    kit: KitFile<'_>,
     session: &mut Session,
     store: &dyn Store,
     opts: &ApplyOptions,
@@ -242,12 +255,11 @@ pub fn apply(
     let started = Instant::now();
     let mut p = Pipeline {
         report: ApplyReport::new(
-            KitInfo::of(&kit),
+            kit.path.display().to_string(),
             session.url().redacted(),
             store.url().redacted(),
             opts.mode == RunMode::DryRun,
-            opts.overrides(&kit),
-            kit.warnings().to_vec(),
+            opts.overrides(),
             opts.applied_by.clone(),
         ),
         ledger_id: None,
@@ -303,11 +315,27 @@ impl Pipeline {
     fn run(
         &mut self,
         locked: &mut Locked<'_>,
-        kit: AuthenticatedKit,
+        file: KitFile<'_>,
         store: &dyn Store,
         opts: &ApplyOptions,
     ) -> Result<(), ApplyError> {
         let dry_run = opts.mode == RunMode::DryRun;
+        let kit: AuthenticatedKit = self.step(StepName::Authenticate, |r| {
+            let kit = crate::trust::authenticate(file.path, file.policy, file.options)
+                .map_err(ApplyError::Verify)?;
+            r.kit = Some(KitInfo::of(&kit));
+            r.warnings.extend(kit.warnings().iter().cloned());
+            if kit.accepted_expired().is_some() {
+                r.overrides.push(Override::AllowExpired);
+                r.overrides.sort();
+            }
+            let detail = format!(
+                "signed by {} trusted key(s); manifest {}",
+                kit.signers().len(),
+                kit.manifest_sha256()
+            );
+            Ok((kit, detail))
+        })?;
         self.step(StepName::Compatibility, |_| {
             compat::check_target(kit.manifest(), locked.dialect())?;
             let driver = locked.driver();
@@ -337,7 +365,9 @@ impl Pipeline {
         let kit = self.step(StepName::Verify, |r| {
             let m = kit.manifest().payload.clone();
             let v = kit.verify(retain).map_err(ApplyError::Verify)?;
-            r.kit.kit_sha256 = Some(v.kit_sha256().clone());
+            if let Some(info) = &mut r.kit {
+                info.kit_sha256 = Some(v.kit_sha256().clone());
+            }
             let detail = format!(
                 "{} file(s), {} byte(s) checked against the signed manifest",
                 m.files, m.bytes
@@ -457,13 +487,14 @@ fn start_ledger_row(
     ledger::ensure(driver)?;
     r.interrupted_attempts = ledger::mark_interrupted(driver)?;
     let signers: Vec<String> = kit.signers().iter().map(|s| s.keyid.to_string()).collect();
+    let m = kit.manifest();
     ledger::start(
         driver,
         &ledger::NewRow {
-            kit_name: &r.kit.name,
-            kit_version: &r.kit.version,
-            channel: &r.kit.channel,
-            sequence: r.kit.sequence,
+            kit_name: m.name.as_str(),
+            kit_version: m.version.as_str(),
+            channel: m.channel.as_str(),
+            sequence: m.sequence,
             manifest_sha256: kit.manifest_sha256().as_str(),
             kit_sha256: kit.kit_sha256().as_str(),
             signer_keyids: &signers,

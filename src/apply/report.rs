@@ -30,6 +30,8 @@ pub enum StepOutcome {
 pub enum StepName {
     /// The migration lock.
     Lock,
+    /// The kit's header: signatures, the signed manifest and its rules, expiry.
+    Authenticate,
     /// Target, `requires` and the channel sequence against the ledger.
     Compatibility,
     /// The payload pass: every file checked against the signed manifest (and kept).
@@ -49,6 +51,7 @@ impl StepName {
     pub fn as_str(self) -> &'static str {
         match self {
             StepName::Lock => "lock",
+            StepName::Authenticate => "authenticate",
             StepName::Compatibility => "compatibility",
             StepName::Verify => "verify",
             StepName::Load => "load",
@@ -95,8 +98,10 @@ pub struct KitInfo {
 /// The report of one apply.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApplyReport {
-    /// The kit.
-    pub kit: KitInfo,
+    /// The kit file, as given.
+    pub kit_file: String,
+    /// The kit, once its header was authenticated.
+    pub kit: Option<KitInfo>,
     /// The database (redacted).
     pub database: String,
     /// The object store (redacted).
@@ -193,16 +198,16 @@ impl KitInfo {
 impl ApplyReport {
     /// A report for an apply that is starting.
     pub(super) fn new(
-        kit: KitInfo,
+        kit_file: String,
         database: String,
         store: String,
         dry_run: bool,
         overrides: Vec<Override>,
-        warnings: Vec<String>,
         applied_by: String,
     ) -> Self {
         ApplyReport {
-            kit,
+            kit_file,
+            kit: None,
             database,
             store,
             dry_run,
@@ -211,7 +216,7 @@ impl ApplyReport {
             ledger_id: None,
             interrupted_attempts: 0,
             overrides,
-            warnings,
+            warnings: Vec::new(),
             applied_by,
             started_at: crate::migrate::lock::now_rfc3339(),
             duration_ms: 0,
@@ -274,23 +279,27 @@ impl ApplyReport {
 
 impl fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let k = &self.kit;
         let title = if self.dry_run {
             "DRY RUN (nothing changed)".to_owned()
         } else {
             self.outcome.as_str().to_uppercase()
         };
-        writeln!(
-            f,
-            "{title}: {} {} (channel {}, sequence {})",
-            k.name, k.version, k.channel, k.sequence
-        )?;
-        if let Some(sha) = &k.kit_sha256 {
-            writeln!(f, "  kit sha256       {sha}")?;
-        }
-        writeln!(f, "  manifest sha256  {}", k.manifest_sha256)?;
-        for s in &k.signers {
-            writeln!(f, "  signer           {} ({})", s.keyid, s.name)?;
+        match &self.kit {
+            Some(k) => {
+                writeln!(
+                    f,
+                    "{title}: {} {} (channel {}, sequence {})",
+                    k.name, k.version, k.channel, k.sequence
+                )?;
+                if let Some(sha) = &k.kit_sha256 {
+                    writeln!(f, "  kit sha256       {sha}")?;
+                }
+                writeln!(f, "  manifest sha256  {}", k.manifest_sha256)?;
+                for s in &k.signers {
+                    writeln!(f, "  signer           {} ({})", s.keyid, s.name)?;
+                }
+            }
+            None => writeln!(f, "{title}: {} (not authenticated)", self.kit_file)?,
         }
         writeln!(f, "  database         {}", self.database)?;
         writeln!(f, "  store            {}", self.store)?;

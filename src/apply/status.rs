@@ -1,6 +1,11 @@
 //! `offkit status`: what of a verified kit is applied at a site, without changing anything —
 //! each migration (applied, pending, drifted, in progress), each seed (present, pending,
 //! conflicting), the ledger rows of this exact kit, and whether the kit is complete here.
+//!
+//! Only the kit's SQL is kept from the verifying pass; seeds are compared with the store by their
+//! signed digests, and that comparison (which reads back every object the store already holds)
+//! runs while the payload is being verified — it reads only the store, and nothing of it is shown
+//! unless the kit verified.
 
 use serde::Serialize;
 
@@ -8,10 +13,13 @@ use super::ApplyError;
 use super::ledger::{self, Row};
 use super::load;
 use super::report::KitInfo;
+use std::path::PathBuf;
+
 use crate::migrate::plan::Status;
 use crate::migrate::{ModuleFilter, Session, State};
-use crate::store::{SeedPlan, SeedSource, SeedState, Store};
-use crate::trust::verify::VerifiedKit;
+use crate::store::{SeedPlan, SeedState, Store};
+use crate::trust::content::Retain;
+use crate::trust::verify::AuthenticatedKit;
 
 /// A kit against a site.
 #[derive(Debug, Serialize)]
@@ -32,21 +40,25 @@ pub struct KitStatus {
     pub complete: bool,
 }
 
-/// Compares `kit` with the database of `session` and with `store`; reads only.
+/// Verifies `kit` (keeping its SQL; more than fits in memory goes to a private folder under
+/// `spill_dir`) and compares it with the database of `session` and with `store`; reads only.
 pub fn status(
-    kit: &VerifiedKit,
+    kit: AuthenticatedKit,
+    spill_dir: Option<PathBuf>,
     session: &mut Session,
     store: &dyn Store,
 ) -> Result<KitStatus, ApplyError> {
-    let set = load::migration_set(kit)?;
+    let objects = load::seed_objects(kit.manifest());
+    let (verified, seeds) = std::thread::scope(|s| {
+        let plan = s.spawn(|| crate::store::plan(store, &objects, None, &Default::default()));
+        let verified = kit.verify(Retain::Sql { spill_dir });
+        (verified, plan.join())
+    });
+    let kit = verified.map_err(ApplyError::Verify)?;
+    // A panic in the comparison is a bug: carry it on rather than report it as something else.
+    let seeds: SeedPlan = seeds.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+    let set = load::migration_set(&kit)?;
     let migrations = session.status(&set, &ModuleFilter::All)?;
-    let source = load::seed_source(kit);
-    let seeds = crate::store::plan(
-        store,
-        &load::seed_objects(kit.manifest()),
-        source.as_ref().map(|s| s as &dyn SeedSource),
-        &Default::default(),
-    )?;
     let driver = session.driver();
     let applications = if ledger::exists(driver).map_err(ApplyError::Ledger)? {
         ledger::list(driver, Some(kit.manifest().name.as_str()))
@@ -63,7 +75,7 @@ pub fn status(
         .all(|e| matches!(e.state, State::Applied { .. }))
         && seeds.entries.iter().all(|e| e.state == SeedState::Same);
     Ok(KitStatus {
-        kit: KitInfo::of_verified(kit),
+        kit: KitInfo::of_verified(&kit),
         database: session.url().redacted(),
         store: store.url().redacted(),
         migrations,

@@ -7,19 +7,16 @@
 
 use std::path::PathBuf;
 
-use super::common::{DbArgs, LockArgs, TrustArgs, connect};
+use super::common::{DbArgs, LockArgs, SeedArgs, TrustArgs, connect};
 use super::migrations::CategoryArg;
 use super::{CliError, CliResult, Global, io_error, print_json};
 use crate::apply::ledger::{self, Row};
 use crate::apply::status::KitStatus;
-use crate::apply::{ApplyOptions, DowngradePolicy, apply};
+use crate::apply::{ApplyOptions, DowngradePolicy, KitFile, apply};
 use crate::exit::Exit;
 use crate::migrate::runner::{OnError, ReleaseGate, RunMode, automatic_categories};
 use crate::migrate::{Category, Session};
-use crate::report::progress::ProgressMode;
-use crate::store::{ConflictPolicy, Store, StoreUrl};
-use crate::trust::content::Retain;
-use crate::trust::verify::AuthenticatedKit;
+use crate::store::{Store, StoreUrl};
 
 pub use super::common::DEFAULT_DB;
 /// The embedded default object store.
@@ -41,52 +38,20 @@ pub struct SiteArgs {
     pub work_dir: Option<PathBuf>,
 }
 
-/// A kit whose header is authenticated, and the site's database session and store.
+/// The site's database session and store.
 struct Site {
-    kit: AuthenticatedKit,
     session: Session,
     store: Box<dyn Store>,
 }
 
 impl SiteArgs {
-    /// Parses the URLs (no I/O), authenticates the kit's header, connects, opens the store. The
-    /// payload is not read yet.
-    fn open(&self, kit: &std::path::Path) -> Result<Site, CliError> {
+    /// Parses the URLs (no I/O), connects, opens the store. The kit is not read yet.
+    fn open(&self) -> Result<Site, CliError> {
         let store_url = StoreUrl::parse(&self.store).map_err(crate::store::StoreError::from)?;
         let db_url = self.db.url()?;
-        let kit = self.trust.authenticate(kit)?;
         let session = connect(&db_url)?;
         let store = crate::store::open(&store_url)?;
-        Ok(Site {
-            kit,
-            session,
-            store,
-        })
-    }
-}
-
-/// Seeding options shared by commands that put objects.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SeedArgs {
-    /// Replace seed objects whose stored bytes differ (default: stop, overwrite nothing).
-    #[arg(long)]
-    pub replace_conflicting: bool,
-    /// Seed puts at once (default: the store's).
-    #[arg(long, value_name = "N")]
-    pub parallelism: Option<usize>,
-    /// Progress on stderr.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
-}
-
-impl SeedArgs {
-    /// The conflict policy asked for.
-    pub fn conflicts(&self) -> ConflictPolicy {
-        if self.replace_conflicting {
-            ConflictPolicy::Replace
-        } else {
-            ConflictPolicy::Stop
-        }
+        Ok(Site { session, store })
     }
 }
 
@@ -127,11 +92,14 @@ pub struct Args {
 /// Runs `offkit apply`.
 pub fn run(args: Args, global: &Global) -> CliResult {
     let opts = options(&args);
-    let Site {
-        kit,
-        mut session,
-        store,
-    } = args.site.open(&args.kit)?;
+    let policy = args.site.trust.policy()?;
+    let verify = args.site.trust.options();
+    let Site { mut session, store } = args.site.open()?;
+    let kit = KitFile {
+        path: &args.kit,
+        policy: &policy,
+        options: &verify,
+    };
     let result = apply(kit, &mut session, store.as_ref(), &opts);
     let (report, failure) = match result {
         Ok(r) => (r, None),
@@ -271,15 +239,14 @@ pub struct StatusArgs {
 /// Runs `offkit status`: what of this kit is applied, pending or conflicting at this site. Only
 /// the SQL is kept from the verifying pass; seeds are compared by their signed digests.
 pub fn status(args: StatusArgs, global: &Global) -> CliResult {
-    let Site {
+    let Site { mut session, store } = args.site.open()?;
+    let kit = args.site.trust.authenticate(&args.kit)?;
+    let report = crate::apply::status::status(
         kit,
-        mut session,
-        store,
-    } = args.site.open(&args.kit)?;
-    let kit = kit.verify(Retain::Sql {
-        spill_dir: args.site.work_dir.clone(),
-    })?;
-    let report = crate::apply::status::status(&kit, &mut session, store.as_ref())?;
+        args.site.work_dir.clone(),
+        &mut session,
+        store.as_ref(),
+    )?;
     if global.json {
         return print_json(&report);
     }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use crate::exit::Exit;
 use crate::migrate::{DbUrl, MigrateError, Session};
+use crate::report::progress::ProgressMode;
+use crate::store::ConflictPolicy;
 use crate::trust::policy::TrustPolicy;
 use crate::trust::verify::{AuthenticatedKit, ExpiryPolicy, VerifyOptions};
 
@@ -38,6 +40,39 @@ impl DbArgs {
 /// Connects to a parsed database URL.
 pub fn connect(url: &DbUrl) -> Result<Session, CliError> {
     Ok(Session::connect(url)?)
+}
+
+/// Seeding options shared by the commands that put objects (`apply`, `store put-dir`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SeedArgs {
+    /// Replace objects whose stored bytes differ (default: stop, overwrite nothing). Recorded in
+    /// the report (and, for apply, the ledger).
+    #[arg(long)]
+    pub replace_conflicting: bool,
+    /// Objects handled at once (default: the store's: 16 for file and S3, 4 for PostgreSQL).
+    #[arg(long, value_name = "N", value_parser = parse_parallelism)]
+    pub parallelism: Option<usize>,
+    /// How to show progress on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+impl SeedArgs {
+    /// The conflict policy asked for.
+    pub fn conflicts(&self) -> ConflictPolicy {
+        if self.replace_conflicting {
+            ConflictPolicy::Replace
+        } else {
+            ConflictPolicy::Stop
+        }
+    }
+}
+
+fn parse_parallelism(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of at least 1")),
+    }
 }
 
 /// `--lock-timeout`.

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::common::{DbArgs, LockArgs, TrustArgs, connect};
+use super::common::{DbArgs, LockArgs, TrustArgs};
 use super::{CliError, CliResult, Global, print_json};
 use crate::build::KitConfig;
 use crate::exit::Exit;
 use crate::migrate::ops::{Resolution, RollbackOptions, RollbackTarget};
 use crate::migrate::plan::{Missing, ModuleFilter, OutOfOrder, Status};
 use crate::migrate::runner::{self, OnError, ReleaseGate, RunMode, RunOptions};
-use crate::migrate::{Category, MigrationSet, Session};
+use crate::migrate::{Category, MigrationSet};
 use crate::trust::content::Retain;
 
 /// `offkit migrations` subcommands.
@@ -107,20 +107,20 @@ impl std::fmt::Display for SourceLabel {
 }
 
 impl SourceArgs {
-    /// Loads the migrations and connects, cheap checks first: the database URL is parsed and a
-    /// kit's header authenticated before connecting; then the kit's payload is verified, keeping
-    /// only its SQL (seeds are never written anywhere).
-    pub fn open(&self, db: &DbArgs) -> Result<(MigrationSet, SourceLabel, Session), CliError> {
-        let url = db.url()?;
+    /// Loads the migrations: a kit is authenticated, then its payload verified keeping only its
+    /// SQL (seeds are never written anywhere); a source folder is read as it is. Commands connect
+    /// (and take the lock) before calling this, so that a wrong URL or a busy lock is reported
+    /// before a pass over a large kit.
+    pub fn load(&self) -> Result<(MigrationSet, SourceLabel), CliError> {
         if let Some(kit) = &self.kit {
             let trust = TrustArgs {
                 trust: self.trust.clone(),
                 threshold: self.threshold,
                 allow_expired: self.allow_expired,
             };
-            let authenticated = trust.authenticate(kit)?;
-            let session = connect(&url)?;
-            let verified = authenticated.verify(Retain::Sql { spill_dir: None })?;
+            let verified = trust
+                .authenticate(kit)?
+                .verify(Retain::Sql { spill_dir: None })?;
             let set = crate::apply::load::migration_set(&verified)?;
             let m = verified.manifest();
             let label = SourceLabel::VerifiedKit {
@@ -128,7 +128,7 @@ impl SourceArgs {
                 kit: format!("{} {}", m.name, m.version),
                 signers: verified.signers().iter().map(|s| s.keyid.clone()).collect(),
             };
-            return Ok((set, label, session));
+            return Ok((set, label));
         }
         let Some(dir) = &self.source else {
             return Err(CliError::msg(
@@ -142,12 +142,7 @@ impl SourceArgs {
             .map(|m| (m.to_string(), config.schema_of(m).to_string()))
             .collect();
         let set = MigrationSet::load(dir, &schemas)?;
-        let session = connect(&url)?;
-        Ok((
-            set,
-            SourceLabel::UnsignedSource { path: dir.clone() },
-            session,
-        ))
+        Ok((set, SourceLabel::UnsignedSource { path: dir.clone() }))
     }
 }
 
@@ -320,7 +315,8 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
 
 fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
     let filter = ModuleFilter::parse(&t.module);
-    let (set, label, mut session) = t.source.open(&t.db)?;
+    let mut session = t.db.connect()?;
+    let (set, label) = t.source.load()?;
     let status = session.status(&set, &filter)?;
     let problems = status.problems();
     if global.json {
@@ -349,7 +345,8 @@ fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
 
 fn check(t: TargetArgs, global: &Global) -> CliResult {
     let filter = ModuleFilter::parse(&t.module);
-    let (set, label, mut session) = t.source.open(&t.db)?;
+    let mut session = t.db.connect()?;
+    let (set, label) = t.source.load()?;
     let status = session.status(&set, &filter)?;
     let problems = status.problems();
     let gated: Vec<String> = status
@@ -485,8 +482,9 @@ fn mode(dry_run: bool) -> RunMode {
 
 fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let opts = run_options(&a);
-    let (set, label, mut session) = a.target.source.open(&a.target.db)?;
+    let mut session = a.target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
+    let (set, label) = a.target.source.load()?;
     let result = locked.run(&set, &opts);
     let report = match &result {
         Ok(r) => r,
@@ -497,8 +495,9 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
 }
 
 fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
-    let (set, label, mut session) = a.source.open(&a.db)?;
+    let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
+    let (set, label) = a.source.load()?;
     let report = locked.rollback(
         &set,
         &RollbackOptions {
@@ -512,15 +511,17 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
 
 fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
     let filter = ModuleFilter::parse(&a.target.module);
-    let (set, label, mut session) = a.target.source.open(&a.target.db)?;
+    let mut session = a.target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
+    let (set, label) = a.target.source.load()?;
     let report = locked.import_legacy(&set, &filter, mode(a.dry_run))?;
     print_labelled(&label, &report, global)
 }
 
 fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
-    let (set, _label, mut session) = a.source.open(&a.db)?;
+    let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
+    let (set, _label) = a.source.load()?;
     let resolution = if a.outcome.applied {
         Resolution::Applied
     } else {

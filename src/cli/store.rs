@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use super::{CliError, CliResult, Global, io_error, print_json};
 use crate::exit::Exit;
 use crate::kit::path::KitPath;
-use crate::report::progress::ProgressMode;
 use crate::store::seed::SeedMode;
-use crate::store::{self, ConflictPolicy, Secret, SeedError, SeedOptions, SeedReport, StoreUrl};
+use crate::store::{self, Secret, SeedError, SeedOptions, SeedReport, StoreUrl};
 
 /// `offkit store` subcommands. URLs: `file://DIR`, `s3://BUCKET/PREFIX?endpoint=…&region=…&path_style=true`,
 /// `postgres://USER@HOST/DB?table=SCHEMA.TABLE` (see docs/STORES.md).
@@ -61,21 +60,14 @@ pub struct PutDirArgs {
     /// Put keys under this prefix (`PREFIX/relative/path`).
     #[arg(long, value_parser = parse_key)]
     prefix: Option<KitPath>,
-    /// Objects handled at once (default: 16 for file and S3, 4 for PostgreSQL).
-    #[arg(long)]
-    parallelism: Option<usize>,
-    /// Replace objects whose bytes differ instead of stopping (shown in the report).
-    #[arg(long)]
-    replace_conflicting: bool,
+    #[command(flatten)]
+    seeding: super::common::SeedArgs,
     /// Only plan: show puts, skips and conflicts; change nothing.
     #[arg(long)]
     dry_run: bool,
     /// Also write the JSON report to this file.
     #[arg(long)]
     report: Option<PathBuf>,
-    /// How to show progress on stderr.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
 }
 
 /// Store URLs are taken as secrets and parsed by [`StoreUrl::parse`], whose errors are redacted:
@@ -198,12 +190,6 @@ fn get(url: &StoreUrl, key: &KitPath, output: Option<PathBuf>) -> CliResult {
 }
 
 fn put_dir(args: PutDirArgs, global: &Global) -> CliResult {
-    if let Some(0) = args.parallelism {
-        return Err(CliError::msg(
-            Exit::Usage,
-            "--parallelism must be at least 1",
-        ));
-    }
     if !args.dir.is_dir() {
         return Err(CliError::msg(
             Exit::Io,
@@ -217,15 +203,12 @@ fn put_dir(args: PutDirArgs, global: &Global) -> CliResult {
         } else {
             SeedMode::Apply
         },
-        conflicts: if args.replace_conflicting {
-            ConflictPolicy::Replace
-        } else {
-            ConflictPolicy::Stop
-        },
-        parallelism: args.parallelism,
-        progress: args.progress,
+        conflicts: args.seeding.conflicts(),
+        parallelism: args.seeding.parallelism,
+        progress: args.seeding.progress,
     };
     let threads = args
+        .seeding
         .parallelism
         .unwrap_or_else(|| store.default_parallelism());
     let seeds = store::dir::seeds_from_dir(&args.dir, args.prefix.as_ref(), threads)?;
