@@ -17,22 +17,7 @@ fi
 export SOURCE_DATE_EPOCH=1767225600
 KIT="$W/out/bench-1.0.0.kit.tar.zst"
 
-# measure NAME COMMAND... : runs RUNS times, records median seconds and max RSS (KiB).
-declare -A SECS RSS
-measure() {
-  local name=$1; shift
-  local times=() rss=0
-  for _ in $(seq "$RUNS"); do
-    [ -n "${PREP:-}" ] && eval "$PREP"
-    local out
-    /usr/bin/time -o "$W/time.out" -f "%e %M" bash -c "$*" >/dev/null 2>"$W/stderr.out" ||
-      { echo "bench: failed: $*" >&2; cat "$W/stderr.out" >&2; exit 1; }
-    out=$(tail -n1 "$W/time.out")
-    times+=("${out% *}"); [ "${out#* }" -gt "$rss" ] && rss=${out#* }
-  done
-  SECS[$name]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
-  RSS[$name]=$rss
-}
+source bench/lib.sh
 
 # Warm the page cache so every contender reads from memory.
 cat $(find "$W/src" -type f) > /dev/null
@@ -69,8 +54,6 @@ BIG_BYTES=$(zstd -dc "$BIG_KIT" | wc -c)
 measure verify_big "$OFFKIT verify $BIG_KIT --trust $W/keys/bench.pub"
 measure floor_big "zstd -dc $BIG_KIT | openssl dgst -sha256"
 
-ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-mib() { python3 -c "print(f'{$1/1024:.0f}')"; }
 cat <<MD
 Kit: $(python3 -c "print(f'{$PAYLOAD/2**30:.2f}')") GiB uncompressed ($(find "$W/src" -type f | wc -l) files), $(python3 -c "print(f'{$KIT_BYTES/2**30:.2f}')") GiB compressed at level $LEVEL; median of $RUNS runs; $(nproc) cores; $(date -u +%F).
 

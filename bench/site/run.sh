@@ -22,19 +22,7 @@ rm -rf "$W/out"; mkdir -p "$W/out"
 KIT="$W/out/site-bench-1.0.0.kit.tar.zst"
 PUB="$W/keys/bench.pub"
 
-declare -A SECS RSS
-measure() {
-  local name=$1; shift
-  local times=() rss=0 out
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -o "$W/time.out" -f "%e %M" bash -c "$*" >/dev/null 2>"$W/stderr.out" ||
-      { echo "bench: failed: $*" >&2; cat "$W/stderr.out" >&2; exit 1; }
-    out=$(tail -n1 "$W/time.out")
-    times+=("${out% *}"); [ "${out#* }" -gt "$rss" ] && rss=${out#* }
-  done
-  SECS[$name]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
-  RSS[$name]=$rss
-}
+source bench/lib.sh
 
 cat "$KIT" > /dev/null
 rm -rf "$W/site"; mkdir -p "$W/site"
@@ -52,8 +40,6 @@ sleep 1
 measure lock_busy "$OFFKIT apply $KIT --trust $PUB --db $DB --store file://$W/site/store --lock-timeout 0s --progress off; test \$? -eq 7"
 kill "$HOLDER"; wait "$HOLDER" 2>/dev/null || true
 
-ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
-mib() { python3 -c "print(f'{$1/1024:.0f}')"; }
 KIT_MIB=$(python3 -c "import os; print(f'{os.path.getsize(\"$KIT\")/2**20:.0f}')")
 cat <<MD
 Kit: $SEEDS seed objects (~1 KiB JSON each) and 45 SQL files, $KIT_MIB MiB compressed; median of $RUNS runs; $(nproc) cores; $(date -u +%F).

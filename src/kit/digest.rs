@@ -97,18 +97,7 @@ impl PartialEq<String> for Sha256Hex {
     }
 }
 
-impl serde::Serialize for Sha256Hex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Sha256Hex {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <String as serde::Deserialize>::deserialize(d)?;
-        Sha256Hex::new(&s).map_err(serde::de::Error::custom)
-    }
-}
+crate::kit::names::serde_as_text!(Sha256Hex, Sha256Hex::new);
 
 /// What a stream turned out to hold when it was not what was promised.
 #[derive(Debug, Clone, PartialEq, Eq)]

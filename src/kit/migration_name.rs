@@ -170,18 +170,7 @@ impl fmt::Display for MigrationName {
     }
 }
 
-impl serde::Serialize for MigrationName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.stem)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for MigrationName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <String as serde::Deserialize>::deserialize(d)?;
-        MigrationName::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
+crate::kit::names::serde_as_text!(MigrationName, MigrationName::parse);
 
 /// How a migration file is executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

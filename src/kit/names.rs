@@ -19,7 +19,27 @@ pub struct NameError {
     pub rule: &'static str,
 }
 
-/// Serde glue for a string newtype whose constructor validates.
+/// Serialises a validated text type as its `as_str()` and deserialises it through its checking
+/// constructor, so that no value reaches the program without passing its rule.
+macro_rules! serde_as_text {
+    ($t:ty, $new:path) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                $new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use serde_as_text;
+
+/// Display, comparison and serde for a string newtype whose constructor validates.
 macro_rules! string_type {
     ($t:ident) => {
         impl $t {
@@ -47,18 +67,7 @@ macro_rules! string_type {
             }
         }
 
-        impl serde::Serialize for $t {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $t {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <String as serde::Deserialize>::deserialize(d)?;
-                $t::new(&s).map_err(serde::de::Error::custom)
-            }
-        }
+        serde_as_text!($t, $t::new);
 
         impl std::str::FromStr for $t {
             type Err = NameError;
@@ -255,18 +264,7 @@ impl fmt::Display for Timestamp {
     }
 }
 
-impl serde::Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.text)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <String as serde::Deserialize>::deserialize(d)?;
-        Timestamp::new(&s).map_err(serde::de::Error::custom)
-    }
-}
+serde_as_text!(Timestamp, Timestamp::new);
 
 /// Parses an RFC 3339 timestamp.
 pub fn parse_time(s: &str) -> Option<OffsetDateTime> {

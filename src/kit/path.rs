@@ -158,18 +158,7 @@ impl AsRef<str> for KitPath {
     }
 }
 
-impl serde::Serialize for KitPath {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for KitPath {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        KitPath::new(&s).map_err(serde::de::Error::custom)
-    }
-}
+crate::kit::names::serde_as_text!(KitPath, KitPath::new);
 
 #[cfg(test)]
 mod tests {

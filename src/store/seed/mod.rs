@@ -22,6 +22,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::exit::{Exit, ExitCoded};
+use crate::kit::digest::DigestReader;
 use crate::kit::path::KitPath;
 use crate::report::progress::{Progress, ProgressMode};
 
@@ -264,6 +265,21 @@ pub fn seed_with(
     run::run(store, seeds, source, opts, progress)
 }
 
+/// The seed's bytes from `source`, through the digest-checking reader (its final read fails
+/// unless they are exactly the seed's size and SHA-256).
+pub(crate) fn open_checked<'a>(
+    source: &'a dyn SeedSource,
+    s: &SeedObject,
+) -> Result<DigestReader<Box<dyn Read + Send + 'a>>, StoreError> {
+    let raw = source
+        .open(s)
+        .map_err(|cause| StoreError::SourceUnavailable {
+            key: s.key.to_string(),
+            cause,
+        })?;
+    Ok(DigestReader::new(raw, s.key.as_str(), s.size, &s.sha256))
+}
+
 /// Whether the store's own checksum confirms that the object at `s.key` holds the seed's bytes,
 /// read from `source` through a digest-checking reader (so a checksum is only ever compared
 /// with the promised bytes). `Ok(false)` when the store cannot tell or no source is at hand.
@@ -276,17 +292,10 @@ pub(crate) fn confirmed_by_checksum(
     let Some(source) = source.filter(|_| store.confirms_by_checksum()) else {
         return Ok(false);
     };
-    let key = s.key.as_str();
-    let raw = source
-        .open(s)
-        .map_err(|cause| StoreError::SourceUnavailable {
-            key: key.to_owned(),
-            cause,
-        })?;
-    let mut body = crate::kit::digest::DigestReader::new(raw, key, s.size, &s.sha256);
+    let mut body = open_checked(source, s)?;
     let result = store.checksum_confirms(&s.key, &mut body, s.size, listed);
     match body.mismatch() {
-        Some(m) => Err(StoreError::source_mismatch(key, m)),
+        Some(m) => Err(StoreError::source_mismatch(s.key.as_str(), m)),
         None => result,
     }
 }

@@ -12,9 +12,9 @@ use super::plan::plan_with;
 use super::report::{Action, ObjectReport, Outcome, SeedMode, SeedReport, SeedTotals};
 use super::{
     ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedSource, confirmed_by_checksum,
+    open_checked,
 };
 use crate::failpoint;
-use crate::kit::digest::DigestReader;
 use crate::report::progress::Progress;
 use crate::store::{PutRequest, Store, StoreError, WriteMode};
 
@@ -243,14 +243,7 @@ impl Run<'_> {
                 cause: std::io::Error::other("no source for the seeds' bytes"),
             });
         };
-        let raw = source
-            .open(s)
-            .map_err(|cause| StoreError::SourceUnavailable {
-                key: key.to_owned(),
-                cause,
-            })?;
-        let mut body = DigestReader::new(raw, key, s.size, &s.sha256)
-            .with_failpoint(format!("seed-put-streaming:{key}"));
+        let mut body = open_checked(source, s)?.with_failpoint(format!("seed-put-streaming:{key}"));
         let req = PutRequest {
             key: &s.key,
             size: s.size,
