@@ -245,9 +245,14 @@ impl FileStore {
     }
 }
 
-/// Copies `r` into `w` with a large buffer; returns the byte count.
-fn copy(r: &mut dyn Read, w: &mut dyn Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; COPY_BUF];
+/// Copies `r` into `w` with a buffer of up to [`COPY_BUF`] bytes, no larger than the `expected`
+/// size needs (a zeroed 256 KiB buffer per small object would cost more than reading it); returns
+/// the byte count.
+fn copy(r: &mut dyn Read, w: &mut dyn Write, expected: u64) -> io::Result<u64> {
+    let len = usize::try_from(expected.saturating_add(1))
+        .unwrap_or(COPY_BUF)
+        .clamp(512, COPY_BUF);
+    let mut buf = vec![0u8; len];
     let mut total = 0u64;
     loop {
         let n = match r.read(&mut buf) {
@@ -274,7 +279,7 @@ impl Store for FileStore {
     }
 
     fn get(&self, key: &KitPath, sink: &mut dyn Write) -> Result<Option<u64>, StoreError> {
-        let Found::File(path, _) = self.find("get", key)? else {
+        let Found::File(path, size) = self.find("get", key)? else {
             return Ok(None);
         };
         let mut f = match fs::File::open(&path) {
@@ -282,7 +287,7 @@ impl Store for FileStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io("get", key.as_str(), e)),
         };
-        copy(&mut f, sink)
+        copy(&mut f, sink, size)
             .map(Some)
             .map_err(|e| self.io("get", key.as_str(), e))
     }
@@ -302,7 +307,7 @@ impl Store for FileStore {
         let err = |e| self.io("put", key.as_str(), e);
         self.sweep_stale(&dir);
         let mut tmp = self.locked_temp(&dir).map_err(err)?;
-        copy(body, tmp.as_file_mut()).map_err(err)?;
+        copy(body, tmp.as_file_mut(), req.size).map_err(err)?;
         tmp.as_file().sync_all().map_err(err)?;
         let persisted = match req.mode {
             WriteMode::CreateNew => tmp.persist_noclobber(&target),

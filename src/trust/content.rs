@@ -548,4 +548,43 @@ mod tests {
             Err(ContentError::NotSql { .. })
         ));
     }
+
+    fn feed(sink: &mut dyn RetainSink, path: &KitPath, bytes: &[u8]) {
+        sink.begin(path, bytes.len() as u64).unwrap();
+        sink.write(bytes).unwrap();
+        sink.end().unwrap();
+    }
+
+    #[test]
+    fn sql_stays_in_memory_up_to_the_cap_and_spills_to_a_private_folder_beyond() {
+        let m = crate::kit::manifest::tests::sample();
+        let mig = m.modules[0].migrations[0].file.path.clone();
+        let seed = m.seeds[0].file.path.clone();
+        let spill = tempfile::tempdir().unwrap();
+        let retain = Retain::Sql {
+            spill_dir: Some(spill.path().to_path_buf()),
+        };
+
+        let mut sink = retain.sink(&m).unwrap();
+        feed(sink.as_mut(), &mig, b"SELECT 1;");
+        feed(sink.as_mut(), &seed, b"{}");
+        let content = sink.finish(&m).unwrap();
+        assert!(content.folder().is_none(), "small SQL is kept in memory");
+        assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
+
+        // The same kit declaring more SQL than the cap: the SQL goes to a private folder under
+        // the spill folder, seeds still nowhere.
+        let mut big = m.clone();
+        big.modules[0].migrations[1].file.size = MAX_SQL_IN_MEMORY;
+        let mut sink = retain.sink(&big).unwrap();
+        feed(sink.as_mut(), &mig, b"SELECT 1;");
+        feed(sink.as_mut(), &seed, b"{}");
+        let content = sink.finish(&big).unwrap();
+        let folder = content.folder().unwrap().to_path_buf();
+        assert!(folder.starts_with(spill.path()));
+        assert!(mig.under(&folder).is_file());
+        assert!(!seed.under(&folder).exists(), "seeds are never written");
+        drop(content);
+        assert!(!folder.exists(), "the private folder goes with the kit");
+    }
 }

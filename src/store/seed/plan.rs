@@ -109,19 +109,26 @@ pub(super) fn plan_with(
             });
         }
     }
-    let found = pool.install(|| existing_objects(store, seeds))?;
+    // Reading an object back also tells whether it exists: where existence costs a lookup per
+    // key anyway and no checksum can spare the read, skip the separate existence pass.
+    let read_directly = store.lookup() == Lookup::PerKey && !store.confirms_by_checksum();
+    let found = if read_directly {
+        vec![Found::Unknown; seeds.len()]
+    } else {
+        pool.install(|| existing_objects(store, seeds))?
+    };
     let states: Vec<SeedState> = pool.install(|| {
         seeds
             .par_iter()
             .zip(&found)
             .zip(&shas)
-            .map(|((s, info), sha)| {
-                let state = match info {
-                    None => SeedState::Absent,
-                    Some(info) if confirmed_by_checksum(store, s, source, Some(info))? => {
+            .map(|((s, found), sha)| {
+                let state = match found {
+                    Found::Absent => SeedState::Absent,
+                    Found::Listed(info) if confirmed_by_checksum(store, s, source, Some(info))? => {
                         SeedState::Same
                     }
-                    Some(_) => match store.digest(&s.key)? {
+                    Found::Listed(_) | Found::Unknown => match store.digest(&s.key)? {
                         None => SeedState::Absent,
                         Some(d) if d.size == s.size && &d.sha256 == sha => SeedState::Same,
                         Some(existing) => SeedState::Different { existing },
@@ -157,24 +164,33 @@ pub(super) fn plan_with(
     })
 }
 
+/// What is known of the object at a seed's key before reading it.
+#[derive(Debug, Clone)]
+enum Found {
+    /// Nothing there.
+    Absent,
+    /// An object, as a listing or a lookup showed it.
+    Listed(ObjectInfo),
+    /// Not looked up: reading it back will tell.
+    Unknown,
+}
+
 /// The object at each seed's key, if there is one.
-fn existing_objects(
-    store: &dyn Store,
-    seeds: &[SeedObject],
-) -> Result<Vec<Option<ObjectInfo>>, StoreError> {
+fn existing_objects(store: &dyn Store, seeds: &[SeedObject]) -> Result<Vec<Found>, StoreError> {
+    let found = |info: Option<ObjectInfo>| info.map_or(Found::Absent, Found::Listed);
     if store.lookup() == Lookup::Listing && seeds.len() >= LIST_MIN_SEEDS {
-        if let Some(found) = objects_by_listing(store, seeds)? {
-            return Ok(found);
+        if let Some(listed) = objects_by_listing(store, seeds)? {
+            return Ok(listed.into_iter().map(found).collect());
         }
     }
     seeds
         .par_iter()
         .map(|s| {
-            Ok(store.stat(&s.key)?.map(|size| ObjectInfo {
+            Ok(found(store.stat(&s.key)?.map(|size| ObjectInfo {
                 key: s.key.to_string(),
                 size,
                 etag: None,
-            }))
+            })))
         })
         .collect()
 }
