@@ -54,6 +54,26 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// Opens `path` for reading only if it is a regular file: never through a symbolic link in its
+/// last component (`O_NOFOLLOW`), and without blocking on a FIFO or a device (`O_NONBLOCK`, which
+/// regular files ignore) — anything else is an `InvalidInput` error. For files someone else may
+/// have replaced, such as a work folder's.
+pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
 /// Reads until `buf` is full or the reader ends; returns how many bytes were read.
 pub fn read_full(r: &mut (impl std::io::Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -66,4 +86,34 @@ pub fn read_full(r: &mut (impl std::io::Read + ?Sized), buf: &mut [u8]) -> io::R
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_regular_refuses_links_fifos_and_folders_without_blocking() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("f");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(open_regular(&file).is_ok());
+        let link = d.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(open_regular(&link).is_err());
+        let fifo = d.path().join("p");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            open_regular(&fifo).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert!(open_regular(d.path()).is_err());
+    }
 }

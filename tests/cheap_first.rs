@@ -53,6 +53,24 @@ impl Case {
         format!("sqlite://{}", self.ws.path("site.db").display())
     }
 
+    /// Tables in the SQLite site database.
+    fn tables(&self) -> Vec<String> {
+        let out = std::process::Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+                 print('\\n'.join(r[0] for r in c.execute(\"select name from sqlite_master where type='table' order by 1\")))",
+            )
+            .arg(self.ws.path("site.db"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn store(&self) -> String {
         format!("file://{}", self.ws.path("store").display())
     }
@@ -128,8 +146,10 @@ fn a_forged_header_is_refused_before_the_payload_and_the_ledger() {
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["steps"][1]["step"], "authenticate");
     assert_eq!(report["steps"][1]["outcome"], "failed");
+    assert_eq!(report["steps"].as_array().unwrap().len(), 2);
     assert!(report["kit"].is_null());
-    assert!(!c.ws.path("store").exists());
+    // Nothing was recorded or created in the database: no ledger, no history table.
+    assert!(c.tables().is_empty(), "{:?}", c.tables());
 }
 
 #[test]
@@ -190,6 +210,7 @@ fn status_and_migrations_with_a_kit_write_no_kit_file_anywhere() {
     let c = case();
     // A temporary folder that cannot be created: any extraction would fail.
     let nowhere = c.ws.path("no/such/tmp");
+    let before = common::tree(c.ws.dir.path());
     for args in [
         vec![
             "status",
@@ -212,6 +233,12 @@ fn status_and_migrations_with_a_kit_write_no_kit_file_anywhere() {
         assert_eq!(code, 0, "{args:?}: {out}{err}");
         assert!(!nowhere.exists());
     }
+    // Nothing new in the workspace but the database file itself.
+    let after: Vec<String> = common::tree(c.ws.dir.path())
+        .into_iter()
+        .filter(|p| !p.starts_with("site.db"))
+        .collect();
+    assert_eq!(after, before);
     // The status shows the kit's migrations and seeds, from the signed manifest.
     let mut cmd = common::cmd();
     cmd.args([
@@ -233,4 +260,37 @@ fn status_and_migrations_with_a_kit_write_no_kit_file_anywhere() {
     assert_eq!(v["migrations"]["entries"].as_array().unwrap().len(), 5);
     assert_eq!(v["seeds"]["entries"].as_array().unwrap().len(), 2);
     assert_eq!(v["complete"], false);
+}
+
+#[test]
+fn migrations_with_a_kit_refuse_a_kit_written_for_another_database() {
+    let c = case();
+    let (key, _) = c.ws.key("release");
+    let src = c.ws.path("src-pg");
+    common::copy_tree(&c.ws.example_source("quickstart"), &src);
+    let toml = std::fs::read_to_string(src.join("kit.toml")).unwrap();
+    std::fs::write(
+        src.join("kit.toml"),
+        toml.replace("target = \"any\"", "target = \"postgres\""),
+    )
+    .unwrap();
+    let pg_kit = c.ws.build_in(&src, &[&key], "out-pg");
+    for args in [
+        vec!["migrations", "run", "--db", &c.sqlite(), "--kit"],
+        vec!["migrations", "status", "--db", &c.sqlite(), "--kit"],
+        vec![
+            "migrations",
+            "rollback",
+            "--module",
+            "inventory",
+            "--db",
+            &c.sqlite(),
+            "--kit",
+        ],
+    ] {
+        let (code, out, err) = c.run(&args, &pg_kit);
+        assert_eq!(code, 11, "{args:?}: {out}{err}");
+        assert!(err.contains("targets postgres"), "{err}");
+    }
+    assert!(c.tables().is_empty(), "{:?}", c.tables());
 }

@@ -377,9 +377,22 @@ fn unknown_format_version_is_refused() {
 fn malformed_json_is_refused() {
     let c = case();
     let m = forge::find(&c.entries, "manifest.json");
+    let broken = b"{\"schema\": \"offkit/manifest/v1\", oops".to_vec();
+    // Not re-signed: manifest.json is not what SHA256SUMS says, and is never parsed.
     let kit = c.forge(
         "malformed-manifest",
-        &c.with(|e| e[m].data = b"{\"schema\": \"offkit/manifest/v1\", oops".to_vec()),
+        &c.with(|e| e[m].data = broken.clone()),
+    );
+    c.assert_refused(&kit, "manifest-mismatch");
+    // Re-signed by the release key, so that its digest is the signed one: then it is parsed.
+    let key = offkit::trust::SecretKey::load(&c.key).unwrap();
+    let signed = forge::manifest(&c.entries);
+    let kit = c.forge(
+        "malformed-manifest-signed",
+        &c.with(|e| {
+            e[m].data = broken;
+            forge::resign(e, &key, &signed);
+        }),
     );
     c.assert_refused(&kit, "malformed-json");
 
@@ -500,4 +513,35 @@ fn a_directory_entry_is_refused() {
         }),
     );
     c.assert_refused(&kit, "unsupported-entry");
+}
+
+#[test]
+fn terminal_escapes_in_a_manifest_never_reach_the_output() {
+    let c = case();
+    let trust = c.trusted.to_str().unwrap();
+    let mut m = forge::manifest(&c.entries);
+    m["\u{1b}[31mEVIL\u{1b}[0m"] = serde_json::json!(1);
+    // Unsigned edit: refused before manifest.json is parsed.
+    let mut e = c.entries.clone();
+    forge::set_manifest(&mut e, &m);
+    let kit = c.forge("escape-unsigned", &e);
+    c.assert_refused(&kit, "manifest-mismatch");
+    // Signed by the release key: parsed, refused, and the field name shown escaped.
+    let kit = c.resigned("escape-signed", |m| {
+        m["\u{1b}[31mEVIL\u{1b}[0m"] = serde_json::json!(1);
+        m["seeds"][0]["mediaType"] = serde_json::json!("\u{1b}[2J\u{1b}[32mVERIFIED");
+    });
+    c.assert_refused(&kit, "invalid-manifest");
+    for args in [vec!["verify", "--json"], vec!["verify"], vec!["inspect"]] {
+        let mut a = args.clone();
+        a.insert(1, kit.to_str().unwrap());
+        if a[0] == "verify" {
+            a.extend(["--trust", trust]);
+        }
+        let (_, out, err) = outcome(&run(&a));
+        assert!(
+            !out.contains('\u{1b}') && !err.contains('\u{1b}'),
+            "{a:?}: {out}{err}"
+        );
+    }
 }

@@ -26,28 +26,81 @@ fn layer(module: &str) -> Option<u8> {
     LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
 }
 
-/// `crate::NAME` references in the code of `text` (comment lines skipped), with line numbers.
-fn references(text: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let code = line.trim_start();
-        if code.starts_with("//") {
-            continue;
-        }
-        let mut rest = code;
-        while let Some(i) = rest.find("crate::") {
-            let after = &rest[i + "crate::".len()..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                out.push((n + 1, name));
+/// The top-level modules a path prefix (`crate::`, or `super::` where that is the crate root)
+/// reaches in the code of `text` (comment lines skipped), with line numbers. Grouped imports
+/// (`use crate::{kit::x, trust::y}`, over several lines too) name each group member.
+fn references(text: &str, root_prefixes: &[&str]) -> Vec<(usize, String)> {
+    let code: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("//") {
+                ""
+            } else {
+                l
             }
-            rest = after;
+        })
+        .collect();
+    let mut out = Vec::new();
+    for prefix in root_prefixes {
+        for (n, line) in code.iter().enumerate() {
+            let mut rest = *line;
+            while let Some(i) = rest.find(prefix) {
+                let before = rest[..i].chars().next_back();
+                let after = &rest[i + prefix.len()..];
+                rest = after;
+                // `self::super::` or `foo_crate::` are not the crate root.
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                    continue;
+                }
+                if let Some(group) = after.strip_prefix('{') {
+                    let joined: String = std::iter::once(group)
+                        .chain(code[n + 1..].iter().copied())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    for name in group_heads(&joined) {
+                        out.push((n + 1, name));
+                    }
+                } else {
+                    let name = ident(after);
+                    if !name.is_empty() {
+                        out.push((n + 1, name));
+                    }
+                }
+            }
         }
     }
     out
+}
+
+fn ident(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+        .collect()
+}
+
+/// The first path segment of each member of a `{…}` group (`text` starts after the `{`).
+fn group_heads(text: &str) -> Vec<String> {
+    let mut heads = Vec::new();
+    let mut depth = 0usize;
+    let mut at_start = true;
+    for (i, c) in text.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => break,
+            '}' => depth -= 1,
+            ',' if depth == 0 => at_start = true,
+            c if c.is_whitespace() => {}
+            _ if at_start && depth == 0 => {
+                at_start = false;
+                let name = ident(&text[i..]);
+                if !name.is_empty() && name != "self" {
+                    heads.push(name);
+                }
+            }
+            _ => {}
+        }
+    }
+    heads
 }
 
 #[test]
@@ -75,7 +128,14 @@ fn every_module_imports_only_lower_layers() {
         }
         let own = layer(&top).unwrap_or_else(|| panic!("src/{top} has no layer in LAYERS"));
         let text = std::fs::read_to_string(path).unwrap();
-        for (line, name) in references(&text) {
+        // `super::` is the crate root in `src/x.rs` and `src/x/mod.rs`.
+        let at_top = rel.components().count() == 1 || rel.ends_with(format!("{top}/mod.rs"));
+        let prefixes: &[&str] = if at_top {
+            &["crate::", "super::"]
+        } else {
+            &["crate::"]
+        };
+        for (line, name) in references(&text, prefixes) {
             if name == top {
                 continue;
             }
@@ -109,7 +169,16 @@ fn every_module_imports_only_lower_layers() {
 fn the_reference_scan_skips_comments_and_finds_code() {
     let text = "//! see [`crate::cli`]\nuse crate::kit::path::KitPath;\n    let x = crate::util::read_full(r);\n";
     assert_eq!(
-        references(text),
+        references(text, &["crate::"]),
         vec![(2, "kit".to_owned()), (3, "util".to_owned())]
+    );
+    let grouped = "use crate::{\n    kit::{a, b},\n    trust::verify::X,\n};\nuse super::cli::Y;\n";
+    assert_eq!(
+        references(grouped, &["crate::", "super::"]),
+        vec![
+            (1, "kit".to_owned()),
+            (1, "trust".to_owned()),
+            (5, "cli".to_owned())
+        ]
     );
 }

@@ -205,6 +205,46 @@ fn a_migration_replaced_by_a_link_is_refused() {
 }
 
 #[test]
+fn a_migration_replaced_by_a_fifo_is_refused_without_hanging() {
+    let s = site();
+    let (code, report) = s.apply_tampered(|w| {
+        let m = w.join("migrations/inventory/001_create_items.sql");
+        std::fs::remove_file(&m).unwrap();
+        let made = Command::new("mkfifo").arg(&m).status().unwrap();
+        assert!(made.success());
+    });
+    assert_refused(
+        &report,
+        code,
+        "changed-after-verification",
+        "migrations/inventory/001_create_items.sql",
+    );
+    assert!(s.tables().is_empty());
+}
+
+#[test]
+fn a_seed_replaced_by_a_fifo_is_refused_without_hanging() {
+    let s = site();
+    let (code, report) = s.apply_tampered(|w| {
+        let seed = w.join("seeds/catalog/items.json");
+        std::fs::remove_file(&seed).unwrap();
+        assert!(
+            Command::new("mkfifo")
+                .arg(&seed)
+                .status()
+                .unwrap()
+                .success()
+        );
+    });
+    assert_refused(
+        &report,
+        code,
+        "changed-after-verification",
+        "seeds/catalog/items.json",
+    );
+}
+
+#[test]
 fn a_file_removed_after_verification_is_refused() {
     let s = site();
     let (code, report) = s.apply_tampered(|w| {

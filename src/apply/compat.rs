@@ -71,13 +71,19 @@ pub enum Incompatible {
     },
 }
 
-/// Checks the kit's target against the database kind (before connecting is fine).
-pub fn check_target(manifest: &Manifest, dialect: Dialect) -> Result<(), Incompatible> {
+impl crate::exit::ExitCoded for Incompatible {
+    fn exit(&self) -> crate::exit::Exit {
+        crate::exit::Exit::Incompatible
+    }
+}
+
+/// Checks a kit's target against the database kind.
+pub fn check_target(target: Target, dialect: Dialect) -> Result<(), Incompatible> {
     let db = match dialect {
         Dialect::Postgres => "postgres",
         Dialect::Sqlite => "sqlite",
     };
-    match (manifest.target.database, dialect) {
+    match (target, dialect) {
         (Target::Any, _)
         | (Target::Postgres, Dialect::Postgres)
         | (Target::Sqlite, Dialect::Sqlite) => Ok(()),
@@ -195,7 +201,11 @@ mod tests {
             (Target::Sqlite, Dialect::Postgres, false),
         ] {
             m.target.database = t;
-            assert_eq!(check_target(&m, d).is_ok(), ok, "{t:?} on {d:?}");
+            assert_eq!(
+                check_target(m.target.database, d).is_ok(),
+                ok,
+                "{t:?} on {d:?}"
+            );
         }
     }
 

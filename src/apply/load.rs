@@ -1,7 +1,7 @@
 //! What a site command takes from a verified kit: its migration set and its seed objects, both
 //! from the signed manifest — never from a listing of a folder — with every migration and rollback
-//! read through the digest-checking reader against its signed digest ([`VerifiedKit::sql`]).
-//! Used by `apply`, `status` and `migrations … --kit`.
+//! read through the digest-checking reader against its signed digest
+//! ([`VerifiedKit::take_sql`]). Used by `apply`, `status` and `migrations … --kit`.
 
 use crate::kit::manifest::{Manifest, MigrationEntry};
 use crate::migrate::source::SourceError;
@@ -37,7 +37,8 @@ impl crate::exit::ExitCoded for LoadError {
     fn exit(&self) -> crate::exit::Exit {
         match self {
             LoadError::Content(e) => content_exit(e),
-            LoadError::Source(e) => e.exit(),
+            // Signed bytes that break a rule the builder enforces: not a kit offkit built.
+            LoadError::Source(_) => crate::exit::Exit::Verification,
             LoadError::Inconsistent { .. } => crate::exit::Exit::Verification,
         }
     }
@@ -54,9 +55,9 @@ pub(crate) fn content_exit(e: &ContentError) -> crate::exit::Exit {
     }
 }
 
-fn migration(kit: &VerifiedKit, entry: &MigrationEntry) -> Result<Migration, LoadError> {
+fn migration(kit: &mut VerifiedKit, entry: &MigrationEntry) -> Result<Migration, LoadError> {
     let path = entry.file.path.as_str();
-    let mut m = Migration::from_bytes(entry.name.clone(), path, kit.sql(&entry.file.path)?)?;
+    let mut m = Migration::from_bytes(entry.name.clone(), path, kit.take_sql(&entry.file.path)?)?;
     if m.tx != entry.tx {
         return Err(LoadError::Inconsistent {
             path: path.to_owned(),
@@ -65,7 +66,10 @@ fn migration(kit: &VerifiedKit, entry: &MigrationEntry) -> Result<Migration, Loa
         });
     }
     if let Some(r) = &entry.rollback {
-        m.rollback = Some(Rollback::from_bytes(r.path.as_str(), kit.sql(&r.path)?)?);
+        m.rollback = Some(Rollback::from_bytes(
+            r.path.as_str(),
+            kit.take_sql(&r.path)?,
+        )?);
     }
     Ok(m)
 }
@@ -78,11 +82,11 @@ fn tx_text(tx: crate::migrate::TxMode) -> &'static str {
 }
 
 /// The kit's migrations, in the manifest's order, each read and checked against its signed
-/// digest. A file changed or removed since verification stops the load with its name.
-pub fn migration_set(kit: &VerifiedKit) -> Result<MigrationSet, LoadError> {
-    let modules = kit
-        .manifest()
-        .modules
+/// digest (and moved out of the kit when it was kept in memory: call this once). A file changed,
+/// replaced or removed since verification stops the load with its name.
+pub fn migration_set(kit: &mut VerifiedKit) -> Result<MigrationSet, LoadError> {
+    let modules = kit.manifest().modules.clone();
+    let modules = modules
         .iter()
         .map(|m| {
             Ok(Module {

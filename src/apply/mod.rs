@@ -336,7 +336,7 @@ impl Pipeline {
             Ok((kit, detail))
         })?;
         self.step(StepName::Compatibility, |_| {
-            compat::check_target(kit.manifest(), locked.dialect())?;
+            compat::check_target(kit.manifest().target.database, locked.dialect())?;
             let driver = locked.driver();
             let history = if ledger::exists(driver).map_err(ApplyError::Ledger)? {
                 ledger::list(driver, None).map_err(ApplyError::Ledger)?
@@ -353,15 +353,13 @@ impl Pipeline {
         })?;
 
         let retain = if dry_run {
-            Retain::Sql {
-                spill_dir: opts.work_dir.clone(),
-            }
+            Retain::Sql
         } else {
             Retain::TempFiles {
                 work_dir: opts.work_dir.clone(),
             }
         };
-        let kit = self.step(StepName::Verify, |r| {
+        let mut kit = self.step(StepName::Verify, |r| {
             let m = kit.manifest().payload.clone();
             let v = kit.verify(retain).map_err(ApplyError::Verify)?;
             if let Some(info) = &mut r.kit {
@@ -378,7 +376,7 @@ impl Pipeline {
         let (set, seeds) = self.step(StepName::Load, |_| {
             kit.check_folder()
                 .map_err(|e| ApplyError::from(LoadError::Content(e)))?;
-            let set = load::migration_set(&kit)?;
+            let set = load::migration_set(&mut kit)?;
             let seeds = load::seed_objects(kit.manifest());
             let detail = format!(
                 "{} module(s), {} seed object(s), from the signed manifest",

@@ -13,8 +13,6 @@ use super::ApplyError;
 use super::ledger::{self, Row};
 use super::load;
 use super::report::KitInfo;
-use std::path::PathBuf;
-
 use crate::migrate::plan::Status;
 use crate::migrate::{ModuleFilter, Session, State};
 use crate::store::{SeedPlan, SeedState, Store};
@@ -40,24 +38,23 @@ pub struct KitStatus {
     pub complete: bool,
 }
 
-/// Verifies `kit` (keeping its SQL; more than fits in memory goes to a private folder under
-/// `spill_dir`) and compares it with the database of `session` and with `store`; reads only.
+/// Verifies `kit` (keeping only its SQL, in memory) and compares it with the database of
+/// `session` and with `store`; reads only.
 pub fn status(
     kit: AuthenticatedKit,
-    spill_dir: Option<PathBuf>,
     session: &mut Session,
     store: &dyn Store,
 ) -> Result<KitStatus, ApplyError> {
     let objects = load::seed_objects(kit.manifest());
     let (verified, seeds) = std::thread::scope(|s| {
         let plan = s.spawn(|| crate::store::plan(store, &objects, None, &Default::default()));
-        let verified = kit.verify(Retain::Sql { spill_dir });
+        let verified = kit.verify(Retain::Sql);
         (verified, plan.join())
     });
-    let kit = verified.map_err(ApplyError::Verify)?;
+    let mut kit = verified.map_err(ApplyError::Verify)?;
     // A panic in the comparison is a bug: carry it on rather than report it as something else.
     let seeds: SeedPlan = seeds.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-    let set = load::migration_set(&kit)?;
+    let set = load::migration_set(&mut kit)?;
     let migrations = session.status(&set, &ModuleFilter::All)?;
     let driver = session.driver();
     let applications = if ledger::exists(driver).map_err(ApplyError::Ledger)? {

@@ -241,12 +241,7 @@ pub struct StatusArgs {
 pub fn status(args: StatusArgs, global: &Global) -> CliResult {
     let Site { mut session, store } = args.site.open()?;
     let kit = args.site.trust.authenticate(&args.kit)?;
-    let report = crate::apply::status::status(
-        kit,
-        args.site.work_dir.clone(),
-        &mut session,
-        store.as_ref(),
-    )?;
+    let report = crate::apply::status::status(kit, &mut session, store.as_ref())?;
     if global.json {
         return print_json(&report);
     }

@@ -162,7 +162,7 @@ pub fn print_manifest(m: &Manifest) {
             println!(
                 "    {} ({}, {})",
                 s.key,
-                s.media_type,
+                crate::kit::path::printable(&s.media_type),
                 human_bytes(s.file.size)
             );
         }

@@ -16,7 +16,7 @@ use crate::exit::Exit;
 use crate::migrate::ops::{Resolution, RollbackOptions, RollbackTarget};
 use crate::migrate::plan::{Missing, ModuleFilter, OutOfOrder, Status};
 use crate::migrate::runner::{self, OnError, ReleaseGate, RunMode, RunOptions};
-use crate::migrate::{Category, MigrationSet};
+use crate::migrate::{Category, Dialect, MigrationSet};
 use crate::trust::content::Retain;
 
 /// `offkit migrations` subcommands.
@@ -54,7 +54,7 @@ pub struct SourceArgs {
     #[arg(long, value_name = "DIR", required_unless_present = "kit")]
     pub source: Option<PathBuf>,
     /// With --kit: a trusted public key or trust policy (repeatable).
-    #[arg(long = "trust", value_name = "PUB|POLICY")]
+    #[arg(long = "trust", value_name = "PUB|POLICY", requires = "kit")]
     pub trust: Vec<PathBuf>,
     /// With --kit: distinct trusted keys that must have signed.
     #[arg(long, value_name = "K", requires = "kit")]
@@ -107,21 +107,22 @@ impl std::fmt::Display for SourceLabel {
 }
 
 impl SourceArgs {
-    /// Loads the migrations: a kit is authenticated, then its payload verified keeping only its
-    /// SQL (seeds are never written anywhere); a source folder is read as it is. Commands connect
-    /// (and take the lock) before calling this, so that a wrong URL or a busy lock is reported
-    /// before a pass over a large kit.
-    pub fn load(&self) -> Result<(MigrationSet, SourceLabel), CliError> {
+    /// Loads the migrations for a database of kind `dialect`: a kit is authenticated, its target
+    /// checked, then its payload verified keeping only its SQL (seeds are never written
+    /// anywhere); a source folder is read as it is, its `kit.toml` target checked. Commands
+    /// connect (and take the lock) before calling this, so that a wrong URL or a busy lock is
+    /// reported before a pass over a large kit.
+    pub fn load(&self, dialect: Dialect) -> Result<(MigrationSet, SourceLabel), CliError> {
         if let Some(kit) = &self.kit {
             let trust = TrustArgs {
                 trust: self.trust.clone(),
                 threshold: self.threshold,
                 allow_expired: self.allow_expired,
             };
-            let verified = trust
-                .authenticate(kit)?
-                .verify(Retain::Sql { spill_dir: None })?;
-            let set = crate::apply::load::migration_set(&verified)?;
+            let authenticated = trust.authenticate(kit)?;
+            check_target(authenticated.manifest().target.database, dialect)?;
+            let mut verified = authenticated.verify(Retain::Sql)?;
+            let set = crate::apply::load::migration_set(&mut verified)?;
             let m = verified.manifest();
             let label = SourceLabel::VerifiedKit {
                 path: kit.clone(),
@@ -137,6 +138,7 @@ impl SourceArgs {
             ));
         };
         let config = KitConfig::load(dir).map_err(|e| CliError::new(Exit::InvalidSource, e))?;
+        check_target(config.target, dialect)?;
         let schemas: BTreeMap<String, String> = config
             .configured_modules()
             .map(|m| (m.to_string(), config.schema_of(m).to_string()))
@@ -144,6 +146,11 @@ impl SourceArgs {
         let set = MigrationSet::load(dir, &schemas)?;
         Ok((set, SourceLabel::UnsignedSource { path: dir.clone() }))
     }
+}
+
+/// Refuses migrations written for another kind of database (exit 11), as `apply` does.
+fn check_target(target: crate::kit::manifest::Target, dialect: Dialect) -> Result<(), CliError> {
+    Ok(crate::apply::compat::check_target(target, dialect)?)
 }
 
 /// The database and modules a command works on.
@@ -316,7 +323,7 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
 fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
     let filter = ModuleFilter::parse(&t.module);
     let mut session = t.db.connect()?;
-    let (set, label) = t.source.load()?;
+    let (set, label) = t.source.load(session.dialect())?;
     let status = session.status(&set, &filter)?;
     let problems = status.problems();
     if global.json {
@@ -346,7 +353,7 @@ fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
 fn check(t: TargetArgs, global: &Global) -> CliResult {
     let filter = ModuleFilter::parse(&t.module);
     let mut session = t.db.connect()?;
-    let (set, label) = t.source.load()?;
+    let (set, label) = t.source.load(session.dialect())?;
     let status = session.status(&set, &filter)?;
     let problems = status.problems();
     let gated: Vec<String> = status
@@ -484,7 +491,7 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let opts = run_options(&a);
     let mut session = a.target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, label) = a.target.source.load()?;
+    let (set, label) = a.target.source.load(locked.dialect())?;
     let result = locked.run(&set, &opts);
     let report = match &result {
         Ok(r) => r,
@@ -497,7 +504,7 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
 fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
     let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, label) = a.source.load()?;
+    let (set, label) = a.source.load(locked.dialect())?;
     let report = locked.rollback(
         &set,
         &RollbackOptions {
@@ -513,7 +520,7 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
     let filter = ModuleFilter::parse(&a.target.module);
     let mut session = a.target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, label) = a.target.source.load()?;
+    let (set, label) = a.target.source.load(locked.dialect())?;
     let report = locked.import_legacy(&set, &filter, mode(a.dry_run))?;
     print_labelled(&label, &report, global)
 }
@@ -521,7 +528,7 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
 fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
     let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, _label) = a.source.load()?;
+    let (set, _label) = a.source.load(locked.dialect())?;
     let resolution = if a.outcome.applied {
         Resolution::Applied
     } else {

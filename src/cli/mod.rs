@@ -148,7 +148,9 @@ pub fn main() -> ExitCode {
             if is_broken_pipe(&e.error) {
                 return ExitCode::SUCCESS;
             }
-            let _ = writeln!(std::io::stderr(), "offkit: error: {:#}", e.error);
+            // An error may quote bytes of a kit or a file: never let them drive the terminal.
+            let text = crate::kit::path::printable_text(&format!("{:#}", e.error));
+            let _ = writeln!(std::io::stderr(), "offkit: error: {text}");
             ExitCode::from(e.exit.code())
         }
     }

@@ -202,6 +202,24 @@ pub struct ManifestError(pub String);
 /// file (docs/FORMAT.md, "Limits").
 pub const MAX_FILES: u64 = 10_000_000;
 
+/// The most SQL (migrations and rollbacks together) a kit may carry: a site holds a kit's SQL in
+/// memory once (the migration runner needs the text), so this bounds that memory. A release with
+/// more SQL ships as several kits.
+pub const MAX_SQL_BYTES: u64 = 1 << 30;
+
+/// A media type as offkit writes and stores it (`type/subtype`, RFC 6838 restricted names, at
+/// most 255 bytes): it becomes an S3 `Content-Type` and is shown on terminals.
+pub fn is_media_type(s: &str) -> bool {
+    let name = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 127
+            && p.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    s.len() <= 255 && s.split_once('/').is_some_and(|(t, st)| name(t) && name(st))
+}
+
 impl Manifest {
     /// Every payload file the manifest describes, in no particular order.
     pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
@@ -241,6 +259,13 @@ impl Manifest {
     /// relies on these rules. `build` checks its manifest with this before signing it.
     pub fn check(&self) -> Result<(), ManifestError> {
         let bad = |m: String| Err(ManifestError(m));
+        if i64::try_from(self.sequence).is_err() {
+            return bad(format!(
+                "sequence {} is above {} (databases store it as a signed 64-bit number)",
+                self.sequence,
+                i64::MAX
+            ));
+        }
         if self.schema != MANIFEST_SCHEMA {
             return bad(format!(
                 "manifest schema {:?} is not {MANIFEST_SCHEMA:?}",
@@ -302,6 +327,13 @@ impl Manifest {
                     s.key, s.file.path, s.key
                 ));
             }
+            if !is_media_type(&s.media_type) {
+                return bad(format!(
+                    "seed {}: media type {:?} is not type/subtype",
+                    s.key,
+                    crate::kit::path::printable(&s.media_type)
+                ));
+            }
         }
         for (files, dir) in [
             (&self.sboms, "sboms/"),
@@ -324,6 +356,12 @@ impl Manifest {
         if files > MAX_FILES {
             return bad(format!(
                 "{files} payload files is more than this offkit accepts ({MAX_FILES})"
+            ));
+        }
+        let sql = self.sql_bytes()?;
+        if sql > MAX_SQL_BYTES {
+            return bad(format!(
+                "the migrations and rollbacks total {sql} bytes, more than a kit may carry ({MAX_SQL_BYTES}); ship the release as several kits"
             ));
         }
         Ok(())
@@ -482,6 +520,17 @@ pub(crate) mod tests {
         assert!(refused(|m| m.sboms.clear()).contains("own SBOM"));
         assert!(refused(|m| m.sboms.push(entry("seeds/x.spdx.json", 1))).contains("under sboms/"));
         assert!(refused(|m| m.payload.bytes += 1).contains("payload totals"));
+        assert!(refused(|m| m.sequence = u64::MAX).contains("sequence"));
+        assert!(
+            refused(|m| m.seeds[0].media_type = "text/plain\u{1b}[31m".into())
+                .contains("media type")
+        );
+        let sql = refused(|m| {
+            m.modules[0].migrations[0].file.size = MAX_SQL_BYTES;
+            let (files, bytes) = m.totals().unwrap();
+            m.payload = PayloadSummary { files, bytes };
+        });
+        assert!(sql.contains("several kits"), "{sql}");
         let dup = refused(|m| {
             let again = m.modules[0].clone();
             m.modules.push(again);

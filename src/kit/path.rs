@@ -146,6 +146,20 @@ pub fn printable(s: &str) -> String {
         .collect()
 }
 
+/// `text` with control characters other than line feeds and tabs escaped: for multi-line
+/// messages (errors) that may quote a kit's or a file's bytes.
+pub fn printable_text(text: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            line.split('\t')
+                .map(printable)
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 impl fmt::Display for KitPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -227,6 +241,7 @@ mod tests {
     fn printable_escapes_control_characters() {
         assert_eq!(printable("a/b.json"), "a/b.json");
         assert_eq!(printable("x\u{1b}[32mOK"), "x\\u{1b}[32mOK");
+        assert_eq!(printable_text("a\n\tb\u{1b}c\r"), "a\n\tb\\u{1b}c\\u{d}");
     }
 
     #[test]

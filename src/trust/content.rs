@@ -1,16 +1,17 @@
 //! What a verified kit keeps of its payload, and the one way to read it back.
 //!
 //! The verifying pass hands every payload file to a sink chosen by [`Retain`]: nothing (plain
-//! `verify`), the SQL files only (`status`, `migrations … --kit`: migrations and rollbacks in
-//! memory, seeds never written anywhere), or every file in a folder (`extract`, `apply`'s work
-//! folder). Afterwards, [`Content`] serves migrations and rollbacks by their kit path, each read
-//! through the digest-checking reader against the signed manifest: a file changed, replaced or
-//! removed in a folder since verification is refused with its name and a [`ContentError`] of its
-//! own kind, and nothing is ever listed from a folder.
+//! `verify`), the SQL files only (`status`, `migrations … --kit`, `apply --dry-run`: migrations and
+//! rollbacks in memory, seeds never written anywhere), or every file in a folder (`extract`,
+//! `apply`'s work folder). Afterwards, [`Content`] hands out migrations and rollbacks by their kit
+//! path, each read through the digest-checking reader against the signed manifest: a file changed,
+//! replaced or removed in a folder since verification is refused with its name and a
+//! [`ContentError`] of its own kind, and nothing is ever listed from a folder.
 //!
-//! Memory: SQL is kept in memory up to [`MAX_SQL_IN_MEMORY`] bytes in all (the sizes are known
-//! from the authenticated manifest before the first payload byte). A kit with more SQL than that
-//! keeps its SQL in a private temporary folder instead, read back through the same checks.
+//! Memory: the SQL a kit may carry is bounded by the format
+//! ([`crate::kit::manifest::MAX_SQL_BYTES`] in all, checked on the signed manifest before the first
+//! payload byte). Kept in memory, each file is handed out once ([`Content::take_sql`] moves it), so
+//! the SQL is held once — by the verifying pass, then by the migration set made from it.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -25,21 +26,13 @@ use crate::kit::path::KitPath;
 use crate::trust::failure::{Failure, FailureKind};
 use crate::trust::verify::PayloadSink;
 
-/// Most SQL bytes (migrations and rollbacks together) kept in memory; more goes to a private
-/// temporary folder.
-pub const MAX_SQL_IN_MEMORY: u64 = 256 << 20;
-
 /// What the verifying pass keeps of the payload.
 #[derive(Debug, Clone)]
 pub enum Retain {
     /// Nothing (`offkit verify`).
     Nothing,
-    /// The migrations and rollbacks, in memory up to [`MAX_SQL_IN_MEMORY`] (else in a private
-    /// temporary folder under the given folder, default the system's temporary folder).
-    Sql {
-        /// Where to spill SQL that does not fit in memory.
-        spill_dir: Option<PathBuf>,
-    },
+    /// The migrations and rollbacks, in memory.
+    Sql,
     /// Every payload file, written under `dir`, which must exist and be empty and is kept.
     /// With `durable`, each file is synced before the next.
     Files {
@@ -92,8 +85,9 @@ pub enum ContentError {
         /// The path.
         path: KitPath,
     },
-    /// The verifying pass did not keep this file (a caller asked for the wrong [`Retain`]).
-    #[error("{path}: not retained by the verifying pass")]
+    /// The verifying pass did not keep this file (a caller asked for the wrong [`Retain`]), or it
+    /// was already handed out.
+    #[error("{path}: not retained by the verifying pass, or already taken")]
     NotRetained {
         /// The file.
         path: KitPath,
@@ -162,44 +156,41 @@ fn sql_index(manifest: &Manifest) -> HashMap<KitPath, FileEntry> {
         .collect()
 }
 
-/// Opens a file for reading without following a symbolic link in its last component.
-fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(path)
-}
-
 impl Content {
-    /// The verified bytes of the SQL file at `path` (see the module docs).
-    pub fn sql(&self, path: &KitPath) -> Result<Vec<u8>, ContentError> {
+    /// The verified bytes of the SQL file at `path` (see the module docs). Kept in memory, the
+    /// file is moved out: a second call for the same path is [`ContentError::NotRetained`]. In a
+    /// folder, it is read afresh each time, never through a link or from anything but a regular
+    /// file.
+    pub fn take_sql(&mut self, path: &KitPath) -> Result<Vec<u8>, ContentError> {
         let entry = self
             .sql
             .get(path)
             .ok_or_else(|| ContentError::NotSql { path: path.clone() })?;
-        match &self.stored {
+        match &mut self.stored {
             Stored::Nothing => Err(ContentError::NotRetained { path: path.clone() }),
             Stored::Memory(files) => {
                 let bytes = files
-                    .get(path)
+                    .remove(path)
                     .ok_or_else(|| ContentError::NotRetained { path: path.clone() })?;
                 checked(&bytes[..], entry)
             }
             Stored::Folder { root, .. } => {
-                let disk = path.under(root);
-                let file = open_nofollow(&disk).map_err(|e| match e.kind() {
-                    io::ErrorKind::NotFound => ContentError::Removed { path: path.clone() },
-                    _ if fs::symlink_metadata(&disk).is_ok_and(|m| !m.is_file()) => {
-                        ContentError::Replaced { path: path.clone() }
+                let file = crate::util::open_regular(&path.under(root)).map_err(|e| {
+                    match e.kind() {
+                        io::ErrorKind::NotFound => ContentError::Removed { path: path.clone() },
+                        // Not a regular file, or a link (O_NOFOLLOW: ELOOP).
+                        io::ErrorKind::InvalidInput => {
+                            ContentError::Replaced { path: path.clone() }
+                        }
+                        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                            ContentError::Replaced { path: path.clone() }
+                        }
+                        _ => ContentError::Io {
+                            path: path.to_string(),
+                            source: e,
+                        },
                     }
-                    _ => ContentError::Io {
-                        path: path.to_string(),
-                        source: e,
-                    },
                 })?;
-                if !file.metadata().is_ok_and(|m| m.is_file()) {
-                    return Err(ContentError::Replaced { path: path.clone() });
-                }
                 checked(file, entry)
             }
         }
@@ -276,42 +267,28 @@ pub(crate) trait RetainSink: PayloadSink {
 impl Retain {
     /// The sink for this retention, knowing the authenticated manifest.
     pub(crate) fn sink(&self, manifest: &Manifest) -> Result<Box<dyn RetainSink>, ContentError> {
-        let internal = |what: &str| ContentError::Io {
-            path: what.to_owned(),
-            source: io::Error::other("the signed SQL sizes overflow"),
-        };
         Ok(match self {
             Retain::Nothing => Box::new(Discard),
-            Retain::Sql { spill_dir } => {
-                let total = manifest.sql_bytes().map_err(|_| internal("SQL"))?;
-                let sql: HashSet<KitPath> = manifest.sql_files().map(|f| f.path.clone()).collect();
-                if total <= MAX_SQL_IN_MEMORY {
-                    Box::new(MemorySink {
-                        sql,
-                        files: HashMap::new(),
-                        current: None,
-                    })
-                } else {
-                    let temp = temp_dir(spill_dir.as_deref())?;
-                    Box::new(FolderSink::new(
-                        temp.path().to_path_buf(),
-                        Some(temp),
-                        Some(sql),
-                        false,
-                    ))
-                }
-            }
-            Retain::Files { dir, durable } => {
-                Box::new(FolderSink::new(dir.clone(), None, None, *durable))
-            }
+            // The signed SQL total was bounded by `Manifest::check`.
+            Retain::Sql => Box::new(MemorySink {
+                sql: manifest.sql_files().map(|f| f.path.clone()).collect(),
+                files: HashMap::new(),
+                current: None,
+            }),
+            Retain::Files { dir, durable } => Box::new(FolderSink {
+                root: dir.clone(),
+                temp: None,
+                durable: *durable,
+                file: None,
+            }),
             Retain::TempFiles { work_dir } => {
                 let temp = temp_dir(work_dir.as_deref())?;
-                Box::new(FolderSink::new(
-                    temp.path().to_path_buf(),
-                    Some(temp),
-                    None,
-                    false,
-                ))
+                Box::new(FolderSink {
+                    root: temp.path().to_path_buf(),
+                    temp: Some(temp),
+                    durable: false,
+                    file: None,
+                })
             }
         })
     }
@@ -395,30 +372,12 @@ impl RetainSink for MemorySink {
     }
 }
 
-/// Writes payload files (all, or only those in `only`) under a folder.
+/// Writes every payload file under a folder.
 struct FolderSink {
     root: PathBuf,
     temp: Option<tempfile::TempDir>,
-    only: Option<HashSet<KitPath>>,
     durable: bool,
     file: Option<BufWriter<File>>,
-}
-
-impl FolderSink {
-    fn new(
-        root: PathBuf,
-        temp: Option<tempfile::TempDir>,
-        only: Option<HashSet<KitPath>>,
-        durable: bool,
-    ) -> FolderSink {
-        FolderSink {
-            root,
-            temp,
-            only,
-            durable,
-            file: None,
-        }
-    }
 }
 
 /// Creates a new file (never an existing one, never through a link), readable by everyone like
@@ -433,10 +392,6 @@ pub(crate) fn create_file(path: &Path) -> io::Result<File> {
 
 impl PayloadSink for FolderSink {
     fn begin(&mut self, path: &KitPath, _size: u64) -> io::Result<()> {
-        if self.only.as_ref().is_some_and(|only| !only.contains(path)) {
-            self.file = None;
-            return Ok(());
-        }
         let dest = path.under(&self.root);
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
@@ -515,7 +470,7 @@ mod tests {
         let a = KitPath::new("migrations/core/001_a.sql").unwrap();
         let b = KitPath::new("migrations/core/002_b.sql").unwrap();
         let c = KitPath::new("rollback/core/002_b.sql").unwrap();
-        let content = folder_content(
+        let mut content = folder_content(
             dir.path(),
             &[
                 (a.as_str(), b"SELECT 1;"),
@@ -523,28 +478,28 @@ mod tests {
                 (c.as_str(), b"SELECT 3;"),
             ],
         );
-        assert_eq!(content.sql(&a).unwrap(), b"SELECT 1;");
+        assert_eq!(content.take_sql(&a).unwrap(), b"SELECT 1;");
 
         fs::write(a.under(dir.path()), b"SELECT 9;").unwrap();
-        let e = content.sql(&a).unwrap_err();
+        let e = content.take_sql(&a).unwrap_err();
         assert!(matches!(e, ContentError::Changed { .. }), "{e}");
         assert_eq!(e.failure().kind, FailureKind::ChangedAfterVerification);
         assert_eq!(e.failure().entry.as_deref(), Some(a.as_str()));
 
         fs::remove_file(b.under(dir.path())).unwrap();
-        let e = content.sql(&b).unwrap_err();
+        let e = content.take_sql(&b).unwrap_err();
         assert_eq!(e.failure().kind, FailureKind::RemovedAfterVerification);
 
         let target = dir.path().join("elsewhere.sql");
         fs::write(&target, b"SELECT 3;").unwrap();
         fs::remove_file(c.under(dir.path())).unwrap();
         std::os::unix::fs::symlink(&target, c.under(dir.path())).unwrap();
-        let e = content.sql(&c).unwrap_err();
+        let e = content.take_sql(&c).unwrap_err();
         assert!(matches!(e, ContentError::Replaced { .. }), "{e}");
 
         let other = KitPath::new("seeds/x.json").unwrap();
         assert!(matches!(
-            content.sql(&other),
+            content.take_sql(&other),
             Err(ContentError::NotSql { .. })
         ));
     }
@@ -556,35 +511,27 @@ mod tests {
     }
 
     #[test]
-    fn sql_stays_in_memory_up_to_the_cap_and_spills_to_a_private_folder_beyond() {
-        let m = crate::kit::manifest::tests::sample();
-        let mig = m.modules[0].migrations[0].file.path.clone();
+    fn sql_is_kept_in_memory_once_and_seeds_nowhere() {
+        let mut m = crate::kit::manifest::tests::sample();
+        // The sample's digests are of the paths: make the size agree with those bytes too.
+        let size = m.modules[0].migrations[0].file.path.as_str().len() as u64;
+        m.modules[0].migrations[0].file.size = size;
+        let mig = &m.modules[0].migrations[0].file;
         let seed = m.seeds[0].file.path.clone();
-        let spill = tempfile::tempdir().unwrap();
-        let retain = Retain::Sql {
-            spill_dir: Some(spill.path().to_path_buf()),
-        };
-
-        let mut sink = retain.sink(&m).unwrap();
-        feed(sink.as_mut(), &mig, b"SELECT 1;");
+        let mut sink = Retain::Sql.sink(&m).unwrap();
+        feed(sink.as_mut(), &mig.path, mig.path.as_str().as_bytes());
         feed(sink.as_mut(), &seed, b"{}");
-        let content = sink.finish(&m).unwrap();
-        assert!(content.folder().is_none(), "small SQL is kept in memory");
-        assert_eq!(std::fs::read_dir(spill.path()).unwrap().count(), 0);
-
-        // The same kit declaring more SQL than the cap: the SQL goes to a private folder under
-        // the spill folder, seeds still nowhere.
-        let mut big = m.clone();
-        big.modules[0].migrations[1].file.size = MAX_SQL_IN_MEMORY;
-        let mut sink = retain.sink(&big).unwrap();
-        feed(sink.as_mut(), &mig, b"SELECT 1;");
-        feed(sink.as_mut(), &seed, b"{}");
-        let content = sink.finish(&big).unwrap();
-        let folder = content.folder().unwrap().to_path_buf();
-        assert!(folder.starts_with(spill.path()));
-        assert!(mig.under(&folder).is_file());
-        assert!(!seed.under(&folder).exists(), "seeds are never written");
-        drop(content);
-        assert!(!folder.exists(), "the private folder goes with the kit");
+        let mut content = sink.finish(&m).unwrap();
+        assert!(content.folder().is_none());
+        assert!(matches!(&content.stored, Stored::Memory(f) if f.len() == 1));
+        assert_eq!(
+            content.take_sql(&mig.path).unwrap(),
+            mig.path.as_str().as_bytes()
+        );
+        // Moved out: held once.
+        assert!(matches!(
+            content.take_sql(&mig.path),
+            Err(ContentError::NotRetained { .. })
+        ));
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::kit::path::printable;
 use crate::kit::reader::ReadError;
 
 /// What kind of failure; the kebab-case names are a stable contract.
@@ -113,12 +114,13 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// A failure about an entry.
+    /// A failure about an entry. Control characters in the entry and the message (which may quote
+    /// bytes of the kit) are escaped, so that no kit can write to a terminal through a refusal.
     pub fn at(kind: FailureKind, entry: impl Into<String>, message: impl Into<String>) -> Failure {
         Failure {
             kind,
-            entry: Some(entry.into()),
-            message: message.into(),
+            entry: Some(printable(&entry.into())),
+            message: printable(&message.into()),
         }
     }
 
@@ -127,7 +129,7 @@ impl Failure {
         Failure {
             kind,
             entry: None,
-            message: message.into(),
+            message: printable(&message.into()),
         }
     }
 }
@@ -166,8 +168,26 @@ impl From<ReadError> for Failure {
         };
         Failure {
             kind,
-            entry,
-            message,
+            entry: entry.map(|e| printable(&e)),
+            message: printable(&message),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_never_reach_a_failure() {
+        let f = Failure::at(
+            FailureKind::ExtraFile,
+            "x\u{1b}[2Jy",
+            "\u{1b}[32mVERIFIED\u{1b}[0m",
+        );
+        assert!(!f.to_string().contains('\u{1b}'), "{f}");
+        assert!(!f.entry.unwrap().contains('\u{1b}'));
+        let f = Failure::kit(FailureKind::Expired, "a\rb");
+        assert!(!f.message.contains('\r'));
     }
 }

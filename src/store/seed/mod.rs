@@ -16,9 +16,7 @@
 //! to the driver (a crash there interrupts the put itself), `seed-committed:KEY` after the put was
 //! confirmed by read-back.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use crate::exit::{Exit, ExitCoded};
@@ -91,15 +89,13 @@ impl FolderSource {
 
 impl SeedSource for FolderSource {
     fn open(&self, seed: &SeedObject) -> io::Result<Box<dyn Read + Send + '_>> {
-        // Never through a symbolic link: a seed replaced by a link is not the seed.
-        let file: File = OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(self.file(&seed.key)?)?;
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::other("not a regular file"));
-        }
-        Ok(Box::new(io::BufReader::with_capacity(256 * 1024, file)))
+        // A regular file only: a seed replaced by a link, a FIFO or a device is not the seed
+        // (and opening a FIFO must not hang the seeding).
+        let file = crate::util::open_regular(&self.file(&seed.key)?)?;
+        let buffer = usize::try_from(seed.size.saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .clamp(512, 256 * 1024);
+        Ok(Box::new(io::BufReader::with_capacity(buffer, file)))
     }
 }
 

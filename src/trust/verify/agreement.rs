@@ -21,17 +21,10 @@ pub(super) fn sums_failure(e: SumsError) -> Failure {
     Failure::at(kind, SUMS, e.to_string())
 }
 
-/// Checks the agreement of the three lists.
-pub(super) fn check(
-    header: &RawHeader,
-    subjects: &[Subject],
-    sums: &[SumLine],
-    manifest: &Manifest,
-) -> Result<(), Failure> {
-    let from_sums: BTreeMap<&str, &str> = sums
-        .iter()
-        .map(|l| (l.path.as_str(), l.sha256.as_str()))
-        .collect();
+/// SHA256SUMS must list exactly the signed statement's subjects: with that, SHA256SUMS is
+/// authenticated whoever signed its detached signature.
+pub(super) fn sums_match_subjects(subjects: &[Subject], sums: &[SumLine]) -> Result<(), Failure> {
+    let from_sums = sum_map(sums);
     let mut from_subjects: BTreeMap<&str, &str> = BTreeMap::new();
     for s in subjects {
         if from_subjects.insert(&s.name, &s.digest.sha256).is_some() {
@@ -49,12 +42,23 @@ pub(super) fn check(
             format!("{name}: SHA256SUMS and the signed statement's subjects disagree"),
         ));
     }
-    for (name, entry) in [(LAYOUT, &header.layout), (MANIFEST, &header.manifest)] {
+    Ok(())
+}
+
+/// `offkit-layout` and `manifest.json` as read must have the digests the (authenticated)
+/// SHA256SUMS gives them; checked before `manifest.json` is parsed, so that no unauthenticated
+/// byte is.
+pub(super) fn header_digests(header: &RawHeader, sums: &[SumLine]) -> Result<(), Failure> {
+    let from_sums = sum_map(sums);
+    for (name, entry, kind) in [
+        (LAYOUT, &header.layout, K::DigestMismatch),
+        (MANIFEST, &header.manifest, K::ManifestMismatch),
+    ] {
         match from_sums.get(name) {
             Some(d) if entry.sha256 == *d => {}
             Some(_) => {
                 return Err(Failure::at(
-                    K::DigestMismatch,
+                    kind,
                     name,
                     format!("{name} does not match its SHA-256 in SHA256SUMS"),
                 ));
@@ -68,6 +72,12 @@ pub(super) fn check(
             }
         }
     }
+    Ok(())
+}
+
+/// The manifest must list exactly SHA256SUMS's payload files, with the same digests, and no two
+/// paths may collide on a case-insensitive file system.
+pub(super) fn manifest_matches_sums(manifest: &Manifest, sums: &[SumLine]) -> Result<(), Failure> {
     let mut from_manifest: BTreeMap<&str, &str> = BTreeMap::new();
     for f in manifest.files() {
         if from_manifest
@@ -81,10 +91,9 @@ pub(super) fn check(
             ));
         }
     }
-    let payload_sums: BTreeMap<&str, &str> = from_sums
-        .iter()
-        .filter(|(k, _)| **k != LAYOUT && **k != MANIFEST)
-        .map(|(k, v)| (*k, *v))
+    let payload_sums: BTreeMap<&str, &str> = sum_map(sums)
+        .into_iter()
+        .filter(|(k, _)| *k != LAYOUT && *k != MANIFEST)
         .collect();
     if let Some(name) = first_difference(&payload_sums, &from_manifest) {
         return Err(Failure::at(
@@ -107,6 +116,12 @@ pub(super) fn check(
         }
     }
     Ok(())
+}
+
+fn sum_map(sums: &[SumLine]) -> BTreeMap<&str, &str> {
+    sums.iter()
+        .map(|l| (l.path.as_str(), l.sha256.as_str()))
+        .collect()
 }
 
 fn first_difference<'a>(

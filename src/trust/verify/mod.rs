@@ -206,10 +206,10 @@ impl VerifiedKit {
     }
 
     /// The verified bytes of a migration or rollback file, read through the digest-checking
-    /// reader against the signed manifest. A file changed or removed since verification is
-    /// refused with its name.
-    pub fn sql(&self, path: &KitPath) -> Result<Vec<u8>, ContentError> {
-        self.content.sql(path)
+    /// reader against the signed manifest. A file changed, replaced or removed since verification
+    /// is refused with its name. Kept in memory, the bytes are moved out (held once).
+    pub fn take_sql(&mut self, path: &KitPath) -> Result<Vec<u8>, ContentError> {
+        self.content.take_sql(path)
     }
 
     /// The folder the payload files were retained in, when they were written to disk (apply's
@@ -327,9 +327,14 @@ fn authenticate_header(
     let mut warnings = Vec::new();
     check_detached(&header, &envelope, policy, &mut warnings)?;
 
-    // Only now, with the payload authenticated, parse it: the type fields first, so that another
-    // statement or predicate type is "unknown", not "malformed".
-    let head: Statement<serde::de::IgnoredAny> = serde_json::from_slice(&payload)
+    // Only now, with the payload authenticated, parse it: the type fields and the predicate's
+    // schema first, so that another statement, predicate or manifest schema is "unknown", not
+    // "malformed".
+    #[derive(serde::Deserialize)]
+    struct SchemaOnly {
+        schema: Option<String>,
+    }
+    let head: Statement<SchemaOnly> = serde_json::from_slice(&payload)
         .map_err(|e| Failure::at(K::MalformedJson, DSSE, format!("in-toto statement: {e}")))?;
     if head.type_ != layout::STATEMENT_TYPE || head.predicate_type != layout::PREDICATE_TYPE {
         return Err(Failure::at(
@@ -342,13 +347,7 @@ fn authenticate_header(
             ),
         ));
     }
-    #[derive(serde::Deserialize)]
-    struct SchemaOnly {
-        schema: Option<String>,
-    }
-    let schema: SchemaOnly = serde_json::from_slice(&header.manifest.bytes)
-        .map_err(|e| manifest_failure(MANIFEST, e))?;
-    if let Some(schema) = schema.schema
+    if let Some(schema) = head.predicate.schema
         && schema != MANIFEST_SCHEMA
     {
         return Err(Failure::at(
@@ -360,14 +359,21 @@ fn authenticate_header(
             ),
         ));
     }
-    let manifest: Manifest = serde_json::from_slice(&header.manifest.bytes)
-        .map_err(|e| manifest_failure(MANIFEST, e))?;
-    // Typed, not as JSON value trees: a manifest of 100,000 files parsed twice as trees would
-    // cost more memory than the whole verification otherwise needs.
+    // Typed, not as JSON value trees: a manifest of 100,000 files parsed as trees would cost more
+    // memory than the whole verification otherwise needs.
     let Statement {
         subject, predicate, ..
     } = serde_json::from_slice::<Statement<Manifest>>(&payload)
-        .map_err(|e| manifest_failure("the signed statement's manifest", e))?;
+        .map_err(|e| manifest_failure(DSSE, "the signed statement's manifest", e))?;
+    drop(payload);
+    // SHA256SUMS is authenticated by its detached signature or, whoever signed that, by equality
+    // with the signed subjects; `manifest.json` only once its digest is that SHA256SUMS line.
+    let sum_lines = sums::parse(&header.sums.bytes).map_err(agreement::sums_failure)?;
+    agreement::sums_match_subjects(&subject, &sum_lines)?;
+    drop(subject);
+    agreement::header_digests(&header, &sum_lines)?;
+    let manifest: Manifest = serde_json::from_slice(&header.manifest.bytes)
+        .map_err(|e| manifest_failure(MANIFEST, MANIFEST, e))?;
     if predicate != manifest {
         return Err(Failure::at(
             K::ManifestMismatch,
@@ -375,9 +381,8 @@ fn authenticate_header(
             "manifest.json differs from the manifest in the signed statement",
         ));
     }
-    drop((predicate, payload));
-    let sum_lines = sums::parse(&header.sums.bytes).map_err(agreement::sums_failure)?;
-    agreement::check(&header, &subject, &sum_lines, &manifest)?;
+    drop(predicate);
+    agreement::manifest_matches_sums(&manifest, &sum_lines)?;
     manifest
         .check()
         .map_err(|e| Failure::at(K::InvalidManifest, MANIFEST, e.0))?;
@@ -414,9 +419,8 @@ fn authenticate_header(
 }
 
 /// A manifest that does not parse is malformed JSON; one that parses but breaks a value's rule
-/// (a bad name, path, digest or time) is an invalid manifest.
-fn manifest_failure(what: &str, e: serde_json::Error) -> Failure {
-    let entry = if what == MANIFEST { MANIFEST } else { DSSE };
+/// (a bad name, path, digest or time, an unknown field) is an invalid manifest.
+fn manifest_failure(entry: &str, what: &str, e: serde_json::Error) -> Failure {
     let kind = match e.classify() {
         serde_json::error::Category::Data => K::InvalidManifest,
         _ => K::MalformedJson,
