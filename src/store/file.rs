@@ -197,6 +197,56 @@ impl FileStore {
         Ok(Found::Absent)
     }
 
+    /// Opens the object at `key` for reading, with its size; `None` when there is none. The same
+    /// rules as [`FileStore::find`] — no symbolic link anywhere below the root, a regular file at
+    /// the end — but in one `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)` from the root folder
+    /// where the kernel has it (Linux 5.6+), instead of a lookup per path component, and without
+    /// a window between the check and the open. Elsewhere, `find` then open.
+    fn open_object(&self, key: &KitPath) -> Result<Option<(fs::File, u64)>, StoreError> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        use rustix::io::Errno;
+        self.check_reserved(key)?;
+        let root = match fs::File::open(&self.root) {
+            Ok(r) => r,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io("get", key.as_str(), e)),
+        };
+        let opened = rustix::fs::openat2(
+            &root,
+            key.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        );
+        let file = match opened {
+            Ok(fd) => fs::File::from(fd),
+            // A missing component, or a file where a folder would be: no object.
+            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
+            Err(Errno::LOOP | Errno::XDEV) => {
+                return Err(self.unsafe_key(key, "a symbolic link is on its path".to_owned()));
+            }
+            Err(Errno::NOSYS | Errno::PERM | Errno::INVAL) => {
+                // No openat2 here (or refused by a sandbox): check each component, then open.
+                let Found::File(path, _) = self.find("get", key)? else {
+                    return Ok(None);
+                };
+                match fs::File::open(&path) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(self.io("get", key.as_str(), e)),
+                }
+            }
+            Err(e) => return Err(self.io("get", key.as_str(), e.into())),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| self.io("get", key.as_str(), e))?;
+        if !meta.is_file() {
+            return Err(self.unsafe_key(key, "it is not a regular file".to_owned()));
+        }
+        Ok(Some((file, meta.len())))
+    }
+
     /// Creates the key's parent folders as needed (refusing links and files on the way) and
     /// returns the parent folder.
     fn prepare_parent(&self, key: &KitPath) -> Result<PathBuf, StoreError> {
@@ -279,13 +329,8 @@ impl Store for FileStore {
     }
 
     fn get(&self, key: &KitPath, sink: &mut dyn Write) -> Result<Option<u64>, StoreError> {
-        let Found::File(path, size) = self.find("get", key)? else {
+        let Some((mut f, size)) = self.open_object(key)? else {
             return Ok(None);
-        };
-        let mut f = match fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io("get", key.as_str(), e)),
         };
         copy(&mut f, sink, size)
             .map(Some)

@@ -150,3 +150,34 @@ fn temp_files_of_dead_writers_are_swept_live_ones_kept() {
         "this process's own temporary file was removed"
     );
 }
+
+#[test]
+fn a_fifo_or_folder_at_a_key_is_refused_without_blocking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = store(tmp.path());
+    put(&s, "k/a.json", b"{}", WriteMode::CreateNew).unwrap();
+    let fifo = tmp.path().join("k/pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let k = KitPath::new("k/pipe").unwrap();
+    assert!(matches!(
+        s.get(&k, &mut Vec::new()),
+        Err(StoreError::UnsafeKey { .. })
+    ));
+    assert!(matches!(s.digest(&k), Err(StoreError::UnsafeKey { .. })));
+    let k = KitPath::new("k").unwrap();
+    assert!(matches!(
+        s.get(&k, &mut Vec::new()),
+        Err(StoreError::UnsafeKey { .. })
+    ));
+    // A key under a file is no object; a missing one neither.
+    for absent in ["k/a.json/x", "nope/x"] {
+        let k = KitPath::new(absent).unwrap();
+        assert_eq!(s.get(&k, &mut Vec::new()).unwrap(), None, "{absent}");
+    }
+}
