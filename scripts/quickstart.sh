@@ -4,6 +4,7 @@
 # Everything it writes goes to ./offkit-demo (delete it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/build-deps.sh
 cargo build --release --quiet
 OFFKIT=target/release/offkit
 DEMO=offkit-demo

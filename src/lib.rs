@@ -9,7 +9,8 @@
 //!
 //! - leaves: [`exit`] (the exit-code table), [`failpoint`] (named crash points for tests),
 //!   [`util`], [`sql`] (identifier quoting), [`report`] (progress), [`sbom`] (the kit's SPDX 2.3
-//!   document).
+//!   document), [`pg`] (PostgreSQL connections the libpq way: connection strings, `PG*`
+//!   variables, `.pgpass`, TLS, several hosts).
 //! - [`kit`]: the format only — layout, paths, the typed manifest and its rules, names and
 //!   digests, the digest-checking reader, migration naming, tar, zstd frames, SHA256SUMS and DSSE
 //!   encodings, the strict streaming reader.
@@ -28,6 +29,7 @@ pub mod exit;
 pub mod failpoint;
 pub mod kit;
 pub mod migrate;
+pub mod pg;
 pub mod report;
 pub mod sbom;
 pub mod sql;

@@ -1,9 +1,61 @@
-//! Small shared helpers: hex SHA-256 and atomic file writes.
+//! Small shared helpers: hex SHA-256, atomic file writes, safe opening of files someone else may
+//! have replaced, secrets that cannot be printed, and showing untrusted text.
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
+
+/// A secret string (a password, an S3 key, a URL that contains one). `Debug` and `Display` print
+/// `***`; only [`Secret::expose`] gives the value, for handing it to a client library.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value, to pass to a client library. Never print it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `s` with control characters escaped (`\u{1b}` for ESC and so on), so that text from a kit, a
+/// file or a server cannot drive a terminal.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Untrusted text made safe to show: at most 80 characters, control characters escaped.
+pub fn printable_short(s: &str) -> String {
+    escape_controls(&s.chars().take(80).collect::<String>())
+}
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {

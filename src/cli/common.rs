@@ -37,9 +37,13 @@ impl DbArgs {
     }
 }
 
-/// Connects to a parsed database URL.
+/// Connects to a parsed database URL; remarks (an ignored password file) go to stderr.
 pub fn connect(url: &DbUrl) -> Result<Session, CliError> {
-    Ok(Session::connect(url)?)
+    let session = Session::connect(url)?;
+    for w in session.warnings() {
+        eprintln!("offkit: warning: {}", crate::util::escape_controls(w));
+    }
+    Ok(session)
 }
 
 /// Seeding options shared by the commands that put objects (`apply`, `store put-dir`).

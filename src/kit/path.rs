@@ -132,18 +132,7 @@ impl KitPath {
 /// `s` with control characters escaped (`\u{1b}` for ESC and so on), for showing names taken
 /// from a kit or a folder on a terminal.
 pub fn printable(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
-        return s.to_owned();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::util::escape_controls(s)
 }
 
 /// `text` with control characters other than line feeds and tabs escaped: for multi-line

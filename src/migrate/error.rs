@@ -28,6 +28,15 @@ pub enum MigrateError {
         /// What the driver said.
         source: DbError,
     },
+    /// Connecting to PostgreSQL failed: refused, host not found, timeout, authentication, TLS,
+    /// database missing, or no host of the right kind.
+    #[error("cannot connect to {url}: {source}")]
+    PgConnect {
+        /// The URL without its password.
+        url: String,
+        /// What happened.
+        source: crate::pg::ConnectError,
+    },
     /// A runner statement (not a migration's own SQL) failed.
     #[error("database error while {doing}: {source}")]
     Db {
@@ -187,7 +196,9 @@ impl ExitCoded for MigrateError {
             MigrateError::Url(_) | MigrateError::UnknownModule { .. } => Exit::Usage,
             MigrateError::ReleaseGate { .. } | MigrateError::Refused(_) => Exit::Usage,
             MigrateError::Source(e) => e.exit(),
-            MigrateError::Connect { .. } | MigrateError::Db { .. } => Exit::Database,
+            MigrateError::Connect { .. }
+            | MigrateError::PgConnect { .. }
+            | MigrateError::Db { .. } => Exit::Database,
             MigrateError::MigrationFailed(_) | MigrateError::RollbackFailed { .. } => {
                 Exit::Database
             }

@@ -41,6 +41,7 @@ pub fn now_rfc3339() -> String {
 pub struct Session {
     url: DbUrl,
     driver: Box<dyn Driver>,
+    warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Session {
@@ -52,20 +53,42 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Connects to `url` (PostgreSQL) or opens it (SQLite, created if absent).
     pub fn connect(url: &DbUrl) -> Result<Session, MigrateError> {
-        let connect_err = |source| MigrateError::Connect {
-            url: url.redacted(),
-            source,
-        };
-        let driver: Box<dyn Driver> = match url {
-            DbUrl::Postgres(u) => {
-                Box::new(drivers::postgres::Postgres::connect(u).map_err(connect_err)?)
+        let (driver, warnings): (Box<dyn Driver>, Vec<String>) = match url {
+            DbUrl::Postgres(info) => {
+                let connected =
+                    crate::pg::connect(info).map_err(|source| MigrateError::PgConnect {
+                        url: url.redacted(),
+                        source,
+                    })?;
+                let warnings = connected.warnings.clone();
+                let driver = drivers::postgres::Postgres::from_client(connected.client).map_err(
+                    |source| MigrateError::Connect {
+                        url: url.redacted(),
+                        source,
+                    },
+                )?;
+                (Box::new(driver), warnings)
             }
-            DbUrl::Sqlite(p) => Box::new(drivers::sqlite::Sqlite::open(p).map_err(connect_err)?),
+            DbUrl::Sqlite(p) => (
+                Box::new(drivers::sqlite::Sqlite::open(p).map_err(|source| {
+                    MigrateError::Connect {
+                        url: url.redacted(),
+                        source,
+                    }
+                })?),
+                Vec::new(),
+            ),
         };
         Ok(Session {
             url: url.clone(),
             driver,
+            warnings,
         })
+    }
+
+    /// Remarks from connecting that the operator should see (an ignored password file).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The URL this session is connected to (print it with `redacted()`).

@@ -1,18 +1,21 @@
-//! Database URLs: `postgres://…` (or `postgresql://…`) and `sqlite://PATH`.
+//! Database URLs: PostgreSQL connection strings — `postgres://…` / `postgresql://…` URLs and
+//! libpq keyword/value strings (`host=db dbname=app sslmode=verify-full`), read by
+//! [`crate::pg::ConnInfo`] with the `PG*` environment — and `sqlite://PATH`.
 //!
-//! This module parses the scheme and keeps the URL; it does not connect. Passwords must never be
-//! printed, so [`DbUrl`] has no `Display` of the raw text: use [`DbUrl::redacted`] in messages and
-//! reports.
+//! This module parses; it does not connect. Passwords must never be printed, so [`DbUrl`] has no
+//! `Display` of the raw text: [`DbUrl::redacted`] is rebuilt from the parsed value without them.
 
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::pg::{ConnInfo, ConnInfoError};
 
 /// A database URL whose scheme offkit knows.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DbUrl {
-    /// A PostgreSQL connection URL (passed as is to the `postgres` crate).
-    Postgres(String),
+    /// A PostgreSQL connection.
+    Postgres(Box<ConnInfo>),
     /// A SQLite database file; a relative path is relative to the working folder.
     Sqlite(PathBuf),
 }
@@ -21,40 +24,50 @@ pub enum DbUrl {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UrlError {
-    /// The scheme is not one offkit knows.
+    /// Neither a PostgreSQL connection string nor a SQLite URL.
     #[error(
-        "unsupported database URL {redacted:?}: use postgres://USER@HOST:PORT/DB or sqlite://PATH"
+        "unsupported database URL: use postgres://USER@HOST:PORT/DB, a key=value connection string (host=… dbname=…), or sqlite://PATH"
     )]
-    Scheme {
-        /// The URL with any password replaced.
-        redacted: String,
-    },
+    Scheme,
     /// `sqlite://` without a path.
     #[error("sqlite:// needs a file path, e.g. sqlite://./offkit.db")]
     EmptySqlitePath,
+    /// A PostgreSQL connection string that cannot be used.
+    #[error(transparent)]
+    Postgres(#[from] ConnInfoError),
+}
+
+/// True when `text` reads as a libpq keyword/value string (`keyword=value …`).
+fn is_keyword_string(text: &str) -> bool {
+    text.split_whitespace().next().is_some_and(|first| {
+        first.split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+    })
 }
 
 impl DbUrl {
-    /// Parses a URL by its scheme.
+    /// Parses a URL by its scheme (PostgreSQL strings through [`ConnInfo::parse`]).
     pub fn parse(url: &str) -> Result<DbUrl, UrlError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(DbUrl::Postgres(url.to_owned()));
-        }
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() {
                 return Err(UrlError::EmptySqlitePath);
             }
             return Ok(DbUrl::Sqlite(PathBuf::from(path)));
         }
-        Err(UrlError::Scheme {
-            redacted: redact(url),
-        })
+        if url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || is_keyword_string(url)
+        {
+            return Ok(DbUrl::Postgres(Box::new(ConnInfo::parse(url)?)));
+        }
+        Err(UrlError::Scheme)
     }
 
-    /// The URL with any password replaced by `***`, safe to print.
+    /// The URL without secrets, safe to print, log and record.
     pub fn redacted(&self) -> String {
         match self {
-            DbUrl::Postgres(url) => redact(url),
+            DbUrl::Postgres(c) => c.redacted(),
             DbUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
         }
     }
@@ -80,35 +93,6 @@ impl fmt::Display for DbUrl {
     }
 }
 
-/// Replaces the password of `scheme://user:password@host…` and any `password=` query or
-/// key-value parameter by `***`.
-fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                let start = rest_start + colon + 1;
-                out.replace_range(start..rest_start + at, "***");
-            }
-        }
-    }
-    // Query parameters (`?password=…&…`) and libpq key-value strings (`password=… host=…`).
-    let lower = out.to_ascii_lowercase();
-    if let Some(i) = lower.find("password=") {
-        let start = i + "password=".len();
-        let end = out[start..]
-            .find(['&', ' '])
-            .map_or(out.len(), |j| start + j);
-        out.replace_range(start..end, "***");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +107,10 @@ mod tests {
             DbUrl::parse("postgresql://u@h/db"),
             Ok(DbUrl::Postgres(_))
         ));
+        assert!(matches!(
+            DbUrl::parse("host=h dbname=db sslmode=require"),
+            Ok(DbUrl::Postgres(_))
+        ));
         assert_eq!(
             DbUrl::parse("sqlite://./offkit.db"),
             Ok(DbUrl::Sqlite(PathBuf::from("./offkit.db")))
@@ -132,10 +120,8 @@ mod tests {
             Ok(DbUrl::Sqlite(PathBuf::from("/var/lib/offkit.db")))
         );
         assert_eq!(DbUrl::parse("sqlite://"), Err(UrlError::EmptySqlitePath));
-        assert!(matches!(
-            DbUrl::parse("mysql://root:hunter2@h/db"),
-            Err(UrlError::Scheme { redacted }) if !redacted.contains("hunter2")
-        ));
+        let e = DbUrl::parse("mysql://root:hunter2@h/db").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"));
     }
 
     #[test]
@@ -147,11 +133,8 @@ mod tests {
             "postgres://admin:***@db.local:5432/app?sslmode=disable"
         );
         assert!(!format!("{u} {u:?}").contains("s3cr"));
-        let q = DbUrl::parse("postgres://db.local/app?user=a&password=hunter2&x=1").unwrap();
-        assert_eq!(
-            q.redacted(),
-            "postgres://db.local/app?user=a&password=***&x=1"
-        );
+        let q = DbUrl::parse("postgres://db.local/app?user=a&password=hunter2").unwrap();
+        assert_eq!(q.redacted(), "postgres://a:***@db.local:5432/app");
         let plain = DbUrl::parse("postgres://postgres@127.0.0.1:5432/postgres").unwrap();
         assert_eq!(
             plain.redacted(),

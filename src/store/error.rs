@@ -49,6 +49,15 @@ pub enum StoreError {
         /// The cause.
         cause: Box<postgres::Error>,
     },
+    /// Connecting to the PostgreSQL store failed (refused, not found, timeout, authentication,
+    /// TLS, database missing).
+    #[error("cannot connect to {store}: {source}")]
+    PgConnect {
+        /// The store, redacted.
+        store: String,
+        /// What happened.
+        source: Box<crate::pg::ConnectError>,
+    },
     /// A put in create-only mode found an object already there; nothing was overwritten.
     #[error("object {key:?} already exists in {store}; it was not overwritten")]
     AlreadyExists {
@@ -172,9 +181,10 @@ impl StoreError {
             | StoreError::Corrupt { key, .. }
             | StoreError::SourceMismatch { key, .. }
             | StoreError::SourceUnavailable { key, .. } => Some(key).filter(|k| !k.is_empty()),
-            StoreError::Url(_) | StoreError::Runtime { .. } | StoreError::Misconfigured { .. } => {
-                None
-            }
+            StoreError::Url(_)
+            | StoreError::Runtime { .. }
+            | StoreError::Misconfigured { .. }
+            | StoreError::PgConnect { .. } => None,
         }
         .map(String::as_str)
     }

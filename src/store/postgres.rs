@@ -14,11 +14,11 @@ use std::ops::ControlFlow;
 use std::sync::Mutex;
 
 use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, NoTls, Transaction};
+use postgres::{Client, IsolationLevel, Transaction};
 use sha2::{Digest, Sha256};
 
 use super::stream::read_full;
-use super::url::{PostgresUrl, Secret, StoreUrl};
+use super::url::{PostgresUrl, StoreUrl};
 use super::{Lookup, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
 use crate::kit::path::KitPath;
 
@@ -36,7 +36,7 @@ use crate::sql::quote_ident as ident;
 pub struct PgStore {
     url: StoreUrl,
     shown: String,
-    conninfo: Secret,
+    conninfo: Box<crate::pg::ConnInfo>,
     objects: String,
     chunks: String,
     lock_name: String,
@@ -88,19 +88,19 @@ impl PgStore {
     /// Runs `f` on a pooled connection (connecting when the pool is empty).
     fn with_client<T>(
         &self,
-        op: &'static str,
-        key: &str,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut client = match pooled {
             Some(c) if !c.is_closed() => c,
-            _ => self
-                .conninfo
-                .expose()
-                .parse::<postgres::Config>()
-                .and_then(|c| c.connect(NoTls))
-                .map_err(self.pg(op, key))?,
+            _ => {
+                crate::pg::connect(&self.conninfo)
+                    .map_err(|source| StoreError::PgConnect {
+                        store: self.shown.clone(),
+                        source: Box::new(source),
+                    })?
+                    .client
+            }
         };
         let result = f(&mut client);
         if !client.is_closed() {
@@ -237,12 +237,10 @@ impl Store for PgStore {
 
     fn stat(&self, key: &KitPath) -> Result<Option<u64>, StoreError> {
         let sql = format!("SELECT size FROM {} WHERE key = $1", self.objects);
-        self.with_client("stat", key.as_str(), |c| {
-            match c.query_opt(&sql, &[&key.as_str()]) {
-                Ok(row) => Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64)),
-                Err(e) if undefined_table(&e) => Ok(None),
-                Err(e) => Err(self.pg("stat", key.as_str())(e)),
-            }
+        self.with_client(|c| match c.query_opt(&sql, &[&key.as_str()]) {
+            Ok(row) => Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64)),
+            Err(e) if undefined_table(&e) => Ok(None),
+            Err(e) => Err(self.pg("stat", key.as_str())(e)),
         })
     }
 
@@ -254,7 +252,7 @@ impl Store for PgStore {
             "SELECT data FROM {} WHERE key = $1 ORDER BY seq",
             self.chunks
         );
-        self.with_client("get", k, |c| {
+        self.with_client(|c| {
             let mut tx = Self::snapshot(c).map_err(&pg)?;
             let size: i64 = match tx.query_opt(&size_sql, &[&k]) {
                 Ok(Some(row)) => row.get(0),
@@ -295,7 +293,7 @@ impl Store for PgStore {
     fn put(&self, req: &PutRequest<'_>, body: &mut dyn Read) -> Result<(), StoreError> {
         let k = req.key.as_str();
         let pg = self.pg("put", k);
-        self.with_client("put", k, |c| {
+        self.with_client(|c| {
             self.ensure_tables(c)?;
             let mut tx = c.transaction().map_err(&pg)?;
             self.put_tx(&mut tx, req, body)?;
@@ -305,12 +303,10 @@ impl Store for PgStore {
 
     fn delete(&self, key: &KitPath) -> Result<bool, StoreError> {
         let sql = format!("DELETE FROM {} WHERE key = $1", self.objects);
-        self.with_client("delete", key.as_str(), |c| {
-            match c.execute(&sql, &[&key.as_str()]) {
-                Ok(n) => Ok(n > 0),
-                Err(e) if undefined_table(&e) => Ok(false),
-                Err(e) => Err(self.pg("delete", key.as_str())(e)),
-            }
+        self.with_client(|c| match c.execute(&sql, &[&key.as_str()]) {
+            Ok(n) => Ok(n > 0),
+            Err(e) if undefined_table(&e) => Ok(false),
+            Err(e) => Err(self.pg("delete", key.as_str())(e)),
         })
     }
 
@@ -325,7 +321,7 @@ impl Store for PgStore {
             self.objects
         );
         let pg = self.pg("list", "");
-        self.with_client("list", "", |c| {
+        self.with_client(|c| {
             let mut tx = Self::snapshot(c).map_err(&pg)?;
             let portal = match tx.bind(&sql, &[&prefix]) {
                 Ok(p) => p,

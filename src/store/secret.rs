@@ -1,8 +1,6 @@
 //! Secrets in store URLs: the [`Secret`] wrapper that cannot print its value, and best-effort
 //! redaction of URL text (for errors about URLs that did not even parse).
 
-use std::fmt;
-
 use super::url::percent_decode;
 
 /// Query options whose values are secrets.
@@ -13,42 +11,7 @@ pub(super) const SECRET_OPTIONS: &[&str] = &[
     "password",
 ];
 
-/// A secret string (an S3 key, a database password or a URL that contains one). `Debug` and
-/// `Display` print `***`; only [`Secret::expose`] gives the value, for handing it to a client.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value, to pass to a client library. Never print it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// Replaces the secrets in a text (an error message) that may quote the URL's password.
-pub(super) fn redact_text(text: &str, url: &url::Url) -> String {
-    match url.password() {
-        Some(p) if !p.is_empty() => text.replace(p, "***"),
-        _ => text.to_owned(),
-    }
-}
+pub use crate::util::Secret;
 
 /// Best-effort redaction of a URL string that may not parse: the user-info part
 /// (`user:password@`) becomes `user:***@` for PostgreSQL and `***@` otherwise, and the values of

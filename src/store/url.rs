@@ -9,7 +9,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::secret::redact_text;
 pub use super::secret::{Secret, redact_raw};
 
 /// Why a store URL was refused. Messages quote the URL only in redacted form.
@@ -122,9 +121,9 @@ pub struct S3Url {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PostgresUrl {
-    /// The connection URL without the `table` option (it may carry a password).
-    pub conninfo: Secret,
-    /// The connection URL with the password replaced by `***`.
+    /// The connection (without the `table` option).
+    pub conninfo: Box<crate::pg::ConnInfo>,
+    /// The URL without secrets.
     pub shown: String,
     /// The schema of the object table.
     pub schema: String,
@@ -407,43 +406,45 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
 }
 
 fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
-    let mut parsed = url::Url::parse(input).map_err(|e| malformed(input, e.to_string()))?;
+    // The store's own options come out of the query; the rest is a libpq connection URL, read by
+    // the same parser as `--db` (crate::pg), whose redacted form is what is shown.
     let shown_input = redact_raw(input);
+    let (base, query) = match input.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (input, None),
+    };
     let mut table_opt = None;
-    let mut rest: Vec<(String, String)> = Vec::new();
-    for (k, v) in parsed.query_pairs() {
-        if k == "table" {
-            if table_opt.replace(v.into_owned()).is_some() {
-                return Err(UrlError::BadOption {
-                    url: shown_input,
-                    option: "table".into(),
-                    reason: "given twice".into(),
-                });
+    let mut rest: Vec<&str> = Vec::new();
+    for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        match pair.split_once('=') {
+            Some(("table", v)) => {
+                let v = percent_decode(v);
+                if table_opt.replace(v).is_some() {
+                    return Err(UrlError::BadOption {
+                        url: shown_input,
+                        option: "table".into(),
+                        reason: "given twice".into(),
+                    });
+                }
             }
-        } else {
-            rest.push((k.into_owned(), v.into_owned()));
+            _ => rest.push(pair),
         }
     }
     let (schema, table) = match &table_opt {
         None => (DEFAULT_PG_TABLE.0.to_owned(), DEFAULT_PG_TABLE.1.to_owned()),
         Some(t) => parse_table(&shown_input, t)?,
     };
-    if rest.is_empty() {
-        parsed.set_query(None);
+    let text = if rest.is_empty() {
+        base.to_owned()
     } else {
-        parsed.query_pairs_mut().clear().extend_pairs(&rest);
-    }
-    let conninfo = parsed.to_string();
-    // The postgres crate parses the same URL; refuse here what it would refuse later, and say it
-    // without quoting the password.
-    conninfo
-        .parse::<postgres::Config>()
-        .map_err(|e| malformed(input, redact_text(&e.to_string(), &parsed)))?;
-    let mut shown = redact_raw(&conninfo);
-    shown.push_str(if rest.is_empty() { "?" } else { "&" });
+        format!("{base}?{}", rest.join("&"))
+    };
+    let conninfo = crate::pg::ConnInfo::parse(&text).map_err(|e| malformed(&shown_input, e.0))?;
+    let mut shown = conninfo.redacted();
+    shown.push_str(if shown.contains('?') { "&" } else { "?" });
     shown.push_str(&format!("table={schema}.{table}"));
     Ok(StoreUrl::Postgres(PostgresUrl {
-        conninfo: Secret::new(conninfo),
+        conninfo: Box::new(conninfo),
         shown,
         schema,
         table,

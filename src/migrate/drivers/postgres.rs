@@ -10,7 +10,7 @@
 //! ([`Driver::stage`]) into a session setting that the insert reads.
 
 use postgres::types::{ToSql, Type};
-use postgres::{Client, Config, NoTls, SimpleQueryMessage};
+use postgres::{Client, SimpleQueryMessage};
 
 use super::{DbError, Dialect, Driver, LockHolder, NewHistoryRow, Row, Value};
 use crate::migrate::lock::{LOCK_KEY, LOCK_TAG_PREFIX, lock_tag};
@@ -48,13 +48,8 @@ fn db_error(e: postgres::Error) -> DbError {
 }
 
 impl Postgres {
-    /// Connects with `application_name = offkit`.
-    pub fn connect(url: &str) -> Result<Postgres, DbError> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|e: postgres::Error| DbError::msg(format!("invalid PostgreSQL URL: {e}")))?;
-        config.application_name("offkit");
-        let mut client = config.connect(NoTls).map_err(db_error)?;
+    /// The driver over a connection made by [`crate::pg::connect`].
+    pub fn from_client(mut client: Client) -> Result<Postgres, DbError> {
         client
             .batch_execute("SET TimeZone TO 'UTC'")
             .map_err(db_error)?;
