@@ -1,7 +1,7 @@
 //! PostgreSQL connections the way libpq users expect them, for the migration runner, the ledger
 //! and the PostgreSQL object store alike: connection strings and `PG*` variables
 //! ([`conninfo`]), the password file ([`pgpass`]), TLS with `sslmode` semantics and client
-//! certificates ([`tls`]), several hosts with `target_session_attrs`, and errors that say what
+//! certificates (`tls`), several hosts with `target_session_attrs`, and errors that say what
 //! happened ([`ConnectError`]). SCRAM-SHA-256 (and MD5) authentication is the `postgres` crate's.
 //!
 //! [`connect`] tries each host (and each address a host name resolves to) in order, as libpq
