@@ -180,7 +180,7 @@ impl fmt::Debug for ConnInfo {
 pub struct ConnInfoError(pub String);
 
 /// What [`ConnInfo::parse_with`] reads from outside the string: environment variables and the
-/// home folder. [`Environment::process`] is the real one.
+/// home folder. [`ProcessEnvironment`] is the real one.
 pub trait Environment {
     /// An environment variable.
     fn var(&self, name: &str) -> Option<String>;
