@@ -29,8 +29,9 @@ pub enum MigrateError {
         source: DbError,
     },
     /// Connecting to PostgreSQL failed: refused, host not found, timeout, authentication, TLS,
-    /// database missing, or no host of the right kind.
-    #[error("cannot connect to {url}: {source}")]
+    /// database missing, or no host of the right kind. (The cause is the error's source: printed
+    /// once, after this.)
+    #[error("cannot connect to {url}")]
     PgConnect {
         /// The URL without its password.
         url: String,

@@ -73,19 +73,28 @@ fn connect_endpoint(
     if let Some(o) = &info.options {
         config.options(o);
     }
+    let mut has_password = true;
+    let mut ignored_passfile = None;
     match &info.password {
         Some(p) => {
             config.password(p.expose());
         }
         None => {
-            if let Some(file) = info.passfile() {
-                let found = pgpass::lookup(&file, endpoint, &info.dbname, &info.user);
-                if let Some(w) = found.warning.filter(|w| !warnings.contains(w)) {
+            let found = info
+                .passfile()
+                .map(|file| pgpass::lookup(&file, endpoint, &info.dbname, &info.user))
+                .unwrap_or_default();
+            if let Some(w) = found.warning {
+                ignored_passfile = Some(w.clone());
+                if !warnings.contains(&w) {
                     warnings.push(w);
                 }
-                if let Some(p) = found.password {
+            }
+            match found.password {
+                Some(p) => {
                     config.password(p.expose());
                 }
+                None => has_password = false,
             }
         }
     }
@@ -126,7 +135,16 @@ fn connect_endpoint(
             }
             Err(e) => {
                 let socket = matches!(endpoint.host, Host::Socket(_));
-                last = Some(classify(e, info, &shown, socket, tls, started));
+                let attempt = Attempt {
+                    info,
+                    shown: &shown,
+                    socket,
+                    has_password,
+                    ignored_passfile: ignored_passfile.as_deref(),
+                    tls,
+                    started,
+                };
+                last = Some(attempt.classify(e));
             }
         }
     }
@@ -176,84 +194,111 @@ fn check_session(
     }
 }
 
-/// Turns the driver's error into what happened. tokio-postgres has no public error kinds, so
-/// the cause chain is read: the server's SQLSTATE, an I/O error's kind, the certificate problem
-/// the verify callback kept.
-fn classify(
-    e: postgres::Error,
-    info: &ConnInfo,
-    shown: &str,
+/// One connection attempt, for reading its failure.
+struct Attempt<'a> {
+    info: &'a ConnInfo,
+    shown: &'a str,
     socket: bool,
-    tls: &tls::TlsSetup,
+    has_password: bool,
+    ignored_passfile: Option<&'a str>,
+    tls: &'a tls::TlsSetup,
     started: Instant,
-) -> ConnectError {
-    let endpoint = shown.to_owned();
-    if let Some(db) = e.as_db_error() {
-        let code = db.code().code();
-        return match code {
-            // invalid_password, invalid_authorization_specification
-            "28P01" | "28000" => ConnectError::Authentication {
-                user: info.user.clone(),
-                endpoint,
-                detail: db.message().to_owned(),
-            },
-            // invalid_catalog_name
-            "3D000" => ConnectError::DatabaseMissing {
-                dbname: info.dbname.clone(),
-                endpoint,
-            },
-            _ => ConnectError::Server {
-                endpoint,
-                message: format!("{} ({code})", db.message()),
-            },
-        };
-    }
-    let verify = tls
-        .verify_failure
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
-    if let Some((code, text)) = verify {
-        return ConnectError::Tls {
-            endpoint,
-            problem: tls::problem(code, &text),
-        };
-    }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => ConnectError::Refused { endpoint },
-                std::io::ErrorKind::TimedOut => ConnectError::Timeout {
+}
+
+impl Attempt<'_> {
+    /// Turns the driver's error into what happened. tokio-postgres has no public error kinds, so
+    /// the cause chain is read: the server's SQLSTATE, an I/O error's kind, the certificate problem
+    /// the verify callback kept.
+    fn classify(&self, e: postgres::Error) -> ConnectError {
+        let Attempt {
+            info,
+            shown,
+            socket,
+            has_password,
+            ignored_passfile,
+            tls,
+            started,
+        } = *self;
+        let endpoint = shown.to_owned();
+        if let Some(db) = e.as_db_error() {
+            let code = db.code().code();
+            return match code {
+                // invalid_password, invalid_authorization_specification
+                "28P01" | "28000" => ConnectError::Authentication {
+                    user: info.user.clone(),
                     endpoint,
-                    after: started.elapsed(),
+                    detail: db.message().to_owned(),
                 },
-                // No socket file: no server listens there.
-                std::io::ErrorKind::NotFound if socket => ConnectError::Refused { endpoint },
+                // invalid_catalog_name
+                "3D000" => ConnectError::DatabaseMissing {
+                    dbname: info.dbname.clone(),
+                    endpoint,
+                },
                 _ => ConnectError::Server {
                     endpoint,
-                    message: io.to_string(),
+                    message: format!("{} ({code})", db.message()),
                 },
             };
         }
-        if let Some(ssl) = c.downcast_ref::<openssl::ssl::Error>() {
+        let verify = tls
+            .verify_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((code, text)) = verify {
             return ConnectError::Tls {
                 endpoint,
-                problem: TlsProblem::Other(ssl.to_string()),
+                problem: tls::problem(code, &text),
             };
         }
-        // tokio-postgres reports a server that answers "N" to the SSL request with this text and
-        // no type of its own (connect_tls.rs).
-        if c.to_string() == "server does not support TLS" {
-            return ConnectError::Tls {
-                endpoint,
-                problem: TlsProblem::NotOffered,
-            };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                return match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => ConnectError::Refused { endpoint },
+                    std::io::ErrorKind::TimedOut => ConnectError::Timeout {
+                        endpoint,
+                        after: started.elapsed(),
+                    },
+                    // No socket file: no server listens there.
+                    std::io::ErrorKind::NotFound if socket => ConnectError::Refused { endpoint },
+                    _ => ConnectError::Server {
+                        endpoint,
+                        message: io.to_string(),
+                    },
+                };
+            }
+            if let Some(ssl) = c.downcast_ref::<openssl::ssl::Error>() {
+                return ConnectError::Tls {
+                    endpoint,
+                    problem: TlsProblem::Other(ssl.to_string()),
+                };
+            }
+            // tokio-postgres reports a server that answers "N" to the SSL request with this text and
+            // no type of its own (connect_tls.rs).
+            if c.to_string() == "server does not support TLS" {
+                return ConnectError::Tls {
+                    endpoint,
+                    problem: TlsProblem::NotOffered,
+                };
+            }
+            cause = c.source();
         }
-        cause = c.source();
-    }
-    ConnectError::Server {
-        endpoint,
-        message: e.to_string(),
+        if !has_password {
+            // The server asked for a password the client does not have (tokio-postgres: a
+            // configuration error, "password missing").
+            return ConnectError::Authentication {
+            user: info.user.clone(),
+            endpoint,
+            detail: match ignored_passfile {
+                Some(why) => format!("the server asks for a password and none was given: {why}"),
+                None => "the server asks for a password and none was given (in the URL, PGPASSWORD or the password file)".into(),
+            },
+        };
+        }
+        ConnectError::Server {
+            endpoint,
+            message: e.to_string(),
+        }
     }
 }

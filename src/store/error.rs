@@ -51,7 +51,7 @@ pub enum StoreError {
     },
     /// Connecting to the PostgreSQL store failed (refused, not found, timeout, authentication,
     /// TLS, database missing).
-    #[error("cannot connect to {store}: {source}")]
+    #[error("cannot connect to {store}")]
     PgConnect {
         /// The store, redacted.
         store: String,
