@@ -57,6 +57,48 @@ pub fn printable_short(s: &str) -> String {
     escape_controls(&s.chars().take(80).collect::<String>())
 }
 
+/// Parses `500ms`, `30s`, `5m`, `1h` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {:?}", printable_short(s)))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {:?} (ms, s, m, h)",
+                printable_short(s)
+            ));
+        }
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|e| format!("invalid duration {:?}: {e}", printable_short(s)))
+}
+
+/// A duration as `parse_duration` reads it: `250ms`, `5s`, `10m`, `2h` (whole units when exact).
+pub fn format_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".to_owned()
+    } else if ms % 3_600_000 == 0 {
+        format!("{}h", ms / 3_600_000)
+    } else if ms % 60_000 == 0 {
+        format!("{}m", ms / 60_000)
+    } else if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -143,6 +185,21 @@ pub fn read_full(r: &mut (impl std::io::Read + ?Sized), buf: &mut [u8]) -> io::R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("10min"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+        for d in ["250ms", "5s", "10m", "2h", "0s"] {
+            assert_eq!(format_duration(parse_duration(d).unwrap()), d);
+        }
+    }
 
     #[test]
     fn open_regular_refuses_links_fifos_and_folders_without_blocking() {

@@ -403,6 +403,7 @@ fn rollback_reverse_order_to_and_missing_file(db: &TestDb) {
                 module: "core".into(),
                 target,
                 mode,
+                safety: Default::default(),
             },
         )
     };

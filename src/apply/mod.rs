@@ -80,6 +80,8 @@ pub struct ApplyOptions {
     pub batch_size: u32,
     /// How long to wait for the migration lock.
     pub lock_timeout: Duration,
+    /// Timeouts and lock retries of the migrations.
+    pub safety: crate::migrate::Safety,
     /// Older sequences.
     pub downgrade: DowngradePolicy,
     /// Seed conflicts.
@@ -106,6 +108,7 @@ impl Default for ApplyOptions {
             on_error: OnError::Continue,
             batch_size: run.batch_size,
             lock_timeout: Duration::from_secs(60),
+            safety: run.safety,
             downgrade: DowngradePolicy::Refuse,
             conflicts: ConflictPolicy::Stop,
             parallelism: None,
@@ -529,6 +532,7 @@ fn run_migrations(
         on_error: opts.on_error,
         batch_size: opts.batch_size,
         applied_by: opts.applied_by.clone(),
+        safety: opts.safety.clone(),
         ..RunOptions::default()
     };
     match locked.run(set, &run_opts) {

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::common::{DbArgs, LockArgs, SeedArgs, TrustArgs, connect};
+use super::common::{DbArgs, LockArgs, SafetyArgs, SeedArgs, TrustArgs, connect};
 use super::migrations::CategoryArg;
 use super::{CliError, CliResult, Global, io_error, print_json};
 use crate::apply::ledger::{self, Row};
@@ -78,6 +78,8 @@ pub struct Args {
     pub stop_on_error: bool,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub safety: SafetyArgs,
     /// UNSAFE: apply a kit whose channel sequence is below (or equal to, with other content) the
     /// last one applied here. Recorded in the ledger and the report.
     #[arg(long)]
@@ -146,6 +148,7 @@ fn options(args: &Args) -> ApplyOptions {
         },
         batch_size: args.batch_size,
         lock_timeout: args.lock.lock_timeout,
+        safety: args.safety.safety(),
         downgrade: if args.allow_downgrade {
             DowngradePolicy::UnsafeAllow
         } else {

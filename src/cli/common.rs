@@ -87,22 +87,42 @@ pub struct LockArgs {
     pub lock_timeout: Duration,
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h` or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (ms, s, m, h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))
+pub use crate::util::parse_duration;
+
+/// The night-run safety settings of migrations (`docs/MIGRATIONS.md`, "Timeouts and lock
+/// retries").
+#[derive(Debug, Clone, clap::Args)]
+pub struct SafetyArgs {
+    /// statement_timeout of migration statements, over the kit's hints (default: the kit's hint
+    /// for the migration, else 30m; 0 disables).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub statement_timeout: Option<Duration>,
+    /// lock_timeout: how long a migration waits for a table lock before its transaction is
+    /// rolled back and retried, over the kit's hints (default: the kit's hint, else 5s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub db_lock_timeout: Option<Duration>,
+    /// Retries of a migration (or data batch) rolled back by lock_timeout or a deadlock.
+    #[arg(long, value_name = "N", default_value_t = crate::migrate::safety::DEFAULT_LOCK_RETRIES)]
+    pub lock_retries: u32,
+    /// The pause before the first retry; each next one doubles (at most 1m).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub lock_retry_pause: Duration,
+    /// idle_in_transaction_session_timeout of offkit's database session (0 disables).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub idle_in_transaction_timeout: Duration,
+}
+
+impl SafetyArgs {
+    /// The settings asked for.
+    pub fn safety(&self) -> crate::migrate::Safety {
+        crate::migrate::Safety {
+            lock_timeout: self.db_lock_timeout,
+            statement_timeout: self.statement_timeout,
+            idle_in_transaction_timeout: self.idle_in_transaction_timeout,
+            lock_retries: self.lock_retries,
+            retry_pause: self.lock_retry_pause,
+        }
+    }
 }
 
 /// `--trust`, `--threshold`, `--allow-expired`.
@@ -171,20 +191,5 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::common::{DbArgs, LockArgs, TrustArgs};
+use super::common::{DbArgs, LockArgs, SafetyArgs, TrustArgs};
 use super::{CliError, CliResult, Global, print_json};
 use crate::build::KitConfig;
 use crate::exit::Exit;
@@ -225,6 +225,9 @@ pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub safety: SafetyArgs,
 }
 
 /// `migrations rollback` arguments.
@@ -248,6 +251,9 @@ pub struct RollbackArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub safety: SafetyArgs,
 }
 
 /// `migrations import-legacy` arguments.
@@ -452,6 +458,7 @@ fn run_options(a: &RunArgs) -> RunOptions {
             Missing::Refuse
         },
         applied_by: runner::default_applied_by(),
+        safety: a.safety.safety(),
     }
 }
 
@@ -511,6 +518,7 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
             module: a.module,
             target: a.to.map_or(RollbackTarget::Last, RollbackTarget::To),
             mode: mode(a.dry_run),
+            safety: a.safety.safety(),
         },
     )?;
     print_labelled(&label, &report, global)

@@ -172,6 +172,91 @@ impl fmt::Display for MigrationName {
 
 crate::kit::names::serde_as_text!(MigrationName, MigrationName::parse);
 
+/// Signed hints a migration file carries in its leading comment lines (PostgreSQL documentation
+/// of the settings: `lock_timeout`, `statement_timeout`):
+///
+/// ```sql
+/// -- offkit:no-transaction            (first line only; see TxMode)
+/// -- offkit:statement-timeout 10m     this migration may run that long
+/// -- offkit:lock-timeout 30s          and wait that long for a table lock
+/// ```
+///
+/// The file is signed, so the hints are: a site's night-run defaults give way to what the release
+/// team says one migration needs, while an operator's explicit option still wins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// `-- offkit:statement-timeout DURATION`.
+    pub statement_timeout: Option<std::time::Duration>,
+    /// `-- offkit:lock-timeout DURATION`.
+    pub lock_timeout: Option<std::time::Duration>,
+}
+
+/// A malformed `-- offkit:` directive.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct DirectiveError {
+    /// 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The directives prefix.
+const DIRECTIVE: &str = "-- offkit:";
+
+impl Hints {
+    /// Reads the `-- offkit:` directives of the file's leading comment lines (blank lines and
+    /// `--` comments; the first other line ends them). Unknown, repeated or malformed directives
+    /// are refused, so that a typo cannot silently drop a hint.
+    pub fn parse(sql: &str) -> Result<Hints, DirectiveError> {
+        let mut hints = Hints::default();
+        for (i, raw) in sql.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if !line.starts_with("--") {
+                break;
+            }
+            let Some(directive) = line.strip_prefix(DIRECTIVE) else {
+                continue;
+            };
+            let bad = |message: String| DirectiveError {
+                line: i + 1,
+                message,
+            };
+            let (key, value) = match directive.split_once(char::is_whitespace) {
+                Some((k, v)) => (k, v.trim()),
+                None => (directive, ""),
+            };
+            let slot = match key {
+                "no-transaction" if i == 0 && value.is_empty() => continue,
+                "no-transaction" => {
+                    return Err(bad(format!(
+                        "{NO_TRANSACTION_MARKER} must be the file's first line, alone"
+                    )));
+                }
+                "statement-timeout" => &mut hints.statement_timeout,
+                "lock-timeout" => &mut hints.lock_timeout,
+                other => {
+                    return Err(bad(format!(
+                        "unknown directive {DIRECTIVE}{} (known: no-transaction, statement-timeout, lock-timeout)",
+                        crate::util::printable_short(other)
+                    )));
+                }
+            };
+            let d = crate::util::parse_duration(value).map_err(|e| bad(format!("{key}: {e}")))?;
+            if d.is_zero() {
+                return Err(bad(format!("{key} must be more than zero")));
+            }
+            if slot.replace(d).is_some() {
+                return Err(bad(format!("{key} is given twice")));
+            }
+        }
+        Ok(hints)
+    }
+}
+
 /// How a migration file is executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -253,6 +338,28 @@ mod tests {
         names.sort_by_key(|n| n.order_key());
         let got: Vec<_> = names.iter().map(|n| n.as_str()).collect();
         assert_eq!(got, ["001_e", "002_c", "100_b", "S001_a", "DM001_d"]);
+    }
+
+    #[test]
+    fn hints_come_from_the_leading_comments() {
+        use std::time::Duration;
+        let h = Hints::parse(
+            "-- offkit:no-transaction\n-- Backfill.\n\n-- offkit:statement-timeout 10m\n-- offkit:lock-timeout 30s\nUPDATE t SET a = 1;\n-- offkit:lock-timeout 1s\n",
+        )
+        .unwrap();
+        assert_eq!(h.statement_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(h.lock_timeout, Some(Duration::from_secs(30)));
+        assert_eq!(Hints::parse("SELECT 1;").unwrap(), Hints::default());
+        for bad in [
+            "-- offkit:statement-timout 1m\n",
+            "-- offkit:statement-timeout soon\n",
+            "-- offkit:lock-timeout 0s\n",
+            "-- offkit:lock-timeout 1s\n-- offkit:lock-timeout 2s\n",
+            "-- x\n-- offkit:no-transaction\n",
+        ] {
+            let e = Hints::parse(bad).unwrap_err();
+            assert!(e.line >= 1, "{bad}: {e}");
+        }
     }
 
     #[test]

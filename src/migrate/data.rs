@@ -15,6 +15,7 @@ use crate::migrate::history::{
 };
 use crate::migrate::report::DataStats;
 use crate::migrate::runner::{RunOptions, migration_failed};
+use crate::migrate::safety::{self, StepTimeouts};
 use crate::migrate::source::{BATCH_SIZE_PARAM, Migration, Module};
 use crate::migrate::sqltext;
 
@@ -26,6 +27,7 @@ pub fn run_data_migration(
     m: &Migration,
     progress: Option<&DataProgress>,
     opts: &RunOptions,
+    timeouts: &StepTimeouts,
 ) -> (DataStats, Result<(), MigrateError>) {
     let mut stats = DataStats {
         batch_size: i64::from(opts.batch_size),
@@ -34,7 +36,15 @@ pub fn run_data_migration(
         total_rows: progress.map_or(0, |p| p.rows_done),
         ..DataStats::default()
     };
-    let result = batches(driver, module, m, progress.is_some(), opts, &mut stats);
+    let result = batches(
+        driver,
+        module,
+        m,
+        progress.is_some(),
+        opts,
+        timeouts,
+        &mut stats,
+    );
     (stats, result)
 }
 
@@ -44,6 +54,7 @@ fn batches(
     m: &Migration,
     has_checkpoint: bool,
     opts: &RunOptions,
+    timeouts: &StepTimeouts,
     stats: &mut DataStats,
 ) -> Result<(), MigrateError> {
     let d = driver.dialect();
@@ -64,7 +75,6 @@ fn batches(
             .map_err(|e| MigrateError::db(format!("creating the checkpoint of {name}"), e))?;
     }
     let stmt = sqltext::replace_placeholder(&m.sql, BATCH_SIZE_PARAM, d.batch_param());
-    let search_path = d.local_search_path(schema);
     let advance = format!(
         "UPDATE {progress} SET batches_done = batches_done + 1, rows_done = rows_done + $3, \
          updated_at = {now} WHERE schema_name = $1 AND migration_name = $2"
@@ -78,10 +88,7 @@ fn batches(
     loop {
         let stats_batches = stats.total_batches;
         let batch = |driver: &mut dyn Driver| -> Result<(u64, bool), (DbError, bool)> {
-            driver.batch("BEGIN").map_err(|e| (e, false))?;
-            if let Some(sp) = &search_path {
-                driver.batch(sp).map_err(|e| (e, false))?;
-            }
+            driver.begin(schema, timeouts).map_err(|e| (e, false))?;
             let n = driver
                 .execute(&stmt, &[i64::from(opts.batch_size).into()])
                 .map_err(|e| (e, true))?;
@@ -111,10 +118,18 @@ fn batches(
                     .execute(&advance, &[schema.into(), name.into(), rows.into()])
                     .map_err(runner_err)?;
             }
-            driver.batch("COMMIT").map_err(runner_err)?;
+            driver.commit().map_err(runner_err)?;
             Ok((n, finished))
         };
-        match batch(driver) {
+        // A batch is one transaction: after a lock timeout or deadlock it is retried whole.
+        let (result, retries) = safety::with_lock_retries(
+            &opts.safety,
+            timeouts,
+            || batch(driver).inspect_err(|_| driver.rollback()),
+            |e| &mut e.0,
+        );
+        stats.lock_retries += retries;
+        match result {
             Ok((_, true)) => {
                 failpoint::hit(&format!("migration-committed:{name}"));
                 return Ok(());
@@ -131,7 +146,6 @@ fn batches(
                 ));
             }
             Err((e, from_statement)) => {
-                let _ = driver.batch("ROLLBACK");
                 let _ = driver.execute(
                     &format!(
                         "UPDATE {progress} SET failed_batches = failed_batches + 1, last_error = $3, \

@@ -14,6 +14,7 @@ use crate::migrate::lock::{Locked, Session, now_rfc3339};
 use crate::migrate::plan::{self, ModuleFilter, State, Status};
 use crate::migrate::report::Outcome;
 use crate::migrate::runner::{RunMode, select_modules};
+use crate::migrate::safety::{self, Safety};
 use crate::migrate::source::{MigrationSet, Module};
 use crate::migrate::sqltext;
 
@@ -51,6 +52,8 @@ pub struct RollbackOptions {
     pub target: RollbackTarget,
     /// Apply or dry run.
     pub mode: RunMode,
+    /// Timeouts (the rollback file's own hints apply) and lock retries.
+    pub safety: Safety,
 }
 
 /// One rolled-back migration.
@@ -177,6 +180,11 @@ impl Locked<'_> {
         let driver = self.driver();
         let d = driver.dialect();
         let schema = module.schema.as_str();
+        let safety = &opts.safety;
+        let session = safety.session();
+        driver
+            .set_session_timeouts(&session, Some(safety.idle_in_transaction_timeout))
+            .map_err(|e| MigrateError::db("setting the session's timeouts", e))?;
         let delete_history = format!(
             "DELETE FROM {} WHERE migration_name = $1",
             d.table(schema, HISTORY_TABLE)
@@ -193,21 +201,30 @@ impl Locked<'_> {
                 continue;
             };
             let t = Instant::now();
+            let timeouts = safety.for_migration(&rb.hints);
             let forget = |driver: &mut dyn Driver| -> Result<(), DbError> {
                 driver.execute(&delete_history, &[m.name.as_str().into()])?;
                 driver.execute(&delete_progress, &[schema.into(), m.name.as_str().into()])?;
                 Ok(())
             };
             let result = match rb.tx {
-                TxMode::Transaction => in_tx(driver, |drv| {
-                    if let Some(sp) = d.local_search_path(schema) {
-                        drv.batch(&sp)?;
-                    }
-                    drv.batch(&rb.sql)?;
-                    forget(drv)
-                }),
+                TxMode::Transaction => {
+                    let attempt = || {
+                        driver.begin(schema, &timeouts)?;
+                        let done = driver
+                            .batch(&rb.sql)
+                            .and_then(|()| forget(driver))
+                            .and_then(|()| driver.commit());
+                        if done.is_err() {
+                            driver.rollback();
+                        }
+                        done
+                    };
+                    safety::with_lock_retries(safety, &timeouts, attempt, |e| e).0
+                }
                 TxMode::NoTransaction => {
                     let ran = (|| {
+                        driver.set_session_timeouts(&timeouts, None)?;
                         if let Some(sp) = d.session_search_path(schema) {
                             driver.batch(&sp)?;
                         }
@@ -215,11 +232,16 @@ impl Locked<'_> {
                             driver.batch(stmt)?;
                         }
                         Ok(())
-                    })();
+                    })()
+                    .map_err(|mut e| {
+                        safety::explain(&mut e, &timeouts, 0);
+                        e
+                    });
                     if d.session_search_path(schema).is_some() {
                         let _ = driver.batch("SET search_path TO DEFAULT");
                     }
-                    ran.and_then(|()| in_tx(driver, forget))
+                    let restored = driver.set_session_timeouts(&session, None);
+                    ran.and(restored).and_then(|()| in_tx(driver, forget))
                 }
             };
             step.duration_ms = Some(t.elapsed().as_millis() as u64);

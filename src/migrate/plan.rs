@@ -406,6 +406,7 @@ mod tests {
                     sql: String::new(),
                     checksum: format!("sum-{n}"),
                     tx: TxMode::Transaction,
+                    hints: Default::default(),
                     rollback: None,
                 })
                 .collect(),

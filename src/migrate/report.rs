@@ -6,6 +6,7 @@ use std::fmt;
 use crate::kit::migration_name::Category;
 use crate::kit::migration_name::TxMode;
 use crate::migrate::plan::Problem;
+use crate::migrate::safety::StepTimeouts;
 
 /// What happened to one planned migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -36,6 +37,8 @@ pub struct DataStats {
     pub total_batches: i64,
     /// Rows changed in total (all runs).
     pub total_rows: i64,
+    /// Batches retried after a lock timeout or deadlock.
+    pub lock_retries: u32,
 }
 
 /// One migration in a run.
@@ -51,8 +54,12 @@ pub struct Step {
     pub checksum: String,
     /// How it runs.
     pub tx: TxMode,
+    /// The `lock_timeout` and `statement_timeout` it runs with, and where each came from.
+    pub timeouts: StepTimeouts,
     /// What happened.
     pub outcome: Outcome,
+    /// Times its transaction (or a data batch) was retried after a lock timeout or deadlock.
+    pub lock_retries: u32,
     /// How long it took (applied or failed steps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
@@ -167,11 +174,19 @@ impl fmt::Display for RunReport {
             };
             write!(
                 f,
-                "  {outcome:<8} {}/{} ({}{tx}) sha256:{}",
-                s.module, s.name, s.category, s.checksum
+                "  {outcome:<8} {}/{} ({}{tx}) sha256:{} [{}]",
+                s.module, s.name, s.category, s.checksum, s.timeouts
             )?;
             if let Some(ms) = s.duration_ms {
                 write!(f, " {ms} ms")?;
+            }
+            if s.lock_retries > 0 {
+                write!(
+                    f,
+                    " after {} lock retr{}",
+                    s.lock_retries,
+                    if s.lock_retries == 1 { "y" } else { "ies" }
+                )?;
             }
             if let Some(d) = &s.data {
                 write!(

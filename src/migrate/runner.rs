@@ -18,6 +18,7 @@ use crate::migrate::history::{self, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHE
 use crate::migrate::lock::{Locked, Session, now_rfc3339};
 use crate::migrate::plan::{self, Missing, ModuleFilter, OutOfOrder, State};
 use crate::migrate::report::{NotSelected, Outcome, RunReport, Step};
+use crate::migrate::safety::{self, Safety, StepTimeouts};
 use crate::migrate::source::{Migration, MigrationSet, Module};
 use crate::migrate::sqltext;
 
@@ -73,6 +74,8 @@ pub struct RunOptions {
     pub missing: Missing,
     /// Recorded in `applied_by` (default `user@host`).
     pub applied_by: String,
+    /// Timeouts and lock retries.
+    pub safety: Safety,
 }
 
 /// The default batch size of data migrations.
@@ -95,6 +98,7 @@ impl Default for RunOptions {
             out_of_order: OutOfOrder::default(),
             missing: Missing::default(),
             applied_by: default_applied_by(),
+            safety: Safety::default(),
         }
     }
 }
@@ -166,8 +170,10 @@ fn apply_no_transaction(
     driver: &mut dyn Driver,
     module: &Module,
     m: &Migration,
-    applied_by: &str,
+    opts: &RunOptions,
+    t: &StepTimeouts,
 ) -> Result<(), MigrateError> {
+    let applied_by = opts.applied_by.as_str();
     let d = driver.dialect();
     let name = m.name.as_str();
     let schema = module.schema.as_str();
@@ -184,8 +190,9 @@ fn apply_no_transaction(
         .map_err(|e| MigrateError::db(format!("recording {name} as in progress"), e))?;
     failpoint::hit(&format!("no-transaction-recorded:{name}"));
     let started = Instant::now();
-    let mut result = Ok(());
-    if let Some(set) = d.session_search_path(schema) {
+    // No retry here: a statement that timed out may follow others that took effect.
+    let mut result = driver.set_session_timeouts(t, None).map_err(|e| (e, None));
+    if let (Ok(()), Some(set)) = (&result, d.session_search_path(schema)) {
         result = driver.batch(&set).map_err(|e| (e, None));
     }
     if result.is_ok() {
@@ -201,6 +208,11 @@ fn apply_no_transaction(
     if d.session_search_path(schema).is_some() {
         let _ = driver.batch("SET search_path TO DEFAULT");
     }
+    let restored = driver.set_session_timeouts(&opts.safety.session(), None);
+    let result = result.map_err(|(mut e, at)| {
+        safety::explain(&mut e, t, 0);
+        (e, at)
+    });
     if let Err((e, at)) = result {
         let _ = driver.execute(
             &format!(
@@ -209,6 +221,14 @@ fn apply_no_transaction(
             &[e.message.clone().into(), schema.into(), name.into()],
         );
         return Err(migration_failed(module, m, e, at));
+    }
+    if let Err(e) = restored {
+        return Err(MigrateError::db(
+            format!(
+                "restoring the session's timeouts after {name} (it ran; its in-progress record remains)"
+            ),
+            e,
+        ));
     }
     failpoint::hit(&format!("no-transaction-executed:{name}"));
     let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -239,14 +259,16 @@ fn apply_no_transaction(
     Ok(())
 }
 
-fn step_of(module: &Module, m: &Migration) -> Step {
+fn step_of(module: &Module, m: &Migration, safety: &Safety) -> Step {
     Step {
         module: module.name.clone(),
         name: m.name.as_str().to_owned(),
         category: m.category(),
         checksum: m.checksum.clone(),
         tx: m.tx,
+        timeouts: safety.for_migration(&m.hints),
         outcome: Outcome::Planned,
+        lock_retries: 0,
         duration_ms: None,
         data: None,
         error: None,
@@ -308,6 +330,10 @@ fn run_or_plan(
     let database = session.url().redacted();
     let driver = session.driver();
     if opts.mode == RunMode::Apply {
+        let safety = &opts.safety;
+        driver
+            .set_session_timeouts(&safety.session(), Some(safety.idle_in_transaction_timeout))
+            .map_err(|e| MigrateError::db("setting the session's timeouts", e))?;
         history::ensure_tables(driver, &schemas)
             .map_err(|e| MigrateError::db("creating the history and state tables", e))?;
     }
@@ -365,7 +391,7 @@ fn run_or_plan(
     report.steps = schema_steps
         .iter()
         .chain(&data_steps)
-        .map(|(md, m)| step_of(md, m))
+        .map(|(md, m)| step_of(md, m, &opts.safety))
         .collect();
     report.count(already);
     if opts.mode == RunMode::DryRun {
@@ -409,16 +435,28 @@ fn run_or_plan(
     }
     for (i, ((md, m), row)) in schema_steps.iter().zip(&rows).enumerate() {
         let t = Instant::now();
+        let timeouts = report.steps[i].timeouts;
+        let mut retries = 0;
         let result = match m.tx {
-            TxMode::Transaction => driver.apply_in_transaction(&m.sql, row).map_err(|e| {
-                let offset = driver.migration_offset(&md.schema) as usize;
-                let at = e.position.map(|p| (p as usize).saturating_sub(offset));
-                migration_failed(md, m, e, at)
-            }),
-            TxMode::NoTransaction => apply_no_transaction(driver, md, m, &opts.applied_by),
+            TxMode::Transaction => {
+                let (r, n) = safety::with_lock_retries(
+                    &opts.safety,
+                    &timeouts,
+                    || driver.apply_in_transaction(&m.sql, row, &timeouts),
+                    |e| e,
+                );
+                retries = n;
+                r.map_err(|e| {
+                    let offset = driver.migration_offset() as usize;
+                    let at = e.position.map(|p| (p as usize).saturating_sub(offset));
+                    migration_failed(md, m, e, at)
+                })
+            }
+            TxMode::NoTransaction => apply_no_transaction(driver, md, m, opts, &timeouts),
         };
         let step = &mut report.steps[i];
         step.duration_ms = Some(ms_since(t));
+        step.lock_retries = retries;
         if let Err(err) = result {
             step.outcome = Outcome::Failed;
             step.error = Some(err.to_string());
@@ -433,15 +471,18 @@ fn run_or_plan(
     let base = schema_steps.len();
     for (k, (md, m)) in data_steps.iter().enumerate() {
         let t = Instant::now();
+        let timeouts = report.steps[base + k].timeouts;
         let (stats, result) = crate::migrate::data::run_data_migration(
             driver,
             md,
             m,
             history.data(&md.schema, m.name.as_str()),
             opts,
+            &timeouts,
         );
         let step = &mut report.steps[base + k];
         step.duration_ms = Some(ms_since(t));
+        step.lock_retries = stats.lock_retries;
         step.data = Some(stats);
         match result {
             Ok(()) => step.outcome = Outcome::Applied,

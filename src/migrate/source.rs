@@ -14,7 +14,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::kit::migration_name::{Category, MigrationName, NameError, TxMode};
+use crate::kit::migration_name::{
+    Category, DirectiveError, Hints, MigrationName, NameError, TxMode,
+};
 use crate::kit::names::is_identifier;
 use crate::migrate::sqltext;
 
@@ -32,6 +34,8 @@ pub struct Rollback {
     pub checksum: String,
     /// How it runs.
     pub tx: TxMode,
+    /// Its signed timeout hints.
+    pub hints: Hints,
 }
 
 /// One migration file.
@@ -47,6 +51,8 @@ pub struct Migration {
     pub checksum: String,
     /// How it runs.
     pub tx: TxMode,
+    /// Its signed timeout hints (`-- offkit:statement-timeout 10m`).
+    pub hints: Hints,
     /// Its rollback, if the kit has one.
     pub rollback: Option<Rollback>,
 }
@@ -64,7 +70,7 @@ impl Migration {
         origin: &str,
         bytes: Vec<u8>,
     ) -> Result<Migration, SourceError> {
-        let (sql, checksum, tx) = sql_text(origin, bytes)?;
+        let (sql, checksum, tx, hints) = sql_text(origin, bytes)?;
         if name.category() == Category::Data {
             check_data_shape(origin, &sql, tx)?;
         }
@@ -74,6 +80,7 @@ impl Migration {
             sql,
             checksum,
             tx,
+            hints,
             rollback: None,
         })
     }
@@ -82,12 +89,13 @@ impl Migration {
 impl Rollback {
     /// A rollback from its bytes (UTF-8 checked, checksum computed).
     pub fn from_bytes(origin: &str, bytes: Vec<u8>) -> Result<Rollback, SourceError> {
-        let (sql, checksum, tx) = sql_text(origin, bytes)?;
+        let (sql, checksum, tx, hints) = sql_text(origin, bytes)?;
         Ok(Rollback {
             origin: origin.to_owned(),
             sql,
             checksum,
             tx,
+            hints,
         })
     }
 }
@@ -189,6 +197,14 @@ pub enum SourceError {
         /// The file.
         origin: String,
     },
+    /// A malformed `-- offkit:` directive.
+    #[error("{origin}:{source}")]
+    Directive {
+        /// The file.
+        origin: String,
+        /// The line and what is wrong.
+        source: DirectiveError,
+    },
     /// A data migration that is not a single batched statement.
     #[error(
         "{origin}: data migrations must be exactly one statement using :batch_size ({problem})"
@@ -230,14 +246,18 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>, SourceErr
     Ok(entries)
 }
 
-/// The SQL text, checksum and transaction mode of a file's bytes.
-fn sql_text(origin: &str, bytes: Vec<u8>) -> Result<(String, String, TxMode), SourceError> {
+/// The SQL text, checksum, transaction mode and hints of a file's bytes.
+fn sql_text(origin: &str, bytes: Vec<u8>) -> Result<(String, String, TxMode, Hints), SourceError> {
     let checksum = crate::util::sha256_hex(&bytes);
     let tx = TxMode::of(&bytes);
     let sql = String::from_utf8(bytes).map_err(|_| SourceError::NotUtf8 {
         origin: origin.to_owned(),
     })?;
-    Ok((sql, checksum, tx))
+    let hints = Hints::parse(&sql).map_err(|source| SourceError::Directive {
+        origin: origin.to_owned(),
+        source,
+    })?;
+    Ok((sql, checksum, tx, hints))
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, SourceError> {

@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::migrate::safety::StepTimeouts;
 use crate::sql::quote_ident;
 
 pub mod postgres;
@@ -184,6 +185,23 @@ impl Dialect {
         }
     }
 
+    /// `SET [LOCAL] lock_timeout …; SET [LOCAL] statement_timeout …` for PostgreSQL (SQLite
+    /// drivers enforce the values themselves). Values are whole milliseconds; PostgreSQL's
+    /// largest is `i32::MAX` ms (about 24 days), and larger values are clamped to it.
+    pub fn timeouts(self, t: &StepTimeouts, local: bool) -> Option<String> {
+        match self {
+            Dialect::Postgres => {
+                let scope = if local { "LOCAL " } else { "" };
+                Some(format!(
+                    "SET {scope}lock_timeout TO {}; SET {scope}statement_timeout TO {}",
+                    pg_millis(t.lock_timeout.duration()),
+                    pg_millis(t.statement_timeout.duration())
+                ))
+            }
+            Dialect::Sqlite => None,
+        }
+    }
+
     /// The same for a whole session (used around no-transaction migrations).
     pub fn session_search_path(self, schema: &str) -> Option<String> {
         match self {
@@ -191,6 +209,13 @@ impl Dialect {
             Dialect::Sqlite => None,
         }
     }
+}
+
+/// A duration as PostgreSQL's millisecond setting value (0 disables the timeout).
+pub fn pg_millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(i32::MAX as u64)
 }
 
 /// A history row to write, ready for a driver's fast path.
@@ -240,17 +265,55 @@ pub trait Driver: Send {
         Ok(())
     }
 
-    /// Runs a transactional migration and inserts its history row, in one transaction; on error
-    /// the transaction is rolled back. The default takes a few round trips; drivers may do it in
-    /// one (the row was passed to [`Driver::stage`] first).
-    fn apply_in_transaction(&mut self, sql: &str, row: &NewHistoryRow<'_>) -> Result<(), DbError> {
+    /// Sets the session's safety settings, which stay until changed: the timeouts of the runner's
+    /// own statements and of no-transaction migrations, and (when given) the
+    /// `idle_in_transaction_session_timeout`. An inherited role or database setting is
+    /// overridden for this session only.
+    fn set_session_timeouts(
+        &mut self,
+        t: &StepTimeouts,
+        idle_in_transaction: Option<std::time::Duration>,
+    ) -> Result<(), DbError>;
+
+    /// Opens a transaction whose statements resolve names in `schema` and run under `t` (for
+    /// PostgreSQL `SET LOCAL`, which ends with the transaction).
+    fn begin(&mut self, schema: &str, t: &StepTimeouts) -> Result<(), DbError> {
+        let d = self.dialect();
+        let mut sql = "BEGIN".to_owned();
+        for set in [d.local_search_path(schema), d.timeouts(t, true)]
+            .into_iter()
+            .flatten()
+        {
+            sql.push_str("; ");
+            sql.push_str(&set);
+        }
+        self.batch(&sql)
+    }
+
+    /// Commits the transaction opened by [`Driver::begin`].
+    fn commit(&mut self) -> Result<(), DbError> {
+        self.batch("COMMIT")
+    }
+
+    /// Rolls back the transaction opened by [`Driver::begin`] (best effort: a failed rollback
+    /// leaves nothing committed either).
+    fn rollback(&mut self) {
+        let _ = self.batch("ROLLBACK");
+    }
+
+    /// Runs a transactional migration under `t` and inserts its history row, in one
+    /// transaction; on error the transaction is rolled back. The default takes a few round
+    /// trips; drivers may do it in one (the row was passed to [`Driver::stage`] first).
+    fn apply_in_transaction(
+        &mut self,
+        sql: &str,
+        row: &NewHistoryRow<'_>,
+        t: &StepTimeouts,
+    ) -> Result<(), DbError> {
         let dialect = self.dialect();
         let started = std::time::Instant::now();
-        self.batch("BEGIN")?;
+        self.begin(row.schema, t)?;
         let result = (|| {
-            if let Some(set) = dialect.local_search_path(row.schema) {
-                self.batch(&set)?;
-            }
             self.batch(sql)?;
             let duration = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
             let insert = crate::migrate::history::insert_sql(row.table, dialect.now(), "$5");
@@ -264,10 +327,10 @@ pub trait Driver: Send {
                     duration.into(),
                 ],
             )?;
-            self.batch("COMMIT")
+            self.commit()
         })();
         if result.is_err() {
-            let _ = self.batch("ROLLBACK");
+            self.rollback();
         }
         result
     }
@@ -278,9 +341,10 @@ pub trait Driver: Send {
         Ok(())
     }
 
-    /// Character offset of the migration text inside what [`Driver::apply_in_transaction`]
-    /// sent, so that an error position can be turned into a line of the file.
-    fn migration_offset(&self, _schema: &str) -> u32 {
+    /// Character offset of the migration text inside what the last
+    /// [`Driver::apply_in_transaction`] sent, so that an error position can be turned into a
+    /// line of the file.
+    fn migration_offset(&self) -> u32 {
         0
     }
 }

@@ -12,8 +12,9 @@
 use postgres::types::{ToSql, Type};
 use postgres::{Client, SimpleQueryMessage};
 
-use super::{DbError, Dialect, Driver, LockHolder, NewHistoryRow, Row, Value};
+use super::{DbError, Dialect, Driver, LockHolder, NewHistoryRow, Row, Value, pg_millis};
 use crate::migrate::lock::{LOCK_KEY, LOCK_TAG_PREFIX, lock_tag};
+use crate::migrate::safety::StepTimeouts;
 use crate::migrate::sqltext::token_literal;
 
 /// A PostgreSQL connection.
@@ -21,6 +22,8 @@ pub struct Postgres {
     client: Client,
     /// The `applied_by` bound for this run by [`Driver::stage`].
     staged_by: Option<String>,
+    /// Characters before the migration text in the last one-round-trip message.
+    offset: u32,
 }
 
 fn db_error(e: postgres::Error) -> DbError {
@@ -56,6 +59,7 @@ impl Postgres {
         Ok(Postgres {
             client,
             staged_by: None,
+            offset: 0,
         })
     }
 
@@ -209,7 +213,27 @@ impl Driver for Postgres {
         Ok(())
     }
 
-    fn apply_in_transaction(&mut self, sql: &str, row: &NewHistoryRow<'_>) -> Result<(), DbError> {
+    fn set_session_timeouts(
+        &mut self,
+        t: &StepTimeouts,
+        idle_in_transaction: Option<std::time::Duration>,
+    ) -> Result<(), DbError> {
+        let mut sql = Dialect::Postgres.timeouts(t, false).unwrap_or_default();
+        if let Some(idle) = idle_in_transaction {
+            sql.push_str(&format!(
+                "; SET idle_in_transaction_session_timeout TO {}",
+                pg_millis(idle)
+            ));
+        }
+        self.batch(&sql)
+    }
+
+    fn apply_in_transaction(
+        &mut self,
+        sql: &str,
+        row: &NewHistoryRow<'_>,
+        t: &StepTimeouts,
+    ) -> Result<(), DbError> {
         if self.staged_by.as_deref() != Some(row.applied_by) {
             return Err(DbError::msg(format!(
                 "internal: history row {} was not staged before its migration",
@@ -228,13 +252,14 @@ impl Driver for Postgres {
         // Commits inside a run are asynchronous; `durable_barrier` at the end of the run (and
         // before any report) waits for the WAL flush that covers all of them. A server crash can
         // only lose whole migrations together with their history rows.
+        let prelude = Self::prelude(row.schema, t);
+        self.offset = u32::try_from(prelude.chars().count() + 1).unwrap_or(u32::MAX);
         let text = format!(
-            "{}\n{sql}\n;\n\
+            "{prelude}\n{sql}\n;\n\
              INSERT INTO {} (migration_name, category, checksum, applied_at, applied_by, duration_ms) \
              VALUES ({name}, {category}, {checksum}, now(), current_setting('offkit.applied_by'), \
              CAST(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000 AS bigint));\n\
              COMMIT;",
-            self.prelude(row.schema),
             row.table,
         );
         match self.client.simple_query(&text) {
@@ -268,18 +293,20 @@ impl Driver for Postgres {
         self.batch("BEGIN; SELECT txid_current(); COMMIT;")
     }
 
-    fn migration_offset(&self, schema: &str) -> u32 {
-        (self.prelude(schema).chars().count() + 1) as u32
+    fn migration_offset(&self) -> u32 {
+        self.offset
     }
 }
 
 impl Postgres {
-    fn prelude(&self, schema: &str) -> String {
+    /// What opens the one-round-trip message of a migration: its transaction, asynchronous
+    /// commit, the module's search path and the migration's timeouts.
+    fn prelude(schema: &str, t: &StepTimeouts) -> String {
+        let d = Dialect::Postgres;
         format!(
-            "BEGIN; SET LOCAL synchronous_commit TO off; {};",
-            Dialect::Postgres
-                .local_search_path(schema)
-                .unwrap_or_default()
+            "BEGIN; SET LOCAL synchronous_commit TO off; {}; {};",
+            d.local_search_path(schema).unwrap_or_default(),
+            d.timeouts(t, true).unwrap_or_default()
         )
     }
 }

@@ -6,22 +6,54 @@
 //! after which it keeps the file lock across its own commits until it is released or the process ends (the
 //! operating system drops the lock of a killed process). Because a waiting process cannot read a
 //! locked database, the holder writes its pid and start time to `<db>.offkit-lock` beside it.
+//!
+//! Timeouts: SQLite has no server settings, so the driver enforces them. `lock_timeout` is the
+//! busy timeout (how long a statement waits for another connection's lock; a wait that runs out
+//! is reported as SQLSTATE `55P03`, like PostgreSQL's). `statement_timeout` is a deadline armed at
+//! the start of each call (a migration file's text is one call) and checked by a progress
+//! handler every few thousand virtual-machine steps; a call past it is interrupted and reported
+//! as `57014`, PostgreSQL's `query_canceled`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 
 use super::{DbError, Dialect, Driver, LockHolder, Row, Value};
+use crate::migrate::safety::StepTimeouts;
+
+/// How many virtual-machine steps pass between two checks of the deadline.
+const DEADLINE_CHECK_STEPS: i32 = 4096;
 
 /// A SQLite database file.
 pub struct Sqlite {
     conn: Connection,
     holder_file: PathBuf,
+    /// The statement deadline, in nanoseconds after `epoch`; 0 when none is armed.
+    deadline: Arc<AtomicU64>,
+    epoch: Instant,
+    /// The session's timeouts, and the current transaction's when it set its own.
+    session: Option<StepTimeouts>,
+    local: Option<StepTimeouts>,
 }
 
 fn db_error(e: rusqlite::Error) -> DbError {
-    DbError::msg(e)
+    match e.sqlite_error_code() {
+        Some(ErrorCode::OperationInterrupted) => DbError {
+            message: "canceling statement due to statement timeout".to_owned(),
+            sqlstate: Some("57014".to_owned()),
+            position: None,
+        },
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbError {
+            message: format!("could not obtain lock: {e}"),
+            sqlstate: Some("55P03".to_owned()),
+            position: None,
+        },
+        _ => DbError::msg(e),
+    }
 }
 
 fn is_busy(e: &rusqlite::Error) -> bool {
@@ -42,10 +74,50 @@ impl Sqlite {
         })?;
         let mut holder = path.as_os_str().to_owned();
         holder.push(".offkit-lock");
-        Ok(Sqlite {
+        let mut db = Sqlite {
             conn,
             holder_file: PathBuf::from(holder),
-        })
+            deadline: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
+            session: None,
+            local: None,
+        };
+        let (deadline, epoch) = (Arc::clone(&db.deadline), db.epoch);
+        db.conn
+            .progress_handler(
+                DEADLINE_CHECK_STEPS,
+                Some(move || {
+                    let at = deadline.load(Ordering::Relaxed);
+                    at != 0 && nanos_since(epoch) > at
+                }),
+            )
+            .map_err(db_error)?;
+        Ok(db)
+    }
+
+    /// The timeouts in force: the transaction's, else the session's.
+    fn timeouts(&self) -> Option<&StepTimeouts> {
+        self.local.as_ref().or(self.session.as_ref())
+    }
+
+    /// Arms the statement deadline for the call about to start (none when no timeout is set,
+    /// or it is zero: disabled, as in PostgreSQL).
+    fn arm(&self) {
+        let limit = self
+            .timeouts()
+            .map(|t| t.statement_timeout.duration())
+            .filter(|d| !d.is_zero());
+        let at = limit.map_or(0, |d| {
+            nanos_since(self.epoch).saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        });
+        self.deadline.store(at, Ordering::Relaxed);
+    }
+
+    fn set_busy_timeout(&self) -> Result<(), DbError> {
+        let wait = self
+            .timeouts()
+            .map_or(Duration::ZERO, |t| t.lock_timeout.duration());
+        self.conn.busy_timeout(wait).map_err(db_error)
     }
 
     fn prepared<'c>(
@@ -70,6 +142,18 @@ impl Sqlite {
     }
 }
 
+impl Sqlite {
+    /// The transaction ended: the session's timeouts are back in force.
+    fn end_local(&mut self) {
+        self.local = None;
+        let _ = self.set_busy_timeout();
+    }
+}
+
+fn nanos_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 fn value(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
@@ -87,10 +171,12 @@ impl Driver for Sqlite {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), DbError> {
+        self.arm();
         self.conn.execute_batch(sql).map_err(db_error)
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, DbError> {
+        self.arm();
         let mut stmt = Self::prepared(&self.conn, sql, params)?;
         let readonly = stmt.readonly();
         let mut rows = stmt.raw_query();
@@ -100,6 +186,7 @@ impl Driver for Sqlite {
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, DbError> {
+        self.arm();
         let mut stmt = Self::prepared(&self.conn, sql, params)?;
         let n = stmt.column_count();
         let mut rows = stmt.raw_query();
@@ -161,6 +248,39 @@ impl Driver for Sqlite {
                 self.holder_file.display()
             )),
         }))
+    }
+
+    fn set_session_timeouts(
+        &mut self,
+        t: &StepTimeouts,
+        _idle_in_transaction: Option<Duration>,
+    ) -> Result<(), DbError> {
+        // A SQLite transaction is this process's own; nothing leaves it idle.
+        self.session = Some(*t);
+        self.set_busy_timeout()
+    }
+
+    fn begin(&mut self, _schema: &str, t: &StepTimeouts) -> Result<(), DbError> {
+        self.local = Some(*t);
+        self.set_busy_timeout()?;
+        let begun = self.batch("BEGIN");
+        if begun.is_err() {
+            self.end_local();
+        }
+        begun
+    }
+
+    fn commit(&mut self) -> Result<(), DbError> {
+        let done = self.batch("COMMIT");
+        if done.is_ok() {
+            self.end_local();
+        }
+        done
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.batch("ROLLBACK");
+        self.end_local();
     }
 
     fn unlock(&mut self) -> Result<(), DbError> {
