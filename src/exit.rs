@@ -34,6 +34,9 @@ pub enum Exit {
     Store = 12,
     /// A data migration had failing batches (recorded and reported; the run continued).
     PartialFailure = 13,
+    /// A destructive migration is not declared by the kit, or the site did not allow it
+    /// (`--allow-destructive`); nothing was run.
+    Destructive = 14,
 }
 
 impl Exit {
@@ -70,6 +73,10 @@ impl Exit {
         (
             Exit::PartialFailure,
             "data-migration batches failed (recorded; see the report)",
+        ),
+        (
+            Exit::Destructive,
+            "destructive migration not declared by the kit or not allowed (--allow-destructive); nothing was run",
         ),
     ];
 

@@ -8,6 +8,8 @@
 # Needs: PostgreSQL at $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres),
 #        psql, sqlx (cargo install sqlx-cli --no-default-features --features postgres),
 #        dbmate (npm install dbmate in $DBMATE_DIR, default /tmp/mig-bench/dbmate).
+# TOOLS picks the tools (default "offkit sqlx dbmate"); "offkit-base" is a second offkit binary,
+# $OFFKIT_BASE (e.g. a release build of an earlier commit), to compare offkit against itself.
 # Prints a Markdown table of wall times (best and median of the repeats) and ratios.
 set -euo pipefail
 
@@ -20,13 +22,17 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OFFKIT=${OFFKIT:-$ROOT/target/release/offkit}
 SQLX=${SQLX:-$(command -v sqlx || echo "$HOME/.cargo/bin/sqlx")}
 DBMATE=${DBMATE:-${DBMATE_DIR:-/tmp/mig-bench/dbmate}/node_modules/.bin/dbmate}
+OFFKIT_BASE=${OFFKIT_BASE:-}
+read -r -a TOOL_LIST <<<"${TOOLS:-offkit sqlx dbmate}"
 WORK=$(mktemp -d /tmp/offkit-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
 [ -x "$OFFKIT" ] || (cd "$ROOT" && cargo build --release --quiet)
-for tool in "$SQLX" "$DBMATE" psql; do
-  command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+binary() { case $1 in offkit) echo "$OFFKIT" ;; offkit-base) echo "$OFFKIT_BASE" ;; sqlx) echo "$SQLX" ;; dbmate) echo "$DBMATE" ;; esac; }
+for tool in "${TOOL_LIST[@]}"; do
+  command -v "$(binary "$tool")" >/dev/null || { echo "missing: $tool ($(binary "$tool"))" >&2; exit 1; }
 done
+command -v psql >/dev/null || { echo "missing: psql" >&2; exit 1; }
 
 # The same SQL for every tool, numbered 100..N+99.
 mkdir -p "$WORK/kit/migrations/bench" "$WORK/sqlx" "$WORK/dbmate"
@@ -55,11 +61,11 @@ now() { date +%s.%N; }
 declare -A TIMES
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 run_tool() { # tool repeat
-  local tool=$1 db="offkit_bench_$1_$2" url t0 t1 count
+  local tool=$1 db="offkit_bench_${1//-/_}_$2" url t0 t1 count
   url=$(fresh "$db")
   t0=$(now)
   case $tool in
-    offkit) "$OFFKIT" migrations run --source "$WORK/kit" --db "$url" --category release --force >/dev/null ;;
+    offkit|offkit-base) "$(binary "$tool")" migrations run --source "$WORK/kit" --db "$url" --category release --force >/dev/null ;;
     sqlx) "$SQLX" migrate run --source "$WORK/sqlx" --database-url "$url" >/dev/null ;;
     dbmate) "$DBMATE" --url "$url?sslmode=disable" --migrations-dir "$WORK/dbmate" --no-dump-schema migrate >/dev/null ;;
   esac
@@ -76,26 +82,40 @@ run_tool() { # tool repeat
 }
 
 for ((r = 1; r <= REPEATS; r++)); do
-  for tool in offkit sqlx dbmate; do run_tool "$tool" "$r"; done
+  for tool in "${TOOL_LIST[@]}"; do run_tool "$tool" "$r"; done
 done
 
 stats() { # "t1 t2 ..." -> "best median"
   tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%.2f %.2f", a[1], a[int((NR+1)/2)]}'
 }
+version() {
+  case $1 in
+    offkit|offkit-base) "$(binary "$1")" --version | awk '{print $2}' ;;
+    sqlx) "$SQLX" --version | awk '{print $2}' ;;
+    dbmate) "$DBMATE" --version | awk '{print $3}' ;;
+  esac
+}
+label() {
+  case $1 in
+    offkit) echo "offkit migrations run" ;; offkit-base) echo "offkit migrations run (baseline build)" ;;
+    sqlx) echo "sqlx migrate run" ;; dbmate) echo "dbmate migrate" ;;
+  esac
+}
 read -r ob om <<<"$(stats "${TIMES[offkit]}")"
-read -r sb sm <<<"$(stats "${TIMES[sqlx]}")"
-read -r db_ dm <<<"$(stats "${TIMES[dbmate]}")"
-faster=$(echo "if ($sm < $dm) $sm else $dm" | bc -l)
-
 echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
-echo "PostgreSQL: $(psql -Atq "$ADMIN" -c 'SHOW server_version'), local TCP; offkit $("$OFFKIT" --version | awk '{print $2}'), sqlx-cli $("$SQLX" --version | awk '{print $2}'), dbmate $("$DBMATE" --version | awk '{print $3}')"
+echo "PostgreSQL: $(psql -Atq "$ADMIN" -c 'SHOW server_version'), local TCP; $(for t in "${TOOL_LIST[@]}"; do printf '%s %s; ' "$t" "$(version "$t")"; done)"
 echo "$N migrations ($SHAPE shape), $REPEATS runs each, fresh database per run; wall time in seconds; load average before: $LOAD_BEFORE, after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| tool | best (s) | median (s) | median vs offkit |"
 echo "|---|---:|---:|---:|"
-printf '| offkit migrations run | %s | %s | 1.00 |\n' "$ob" "$om"
-printf '| sqlx migrate run | %s | %s | %.2f |\n' "$sb" "$sm" "$(echo "$sm / $om" | bc -l)"
-printf '| dbmate migrate | %s | %s | %.2f |\n' "$db_" "$dm" "$(echo "$dm / $om" | bc -l)"
+faster=""
+for tool in "${TOOL_LIST[@]}"; do
+  read -r b m <<<"$(stats "${TIMES[$tool]}")"
+  printf '| %s | %s | %s | %.2f |\n' "$(label "$tool")" "$b" "$m" "$(echo "$m / $om" | bc -l)"
+  case $tool in sqlx|dbmate) if [ -z "$faster" ] || [ "$(echo "$m < $faster" | bc -l)" = 1 ]; then faster=$m; fi ;; esac
+done
 echo
-printf 'offkit / faster peer (median): %.2f (target: <= 0.50); offkit under 5 s: %s\n' \
-  "$(echo "$om / $faster" | bc -l)" "$(echo "$om < 5" | bc -l | sed 's/1/yes/;s/0/no/')"
+if [ -n "$faster" ]; then
+  printf 'offkit / faster peer (median): %.2f (target: <= 0.50); offkit under 5 s: %s\n' \
+    "$(echo "$om / $faster" | bc -l)" "$(echo "$om < 5" | bc -l | sed 's/1/yes/;s/0/no/')"
+fi

@@ -61,9 +61,8 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// An unsafe option an apply ran with, recorded as such in the ledger and the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// An option that opened a gate or weakened a check, recorded in the ledger and the report.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Override {
     /// `--allow-downgrade`: the channel's sequence was not enforced.
     AllowDowngrade,
@@ -73,50 +72,76 @@ pub enum Override {
     ReplaceConflicting,
     /// `--category release`: the release gate was opened.
     CategoryRelease,
+    /// `--allow-destructive`: this destructive migration (`module/name`, declared by the kit)
+    /// was allowed to run.
+    AllowDestructive(String),
 }
 
+/// The prefix of [`Override::AllowDestructive`] in the `overrides` column.
+const ALLOW_DESTRUCTIVE: &str = "allow-destructive=";
+
 impl Override {
-    const ALL: [Override; 4] = [
+    const PLAIN: [Override; 4] = [
         Override::AllowDowngrade,
         Override::AllowExpired,
         Override::ReplaceConflicting,
         Override::CategoryRelease,
     ];
 
-    /// The name stored in the `overrides` column (the flag without `--`).
-    pub fn as_str(self) -> &'static str {
+    /// The text stored in the `overrides` column (the flag without `--`;
+    /// `allow-destructive=module/name`).
+    pub fn text(&self) -> String {
         match self {
-            Override::AllowDowngrade => "allow-downgrade",
-            Override::AllowExpired => "allow-expired",
-            Override::ReplaceConflicting => "replace-conflicting",
-            Override::CategoryRelease => "category-release",
+            Override::AllowDowngrade => "allow-downgrade".to_owned(),
+            Override::AllowExpired => "allow-expired".to_owned(),
+            Override::ReplaceConflicting => "replace-conflicting".to_owned(),
+            Override::CategoryRelease => "category-release".to_owned(),
+            Override::AllowDestructive(m) => format!("{ALLOW_DESTRUCTIVE}{m}"),
         }
     }
 
     /// The command-line option that asks for it.
-    pub fn flag(self) -> &'static str {
+    pub fn flag(&self) -> String {
         match self {
-            Override::AllowDowngrade => "--allow-downgrade",
-            Override::AllowExpired => "--allow-expired",
-            Override::ReplaceConflicting => "--replace-conflicting",
-            Override::CategoryRelease => "--category release",
+            Override::AllowDowngrade => "--allow-downgrade".to_owned(),
+            Override::AllowExpired => "--allow-expired".to_owned(),
+            Override::ReplaceConflicting => "--replace-conflicting".to_owned(),
+            Override::CategoryRelease => "--category release".to_owned(),
+            Override::AllowDestructive(m) => format!("--allow-destructive {m}"),
         }
     }
 
-    /// The override a name stands for.
+    /// The override a stored text stands for. A destructive migration's name is a module
+    /// identifier and a migration name, so it holds no comma.
     pub fn parse(s: &str) -> Option<Override> {
-        Override::ALL.into_iter().find(|o| o.as_str() == s)
+        if let Some(m) = s.strip_prefix(ALLOW_DESTRUCTIVE) {
+            let (module, name) = m.split_once('/')?;
+            let ok = crate::kit::names::is_identifier(module)
+                && crate::kit::migration_name::MigrationName::parse(name).is_ok();
+            return ok.then(|| Override::AllowDestructive(m.to_owned()));
+        }
+        Override::PLAIN.into_iter().find(|o| o.text() == s)
     }
 
-    /// Whether this override weakens a safety check (the others only open a gate on purpose).
-    pub fn is_unsafe(self) -> bool {
-        !matches!(self, Override::CategoryRelease)
+    /// Whether this override weakens a safety check (the others only open a gate on purpose,
+    /// after review).
+    pub fn is_unsafe(&self) -> bool {
+        !matches!(
+            self,
+            Override::CategoryRelease | Override::AllowDestructive(_)
+        )
     }
 }
 
 impl fmt::Display for Override {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.text())
+    }
+}
+
+impl Serialize for Override {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text())
     }
 }
 

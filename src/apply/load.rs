@@ -65,6 +65,7 @@ fn migration(kit: &mut VerifiedKit, entry: &MigrationEntry) -> Result<Migration,
             bytes: tx_text(m.tx),
         });
     }
+    m.declared = entry.destructive.as_ref().map(|d| d.reason.to_string());
     if let Some(r) = &entry.rollback {
         m.rollback = Some(Rollback::from_bytes(
             r.path.as_str(),

@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::exit::{Exit, ExitCoded};
 use crate::failpoint;
-use crate::migrate::runner::{OnError, ReleaseGate, RunMode, RunOptions};
+use crate::migrate::runner::{AllowDestructive, OnError, ReleaseGate, RunMode, RunOptions};
 use crate::migrate::{Category, Locked, MigrateError, ModuleFilter, RunFailure, Session};
 use crate::report::progress::ProgressMode;
 use crate::store::seed::SeedMode;
@@ -82,6 +82,8 @@ pub struct ApplyOptions {
     pub lock_timeout: Duration,
     /// Timeouts and lock retries of the migrations.
     pub safety: crate::migrate::Safety,
+    /// Which destructive migrations (declared by the kit) may run.
+    pub destructive: AllowDestructive,
     /// Older sequences.
     pub downgrade: DowngradePolicy,
     /// Seed conflicts.
@@ -109,6 +111,7 @@ impl Default for ApplyOptions {
             batch_size: run.batch_size,
             lock_timeout: Duration::from_secs(60),
             safety: run.safety,
+            destructive: AllowDestructive::None,
             downgrade: DowngradePolicy::Refuse,
             conflicts: ConflictPolicy::Stop,
             parallelism: None,
@@ -389,6 +392,13 @@ impl Pipeline {
             Ok(((set, seeds), detail))
         })?;
 
+        // The destructive migrations this apply is allowed to run, by name, for the ledger.
+        let allowed = allowed_destructive(locked, &set, opts)?;
+        if !allowed.is_empty() {
+            self.report.overrides.extend(allowed);
+            self.report.overrides.sort();
+        }
+
         if !dry_run {
             let id = self.step(StepName::Ledger, |r| {
                 let id = start_ledger_row(locked, &kit, r, opts).map_err(ApplyError::Ledger)?;
@@ -467,6 +477,35 @@ impl Pipeline {
     }
 }
 
+/// `allow-destructive=module/name` for each pending migration the kit declares destructive
+/// and the operator allowed.
+fn allowed_destructive(
+    locked: &mut Locked<'_>,
+    set: &crate::migrate::MigrationSet,
+    opts: &ApplyOptions,
+) -> Result<Vec<Override>, ApplyError> {
+    if opts.destructive == AllowDestructive::None {
+        return Ok(Vec::new());
+    }
+    let status = locked.status(set, &ModuleFilter::All)?;
+    let pending: BTreeSet<(&str, &str)> = status
+        .pending(&opts.categories)
+        .into_iter()
+        .map(|e| (e.module.as_str(), e.name.as_str()))
+        .collect();
+    Ok(set
+        .modules
+        .iter()
+        .flat_map(|md| md.migrations.iter().map(move |m| (md, m)))
+        .filter(|(md, m)| {
+            m.declared.is_some()
+                && pending.contains(&(md.name.as_str(), m.name.as_str()))
+                && opts.destructive.allows(&md.name, m.name.as_str())
+        })
+        .map(|(md, m)| Override::AllowDestructive(format!("{}/{}", md.name, m.name)))
+        .collect())
+}
+
 fn compat_note(opts: &ApplyOptions) -> String {
     match opts.downgrade {
         DowngradePolicy::Refuse => "target, requires and channel sequence ok".to_owned(),
@@ -533,6 +572,7 @@ fn run_migrations(
         batch_size: opts.batch_size,
         applied_by: opts.applied_by.clone(),
         safety: opts.safety.clone(),
+        destructive: opts.destructive.clone(),
         ..RunOptions::default()
     };
     match locked.run(set, &run_opts) {

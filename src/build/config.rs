@@ -12,7 +12,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 pub use crate::kit::manifest::Target;
-use crate::kit::names::{Identifier, KitName, NameError, Timestamp, Version};
+use crate::kit::migration_name::MigrationName;
+use crate::kit::names::{Identifier, KitName, NameError, Reason, Timestamp, Version};
 
 /// A dependency on an earlier kit having been applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub struct KitConfig {
     pub requires: Vec<Requirement>,
     /// Schemas of modules whose schema is not their name.
     pub schemas: BTreeMap<Identifier, Identifier>,
+    /// Migrations declared destructive (`[destructive]`, keyed `module/name`), with why.
+    pub destructive: BTreeMap<(Identifier, String), Reason>,
 }
 
 /// The file as written (text values, checked into [`KitConfig`]).
@@ -67,6 +70,8 @@ struct RawConfig {
     requires: Vec<RawRequirement>,
     #[serde(default)]
     modules: BTreeMap<String, RawModule>,
+    #[serde(default)]
+    destructive: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -157,7 +162,22 @@ impl KitConfig {
             };
             schemas.insert(module, schema);
         }
+        let mut destructive = BTreeMap::new();
+        for (key, reason) in &raw.destructive {
+            let (module, name) = key.split_once('/').unwrap_or(("", key));
+            let bad_key = || ConfigError::Invalid {
+                path: path.to_owned(),
+                field: "destructive".to_owned(),
+                value: crate::util::printable_short(key),
+                rule: "keys are \"<module>/<migration name>\", e.g. \"core/120_drop_legacy\"",
+            };
+            let module = Identifier::new(module).map_err(|_| bad_key())?;
+            let name = MigrationName::parse(name).map_err(|_| bad_key())?;
+            let reason = Reason::new(reason).map_err(field(&format!("destructive.{key}")))?;
+            destructive.insert((module, name.as_str().to_owned()), reason);
+        }
         Ok(KitConfig {
+            destructive,
             name: KitName::new(&raw.name).map_err(field("name"))?,
             version: Version::new(&raw.version).map_err(field("version"))?,
             channel: KitName::new(&raw.channel).map_err(field("channel"))?,
@@ -187,6 +207,13 @@ impl KitConfig {
             .get(module)
             .cloned()
             .unwrap_or_else(|| module.clone())
+    }
+
+    /// The `[destructive]` declarations as `("module/name", reason)`.
+    pub fn declarations(&self) -> impl Iterator<Item = (String, &str)> {
+        self.destructive
+            .iter()
+            .map(|((m, n), r)| (format!("{m}/{n}"), r.as_str()))
     }
 
     /// Modules that kit.toml configures.

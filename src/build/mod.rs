@@ -30,8 +30,8 @@ use crate::kit::frame::{
 };
 use crate::kit::layout::{FORMAT_MARKER, KIT_SBOM, LAYOUT, MANIFEST, MANIFEST_SCHEMA};
 use crate::kit::manifest::{
-    FileEntry, Manifest, MigrationEntry, ModuleEntry, PayloadSummary, RequirementEntry, SeedEntry,
-    TargetEntry, ToolEntry, media_type_for,
+    DestructiveEntry, FileEntry, Manifest, MigrationEntry, ModuleEntry, PayloadSummary,
+    RequirementEntry, SeedEntry, TargetEntry, ToolEntry, media_type_for,
 };
 use crate::kit::names::Timestamp;
 use crate::kit::path::KitPath;
@@ -215,7 +215,7 @@ pub fn build(
         size: sbom_bytes.len() as u64,
     };
 
-    let manifest = make_manifest(source, &packed.facts, sbom_entry, &created);
+    let manifest = make_manifest(source, &packed.facts, sbom_entry, &created)?;
     manifest
         .check()
         .map_err(|e| BuildError::Manifest(e.to_string()))?;
@@ -369,7 +369,7 @@ fn make_manifest(
     facts: &[FileFacts],
     kit_sbom: FileEntry,
     created: &Timestamp,
-) -> Manifest {
+) -> Result<Manifest, BuildError> {
     let config = &source.config;
     let entry = |i: usize| FileEntry {
         path: source.files[i].path.clone(),
@@ -399,6 +399,33 @@ fn make_manifest(
         match &f.role {
             Role::Migration { module, name } => {
                 let rollback = rollbacks.get(&(module.as_str(), name.as_str())).copied();
+                let declared = config
+                    .destructive
+                    .get(&(module.clone(), name.as_str().to_owned()));
+                let findings = &facts[i].findings;
+                if declared.is_none() && !findings.is_empty() {
+                    // The source was checked when scanned; the bytes packed are what counts.
+                    return Err(BuildError::Source {
+                        path: source.files[i].path.to_string(),
+                        message: format!(
+                            "destructive statements not declared in kit.toml (the file changed \
+                             while the kit was being built?): {}",
+                            findings[0]
+                        ),
+                    });
+                }
+                let destructive = declared.map(|reason| {
+                    let mut kinds: Vec<String> = findings
+                        .iter()
+                        .map(|f| f.kind.as_str().to_owned())
+                        .collect();
+                    kinds.sort();
+                    kinds.dedup();
+                    DestructiveEntry {
+                        reason: reason.clone(),
+                        kinds,
+                    }
+                });
                 if let Some(m) = modules.iter_mut().find(|m| &m.name == module) {
                     m.migrations.push(MigrationEntry {
                         name: name.clone(),
@@ -406,6 +433,7 @@ fn make_manifest(
                         file: entry(i),
                         tx: facts[i].tx,
                         rollback: rollback.map(entry),
+                        destructive,
                     });
                 }
             }
@@ -456,7 +484,7 @@ fn make_manifest(
     // Totals that overflow are refused by `Manifest::check` right after.
     let (files, bytes) = manifest.totals().unwrap_or((0, 0));
     manifest.payload = PayloadSummary { files, bytes };
-    manifest
+    Ok(manifest)
 }
 
 /// Counts and hashes what passes through.

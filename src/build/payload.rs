@@ -30,6 +30,8 @@ pub struct FileFacts {
     pub size: u64,
     /// For migrations: how they run (the no-transaction marker).
     pub tx: TxMode,
+    /// For migrations: their destructive statements, classified from the bytes packed.
+    pub findings: Vec<crate::migrate::destructive::Finding>,
 }
 
 /// The payload frames and what they hold.
@@ -116,6 +118,7 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
     w.write_all(&header_bytes(f.path.as_str(), size, mtime))
         .map_err(pipeline_error)?;
     let mut tx = TxMode::Transaction;
+    let mut findings = Vec::new();
     if matches!(f.role, Role::Migration { .. } | Role::Rollback { .. }) {
         if size > MAX_MIGRATION_BYTES {
             return Err(src_err(format!(
@@ -128,10 +131,13 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
         if bytes.len() as u64 != size {
             return Err(src_err("file changed while the kit was being built".into()));
         }
-        if std::str::from_utf8(&bytes).is_err() {
+        let Ok(text) = std::str::from_utf8(&bytes) else {
             return Err(BuildError::NotUtf8 {
                 path: f.path.to_string(),
             });
+        };
+        if matches!(f.role, Role::Migration { .. }) {
+            findings = crate::migrate::destructive::classify(text);
         }
         tx = TxMode::of(&bytes);
         sha256.update(&bytes);
@@ -173,5 +179,6 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
         sha1: hex::encode(sha1.finalize()),
         size,
         tx,
+        findings,
     })
 }

@@ -127,6 +127,12 @@ pub enum SourceError {
     /// same rules a site's runner applies, checked at build time.
     #[error(transparent)]
     Migrations(#[from] crate::migrate::source::SourceError),
+    /// Migrations with destructive statements that kit.toml does not declare.
+    #[error("{}", undeclared_text(.migrations))]
+    UndeclaredDestructive {
+        /// Each undeclared migration: `module/name`, its file, and what was found.
+        migrations: Vec<Undeclared>,
+    },
     /// Two paths differ only in letter case.
     #[error("{first} and {second}: names collide on case-insensitive file systems")]
     CaseCollision {
@@ -155,6 +161,48 @@ pub enum SourceError {
         /// Parser message.
         message: String,
     },
+}
+
+/// A destructive migration kit.toml does not declare.
+#[derive(Debug, Clone)]
+pub struct Undeclared {
+    /// `module/name`.
+    pub key: String,
+    /// The file (kit path).
+    pub path: String,
+    /// Its destructive statements.
+    pub findings: Vec<crate::migrate::destructive::Finding>,
+}
+
+fn undeclared_text(migrations: &[Undeclared]) -> String {
+    let mut s = format!(
+        "{} migration(s) with destructive statements not declared in kit.toml:",
+        migrations.len()
+    );
+    for m in migrations {
+        for f in &m.findings {
+            s.push_str(&format!(
+                "\n  {}:{}: {} ({})",
+                m.path, f.line, f.statement, f.kind
+            ));
+        }
+    }
+    s.push_str("\nAfter review, declare each with why, so that sites must allow it explicitly:\n  [destructive]");
+    for m in migrations {
+        s.push_str(&format!("\n  \"{}\" = \"<why this is safe now>\"", m.key));
+    }
+    s
+}
+
+/// The migrations of `set` that are destructive and not declared.
+pub fn undeclared(set: &crate::migrate::MigrationSet) -> Vec<Undeclared> {
+    set.undeclared()
+        .map(|(md, m)| Undeclared {
+            key: format!("{}/{}", md.name, m.name),
+            path: format!("migrations/{}/{}.sql", md.name, m.name),
+            findings: m.findings.clone(),
+        })
+        .collect()
 }
 
 impl ExitCoded for SourceError {
@@ -292,7 +340,13 @@ impl KitSource {
             .iter()
             .map(|m| (m.to_string(), self.config.schema_of(m).to_string()))
             .collect();
-        crate::migrate::MigrationSet::load(&self.root, &schemas)?;
+        let mut set = crate::migrate::MigrationSet::load(&self.root, &schemas)?;
+        let declarations: Vec<(String, &str)> = self.config.declarations().collect();
+        set.declare(declarations.iter().map(|(k, r)| (k.as_str(), *r)))?;
+        let migrations = undeclared(&set);
+        if !migrations.is_empty() {
+            return Err(SourceError::UndeclaredDestructive { migrations });
+        }
         Ok(())
     }
 }

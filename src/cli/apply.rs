@@ -80,6 +80,10 @@ pub struct Args {
     pub lock: LockArgs,
     #[command(flatten)]
     pub safety: SafetyArgs,
+    /// Run this destructive migration that the kit declares (module/name or name; repeatable;
+    /// `all` for every declared one). Recorded in the ledger. Review the plan (--dry-run) first.
+    #[arg(long, value_name = "NAME|all")]
+    pub allow_destructive: Vec<String>,
     /// UNSAFE: apply a kit whose channel sequence is below (or equal to, with other content) the
     /// last one applied here. Recorded in the ledger and the report.
     #[arg(long)]
@@ -149,6 +153,7 @@ fn options(args: &Args) -> ApplyOptions {
         batch_size: args.batch_size,
         lock_timeout: args.lock.lock_timeout,
         safety: args.safety.safety(),
+        destructive: crate::migrate::AllowDestructive::from_args(&args.allow_destructive),
         downgrade: if args.allow_downgrade {
             DowngradePolicy::UnsafeAllow
         } else {

@@ -140,11 +140,24 @@ pub fn print_manifest(m: &Manifest) {
                     if mig.rollback.is_some() {
                         s.push_str(" [rollback]");
                     }
+                    if mig.destructive.is_some() {
+                        s.push_str(" [DESTRUCTIVE]");
+                    }
                     s
                 })
                 .collect();
             if !names.is_empty() {
                 println!("    {:<8} {}", cat.as_str(), names.join(", "));
+            }
+        }
+        for mig in &module.migrations {
+            if let Some(d) = &mig.destructive {
+                let kinds = if d.kinds.is_empty() {
+                    "declared".to_owned()
+                } else {
+                    d.kinds.join(", ")
+                };
+                println!("    DESTRUCTIVE {} ({kinds}): {}", mig.name, d.reason);
             }
         }
     }

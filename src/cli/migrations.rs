@@ -143,7 +143,10 @@ impl SourceArgs {
             .configured_modules()
             .map(|m| (m.to_string(), config.schema_of(m).to_string()))
             .collect();
-        let set = MigrationSet::load(dir, &schemas)?;
+        let mut set = MigrationSet::load(dir, &schemas)?;
+        let declarations: Vec<(String, &str)> = config.declarations().collect();
+        set.declare(declarations.iter().map(|(k, r)| (k.as_str(), *r)))
+            .map_err(crate::migrate::MigrateError::from)?;
         Ok((set, SourceLabel::UnsignedSource { path: dir.clone() }))
     }
 }
@@ -222,6 +225,10 @@ pub struct RunArgs {
     /// Run although migrations applied in the database are missing from the kit.
     #[arg(long)]
     pub allow_missing: bool,
+    /// Run this destructive migration that the kit declares (module/name or name; repeatable;
+    /// `all` for every declared one). Review the plan (--dry-run) first.
+    #[arg(long, value_name = "NAME|all")]
+    pub allow_destructive: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub lock: LockArgs,
@@ -459,6 +466,7 @@ fn run_options(a: &RunArgs) -> RunOptions {
         },
         applied_by: runner::default_applied_by(),
         safety: a.safety.safety(),
+        destructive: runner::AllowDestructive::from_args(&a.allow_destructive),
     }
 }
 

@@ -73,6 +73,29 @@ pub struct MigrationEntry {
     pub tx: TxMode,
     /// The rollback file of the same name, if shipped.
     pub rollback: Option<FileEntry>,
+    /// Present when the release team declared the migration destructive (kit.toml
+    /// `[destructive]`); a site applies it only when its operator allows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destructive: Option<DestructiveEntry>,
+}
+
+/// A migration declared destructive: why, and what the build's classifier found in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestructiveEntry {
+    /// Why (from kit.toml), for operators and auditors.
+    pub reason: crate::kit::names::Reason,
+    /// The kinds of destructive statement the build found (`drop-table`, `rename`, …); may be
+    /// empty when the release team declared a migration the classifier finds nothing in. A site
+    /// classifies the verified SQL again and does not rely on this list.
+    pub kinds: Vec<String>,
+}
+
+/// True for a classification kind as the manifest writes it: `[a-z][a-z-]*`, at most 40 bytes.
+fn is_kind_name(s: &str) -> bool {
+    s.len() <= 40
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
 }
 
 mod tx_flag {
@@ -311,6 +334,14 @@ impl Manifest {
                         module.name, mig.name
                     ));
                 }
+                if let Some(d) = &mig.destructive {
+                    if d.kinds.len() > 32 || !d.kinds.iter().all(|k| is_kind_name(k)) {
+                        return bad(format!(
+                            "{}: destructive kinds must be at most 32 names like drop-table",
+                            mig.name
+                        ));
+                    }
+                }
                 if mig.category == Category::Data && mig.tx == TxMode::NoTransaction {
                     return bad(format!(
                         "{}: a data migration cannot be marked no-transaction",
@@ -435,6 +466,7 @@ pub(crate) mod tests {
             file: entry(&format!("migrations/{module}/{name}.sql"), 10),
             tx: TxMode::Transaction,
             rollback: None,
+            destructive: None,
             name,
         }
     }

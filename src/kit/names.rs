@@ -141,6 +141,34 @@ pub fn is_identifier(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Why a release team declares a migration destructive (kit.toml `[destructive]`): text for
+/// operators and auditors, 1 to 500 characters, not blank, no control characters (it is shown
+/// on terminals).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Reason(String);
+
+impl Reason {
+    /// The rule, for messages.
+    pub const RULE: &'static str =
+        "must be 1 to 500 characters of text, not blank, without control characters";
+
+    /// Validates a reason.
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        let ok =
+            !s.trim().is_empty() && s.chars().count() <= 500 && !s.chars().any(char::is_control);
+        if ok {
+            Ok(Reason(s.to_owned()))
+        } else {
+            Err(NameError {
+                what: "reason",
+                value: crate::util::printable_short(s),
+                rule: Self::RULE,
+            })
+        }
+    }
+}
+string_type!(Reason);
+
 /// A version: dot-separated numbers (at least one), then optional `-pre` and `+build` parts of
 /// `[0-9A-Za-z.-]`; at most 128 bytes. Versions compare by their numeric core
 /// ([`Version::compare`]).

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::exit::{Exit, ExitCoded};
+use crate::migrate::destructive::Finding;
 use crate::migrate::drivers::{DbError, LockHolder};
 use crate::migrate::plan::Problem;
 use crate::migrate::report::RunReport;
@@ -103,6 +104,12 @@ pub enum MigrateError {
         /// Migrations rolled back before it.
         done: Vec<String>,
     },
+    /// Destructive migrations that the kit does not declare or the operator did not allow.
+    #[error("{}", destructive_text(.refused))]
+    Destructive {
+        /// Each refused migration.
+        refused: Vec<DestructiveRefusal>,
+    },
     /// A request that does not fit the state of the database.
     #[error("{0}")]
     Refused(String),
@@ -125,6 +132,42 @@ fn lock_message(waited: &Duration, holder: &Option<LockHolder>) -> String {
         "migration lock busy after waiting {:.1}s: {who}; wait for it to finish or raise --lock-timeout",
         waited.as_secs_f64()
     )
+}
+
+/// A destructive migration the gate refused.
+#[derive(Debug, Clone)]
+pub struct DestructiveRefusal {
+    /// `module/name`.
+    pub migration: String,
+    /// What was found in it.
+    pub findings: Vec<Finding>,
+    /// Why the kit declares it, when it does.
+    pub declared: Option<String>,
+}
+
+fn destructive_text(refused: &[DestructiveRefusal]) -> String {
+    let mut s = format!(
+        "destructive migration(s) refused; nothing was run ({}):",
+        refused.len()
+    );
+    for r in refused {
+        match &r.declared {
+            Some(why) => s.push_str(&format!(
+                "\n  {}: declared by the kit ({}); review it, then allow it with --allow-destructive {}",
+                r.migration,
+                crate::util::escape_controls(why),
+                r.migration
+            )),
+            None => s.push_str(&format!(
+                "\n  {}: NOT declared by the kit; it cannot be allowed here (the release team must declare it in kit.toml [destructive] and rebuild)",
+                r.migration
+            )),
+        }
+        for f in &r.findings {
+            s.push_str(&format!("\n    {f}"));
+        }
+    }
+    s
 }
 
 fn problems_text(problems: &[Problem]) -> String {
@@ -208,6 +251,7 @@ impl ExitCoded for MigrateError {
                 Exit::MigrationState
             }
             MigrateError::DataBatchesFailed { .. } => Exit::PartialFailure,
+            MigrateError::Destructive { .. } => Exit::Destructive,
         }
     }
 }

@@ -19,6 +19,7 @@
 //! See `docs/MIGRATIONS.md` for the state tables, the lock, and what each error means.
 
 pub mod data;
+pub mod destructive;
 pub mod display;
 pub mod drivers;
 pub mod error;
@@ -40,7 +41,7 @@ pub use error::{MigrateError, RunFailure};
 pub use lock::{Locked, Session};
 pub use plan::{Missing, ModuleFilter, OutOfOrder, State, Status};
 pub use report::RunReport;
-pub use runner::{OnError, ReleaseGate, RunMode, RunOptions};
+pub use runner::{AllowDestructive, OnError, ReleaseGate, RunMode, RunOptions};
 pub use safety::Safety;
 pub use source::{Migration, MigrationSet, Module, Rollback};
 pub use url::DbUrl;

@@ -407,6 +407,8 @@ mod tests {
                     checksum: format!("sum-{n}"),
                     tx: TxMode::Transaction,
                     hints: Default::default(),
+                    findings: Vec::new(),
+                    declared: None,
                     rollback: None,
                 })
                 .collect(),

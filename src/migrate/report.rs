@@ -5,8 +5,11 @@ use std::fmt;
 
 use crate::kit::migration_name::Category;
 use crate::kit::migration_name::TxMode;
+use crate::migrate::destructive::Finding;
 use crate::migrate::plan::Problem;
 use crate::migrate::safety::StepTimeouts;
+use crate::util::escape_controls;
+use std::collections::BTreeSet;
 
 /// What happened to one planned migration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -56,6 +59,10 @@ pub struct Step {
     pub tx: TxMode,
     /// The `lock_timeout` and `statement_timeout` it runs with, and where each came from.
     pub timeouts: StepTimeouts,
+    /// For a destructive migration: what was found, whether the kit declares it, whether the
+    /// operator allowed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destructive: Option<StepDestructive>,
     /// What happened.
     pub outcome: Outcome,
     /// Times its transaction (or a data batch) was retried after a lock timeout or deadlock.
@@ -69,6 +76,37 @@ pub struct Step {
     /// The error, for a failed step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The destructive-change gate's view of one migration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepDestructive {
+    /// Its destructive statements (may be empty when only the kit's declaration makes it so).
+    pub findings: Vec<Finding>,
+    /// Why the kit declares it destructive; `None`: the kit does not (it cannot run).
+    pub declared: Option<String>,
+    /// True when declared and allowed by the operator (`--allow-destructive`).
+    pub allowed: bool,
+}
+
+impl fmt::Display for StepDestructive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kinds: BTreeSet<&str> = self.findings.iter().map(|x| x.kind.as_str()).collect();
+        let kinds = kinds.into_iter().collect::<Vec<_>>().join(", ");
+        write!(f, "DESTRUCTIVE")?;
+        if !kinds.is_empty() {
+            write!(f, " ({kinds})")?;
+        }
+        match (&self.declared, self.allowed) {
+            (None, _) => write!(f, ": NOT declared by the kit, cannot run"),
+            (Some(why), true) => write!(f, ": declared ({}), allowed", escape_controls(why)),
+            (Some(why), false) => write!(
+                f,
+                ": declared ({}), needs --allow-destructive",
+                escape_controls(why)
+            ),
+        }
+    }
 }
 
 /// A pending migration the run did not select (gated category).
@@ -204,6 +242,12 @@ impl fmt::Display for RunReport {
                 )?;
             }
             writeln!(f)?;
+            if let Some(d) = &s.destructive {
+                writeln!(f, "           {d}")?;
+                for x in &d.findings {
+                    writeln!(f, "             {x}")?;
+                }
+            }
             if let Some(e) = &s.error {
                 writeln!(f, "           error: {e}")?;
             }

@@ -13,11 +13,11 @@ use crate::failpoint;
 use crate::kit::migration_name::Category;
 use crate::kit::migration_name::TxMode;
 use crate::migrate::drivers::{DbError, Driver, NewHistoryRow};
-use crate::migrate::error::{FailedMigration, MigrateError, RunFailure};
+use crate::migrate::error::{DestructiveRefusal, FailedMigration, MigrateError, RunFailure};
 use crate::migrate::history::{self, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA};
 use crate::migrate::lock::{Locked, Session, now_rfc3339};
 use crate::migrate::plan::{self, Missing, ModuleFilter, OutOfOrder, State};
-use crate::migrate::report::{NotSelected, Outcome, RunReport, Step};
+use crate::migrate::report::{NotSelected, Outcome, RunReport, Step, StepDestructive};
 use crate::migrate::safety::{self, Safety, StepTimeouts};
 use crate::migrate::source::{Migration, MigrationSet, Module};
 use crate::migrate::sqltext;
@@ -76,6 +76,44 @@ pub struct RunOptions {
     pub applied_by: String,
     /// Timeouts and lock retries.
     pub safety: Safety,
+    /// Which destructive migrations the operator allows.
+    pub destructive: AllowDestructive,
+}
+
+/// Which destructive migrations (declared by the kit) the operator allows to run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AllowDestructive {
+    /// None (default): a pending destructive migration stops the run before anything runs.
+    #[default]
+    None,
+    /// These, each `module/name` or a bare migration name (`--allow-destructive NAME`).
+    Only(BTreeSet<String>),
+    /// Every declared one (`--allow-destructive all`).
+    All,
+}
+
+impl AllowDestructive {
+    /// From the command line's values: `all`, or names.
+    pub fn from_args(values: &[String]) -> AllowDestructive {
+        if values.iter().any(|v| v == "all") {
+            AllowDestructive::All
+        } else if values.is_empty() {
+            AllowDestructive::None
+        } else {
+            AllowDestructive::Only(values.iter().cloned().collect())
+        }
+    }
+
+    /// True when migration `name` of `module` is allowed.
+    pub fn allows(&self, module: &str, name: &str) -> bool {
+        match self {
+            AllowDestructive::None => false,
+            AllowDestructive::All => true,
+            AllowDestructive::Only(set) => {
+                set.contains(name) || set.contains(&format!("{module}/{name}"))
+            }
+        }
+    }
 }
 
 /// The default batch size of data migrations.
@@ -99,6 +137,7 @@ impl Default for RunOptions {
             missing: Missing::default(),
             applied_by: default_applied_by(),
             safety: Safety::default(),
+            destructive: AllowDestructive::default(),
         }
     }
 }
@@ -259,7 +298,13 @@ fn apply_no_transaction(
     Ok(())
 }
 
-fn step_of(module: &Module, m: &Migration, safety: &Safety) -> Step {
+fn step_of(module: &Module, m: &Migration, opts: &RunOptions) -> Step {
+    let destructive = m.is_destructive().then(|| StepDestructive {
+        findings: m.findings.clone(),
+        declared: m.declared.clone(),
+        allowed: m.declared.is_some() && opts.destructive.allows(&module.name, m.name.as_str()),
+    });
+    let safety = &opts.safety;
     Step {
         module: module.name.clone(),
         name: m.name.as_str().to_owned(),
@@ -267,6 +312,7 @@ fn step_of(module: &Module, m: &Migration, safety: &Safety) -> Step {
         checksum: m.checksum.clone(),
         tx: m.tx,
         timeouts: safety.for_migration(&m.hints),
+        destructive,
         outcome: Outcome::Planned,
         lock_retries: 0,
         duration_ms: None,
@@ -391,7 +437,7 @@ fn run_or_plan(
     report.steps = schema_steps
         .iter()
         .chain(&data_steps)
-        .map(|(md, m)| step_of(md, m, &opts.safety))
+        .map(|(md, m)| step_of(md, m, opts))
         .collect();
     report.count(already);
     if opts.mode == RunMode::DryRun {
@@ -406,6 +452,22 @@ fn run_or_plan(
         .collect();
     if !gated.is_empty() && opts.release == ReleaseGate::Refuse {
         let err = MigrateError::ReleaseGate { pending: gated };
+        return Err(fail(&mut report, err, already, started));
+    }
+    let refused: Vec<DestructiveRefusal> = report
+        .steps
+        .iter()
+        .filter_map(|s| {
+            let d = s.destructive.as_ref().filter(|d| !d.allowed)?;
+            Some(DestructiveRefusal {
+                migration: format!("{}/{}", s.module, s.name),
+                findings: d.findings.clone(),
+                declared: d.declared.clone(),
+            })
+        })
+        .collect();
+    if !refused.is_empty() {
+        let err = MigrateError::Destructive { refused };
         return Err(fail(&mut report, err, already, started));
     }
 

@@ -18,6 +18,7 @@ use crate::kit::migration_name::{
     Category, DirectiveError, Hints, MigrationName, NameError, TxMode,
 };
 use crate::kit::names::is_identifier;
+use crate::migrate::destructive::{self, Finding};
 use crate::migrate::sqltext;
 
 /// The placeholder a data migration binds to the batch size.
@@ -53,6 +54,10 @@ pub struct Migration {
     pub tx: TxMode,
     /// Its signed timeout hints (`-- offkit:statement-timeout 10m`).
     pub hints: Hints,
+    /// Its destructive statements, as classified from its text.
+    pub findings: Vec<Finding>,
+    /// Why the kit declares it destructive (kit.toml `[destructive]`, the signed manifest).
+    pub declared: Option<String>,
     /// Its rollback, if the kit has one.
     pub rollback: Option<Rollback>,
 }
@@ -61,6 +66,12 @@ impl Migration {
     /// The category decided by the name.
     pub fn category(&self) -> Category {
         self.name.category()
+    }
+
+    /// True when the gate treats it as destructive: its text has destructive statements, or
+    /// the kit declares it so.
+    pub fn is_destructive(&self) -> bool {
+        !self.findings.is_empty() || self.declared.is_some()
     }
 
     /// A migration from its bytes: checks they are UTF-8 and, for a data migration, one batched
@@ -74,6 +85,7 @@ impl Migration {
         if name.category() == Category::Data {
             check_data_shape(origin, &sql, tx)?;
         }
+        let findings = destructive::classify(&sql);
         Ok(Migration {
             name,
             origin: origin.to_owned(),
@@ -81,6 +93,8 @@ impl Migration {
             checksum,
             tx,
             hints,
+            findings,
+            declared: None,
             rollback: None,
         })
     }
@@ -196,6 +210,14 @@ pub enum SourceError {
     NotUtf8 {
         /// The file.
         origin: String,
+    },
+    /// A `[destructive]` declaration names no migration of the kit.
+    #[error(
+        "kit.toml: [destructive] {key:?} names no migration (write \"<module>/<migration name>\")"
+    )]
+    UnknownDeclaration {
+        /// The key as written.
+        key: String,
     },
     /// A malformed `-- offkit:` directive.
     #[error("{origin}:{source}")]
@@ -411,6 +433,43 @@ impl MigrationSet {
     /// The module of that name.
     pub fn module(&self, name: &str) -> Option<&Module> {
         self.modules.iter().find(|m| m.name == name)
+    }
+
+    /// Records the kit's destructive declarations, keyed `module/name` (from kit.toml). A key
+    /// that names no migration is refused, so that a typo cannot leave a migration undeclared.
+    pub fn declare<'a>(
+        &mut self,
+        declarations: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<(), SourceError> {
+        for (key, reason) in declarations {
+            let m = key.split_once('/').and_then(|(module, name)| {
+                self.modules
+                    .iter_mut()
+                    .find(|m| m.name == module)?
+                    .migrations
+                    .iter_mut()
+                    .find(|m| m.name.as_str() == name)
+            });
+            match m {
+                Some(m) => m.declared = Some(reason.to_owned()),
+                None => {
+                    return Err(SourceError::UnknownDeclaration {
+                        key: crate::util::printable_short(key),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Migrations whose text is destructive but that the kit does not declare, with their module.
+    pub fn undeclared(&self) -> impl Iterator<Item = (&Module, &Migration)> {
+        self.modules.iter().flat_map(|md| {
+            md.migrations
+                .iter()
+                .filter(|m| !m.findings.is_empty() && m.declared.is_none())
+                .map(move |m| (md, m))
+        })
     }
 }
 

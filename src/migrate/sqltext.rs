@@ -180,6 +180,94 @@ pub fn split_statements<'a>(sql: &'a str) -> Vec<(usize, &'a str)> {
     out
 }
 
+/// A token of SQL code, for classifying statements (comments are dropped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token<'a> {
+    /// What it is.
+    pub kind: TokenKind,
+    /// Its text (for a dollar-quoted body: the body without its tags).
+    pub text: &'a str,
+    /// Byte offset of the token in the text it came from.
+    pub offset: usize,
+}
+
+/// The kinds of [`Token`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A keyword, name or number (compare keywords with `eq_ignore_ascii_case`).
+    Word,
+    /// One punctuation or operator character: `(`, `)`, `,`, `;`, `.`, `=`, ….
+    Punct,
+    /// A string literal or quoted identifier (content, never code).
+    Quoted,
+    /// A dollar-quoted body (`$$ … $$`): a function or `DO` body, or a string.
+    Dollar,
+}
+
+impl Token<'_> {
+    /// True for the keyword `kw` (case-insensitive).
+    pub fn is(&self, kw: &str) -> bool {
+        self.kind == TokenKind::Word && self.text.eq_ignore_ascii_case(kw)
+    }
+
+    /// True for the punctuation character `c`.
+    pub fn is_punct(&self, c: char) -> bool {
+        self.kind == TokenKind::Punct && self.text.len() == c.len_utf8() && self.text.starts_with(c)
+    }
+}
+
+/// The tokens of `sql`: words, punctuation, quoted runs and dollar bodies; comments dropped.
+pub fn tokens(sql: &str) -> Vec<Token<'_>> {
+    let b = sql.as_bytes();
+    let mut out = Vec::new();
+    for (kind, from, to) in spans(sql) {
+        match kind {
+            Span::Comment => {}
+            Span::Quoted if b[from] == b'$' => {
+                let tag = dollar_tag(b, from).unwrap_or(1);
+                let body_end = to.saturating_sub(tag).max(from + tag);
+                out.push(Token {
+                    kind: TokenKind::Dollar,
+                    text: sql.get(from + tag..body_end).unwrap_or(""),
+                    offset: from + tag,
+                });
+            }
+            Span::Quoted => out.push(Token {
+                kind: TokenKind::Quoted,
+                text: &sql[from..to],
+                offset: from,
+            }),
+            Span::Code => {
+                let mut i = from;
+                while i < to {
+                    let c = b[i];
+                    if c.is_ascii_whitespace() {
+                        i += 1;
+                    } else if is_ident_byte(c) || c == b'$' {
+                        let start = i;
+                        while i < to && (is_ident_byte(b[i]) || b[i] == b'$') {
+                            i += 1;
+                        }
+                        out.push(Token {
+                            kind: TokenKind::Word,
+                            text: &sql[start..i],
+                            offset: start,
+                        });
+                    } else {
+                        out.push(Token {
+                            kind: TokenKind::Punct,
+                            text: &sql[i..i + 1],
+                            offset: i,
+                        });
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Byte offsets of the named placeholder `:name` in code (not in `::name` casts, quotes or
 /// comments, and not as the prefix of a longer name).
 pub fn placeholder_offsets(sql: &str, name: &str) -> Vec<usize> {
@@ -260,6 +348,28 @@ mod tests {
         assert!(parts[0].1.ends_with("ON t (a)"));
         assert_eq!(parts[1].1.trim(), "SELECT ';'");
         assert_eq!(&sql[parts[1].0..parts[1].0 + 7], "\nSELECT");
+    }
+
+    #[test]
+    fn tokens_skip_comments_and_open_dollar_bodies() {
+        let sql = "DROP /* TABLE */ table \"x\" -- y\n; DO $b$ BEGIN DELETE FROM t; END $b$;";
+        let t = tokens(sql);
+        let words: Vec<_> = t.iter().map(|t| t.text).collect();
+        assert_eq!(
+            words,
+            [
+                "DROP",
+                "table",
+                "\"x\"",
+                ";",
+                "DO",
+                " BEGIN DELETE FROM t; END ",
+                ";"
+            ]
+        );
+        assert!(t[1].is("TABLE") && t[3].is_punct(';'));
+        assert_eq!(t[5].kind, TokenKind::Dollar);
+        assert_eq!(&sql[t[5].offset..t[5].offset + 6], " BEGIN");
     }
 
     #[test]
