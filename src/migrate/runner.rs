@@ -380,8 +380,6 @@ fn run_or_plan(
         driver
             .set_session_timeouts(&safety.session(), Some(safety.idle_in_transaction_timeout))
             .map_err(|e| MigrateError::db("setting the session's timeouts", e))?;
-        history::ensure_tables(driver, &schemas)
-            .map_err(|e| MigrateError::db("creating the history and state tables", e))?;
     }
     let history = history::read(driver, &schemas)
         .map_err(|e| MigrateError::db("reading the migration history", e))?;
@@ -468,6 +466,11 @@ fn run_or_plan(
         .collect();
     if !refused.is_empty() {
         let err = MigrateError::Destructive { refused };
+        return Err(fail(&mut report, err, already, started));
+    }
+    // Every refusal is behind us: only now is anything created.
+    if let Err(e) = history::ensure_tables(driver, &schemas) {
+        let err = MigrateError::db("creating the history and state tables", e);
         return Err(fail(&mut report, err, already, started));
     }
 
