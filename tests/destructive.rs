@@ -68,7 +68,9 @@ fn build_refuses_an_undeclared_destructive_migration_with_file_line_and_statemen
         s.ws.try_build(&src, &[&s.key], "out-undeclared", common::EPOCH);
     assert_eq!(code, 4, "{out}{err}");
     assert!(
-        err.contains("migrations/inventory/100_retire_items.sql:3: DROP TABLE legacy_items (drop-table)"),
+        err.contains(
+            "migrations/inventory/100_retire_items.sql:3: DROP TABLE legacy_items (drop-table)"
+        ),
         "{err}"
     );
     assert!(
@@ -168,7 +170,11 @@ fn a_declared_migration_is_signed_shown_refused_until_allowed_and_recorded() {
     );
 
     // Allowing another migration does not allow this one.
-    let (code, _, err) = s.apply(&kit, &db, &["--allow-destructive", "inventory/001_create_items"]);
+    let (code, _, err) = s.apply(
+        &kit,
+        &db,
+        &["--allow-destructive", "inventory/001_create_items"],
+    );
     assert_eq!(code, 14, "{err}");
 
     let (code, out, err) = s.apply(&kit, &db, &["--allow-destructive", "100_retire_items"]);
@@ -224,7 +230,9 @@ fn a_signed_manifest_that_hides_a_destructive_migration_is_refused() {
     let (code, out, err) = s.apply(&forged, &db, &["--allow-destructive", "all"]);
     assert_eq!(code, 14, "{out}{err}");
     assert!(
-        err.contains("inventory/100_retire_items: NOT declared by the kit; it cannot be allowed here"),
+        err.contains(
+            "inventory/100_retire_items: NOT declared by the kit; it cannot be allowed here"
+        ),
         "{err}"
     );
     assert!(

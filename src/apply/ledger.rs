@@ -29,14 +29,21 @@ pub enum Outcome {
     Failed,
     /// The process died; found by the next apply.
     Interrupted,
+    /// `--rehearse`: the migrations ran in one transaction that was rolled back; nothing
+    /// changed. The report (its SHA-256 is in the row) says what they did.
+    Rehearsed,
+    /// `--rehearse` found a failure; nothing changed.
+    RehearsalFailed,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 4] = [
+    const ALL: [Outcome; 6] = [
         Outcome::Running,
         Outcome::Succeeded,
         Outcome::Failed,
         Outcome::Interrupted,
+        Outcome::Rehearsed,
+        Outcome::RehearsalFailed,
     ];
 
     /// The text stored in the `outcome` column.
@@ -46,6 +53,8 @@ impl Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
             Outcome::Interrupted => "interrupted",
+            Outcome::Rehearsed => "rehearsed",
+            Outcome::RehearsalFailed => "rehearsal-failed",
         }
     }
 

@@ -264,7 +264,7 @@ pub fn apply(
             kit.path.display().to_string(),
             session.url().redacted(),
             store.url().redacted(),
-            opts.mode == RunMode::DryRun,
+            opts.mode,
             opts.overrides(),
             opts.applied_by.clone(),
         ),
@@ -326,6 +326,7 @@ impl Pipeline {
         opts: &ApplyOptions,
     ) -> Result<(), ApplyError> {
         let dry_run = opts.mode == RunMode::DryRun;
+        let writes = opts.mode == RunMode::Apply;
         let kit: AuthenticatedKit = self.step(StepName::Authenticate, |r| {
             let kit = crate::trust::authenticate(file.path, file.policy, file.options)
                 .map_err(ApplyError::Verify)?;
@@ -358,7 +359,7 @@ impl Pipeline {
             Ok(((), compat_note(opts)))
         })?;
 
-        let retain = if dry_run {
+        let retain = if !writes {
             Retain::Sql
         } else {
             Retain::TempFiles {
@@ -438,7 +439,11 @@ impl Pipeline {
                     if let Err(e) = ledger::finish(
                         locked.driver(),
                         id,
-                        ledger::Outcome::Succeeded,
+                        if self.report.rehearsal {
+                            ledger::Outcome::Rehearsed
+                        } else {
+                            ledger::Outcome::Succeeded
+                        },
                         &digest,
                         None,
                     ) {
@@ -461,7 +466,11 @@ impl Pipeline {
             if let Err(e) = ledger::finish(
                 locked.driver(),
                 id,
-                ledger::Outcome::Failed,
+                if self.report.rehearsal {
+                    ledger::Outcome::RehearsalFailed
+                } else {
+                    ledger::Outcome::Failed
+                },
                 &digest,
                 Some(&message),
             ) {
@@ -604,7 +613,7 @@ fn seed(
 ) -> Result<((), String), ApplyError> {
     let seed_opts = SeedOptions {
         mode: match opts.mode {
-            RunMode::DryRun => SeedMode::DryRun,
+            RunMode::DryRun | RunMode::Rehearse => SeedMode::DryRun,
             RunMode::Apply => SeedMode::Apply,
         },
         conflicts: opts.conflicts,

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::ApplyError;
 use super::ledger::Override;
 use crate::kit::digest::Sha256Hex;
+use crate::migrate::RunMode;
 use crate::migrate::RunReport;
 use crate::store::seed::SeedReport;
 use crate::trust::verify::{AuthenticatedKit, Signer, VerifiedKit};
@@ -108,6 +109,9 @@ pub struct ApplyReport {
     pub store: String,
     /// True for `--dry-run`: nothing was changed.
     pub dry_run: bool,
+    /// True for `--rehearse`: the migrations ran in one transaction that was rolled back, the
+    /// seeds were only planned; nothing was changed but the ledger's record of the rehearsal.
+    pub rehearsal: bool,
     /// How the apply ended.
     pub outcome: ReportOutcome,
     /// The error that stopped the apply.
@@ -147,6 +151,8 @@ pub enum ReportOutcome {
     Failed,
     /// `--dry-run`: nothing changed.
     DryRun,
+    /// `--rehearse`: rehearsed, rolled back.
+    Rehearsed,
 }
 
 impl ReportOutcome {
@@ -157,6 +163,7 @@ impl ReportOutcome {
             ReportOutcome::Succeeded => "succeeded",
             ReportOutcome::Failed => "failed",
             ReportOutcome::DryRun => "dry-run",
+            ReportOutcome::Rehearsed => "rehearsed",
         }
     }
 }
@@ -201,7 +208,7 @@ impl ApplyReport {
         kit_file: String,
         database: String,
         store: String,
-        dry_run: bool,
+        mode: RunMode,
         overrides: Vec<Override>,
         applied_by: String,
     ) -> Self {
@@ -210,7 +217,8 @@ impl ApplyReport {
             kit: None,
             database,
             store,
-            dry_run,
+            dry_run: mode == RunMode::DryRun,
+            rehearsal: mode == RunMode::Rehearse,
             outcome: ReportOutcome::Running,
             error: None,
             ledger_id: None,
@@ -243,10 +251,11 @@ impl ApplyReport {
 
     pub(super) fn finish(&mut self, started: Instant, error: Option<&ApplyError>) {
         self.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.outcome = match (error, self.dry_run) {
-            (Some(_), _) => ReportOutcome::Failed,
-            (None, true) => ReportOutcome::DryRun,
-            (None, false) => ReportOutcome::Succeeded,
+        self.outcome = match error {
+            Some(_) => ReportOutcome::Failed,
+            None if self.dry_run => ReportOutcome::DryRun,
+            None if self.rehearsal => ReportOutcome::Rehearsed,
+            None => ReportOutcome::Succeeded,
         };
         self.error = error.map(|e| e.to_string());
     }
@@ -281,6 +290,13 @@ impl fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let title = if self.dry_run {
             "DRY RUN (nothing changed)".to_owned()
+        } else if self.rehearsal {
+            let how = if self.error.is_some() {
+                "FAILED"
+            } else {
+                "REHEARSED"
+            };
+            format!("{how} (rehearsal: rolled back, nothing changed)")
         } else {
             self.outcome.as_str().to_uppercase()
         };
@@ -350,7 +366,7 @@ impl fmt::Display for ApplyReport {
         }
         if let Some(e) = &self.error {
             writeln!(f, "  error: {e}")?;
-        } else if !self.dry_run && self.changed_nothing() {
+        } else if !self.dry_run && !self.rehearsal && self.changed_nothing() {
             writeln!(f, "  nothing to do: this kit was already fully applied")?;
         }
         write!(f, "  took {} ms", self.duration_ms)

@@ -70,6 +70,11 @@ pub struct Args {
     /// change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run the migrations in one transaction that is rolled back, and report time, rows and
+    /// locks per migration; seeds are only planned. Takes the real run's locks while it lasts.
+    /// Recorded in the ledger as a rehearsal.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub rehearse: bool,
     /// Rows per data-migration batch (bound to :batch_size).
     #[arg(long, default_value_t = crate::migrate::runner::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
@@ -98,6 +103,9 @@ pub struct Args {
 /// Runs `offkit apply`.
 pub fn run(args: Args, global: &Global) -> CliResult {
     let opts = options(&args);
+    if args.rehearse {
+        eprintln!("offkit: note: {}", crate::migrate::rehearse::WARNING);
+    }
     let policy = args.site.trust.policy()?;
     let verify = args.site.trust.options();
     let Site { mut session, store } = args.site.open()?;
@@ -142,6 +150,8 @@ fn options(args: &Args) -> ApplyOptions {
         release,
         mode: if args.dry_run {
             RunMode::DryRun
+        } else if args.rehearse {
+            RunMode::Rehearse
         } else {
             RunMode::Apply
         },

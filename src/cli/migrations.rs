@@ -210,6 +210,10 @@ pub struct RunArgs {
     /// Print the exact ordered plan with checksums; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Run the plan in one transaction that is rolled back; report time, rows and locks per
+    /// migration. Takes the real run's locks while it lasts.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub rehearse: bool,
     /// Run release migrations (after reviewing --dry-run).
     #[arg(long)]
     pub force: bool,
@@ -447,7 +451,11 @@ fn run_options(a: &RunArgs) -> RunOptions {
         } else {
             ReleaseGate::Refuse
         },
-        mode: mode(a.dry_run),
+        mode: if a.rehearse {
+            RunMode::Rehearse
+        } else {
+            mode(a.dry_run)
+        },
         on_error: if a.stop_on_error {
             OnError::StopOnError
         } else {
@@ -504,6 +512,9 @@ fn mode(dry_run: bool) -> RunMode {
 
 fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let opts = run_options(&a);
+    if a.rehearse {
+        eprintln!("offkit: note: {}", crate::migrate::rehearse::WARNING);
+    }
     let mut session = a.target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
     let (set, label) = a.target.source.load(locked.dialect())?;

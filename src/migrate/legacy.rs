@@ -236,7 +236,7 @@ impl Locked<'_> {
                 unmatched.join(", ")
             )));
         }
-        if mode == RunMode::DryRun {
+        if mode.apply_or_dry_run("a legacy import")? == RunMode::DryRun {
             return Ok(report);
         }
         for module in &modules {

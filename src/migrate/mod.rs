@@ -28,6 +28,7 @@ pub mod legacy;
 pub mod lock;
 pub mod ops;
 pub mod plan;
+pub mod rehearse;
 pub mod report;
 pub mod runner;
 pub mod safety;

@@ -174,7 +174,7 @@ impl Locked<'_> {
                 duration_ms: None,
             });
         }
-        if opts.mode == RunMode::DryRun {
+        if opts.mode.apply_or_dry_run("a rollback")? == RunMode::DryRun {
             return Ok(report);
         }
         let driver = self.driver();

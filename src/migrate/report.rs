@@ -6,6 +6,7 @@ use std::fmt;
 use crate::kit::migration_name::Category;
 use crate::kit::migration_name::TxMode;
 use crate::migrate::destructive::Finding;
+use crate::migrate::drivers::RelationLock;
 use crate::migrate::plan::Problem;
 use crate::migrate::safety::StepTimeouts;
 use crate::util::escape_controls;
@@ -23,6 +24,10 @@ pub enum Outcome {
     Failed,
     /// Not run because an earlier step stopped the run.
     NotRun,
+    /// Run in a rehearsal and rolled back.
+    Rehearsed,
+    /// A no-transaction migration in a rehearsal: it cannot be rolled back, so it was not run.
+    NotRehearsable,
 }
 
 /// Batch and row counts of a data migration.
@@ -67,6 +72,9 @@ pub struct Step {
     pub outcome: Outcome,
     /// Times its transaction (or a data batch) was retried after a lock timeout or deadlock.
     pub lock_retries: u32,
+    /// In a rehearsal: the rows it changed and the locks it took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rehearsal: Option<Rehearsed>,
     /// How long it took (applied or failed steps).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
@@ -76,6 +84,17 @@ pub struct Step {
     /// The error, for a failed step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// What a rehearsal saw one migration do before it was rolled back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Rehearsed {
+    /// Rows inserted, updated or deleted (for a data migration: over all its batches).
+    pub rows: u64,
+    /// Table-level locks it took that the rehearsal did not hold before it (PostgreSQL
+    /// `pg_locks`; SQLite locks the whole database file). The real run takes them too, and holds
+    /// them until the migration's own transaction ends.
+    pub locks: Vec<RelationLock>,
 }
 
 /// The destructive-change gate's view of one migration.
@@ -133,6 +152,10 @@ pub struct Counts {
     pub already_applied: usize,
     /// Pending migrations of categories not selected.
     pub not_selected: usize,
+    /// Migrations run and rolled back by a rehearsal.
+    pub rehearsed: usize,
+    /// No-transaction migrations a rehearsal could not run.
+    pub not_rehearsable: usize,
 }
 
 /// The report of a run.
@@ -142,6 +165,8 @@ pub struct RunReport {
     pub database: String,
     /// True for `--dry-run`: nothing was changed.
     pub dry_run: bool,
+    /// True for `--rehearse`: everything ran in one transaction that was rolled back.
+    pub rehearsal: bool,
     /// The categories selected.
     pub categories: Vec<Category>,
     /// When the run started (RFC 3339).
@@ -177,6 +202,8 @@ impl RunReport {
             not_run: n(Outcome::Planned) + n(Outcome::NotRun),
             already_applied,
             not_selected: self.not_selected.len(),
+            rehearsed: n(Outcome::Rehearsed),
+            not_rehearsable: n(Outcome::NotRehearsable),
         };
     }
 }
@@ -189,6 +216,8 @@ impl fmt::Display for RunReport {
             "{} on {} (categories: {})",
             if self.dry_run {
                 "Plan (dry run, nothing changed)"
+            } else if self.rehearsal {
+                "Rehearsal (one transaction, rolled back: nothing changed)"
             } else {
                 "Run"
             },
@@ -204,6 +233,8 @@ impl fmt::Display for RunReport {
                 Outcome::Applied => "applied",
                 Outcome::Failed => "FAILED",
                 Outcome::NotRun => "not run",
+                Outcome::Rehearsed => "rehearsed",
+                Outcome::NotRehearsable => "NOT REHEARSABLE",
             };
             let tx = if s.tx == TxMode::NoTransaction {
                 " [no-transaction]"
@@ -242,6 +273,18 @@ impl fmt::Display for RunReport {
                 )?;
             }
             writeln!(f)?;
+            if let Some(r) = &s.rehearsal {
+                writeln!(f, "           rows changed {}", r.rows)?;
+                for l in &r.locks {
+                    writeln!(f, "           lock {} {}", l.mode, l.relation)?;
+                }
+            }
+            if s.outcome == Outcome::NotRehearsable {
+                writeln!(
+                    f,
+                    "           runs outside a transaction: it cannot be rolled back, so it was not run"
+                )?;
+            }
             if let Some(d) = &s.destructive {
                 writeln!(f, "           {d}")?;
                 for x in &d.findings {
@@ -263,6 +306,19 @@ impl fmt::Display for RunReport {
             writeln!(f, "  allowed  {p}")?;
         }
         let c = &self.counts;
+        if self.rehearsal {
+            return write!(
+                f,
+                "Rehearsed {}, failed {}, not rehearsable {}, not run {}, already applied {}, gated {} ({} ms; everything was rolled back)",
+                c.rehearsed,
+                c.failed,
+                c.not_rehearsable,
+                c.not_run,
+                c.already_applied,
+                c.not_selected,
+                self.duration_ms
+            );
+        }
         write!(
             f,
             "Applied {}, failed {}, not run {}, already applied {}, gated {} ({} ms)",

@@ -50,6 +50,22 @@ pub enum RunMode {
     Apply,
     /// Print the exact ordered plan with checksums; change nothing (`--dry-run`).
     DryRun,
+    /// Run the transactional migrations and data migrations in one transaction that is rolled
+    /// back at the end, and report time, rows and locks per migration (`--rehearse`; runs only,
+    /// not rollbacks or legacy imports).
+    Rehearse,
+}
+
+impl RunMode {
+    /// Refuses modes an operation other than a run does not have.
+    pub fn apply_or_dry_run(self, what: &str) -> Result<RunMode, MigrateError> {
+        if self == RunMode::Rehearse {
+            return Err(MigrateError::Refused(format!(
+                "{what} cannot be rehearsed; use --dry-run"
+            )));
+        }
+        Ok(self)
+    }
 }
 
 /// Options of a run. Schema-migration failures always stop the run; `on_error` is about data
@@ -314,6 +330,7 @@ fn step_of(module: &Module, m: &Migration, opts: &RunOptions) -> Step {
         timeouts: safety.for_migration(&m.hints),
         destructive,
         outcome: Outcome::Planned,
+        rehearsal: None,
         lock_retries: 0,
         duration_ms: None,
         data: None,
@@ -375,7 +392,7 @@ fn run_or_plan(
     let schemas: Vec<&str> = modules.iter().map(|m| m.schema.as_str()).collect();
     let database = session.url().redacted();
     let driver = session.driver();
-    if opts.mode == RunMode::Apply {
+    if opts.mode != RunMode::DryRun {
         let safety = &opts.safety;
         driver
             .set_session_timeouts(&safety.session(), Some(safety.idle_in_transaction_timeout))
@@ -388,6 +405,7 @@ fn run_or_plan(
     let mut report = RunReport {
         database,
         dry_run: opts.mode == RunMode::DryRun,
+        rehearsal: opts.mode == RunMode::Rehearse,
         categories: opts.categories.iter().copied().collect(),
         started_at: now_rfc3339(),
         ..RunReport::default()
@@ -467,6 +485,17 @@ fn run_or_plan(
     if !refused.is_empty() {
         let err = MigrateError::Destructive { refused };
         return Err(fail(&mut report, err, already, started));
+    }
+    if opts.mode == RunMode::Rehearse {
+        let steps: Vec<_> = schema_steps.iter().chain(&data_steps).copied().collect();
+        let result =
+            crate::migrate::rehearse::rehearse(driver, &steps, &history, opts, &mut report);
+        report.duration_ms = ms_since(started);
+        report.count(already);
+        return match result {
+            Ok(()) => Ok(report),
+            Err(err) => Err(fail(&mut report, err, already, started)),
+        };
     }
     // Every refusal is behind us: only now is anything created.
     if let Err(e) = history::ensure_tables(driver, &schemas) {

@@ -218,6 +218,15 @@ pub fn pg_millis(d: std::time::Duration) -> u64 {
         .min(i32::MAX as u64)
 }
 
+/// A lock on a relation, as `pg_locks` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct RelationLock {
+    /// `schema.relation` (or what is known of a relation dropped since).
+    pub relation: String,
+    /// The lock mode (`AccessExclusiveLock`, `RowExclusiveLock`, …).
+    pub mode: String,
+}
+
 /// A history row to write, ready for a driver's fast path.
 #[derive(Debug, Clone)]
 pub struct NewHistoryRow<'a> {
@@ -275,19 +284,28 @@ pub trait Driver: Send {
         idle_in_transaction: Option<std::time::Duration>,
     ) -> Result<(), DbError>;
 
-    /// Opens a transaction whose statements resolve names in `schema` and run under `t` (for
-    /// PostgreSQL `SET LOCAL`, which ends with the transaction).
-    fn begin(&mut self, schema: &str, t: &StepTimeouts) -> Result<(), DbError> {
+    /// Makes the rest of the open transaction resolve names in `schema` and run under `t`
+    /// (PostgreSQL `SET LOCAL`, which ends with the transaction).
+    fn set_transaction_settings(&mut self, schema: &str, t: &StepTimeouts) -> Result<(), DbError> {
         let d = self.dialect();
-        let mut sql = "BEGIN".to_owned();
-        for set in [d.local_search_path(schema), d.timeouts(t, true)]
+        let sets: Vec<String> = [d.local_search_path(schema), d.timeouts(t, true)]
             .into_iter()
             .flatten()
-        {
-            sql.push_str("; ");
-            sql.push_str(&set);
+            .collect();
+        if sets.is_empty() {
+            return Ok(());
         }
-        self.batch(&sql)
+        self.batch(&sets.join("; "))
+    }
+
+    /// Opens a transaction whose statements resolve names in `schema` and run under `t`.
+    fn begin(&mut self, schema: &str, t: &StepTimeouts) -> Result<(), DbError> {
+        self.batch("BEGIN")?;
+        let set = self.set_transaction_settings(schema, t);
+        if set.is_err() {
+            self.rollback();
+        }
+        set
     }
 
     /// Commits the transaction opened by [`Driver::begin`].
@@ -334,6 +352,13 @@ pub trait Driver: Send {
         }
         result
     }
+
+    /// Runs statements like [`Driver::batch`] and returns the rows they inserted, updated or
+    /// deleted (rows a query returned do not count).
+    fn batch_rows(&mut self, sql: &str) -> Result<u64, DbError>;
+
+    /// The table-level locks this session holds (relation and mode), for a rehearsal's report.
+    fn relation_locks(&mut self) -> Result<Vec<RelationLock>, DbError>;
 
     /// Waits until every commit made so far is durable. The default does nothing (commits are
     /// synchronous).

@@ -12,7 +12,9 @@
 use postgres::types::{ToSql, Type};
 use postgres::{Client, SimpleQueryMessage};
 
-use super::{DbError, Dialect, Driver, LockHolder, NewHistoryRow, Row, Value, pg_millis};
+use super::{
+    DbError, Dialect, Driver, LockHolder, NewHistoryRow, RelationLock, Row, Value, pg_millis,
+};
 use crate::migrate::lock::{LOCK_KEY, LOCK_TAG_PREFIX, lock_tag};
 use crate::migrate::safety::StepTimeouts;
 use crate::migrate::sqltext::token_literal;
@@ -211,6 +213,51 @@ impl Driver for Postgres {
         )?;
         self.staged_by = Some(first.applied_by.to_owned());
         Ok(())
+    }
+
+    fn begin(&mut self, schema: &str, t: &StepTimeouts) -> Result<(), DbError> {
+        // One round trip.
+        let d = Dialect::Postgres;
+        self.batch(&format!(
+            "BEGIN; {}; {}",
+            d.local_search_path(schema).unwrap_or_default(),
+            d.timeouts(t, true).unwrap_or_default()
+        ))
+    }
+
+    fn batch_rows(&mut self, sql: &str) -> Result<u64, DbError> {
+        let msgs = self.client.simple_query(sql).map_err(db_error)?;
+        let mut rows = 0u64;
+        let mut returned_rows = false;
+        for m in msgs {
+            match m {
+                SimpleQueryMessage::CommandComplete(n) => {
+                    if !returned_rows {
+                        rows = rows.saturating_add(n);
+                    }
+                    returned_rows = false;
+                }
+                SimpleQueryMessage::RowDescription(_) | SimpleQueryMessage::Row(_) => {
+                    returned_rows = true;
+                }
+                _ => {}
+            }
+        }
+        Ok(rows)
+    }
+
+    fn relation_locks(&mut self) -> Result<Vec<RelationLock>, DbError> {
+        let rows = self.query(
+            "SELECT CAST(COALESCE(n.nspname || '.' || c.relname,                                   'relation ' || l.relation || ' (dropped since)') AS text),                     CAST(l.mode AS text)              FROM pg_locks l              LEFT JOIN pg_class c ON c.oid = l.relation              LEFT JOIN pg_namespace n ON n.oid = c.relnamespace              WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted                AND COALESCE(n.nspname, '') NOT IN ('pg_catalog', 'information_schema', 'pg_toast')              ORDER BY 1, 2",
+            &[],
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RelationLock {
+                relation: r.first().and_then(Value::as_text).unwrap_or("").to_owned(),
+                mode: r.get(1).and_then(Value::as_text).unwrap_or("").to_owned(),
+            })
+            .collect())
     }
 
     fn set_session_timeouts(

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 
-use super::{DbError, Dialect, Driver, LockHolder, Row, Value};
+use super::{DbError, Dialect, Driver, LockHolder, RelationLock, Row, Value};
 use crate::migrate::safety::StepTimeouts;
 
 /// How many virtual-machine steps pass between two checks of the deadline.
@@ -260,14 +260,23 @@ impl Driver for Sqlite {
         self.set_busy_timeout()
     }
 
-    fn begin(&mut self, _schema: &str, t: &StepTimeouts) -> Result<(), DbError> {
+    fn set_transaction_settings(&mut self, _schema: &str, t: &StepTimeouts) -> Result<(), DbError> {
         self.local = Some(*t);
-        self.set_busy_timeout()?;
-        let begun = self.batch("BEGIN");
-        if begun.is_err() {
-            self.end_local();
-        }
-        begun
+        self.set_busy_timeout()
+    }
+
+    fn batch_rows(&mut self, sql: &str) -> Result<u64, DbError> {
+        let before = self.conn.total_changes();
+        self.batch(sql)?;
+        Ok(self.conn.total_changes().saturating_sub(before))
+    }
+
+    fn relation_locks(&mut self) -> Result<Vec<RelationLock>, DbError> {
+        // SQLite locks the database file, not tables; the runner holds it exclusively.
+        Ok(vec![RelationLock {
+            relation: "(the whole database file)".to_owned(),
+            mode: "EXCLUSIVE".to_owned(),
+        }])
     }
 
     fn commit(&mut self) -> Result<(), DbError> {
