@@ -137,7 +137,12 @@ pub fn insert_sql(table: &str, applied_at: &str, duration_ms: &str) -> String {
 
 /// Creates the modules' schemas and history tables and the runner's state tables, if absent.
 pub fn ensure_tables(driver: &mut dyn Driver, schemas: &[&str]) -> Result<(), DbError> {
-    let d = driver.dialect();
+    let sql = ensure_tables_sql(driver.dialect(), schemas);
+    driver.batch(&sql.join(";\n"))
+}
+
+/// The statements of [`ensure_tables`] (each `CREATE … IF NOT EXISTS`).
+pub fn ensure_tables_sql(d: Dialect, schemas: &[&str]) -> Vec<String> {
     let ts = d.timestamp_type();
     let mut sql = Vec::new();
     for schema in schemas.iter().copied().chain([STATE_SCHEMA]) {
@@ -162,7 +167,7 @@ pub fn ensure_tables(driver: &mut dyn Driver, schemas: &[&str]) -> Result<(), Db
            PRIMARY KEY (schema_name, migration_name))",
         d.table(STATE_SCHEMA, DATA_PROGRESS_TABLE)
     ));
-    driver.batch(&sql.join(";\n"))
+    sql
 }
 
 /// The columns of each table that exists, keyed by (schema, table); absent tables are absent.

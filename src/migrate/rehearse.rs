@@ -21,7 +21,7 @@ use crate::migrate::report::{DataStats, Outcome, Rehearsed, RunReport};
 use crate::migrate::runner::{OnError, RunOptions, migration_failed};
 use crate::migrate::safety::{self, StepTimeouts};
 use crate::migrate::source::{BATCH_SIZE_PARAM, Migration, Module};
-use crate::migrate::sqltext::{self, tokens};
+use crate::migrate::sqltext;
 
 /// What operators are told before a rehearsal starts.
 pub const WARNING: &str = "a rehearsal runs the migrations in one transaction that is rolled back \
@@ -81,13 +81,7 @@ fn rehearse_steps(
                 ..DataStats::default()
             }
         });
-        let outcome = match own_transaction_control(&m.sql) {
-            Some(line) => Err(DbError::msg(format!(
-                "line {line} ends or opens a transaction itself (COMMIT, ROLLBACK, BEGIN, …), \
-                 which a migration file must not do: the real run would fail too"
-            ))),
-            None => rehearse_one(driver, md, m, &timeouts, opts, stats.as_mut()),
-        };
+        let outcome = rehearse_one(driver, md, m, &timeouts, opts, stats.as_mut());
         let step = &mut report.steps[i];
         step.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
         match outcome {
@@ -170,55 +164,4 @@ fn rehearse_one(
         .filter(|l| !before.contains(l))
         .collect();
     Ok((Rehearsed { rows, locks }, retries))
-}
-
-/// The line of the first statement that ends or opens a transaction (`COMMIT`, `END`,
-/// `ROLLBACK`, `ABORT`, `BEGIN`, `START TRANSACTION`, `PREPARE TRANSACTION`): inside a rehearsal
-/// it would commit or discard the rehearsal's own transaction.
-fn own_transaction_control(sql: &str) -> Option<usize> {
-    let toks = tokens(sql);
-    let mut at_start = true;
-    for t in &toks {
-        if t.is_punct(';') {
-            at_start = true;
-            continue;
-        }
-        if at_start {
-            let control = [
-                "COMMIT", "END", "ROLLBACK", "ABORT", "BEGIN", "START", "PREPARE",
-            ]
-            .iter()
-            .any(|k| t.is(k));
-            if control {
-                return Some(sql[..t.offset].matches('\n').count() + 1);
-            }
-        }
-        at_start = false;
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_statements_that_control_the_transaction() {
-        assert_eq!(own_transaction_control("CREATE TABLE t (a int);"), None);
-        assert_eq!(
-            own_transaction_control("-- x\nBEGIN;\nCREATE TABLE t (a int);\nCOMMIT;"),
-            Some(2)
-        );
-        assert_eq!(own_transaction_control("SELECT 1;\n  commit;"), Some(2));
-        assert_eq!(
-            own_transaction_control("DO $$ BEGIN PERFORM 1; END $$; SELECT 'COMMIT';"),
-            None
-        );
-        assert_eq!(
-            own_transaction_control(
-                "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql;"
-            ),
-            None
-        );
-    }
 }

@@ -14,7 +14,7 @@ use crate::kit::migration_name::Category;
 use crate::kit::migration_name::TxMode;
 use crate::migrate::drivers::{DbError, Driver, NewHistoryRow};
 use crate::migrate::error::{DestructiveRefusal, FailedMigration, MigrateError, RunFailure};
-use crate::migrate::history::{self, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA};
+use crate::migrate::history::{self, HISTORY_TABLE, History, IN_PROGRESS_TABLE, STATE_SCHEMA};
 use crate::migrate::lock::{Locked, Session, now_rfc3339};
 use crate::migrate::plan::{self, Missing, ModuleFilter, OutOfOrder, State};
 use crate::migrate::report::{NotSelected, Outcome, RunReport, Step, StepDestructive};
@@ -382,22 +382,43 @@ impl Locked<'_> {
     }
 }
 
-fn run_or_plan(
+/// A plan checked against the history: the report's steps and the migrations behind them.
+pub(crate) struct Planned<'a> {
+    /// The report, its steps planned.
+    pub report: RunReport,
+    /// Schema migrations in order, then data migrations: one per report step.
+    pub steps: Vec<(&'a Module, &'a Migration)>,
+    /// How many of `steps` are schema migrations.
+    pub schema_steps: usize,
+    /// The history read.
+    pub history: History,
+    /// Migrations already applied.
+    pub already: usize,
+    /// The selected modules' schemas.
+    pub schemas: Vec<&'a str>,
+    /// When planning started.
+    pub started: Instant,
+}
+
+impl Planned<'_> {
+    /// Ends the run with `error` (see [`fail`]).
+    pub fn fail(&mut self, error: MigrateError) -> RunFailure {
+        fail(&mut self.report, error, self.already, self.started)
+    }
+}
+
+/// Reads the history once and plans the selected migrations; refuses (with the plan in the
+/// report) when the history disagrees with the kit. Reads only.
+pub(crate) fn prepare<'a>(
     session: &mut Session,
-    set: &MigrationSet,
+    set: &'a MigrationSet,
     opts: &RunOptions,
-) -> Result<RunReport, RunFailure> {
+) -> Result<Planned<'a>, RunFailure> {
     let started = Instant::now();
     let modules = select_modules(set, &opts.modules)?;
     let schemas: Vec<&str> = modules.iter().map(|m| m.schema.as_str()).collect();
     let database = session.url().redacted();
     let driver = session.driver();
-    if opts.mode != RunMode::DryRun {
-        let safety = &opts.safety;
-        driver
-            .set_session_timeouts(&safety.session(), Some(safety.idle_in_transaction_timeout))
-            .map_err(|e| MigrateError::db("setting the session's timeouts", e))?;
-    }
     let history = history::read(driver, &schemas)
         .map_err(|e| MigrateError::db("reading the migration history", e))?;
     let status = plan::status(&modules, &history);
@@ -450,16 +471,23 @@ fn run_or_plan(
             schema_steps.push((md, m));
         }
     }
-    report.steps = schema_steps
-        .iter()
-        .chain(&data_steps)
-        .map(|(md, m)| step_of(md, m, opts))
-        .collect();
+    let schema_count = schema_steps.len();
+    let steps: Vec<_> = schema_steps.into_iter().chain(data_steps).collect();
+    report.steps = steps.iter().map(|(md, m)| step_of(md, m, opts)).collect();
     report.count(already);
-    if opts.mode == RunMode::DryRun {
-        report.duration_ms = ms_since(started);
-        return Ok(report);
-    }
+    Ok(Planned {
+        report,
+        steps,
+        schema_steps: schema_count,
+        history,
+        already,
+        schemas,
+        started,
+    })
+}
+
+/// The gates a run passes before anything runs: the release gate and the destructive gate.
+pub(crate) fn check_gates(report: &RunReport, opts: &RunOptions) -> Result<(), MigrateError> {
     let gated: Vec<String> = report
         .steps
         .iter()
@@ -467,8 +495,7 @@ fn run_or_plan(
         .map(|s| format!("{}/{}", s.module, s.name))
         .collect();
     if !gated.is_empty() && opts.release == ReleaseGate::Refuse {
-        let err = MigrateError::ReleaseGate { pending: gated };
-        return Err(fail(&mut report, err, already, started));
+        return Err(MigrateError::ReleaseGate { pending: gated });
     }
     let refused: Vec<DestructiveRefusal> = report
         .steps
@@ -483,25 +510,50 @@ fn run_or_plan(
         })
         .collect();
     if !refused.is_empty() {
-        let err = MigrateError::Destructive { refused };
-        return Err(fail(&mut report, err, already, started));
+        return Err(MigrateError::Destructive { refused });
     }
+    Ok(())
+}
+
+fn run_or_plan(
+    session: &mut Session,
+    set: &MigrationSet,
+    opts: &RunOptions,
+) -> Result<RunReport, RunFailure> {
+    if opts.mode != RunMode::DryRun {
+        let safety = &opts.safety;
+        session
+            .driver()
+            .set_session_timeouts(&safety.session(), Some(safety.idle_in_transaction_timeout))
+            .map_err(|e| MigrateError::db("setting the session's timeouts", e))?;
+    }
+    let mut p = prepare(session, set, opts)?;
+    if opts.mode == RunMode::DryRun {
+        p.report.duration_ms = ms_since(p.started);
+        return Ok(p.report);
+    }
+    if let Err(err) = check_gates(&p.report, opts) {
+        return Err(p.fail(err));
+    }
+    let driver = session.driver();
     if opts.mode == RunMode::Rehearse {
-        let steps: Vec<_> = schema_steps.iter().chain(&data_steps).copied().collect();
         let result =
-            crate::migrate::rehearse::rehearse(driver, &steps, &history, opts, &mut report);
-        report.duration_ms = ms_since(started);
-        report.count(already);
+            crate::migrate::rehearse::rehearse(driver, &p.steps, &p.history, opts, &mut p.report);
+        p.report.duration_ms = ms_since(p.started);
+        p.report.count(p.already);
         return match result {
-            Ok(()) => Ok(report),
-            Err(err) => Err(fail(&mut report, err, already, started)),
+            Ok(()) => Ok(p.report),
+            Err(err) => Err(p.fail(err)),
         };
     }
     // Every refusal is behind us: only now is anything created.
-    if let Err(e) = history::ensure_tables(driver, &schemas) {
-        let err = MigrateError::db("creating the history and state tables", e);
-        return Err(fail(&mut report, err, already, started));
+    if let Err(e) = history::ensure_tables(driver, &p.schemas) {
+        return Err(p.fail(MigrateError::db("creating the history and state tables", e)));
     }
+    let (schema_steps, data_steps) = p.steps.split_at(p.schema_steps);
+    let (history, already, started) = (&p.history, p.already, p.started);
+    let report = &mut p.report;
+    let driver = session.driver();
 
     let tables: Vec<String> = schema_steps
         .iter()
@@ -525,7 +577,7 @@ fn run_or_plan(
         driver.stage(&rows)
     } {
         let err = MigrateError::db("staging history rows", e);
-        return Err(fail(&mut report, err, already, started));
+        return Err(fail(report, err, already, started));
     }
     for (i, ((md, m), row)) in schema_steps.iter().zip(&rows).enumerate() {
         let t = Instant::now();
@@ -555,7 +607,7 @@ fn run_or_plan(
             step.outcome = Outcome::Failed;
             step.error = Some(err.to_string());
             let _ = driver.durable_barrier();
-            return Err(fail(&mut report, err, already, started));
+            return Err(fail(report, err, already, started));
         }
         step.outcome = Outcome::Applied;
         failpoint::hit(&format!("migration-committed:{}", m.name));
@@ -595,11 +647,11 @@ fn run_or_plan(
         .map_err(|e| MigrateError::db("waiting for the commits to be durable", e))?;
     if !failed.is_empty() {
         let err = MigrateError::DataBatchesFailed { failed };
-        return Err(fail(&mut report, err, already, started));
+        return Err(fail(report, err, already, started));
     }
     report.duration_ms = ms_since(started);
     report.count(already);
-    Ok(report)
+    Ok(p.report)
 }
 
 #[cfg(test)]

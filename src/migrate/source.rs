@@ -85,6 +85,14 @@ impl Migration {
         if name.category() == Category::Data {
             check_data_shape(origin, &sql, tx)?;
         }
+        if tx == TxMode::Transaction {
+            if let Some(line) = sqltext::transaction_control_line(&sql) {
+                return Err(SourceError::TransactionControl {
+                    origin: origin.to_owned(),
+                    line,
+                });
+            }
+        }
         let findings = destructive::classify(&sql);
         Ok(Migration {
             name,
@@ -218,6 +226,16 @@ pub enum SourceError {
     UnknownDeclaration {
         /// The key as written.
         key: String,
+    },
+    /// A transactional migration that ends or opens a transaction itself.
+    #[error(
+        "{origin}:{line}: a migration must not end or open its own transaction (COMMIT, ROLLBACK, BEGIN, …): offkit runs it in one transaction with its history row; remove the statement, or make the file -- offkit:no-transaction"
+    )]
+    TransactionControl {
+        /// The file.
+        origin: String,
+        /// The 1-based line of the statement.
+        line: usize,
     },
     /// A malformed `-- offkit:` directive.
     #[error("{origin}:{source}")]

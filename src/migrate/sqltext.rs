@@ -268,6 +268,41 @@ pub fn tokens(sql: &str) -> Vec<Token<'_>> {
     out
 }
 
+/// The line of the first statement that ends or opens a transaction (`COMMIT`, `END`,
+/// `ROLLBACK`, `ABORT`, `BEGIN`, `START TRANSACTION`, `PREPARE TRANSACTION`). offkit runs a
+/// transactional migration in a transaction of its own, together with its history row (and a
+/// rehearsal runs all of them in one), which such a statement would end: the file would be
+/// applied in parts. A `BEGIN` inside a statement opens a body that an `END` closes (an
+/// SQL-standard function's `BEGIN ATOMIC … END`, a SQLite trigger's `BEGIN … END`): neither
+/// is transaction control.
+pub fn transaction_control_line(sql: &str) -> Option<usize> {
+    let toks = tokens(sql);
+    let mut at_start = true;
+    let mut atomic = 0usize;
+    for t in &toks {
+        if t.is_punct(';') {
+            at_start = true;
+            continue;
+        }
+        if t.is("BEGIN") && !at_start {
+            atomic += 1;
+        } else if atomic > 0 && at_start && t.is("END") {
+            atomic -= 1;
+        } else if at_start && atomic == 0 {
+            let control = [
+                "COMMIT", "END", "ROLLBACK", "ABORT", "BEGIN", "START", "PREPARE",
+            ]
+            .iter()
+            .any(|k| t.is(k));
+            if control {
+                return Some(sql[..t.offset].matches('\n').count() + 1);
+            }
+        }
+        at_start = false;
+    }
+    None
+}
+
 /// Byte offsets of the named placeholder `:name` in code (not in `::name` casts, quotes or
 /// comments, and not as the prefix of a longer name).
 pub fn placeholder_offsets(sql: &str, name: &str) -> Vec<usize> {
@@ -370,6 +405,38 @@ mod tests {
         assert!(t[1].is("TABLE") && t[3].is_punct(';'));
         assert_eq!(t[5].kind, TokenKind::Dollar);
         assert_eq!(&sql[t[5].offset..t[5].offset + 6], " BEGIN");
+    }
+
+    #[test]
+    fn finds_statements_that_control_the_transaction() {
+        assert_eq!(transaction_control_line("CREATE TABLE t (a int);"), None);
+        assert_eq!(
+            transaction_control_line("-- x\nBEGIN;\nCREATE TABLE t (a int);\nCOMMIT;"),
+            Some(2)
+        );
+        assert_eq!(transaction_control_line("SELECT 1;\n  commit;"), Some(2));
+        assert_eq!(
+            transaction_control_line("DO $$ BEGIN PERFORM 1; END $$; SELECT 'COMMIT';"),
+            None
+        );
+        assert_eq!(
+            transaction_control_line(
+                "CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql;"
+            ),
+            None
+        );
+        assert_eq!(
+            transaction_control_line(
+                "CREATE FUNCTION g() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\nEND;\nROLLBACK;"
+            ),
+            Some(5)
+        );
+        assert_eq!(
+            transaction_control_line(
+                "CREATE TRIGGER t AFTER UPDATE ON a BEGIN INSERT INTO b VALUES (1); END;\nCOMMIT;"
+            ),
+            Some(2)
+        );
     }
 
     #[test]
