@@ -28,6 +28,9 @@ pub enum Command {
     Verify(TargetArgs),
     /// Apply pending migrations (startup and seed; more with --category).
     Run(RunArgs),
+    /// Print the SQL that `run` would execute (PostgreSQL), each migration with its history
+    /// row, for a DBA team that applies by hand with psql.
+    Script(ScriptArgs),
     /// For service start-up: exit 10 while release or data migrations are pending, 9 on problems.
     Check(TargetArgs),
     /// Roll back applied migrations of one module in reverse order.
@@ -198,31 +201,22 @@ impl CategoryArg {
     }
 }
 
-/// `migrations run` arguments.
+/// What a run plans: the migrations, the database, the gates and the limits (shared by `run`
+/// and `script`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {
+pub struct PlanArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub target: TargetArgs,
     /// Also run this category (repeatable): release, data, or all. Startup and seed always run.
     #[arg(long, value_enum, value_name = "CATEGORY")]
     pub category: Vec<CategoryArg>,
-    /// Print the exact ordered plan with checksums; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Run the plan in one transaction that is rolled back; report time, rows and locks per
-    /// migration. Takes the real run's locks while it lasts.
-    #[arg(long, conflicts_with = "dry_run")]
-    pub rehearse: bool,
     /// Run release migrations (after reviewing --dry-run).
     #[arg(long)]
     pub force: bool,
     /// Rows per data-migration batch (bound to :batch_size).
     #[arg(long, default_value_t = runner::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: u32,
-    /// Stop at the first failing data-migration batch (default: record it and go on).
-    #[arg(long)]
-    pub stop_on_error: bool,
     /// Apply pending migrations numbered below applied ones.
     #[arg(long)]
     pub allow_out_of_order: bool,
@@ -235,10 +229,39 @@ pub struct RunArgs {
     pub allow_destructive: Vec<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub lock: LockArgs,
+    pub safety: SafetyArgs,
+}
+
+/// `migrations run` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub safety: SafetyArgs,
+    pub plan: PlanArgs,
+    /// Print the exact ordered plan with checksums; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run the plan in one transaction that is rolled back; report time, rows and locks per
+    /// migration. Takes the real run's locks while it lasts.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub rehearse: bool,
+    /// Stop at the first failing data-migration batch (default: record it and go on).
+    #[arg(long)]
+    pub stop_on_error: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub lock: LockArgs,
+}
+
+/// `migrations script` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScriptArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub plan: PlanArgs,
+    /// Write the script to FILE (created; refused if it exists) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// `migrations rollback` arguments.
@@ -331,6 +354,7 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
         Command::Verify(t) => status(t, global, true),
         Command::Check(t) => check(t, global),
         Command::Run(a) => run_cmd(a, global),
+        Command::Script(a) => script_cmd(a),
         Command::Rollback(a) => rollback(a, global),
         Command::ImportLegacy(a) => import_legacy(a, global),
         Command::Resolve(a) => resolve(a, global),
@@ -438,7 +462,7 @@ fn check(t: TargetArgs, global: &Global) -> CliResult {
     Ok(())
 }
 
-fn run_options(a: &RunArgs) -> RunOptions {
+fn run_options(a: &PlanArgs, mode: RunMode, on_error: OnError) -> RunOptions {
     let mut categories = runner::automatic_categories();
     for c in &a.category {
         categories.extend(c.categories());
@@ -451,16 +475,8 @@ fn run_options(a: &RunArgs) -> RunOptions {
         } else {
             ReleaseGate::Refuse
         },
-        mode: if a.rehearse {
-            RunMode::Rehearse
-        } else {
-            mode(a.dry_run)
-        },
-        on_error: if a.stop_on_error {
-            OnError::StopOnError
-        } else {
-            OnError::Continue
-        },
+        mode,
+        on_error,
         batch_size: a.batch_size,
         out_of_order: if a.allow_out_of_order {
             OutOfOrder::Allow
@@ -510,14 +526,50 @@ fn mode(dry_run: bool) -> RunMode {
     }
 }
 
+fn script_cmd(a: ScriptArgs) -> CliResult {
+    let opts = run_options(&a.plan, RunMode::Apply, OnError::Continue);
+    let target = &a.plan.target;
+    let mut session = target.db.connect()?;
+    let (set, label) = target.source.load(session.dialect())?;
+    let script = session.script(&set, &opts, &label.to_string())?;
+    match &a.out {
+        Some(path) => {
+            crate::util::write_atomic(path, script.sql.as_bytes(), 0o644, false).map_err(|e| {
+                CliError::msg(
+                    Exit::Io,
+                    format!("writing the script {}: {e}", path.display()),
+                )
+            })?;
+            eprintln!(
+                "offkit: wrote {} ({} migration(s))",
+                path.display(),
+                script.report.steps.len()
+            );
+        }
+        None => print!("{}", script.sql),
+    }
+    Ok(())
+}
+
 fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
-    let opts = run_options(&a);
+    let mode = if a.rehearse {
+        RunMode::Rehearse
+    } else {
+        mode(a.dry_run)
+    };
+    let on_error = if a.stop_on_error {
+        OnError::StopOnError
+    } else {
+        OnError::Continue
+    };
+    let opts = run_options(&a.plan, mode, on_error);
     if a.rehearse {
         eprintln!("offkit: note: {}", crate::migrate::rehearse::WARNING);
     }
-    let mut session = a.target.db.connect()?;
+    let target = &a.plan.target;
+    let mut session = target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, label) = a.target.source.load(locked.dialect())?;
+    let (set, label) = target.source.load(locked.dialect())?;
     let result = locked.run(&set, &opts);
     let report = match &result {
         Ok(r) => r,

@@ -32,6 +32,7 @@ pub mod rehearse;
 pub mod report;
 pub mod runner;
 pub mod safety;
+pub mod script;
 pub mod source;
 pub mod sqltext;
 pub mod url;
