@@ -311,6 +311,10 @@ fn the_cli_takes_the_safety_options_and_names_the_setting_that_fired() {
         out.contains("[lock 2s (run), statement 90s (run)]"),
         "{out}"
     );
+    assert!(
+        out.contains("limits   lock_timeout 2s, statement_timeout 90s, idle_in_transaction_session_timeout 10m, 3 lock retries from 1s doubling"),
+        "{out}"
+    );
     let _holder = Holder::lock(&db, "LOCK TABLE core.t IN ACCESS EXCLUSIVE MODE");
     let o = common::run(&[
         "migrations",

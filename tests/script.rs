@@ -82,10 +82,7 @@ fn a_script_applied_with_psql_leaves_what_offkit_would_have() {
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     let entries = status["entries"].as_array().unwrap();
     assert_eq!(entries.len(), 8, "{out}");
-    assert!(
-        entries.iter().all(|e| e["state"] == "applied"),
-        "{out}"
-    );
+    assert!(entries.iter().all(|e| e["state"] == "applied"), "{out}");
     // The checksums recorded are the kit's.
     let manifest = common::forge::manifest(&common::forge::read(&s.kit));
     for m in manifest["modules"][0]["migrations"].as_array().unwrap() {

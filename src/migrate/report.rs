@@ -86,6 +86,51 @@ pub struct Step {
     pub error: Option<String>,
 }
 
+/// The session-wide limits of a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    /// `lock_timeout` of the runner's own statements, in milliseconds.
+    pub lock_timeout_ms: u64,
+    /// `statement_timeout` of the runner's own statements, in milliseconds.
+    pub statement_timeout_ms: u64,
+    /// `idle_in_transaction_session_timeout`, in milliseconds.
+    pub idle_in_transaction_timeout_ms: u64,
+    /// Retries after a lock timeout or deadlock.
+    pub lock_retries: u32,
+    /// The first pause before a retry, in milliseconds (doubling).
+    pub retry_pause_ms: u64,
+}
+
+impl Limits {
+    /// The limits of `safety`.
+    pub fn of(safety: &crate::migrate::safety::Safety) -> Limits {
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let session = safety.session();
+        Limits {
+            lock_timeout_ms: session.lock_timeout.millis,
+            statement_timeout_ms: session.statement_timeout.millis,
+            idle_in_transaction_timeout_ms: ms(safety.idle_in_transaction_timeout),
+            lock_retries: safety.lock_retries,
+            retry_pause_ms: ms(safety.retry_pause),
+        }
+    }
+}
+
+impl fmt::Display for Limits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |ms: u64| crate::util::format_duration(std::time::Duration::from_millis(ms));
+        write!(
+            f,
+            "lock_timeout {}, statement_timeout {}, idle_in_transaction_session_timeout {}, {} lock retries from {} doubling",
+            d(self.lock_timeout_ms),
+            d(self.statement_timeout_ms),
+            d(self.idle_in_transaction_timeout_ms),
+            self.lock_retries,
+            d(self.retry_pause_ms)
+        )
+    }
+}
+
 /// What a rehearsal saw one migration do before it was rolled back.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Rehearsed {
@@ -169,6 +214,8 @@ pub struct RunReport {
     pub rehearsal: bool,
     /// The categories selected.
     pub categories: Vec<Category>,
+    /// The night-run limits of the session (each step carries its own timeouts).
+    pub limits: Limits,
     /// When the run started (RFC 3339).
     pub started_at: String,
     /// Wall time of the run.
@@ -224,6 +271,7 @@ impl fmt::Display for RunReport {
             self.database,
             cats.join(", ")
         )?;
+        writeln!(f, "  limits   {}", self.limits)?;
         if self.steps.is_empty() {
             writeln!(f, "  nothing to apply")?;
         }

@@ -428,6 +428,7 @@ pub(crate) fn prepare<'a>(
         dry_run: opts.mode == RunMode::DryRun,
         rehearsal: opts.mode == RunMode::Rehearse,
         categories: opts.categories.iter().copied().collect(),
+        limits: crate::migrate::report::Limits::of(&opts.safety),
         started_at: now_rfc3339(),
         ..RunReport::default()
     };
