@@ -3,7 +3,7 @@
 //! team that applies by hand with `psql -f`.
 //!
 //! The plan, its refusals (history disagreeing with the kit, the release gate, the destructive
-//! gate) and the timeouts are the run's own ([`crate::migrate::runner::prepare`]). The script
+//! gate) and the timeouts are the run's own (`runner::prepare`). The script
 //! writes what the run writes, in the same transactions:
 //!
 //! - the history and state tables (`CREATE … IF NOT EXISTS`);
@@ -165,6 +165,25 @@ fn check_psql_safe(md: &Module, m: &Migration) -> Result<(), MigrateError> {
     Ok(())
 }
 
+/// The `WHERE` condition of a migration's row in a state table.
+fn state_key(md: &Module, m: &Migration) -> String {
+    format!(
+        "schema_name = {} AND migration_name = {}",
+        literal(&md.schema),
+        literal(m.name.as_str())
+    )
+}
+
+/// `schema_name, migration_name, checksum` of a migration's row in a state table.
+fn state_values(md: &Module, m: &Migration) -> String {
+    format!(
+        "{}, {}, {}",
+        literal(&md.schema),
+        literal(m.name.as_str()),
+        literal(&m.checksum)
+    )
+}
+
 #[derive(Default)]
 struct Writer {
     out: String,
@@ -288,17 +307,11 @@ impl Writer {
 
     fn no_transaction(&mut self, md: &Module, m: &Migration, t: &StepTimeouts, o: &RunOptions) {
         let state = Dialect::Postgres.table(STATE_SCHEMA, IN_PROGRESS_TABLE);
-        let key = format!(
-            "schema_name = {} AND migration_name = {}",
-            literal(&md.schema),
-            literal(m.name.as_str())
-        );
+        let key = state_key(md, m);
         self.line(&format!(
             "INSERT INTO {state} (schema_name, migration_name, checksum, started_at, started_by) \
-             VALUES ({}, {}, {}, now(), {APPLIED_BY});",
-            literal(&md.schema),
-            literal(m.name.as_str()),
-            literal(&m.checksum)
+             VALUES ({}, now(), {APPLIED_BY});",
+            state_values(md, m)
         ));
         self.session_settings(md, t);
         self.sql_text(&m.sql);
@@ -311,11 +324,7 @@ impl Writer {
 
     fn data(&mut self, md: &Module, m: &Migration, t: &StepTimeouts, o: &RunOptions) {
         let progress = Dialect::Postgres.table(STATE_SCHEMA, DATA_PROGRESS_TABLE);
-        let key = format!(
-            "schema_name = {} AND migration_name = {}",
-            literal(&md.schema),
-            literal(m.name.as_str())
-        );
+        let key = state_key(md, m);
         let batch = format!("CAST({} AS bigint)", o.batch_size);
         let stmt = sqltext::replace_placeholder(&m.sql, BATCH_SIZE_PARAM, &batch);
         let stmt = sqltext::split_statements(&stmt)
@@ -328,10 +337,8 @@ impl Writer {
         }
         self.line(&format!(
             "INSERT INTO {progress} (schema_name, migration_name, checksum, started_at, updated_at) \
-             VALUES ({}, {}, {}, now(), now()) ON CONFLICT (schema_name, migration_name) DO NOTHING;",
-            literal(&md.schema),
-            literal(m.name.as_str()),
-            literal(&m.checksum)
+             VALUES ({}, now(), now()) ON CONFLICT (schema_name, migration_name) DO NOTHING;",
+            state_values(md, m)
         ));
         // One DO statement runs every batch, so statement_timeout would bound them all together:
         // it is lifted for the loop; lock_timeout still bounds each lock wait.
