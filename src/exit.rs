@@ -37,6 +37,8 @@ pub enum Exit {
     /// A destructive migration is not declared by the kit, or the site did not allow it
     /// (`--allow-destructive`); nothing was run.
     Destructive = 14,
+    /// `store compare`: the stores differ (objects missing, different or only on one side).
+    Different = 15,
 }
 
 impl Exit {
@@ -72,11 +74,15 @@ impl Exit {
         (Exit::Store, "object-store error or seed conflict"),
         (
             Exit::PartialFailure,
-            "data-migration batches failed (recorded; see the report)",
+            "data-migration batches or store-migration objects failed (recorded; see the report)",
         ),
         (
             Exit::Destructive,
             "destructive migration not declared by the kit or not allowed (--allow-destructive); nothing was run",
+        ),
+        (
+            Exit::Different,
+            "store compare: the stores differ (missing, different or extra objects)",
         ),
     ];
 

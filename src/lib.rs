@@ -34,5 +34,6 @@ pub mod report;
 pub mod sbom;
 pub mod sql;
 pub mod store;
+pub mod transfer;
 pub mod trust;
 pub mod util;

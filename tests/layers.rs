@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("store", 3),
     ("build", 4),
     ("apply", 4),
+    ("transfer", 4),
     ("cli", 5),
 ];
 

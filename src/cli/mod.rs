@@ -20,6 +20,7 @@ pub mod kitview;
 pub mod migrations;
 pub mod sign;
 pub mod store;
+pub mod transfer;
 pub mod verify;
 
 /// A command's failure: what went wrong and which exit code it maps to.

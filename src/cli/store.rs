@@ -47,6 +47,20 @@ pub enum Command {
     /// Seed every file under DIR into the store (key = relative path): idempotent, create-only,
     /// confirmed by read-back, resumable after a crash.
     PutDir(PutDirArgs),
+    /// Copy (and re-lay out) every object of one store into another, confirmed by digest,
+    /// checkpointed per batch in the database, resumable, on record (docs/STORES.md).
+    Migrate(super::transfer::MigrateArgs),
+    /// List the recorded store migration runs.
+    #[command(alias = "list-migrations")]
+    Migrations(super::transfer::ListArgs),
+    /// Remove exactly the copies a store migration run made (digest-checked; deleted sources are
+    /// put back first).
+    Rollback(super::transfer::RollbackArgs),
+    /// Compare two stores object by object, by digest (exit 15 when they differ).
+    Compare(super::transfer::CompareArgs),
+    /// The validation figures of a run: objects per source layout and tenant, synthetic bom-refs,
+    /// failures.
+    Report(super::transfer::ReportArgs),
 }
 
 /// Arguments of `offkit store put-dir`.
@@ -72,11 +86,11 @@ pub struct PutDirArgs {
 
 /// Store URLs are taken as secrets and parsed by [`StoreUrl::parse`], whose errors are redacted:
 /// a clap `value_parser` error would echo the raw argument, password and all.
-fn raw_url(s: &str) -> Result<Secret, std::convert::Infallible> {
+pub(super) fn raw_url(s: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(s))
 }
 
-fn parse_url(raw: &Secret) -> Result<StoreUrl, CliError> {
+pub(super) fn parse_url(raw: &Secret) -> Result<StoreUrl, CliError> {
     Ok(StoreUrl::parse(raw.expose())?)
 }
 
@@ -95,6 +109,11 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
         } => ls(&parse_url(&url)?, prefix.as_deref(), sha256, global),
         Command::Get { url, key, output } => get(&parse_url(&url)?, &key, output),
         Command::PutDir(args) => put_dir(args, global),
+        Command::Migrate(args) => super::transfer::migrate(args, global),
+        Command::Migrations(args) => super::transfer::list(args, global),
+        Command::Rollback(args) => super::transfer::rollback(args, global),
+        Command::Compare(args) => super::transfer::compare(args, global),
+        Command::Report(args) => super::transfer::report(args, global),
     }
 }
 
