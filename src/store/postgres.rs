@@ -43,6 +43,16 @@ pub struct PgStore {
     schema: String,
     pool: Mutex<Vec<Client>>,
     tables_ready: Mutex<bool>,
+    foreign: Option<Foreign>,
+}
+
+/// A foreign archive table: the quoted key and data columns, the row condition, and the content
+/// expression (decided from the data column's type on first use).
+struct Foreign {
+    key: String,
+    data: String,
+    filter: String,
+    content: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -71,6 +81,15 @@ impl PgStore {
             schema: ident(&p.schema),
             pool: Mutex::new(Vec::new()),
             tables_ready: Mutex::new(false),
+            foreign: p.foreign.as_ref().map(|f| Foreign {
+                key: ident(&f.key_column),
+                data: ident(&f.data_column),
+                filter: f
+                    .where_sql
+                    .as_ref()
+                    .map_or_else(|| "true".to_owned(), |w| format!("({w})")),
+                content: Mutex::new(None),
+            }),
             url,
         })
     }
@@ -228,6 +247,168 @@ impl PgStore {
             .read_only(true)
             .start()
     }
+
+    fn read_only(&self, op: &'static str) -> StoreError {
+        StoreError::Misconfigured {
+            store: self.shown.clone(),
+            reason: format!(
+                "cannot {op}: a foreign archive table (key_column/data_column) is read-only for offkit"
+            ),
+        }
+    }
+
+    /// The content of a foreign row as bytea: the column itself, or its text in UTF-8.
+    fn content_expr(&self, f: &Foreign, tx: &mut Transaction<'_>) -> Result<String, StoreError> {
+        let mut cached = f.content.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = cached.as_ref() {
+            return Ok(e.clone());
+        }
+        let pg = self.pg("read the data column's type", "");
+        let row = tx
+            .query_opt(
+                "SELECT format_type(a.atttypid, NULL) FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped",
+                &[
+                    &self.objects,
+                    &f.data.trim_matches('"').replace("\"\"", "\""),
+                ],
+            )
+            .map_err(&pg)?;
+        let Some(row) = row else {
+            return Err(StoreError::Misconfigured {
+                store: self.shown.clone(),
+                reason: "the foreign table or its data column does not exist".into(),
+            });
+        };
+        let ty: String = row.get(0);
+        let expr = match ty.as_str() {
+            "bytea" => f.data.clone(),
+            "text" | "character varying" | "character" | "json" | "jsonb" | "xml" => {
+                format!("convert_to(CAST({} AS text), 'UTF8')", f.data)
+            }
+            other => {
+                return Err(StoreError::Misconfigured {
+                    store: self.shown.clone(),
+                    reason: format!(
+                        "the data column has type {other}; offkit reads bytea, text, json, jsonb or xml"
+                    ),
+                });
+            }
+        };
+        *cached = Some(expr.clone());
+        Ok(expr)
+    }
+
+    /// The size of the foreign row with this key (`None`: no row); two rows are an error.
+    fn foreign_size(
+        &self,
+        f: &Foreign,
+        tx: &mut Transaction<'_>,
+        k: &str,
+        expr: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let sql = format!(
+            "SELECT octet_length({expr}) FROM {} WHERE CAST({} AS text) = $1 AND {} IS NOT NULL AND {} LIMIT 2",
+            self.objects, f.key, f.data, f.filter
+        );
+        let rows = tx.query(&sql, &[&k]).map_err(self.pg("stat", k))?;
+        match rows.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one.get::<_, i32>(0).into())),
+            _ => Err(StoreError::Corrupt {
+                store: self.shown.clone(),
+                key: k.to_owned(),
+                reason: "more than one row of the foreign table has this key".into(),
+            }),
+        }
+    }
+
+    fn foreign_get(
+        &self,
+        f: &Foreign,
+        key: &KitPath,
+        sink: &mut dyn Write,
+    ) -> Result<Option<u64>, StoreError> {
+        let k = key.as_str();
+        let pg = self.pg("get", k);
+        self.with_client(|c| {
+            let mut tx = Self::snapshot(c).map_err(&pg)?;
+            let expr = self.content_expr(f, &mut tx)?;
+            let Some(size) = self.foreign_size(f, &mut tx, k, &expr)? else {
+                return Ok(None);
+            };
+            let sql = format!(
+                "SELECT substring({expr} FROM $2 FOR $3) FROM {} WHERE CAST({} AS text) = $1 AND {}",
+                self.objects, f.key, f.filter
+            );
+            let chunk = CHUNK_SIZE as i32;
+            let mut n: i64 = 0;
+            while n < size {
+                let from = i32::try_from(n + 1).unwrap_or(i32::MAX);
+                let row = tx.query_one(&sql, &[&k, &from, &chunk]).map_err(&pg)?;
+                let data: &[u8] = row.get(0);
+                if data.is_empty() {
+                    break;
+                }
+                sink.write_all(data).map_err(|source| StoreError::Io {
+                    op: "get",
+                    store: self.shown.clone(),
+                    key: k.to_owned(),
+                    cause: source,
+                })?;
+                n += data.len() as i64;
+            }
+            tx.commit().map_err(&pg)?;
+            if n != size {
+                return Err(StoreError::Corrupt {
+                    store: self.shown.clone(),
+                    key: k.to_owned(),
+                    reason: format!("the row held {size} bytes but {n} were read"),
+                });
+            }
+            Ok(Some(n.max(0) as u64))
+        })
+    }
+
+    fn foreign_list(
+        &self,
+        f: &Foreign,
+        prefix: &str,
+        visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let pg = self.pg("list", "");
+        self.with_client(|c| {
+            let mut tx = Self::snapshot(c).map_err(&pg)?;
+            let expr = self.content_expr(f, &mut tx)?;
+            let sql = format!(
+                "SELECT CAST({key} AS text), CAST(octet_length({expr}) AS bigint) FROM {t} \
+                 WHERE {key} IS NOT NULL AND {data} IS NOT NULL AND {filter} \
+                 AND left(CAST({key} AS text), length($1)) = $1 ORDER BY 1",
+                key = f.key,
+                data = f.data,
+                filter = f.filter,
+                t = self.objects
+            );
+            let portal = tx.bind(&sql, &[&prefix]).map_err(&pg)?;
+            'fetch: loop {
+                let rows = tx.query_portal(&portal, FETCH_LIST).map_err(&pg)?;
+                if rows.is_empty() {
+                    break;
+                }
+                for row in rows {
+                    let info = ObjectInfo {
+                        key: row.get(0),
+                        size: row.get::<_, i64>(1).max(0) as u64,
+                        etag: None,
+                    };
+                    if visit(info).is_break() {
+                        break 'fetch;
+                    }
+                }
+            }
+            tx.commit().map_err(&pg)
+        })
+    }
 }
 
 impl Store for PgStore {
@@ -236,6 +417,16 @@ impl Store for PgStore {
     }
 
     fn stat(&self, key: &KitPath) -> Result<Option<u64>, StoreError> {
+        if let Some(f) = &self.foreign {
+            let k = key.as_str();
+            return self.with_client(|c| {
+                let mut tx = Self::snapshot(c).map_err(self.pg("stat", k))?;
+                let expr = self.content_expr(f, &mut tx)?;
+                let size = self.foreign_size(f, &mut tx, k, &expr)?;
+                tx.commit().map_err(self.pg("stat", k))?;
+                Ok(size.map(|s| s.max(0) as u64))
+            });
+        }
         let sql = format!("SELECT size FROM {} WHERE key = $1", self.objects);
         self.with_client(|c| match c.query_opt(&sql, &[&key.as_str()]) {
             Ok(row) => Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64)),
@@ -245,6 +436,9 @@ impl Store for PgStore {
     }
 
     fn get(&self, key: &KitPath, sink: &mut dyn Write) -> Result<Option<u64>, StoreError> {
+        if let Some(f) = &self.foreign {
+            return self.foreign_get(f, key, sink);
+        }
         let k = key.as_str();
         let pg = self.pg("get", k);
         let size_sql = format!("SELECT size FROM {} WHERE key = $1", self.objects);
@@ -291,6 +485,9 @@ impl Store for PgStore {
     }
 
     fn put(&self, req: &PutRequest<'_>, body: &mut dyn Read) -> Result<(), StoreError> {
+        if self.foreign.is_some() {
+            return Err(self.read_only("put"));
+        }
         let k = req.key.as_str();
         let pg = self.pg("put", k);
         self.with_client(|c| {
@@ -302,6 +499,9 @@ impl Store for PgStore {
     }
 
     fn delete(&self, key: &KitPath) -> Result<bool, StoreError> {
+        if self.foreign.is_some() {
+            return Err(self.read_only("delete"));
+        }
         let sql = format!("DELETE FROM {} WHERE key = $1", self.objects);
         self.with_client(|c| match c.execute(&sql, &[&key.as_str()]) {
             Ok(n) => Ok(n > 0),
@@ -316,6 +516,9 @@ impl Store for PgStore {
         visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
         let prefix = under.map_or_else(String::new, |u| format!("{u}/"));
+        if let Some(f) = &self.foreign {
+            return self.foreign_list(f, &prefix, visit);
+        }
         let sql = format!(
             "SELECT key, size FROM {} WHERE left(key, length($1)) = $1 ORDER BY key",
             self.objects

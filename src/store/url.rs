@@ -129,6 +129,21 @@ pub struct PostgresUrl {
     pub schema: String,
     /// The object table; chunks live in `<table>_chunks`.
     pub table: String,
+    /// An application's own table, read through these columns instead of offkit's layout
+    /// (`key_column`, `data_column`, `where`): read-only.
+    pub foreign: Option<ForeignColumns>,
+}
+
+/// The columns of a foreign archive table (`?table=…&key_column=…&data_column=…&where=…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ForeignColumns {
+    /// The column whose text is the object key.
+    pub key_column: String,
+    /// The column holding the content (bytea, text, json, jsonb or xml).
+    pub data_column: String,
+    /// An SQL condition selecting the rows (run in a read-only transaction).
+    pub where_sql: Option<String>,
 }
 
 /// A parsed `file://DIR` URL.
@@ -414,8 +429,27 @@ fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
         None => (input, None),
     };
     let mut table_opt = None;
+    let mut key_column = None;
+    let mut data_column = None;
+    let mut where_sql = None;
     let mut rest: Vec<&str> = Vec::new();
     for pair in query.into_iter().flat_map(|q| q.split('&')) {
+        let slot = match pair.split_once('=') {
+            Some(("key_column", v)) => Some(("key_column", &mut key_column, v)),
+            Some(("data_column", v)) => Some(("data_column", &mut data_column, v)),
+            Some(("where", v)) => Some(("where", &mut where_sql, v)),
+            _ => None,
+        };
+        if let Some((name, slot, v)) = slot {
+            if slot.replace(percent_decode(v)).is_some() {
+                return Err(UrlError::BadOption {
+                    url: shown_input,
+                    option: name.into(),
+                    reason: "given twice".into(),
+                });
+            }
+            continue;
+        }
         match pair.split_once('=') {
             Some(("table", v)) => {
                 let v = percent_decode(v);
@@ -434,6 +468,33 @@ fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
         None => (DEFAULT_PG_TABLE.0.to_owned(), DEFAULT_PG_TABLE.1.to_owned()),
         Some(t) => parse_table(&shown_input, t)?,
     };
+    let foreign = match (key_column, data_column) {
+        (None, None) if where_sql.is_none() => None,
+        (Some(k), Some(d)) if table_opt.is_some() => {
+            for (option, c) in [("key_column", &k), ("data_column", &d)] {
+                if !is_column_name(c) {
+                    return Err(UrlError::BadOption {
+                        url: shown_input,
+                        option: option.into(),
+                        reason: "a column name is letters, digits and _, not starting with a digit"
+                            .into(),
+                    });
+                }
+            }
+            Some(ForeignColumns {
+                key_column: k,
+                data_column: d,
+                where_sql,
+            })
+        }
+        _ => {
+            return Err(UrlError::BadOption {
+                url: shown_input,
+                option: "key_column".into(),
+                reason: "a foreign archive table needs table, key_column and data_column together (where is optional)".into(),
+            });
+        }
+    };
     let text = if rest.is_empty() {
         base.to_owned()
     } else {
@@ -443,12 +504,34 @@ fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
     let mut shown = conninfo.redacted();
     shown.push_str(if shown.contains('?') { "&" } else { "?" });
     shown.push_str(&format!("table={schema}.{table}"));
+    if let Some(f) = &foreign {
+        shown.push_str(&format!(
+            "&key_column={}&data_column={}",
+            f.key_column, f.data_column
+        ));
+        if let Some(w) = &f.where_sql {
+            shown.push_str(&format!(
+                "&where={}",
+                crate::util::escape_controls(w).replace('&', "%26")
+            ));
+        }
+    }
     Ok(StoreUrl::Postgres(PostgresUrl {
         conninfo: Box::new(conninfo),
         shown,
         schema,
         table,
+        foreign,
     }))
+}
+
+fn is_column_name(c: &str) -> bool {
+    !c.is_empty()
+        && c.len() <= 63
+        && c.chars()
+            .next()
+            .is_some_and(|x| x.is_ascii_alphabetic() || x == '_')
+        && c.chars().all(|x| x.is_ascii_alphanumeric() || x == '_')
 }
 
 /// Longest PostgreSQL identifier, less room for the `_chunks` suffix of the chunk table.

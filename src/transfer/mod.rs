@@ -824,6 +824,11 @@ pub fn prepare(locked: &mut crate::migrate::Locked<'_>) -> Result<(), TransferEr
     Ok(())
 }
 
+/// Whether offkit only reads this store (a foreign archive table).
+fn is_read_only(store: &dyn Store) -> bool {
+    matches!(store.url(), crate::store::StoreUrl::Postgres(p) if p.foreign.is_some())
+}
+
 /// Runs (or, with `dry_run`, plans) a store migration. `ledger` is required unless `dry_run`.
 pub fn migrate(
     src: &dyn Store,
@@ -837,6 +842,12 @@ pub fn migrate(
             "--tenant needs a layout that captures {{{}}} ({} does not)",
             layout::TENANT,
             opts.layout.origin
+        )));
+    }
+    if opts.delete_source && is_read_only(src) {
+        return Err(TransferError::Usage(format!(
+            "--delete-source: the source {} is a foreign archive table, which offkit only reads",
+            src.url().redacted()
         )));
     }
     let scope = RunScope {
