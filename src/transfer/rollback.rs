@@ -84,9 +84,14 @@ fn undo(src: &dyn Store, dst: &dyn Store, row: &ObjectRow) -> Undo {
     // The copy's digest decides; a deleted source is restored from the copy, streamed.
     match dst.digest(&dest) {
         Ok(None) if row.source_deleted => {
-            return Undo::Failed(
-                "the copy is gone and the run deleted the source: nothing to restore from".into(),
-            );
+            // Moved back since (e.g. by the reverse migration)? Then nothing is missing.
+            return match src.digest(&source) {
+                Ok(Some(d)) if d.sha256 == *sha && d.size == size => Undo::Gone,
+                _ => Undo::Failed(
+                    "the copy is gone and the run deleted the source: nothing to restore from"
+                        .into(),
+                ),
+            };
         }
         Ok(None) => return Undo::Gone,
         Err(e) => return Undo::Failed(format!("reading the copy: {e}")),
