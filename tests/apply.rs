@@ -494,3 +494,70 @@ fn secrets_never_appear_in_output_reports_or_the_ledger() {
     assert_ne!(code, 0);
     assert!(!err.contains(secret), "{err}");
 }
+
+#[test]
+fn seed_rollback_removes_exactly_what_an_apply_put() {
+    let s = site();
+    let kit = s.kit("quickstart");
+    let db = format!("sqlite://{}", s.ws.path("site/offkit.db").display());
+    let store_dir = s.ws.path("site/store");
+    let store = format!("file://{}", store_dir.display());
+    // The README is already in the store with the same bytes: the apply skips it.
+    std::fs::create_dir_all(store_dir.join("catalog")).unwrap();
+    std::fs::copy(
+        s.ws.example_source("quickstart")
+            .join("seeds/catalog/README.txt"),
+        store_dir.join("catalog/README.txt"),
+    )
+    .unwrap();
+    let (code, out, err) = run(s.apply(&kit, &db, &store, &["--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["seeds"]["totals"]["put"], 1);
+    let rollback = |id: &str| {
+        let mut c = common::cmd();
+        c.args([
+            "store",
+            "rollback",
+            "--application",
+            id,
+            "--db",
+            &db,
+            "--json",
+        ]);
+        run(c)
+    };
+    let (code, out, err) = rollback("1");
+    assert_eq!(code, 0, "{out}{err}");
+    let r = json(&out);
+    assert_eq!(r["removed"], serde_json::json!(["catalog/items.json"]));
+    let left: Vec<String> = store_fingerprint(&store_dir)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        left,
+        ["catalog/README.txt"],
+        "only what the apply put is removed"
+    );
+    // Recorded: a second rollback finds nothing left to do.
+    let (code, out, _) = rollback("1");
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["removed"], serde_json::json!([]));
+
+    // Put again by a later apply, then changed by someone: kept and reported.
+    let (code, out, err) = run(s.apply(&kit, &db, &store, &["--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let id = json(&out)["ledger_id"].to_string();
+    std::fs::write(store_dir.join("catalog/items.json"), b"[]").unwrap();
+    let (code, out, err) = rollback(&id);
+    assert_eq!(code, 13, "{out}{err}");
+    assert_eq!(json(&out)["kept"][0][0], "catalog/items.json");
+    assert_eq!(
+        std::fs::read(store_dir.join("catalog/items.json")).unwrap(),
+        b"[]"
+    );
+    // An apply that is not recorded is refused by name.
+    let (code, _, err) = rollback("99");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no apply #99"), "{err}");
+}

@@ -653,3 +653,49 @@ fn legacy_layouts_into_artifacts_with_the_postgres_index() {
         .get(0);
     assert_eq!(n, 0);
 }
+
+#[test]
+fn postgres_archive_table_to_s3_killed_at_each_step_resumes() {
+    let server = s3::S3Server::start();
+    let env = server.env();
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("files");
+    source_folder(&folder);
+    let db = pg::TestDb::create("archkill");
+    let mut c = db.client();
+    c.batch_execute("CREATE TABLE public.docs (name text, body bytea)")
+        .unwrap();
+    for e in walkdir::WalkDir::new(&folder)
+        .into_iter()
+        .map(Result::unwrap)
+    {
+        if e.file_type().is_file() {
+            let name = e
+                .path()
+                .strip_prefix(&folder)
+                .unwrap()
+                .display()
+                .to_string();
+            let body = std::fs::read(e.path()).unwrap();
+            c.execute("INSERT INTO public.docs VALUES ($1, $2)", &[&name, &body])
+                .unwrap();
+        }
+    }
+    let from = format!(
+        "{}&key_column=name&data_column=body",
+        db.store_url("public.docs")
+    );
+    assert_eq!(
+        fingerprint(&from, &env),
+        fingerprint(&format!("file://{}", folder.display()), &env)
+    );
+    kill_resume_rollback(
+        &from,
+        &mut |round| {
+            let bucket = server.bucket(&format!("arch-{round}"));
+            server.url(&bucket, "")
+        },
+        &env,
+        tmp.path(),
+    );
+}

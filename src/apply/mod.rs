@@ -30,6 +30,7 @@ pub mod compat;
 pub mod ledger;
 pub mod load;
 pub mod report;
+pub mod seeds;
 pub mod status;
 
 use std::collections::BTreeSet;
@@ -415,7 +416,19 @@ impl Pipeline {
         })?;
         failpoint::hit("apply:migrations-done");
 
-        self.step(StepName::Seeds, |r| seed(store, &kit, &seeds, opts, r))?;
+        // Which objects this apply puts is on record, so `store rollback --application` can
+        // take exactly those back: planned before the first put, outcomes after the last.
+        let record = matches!(opts.mode, RunMode::Apply)
+            .then_some(self.ledger_id)
+            .flatten();
+        if let Some(id) = record {
+            seeds::record_planned(locked.driver(), id, &seeds).map_err(ApplyError::Ledger)?;
+        }
+        let seeded = self.step(StepName::Seeds, |r| seed(store, &kit, &seeds, opts, r));
+        if let (Some(id), Some(report)) = (record, &self.report.seeds) {
+            seeds::record_outcomes(locked.driver(), id, report).map_err(ApplyError::Ledger)?;
+        }
+        seeded?;
         failpoint::hit("apply:seeds-done");
         match failed_batches {
             0 => Ok(()),

@@ -79,8 +79,18 @@ pub struct ListArgs {
 /// Arguments of `offkit store rollback`.
 #[derive(Debug, clap::Args)]
 pub struct RollbackArgs {
-    /// The run to roll back.
-    run_id: i64,
+    /// The store migration run to roll back.
+    #[arg(
+        required_unless_present = "application",
+        conflicts_with = "application"
+    )]
+    run_id: Option<i64>,
+    /// Instead: remove the seed objects this apply (ledger entry, `offkit history`) put.
+    #[arg(long, value_name = "N")]
+    application: Option<i64>,
+    /// The apply's store (default: as recorded in the ledger, when it holds no secret).
+    #[arg(long, value_parser = raw_url, value_name = "URL", requires = "application")]
+    store: Option<Secret>,
     /// The source store (default: as recorded, when the recorded URL holds no secret).
     #[arg(long, value_parser = raw_url, value_name = "URL")]
     from: Option<Secret>,
@@ -281,10 +291,14 @@ fn recorded_or_given(
 pub fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
     let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
+    let Some(run_id) = a.run_id else {
+        let id = a.application.unwrap_or_default();
+        return seed_rollback(locked.driver(), id, a.store.as_ref(), global);
+    };
     tr::prepare(&mut locked)?;
-    let run = record::get(locked.driver(), a.run_id)
+    let run = record::get(locked.driver(), run_id)
         .map_err(db)?
-        .ok_or(tr::TransferError::UnknownRun(a.run_id))?;
+        .ok_or(tr::TransferError::UnknownRun(run_id))?;
     let src = recorded_or_given(a.from.as_ref(), &run.from_store, "--from")?;
     let dst = recorded_or_given(a.to.as_ref(), &run.to_store, "--to")?;
     let report = tr::rollback::rollback(
@@ -293,7 +307,7 @@ pub fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
         Ledger {
             driver: locked.driver(),
         },
-        a.run_id,
+        run_id,
         a.parallelism,
     )?;
     if global.json {
@@ -308,8 +322,55 @@ pub fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
             Exit::PartialFailure,
             format!(
                 "rollback of run {} incomplete: {} copies kept (changed since the run), {} failed",
-                a.run_id,
+                run_id,
                 report.kept_changed.len(),
+                report.failures.len()
+            ),
+        ))
+    }
+}
+
+/// `offkit store rollback --application N`: the seeds one apply put.
+fn seed_rollback(
+    driver: &mut dyn crate::migrate::Driver,
+    id: i64,
+    given: Option<&Secret>,
+    global: &Global,
+) -> CliResult {
+    use crate::apply::seeds;
+    let recorded = seeds::application_store(driver, id)
+        .map_err(db)?
+        .ok_or_else(|| {
+            CliError::msg(
+                Exit::Usage,
+                format!("no apply #{id} is recorded in this database (offkit history lists them)"),
+            )
+        })?;
+    let store = recorded_or_given(given, &recorded, "--store")?;
+    if store.url().redacted() != recorded {
+        return Err(CliError::msg(
+            Exit::Usage,
+            format!(
+                "apply #{id} seeded {recorded}, not {}",
+                store.url().redacted()
+            ),
+        ));
+    }
+    let by = crate::migrate::runner::default_applied_by();
+    let report = seeds::rollback(driver, store.as_ref(), id, &by).map_err(db)?;
+    if global.json {
+        print_json(&report)?;
+    } else {
+        print!("{}", report.render_text());
+    }
+    if report.complete() {
+        Ok(())
+    } else {
+        Err(CliError::msg(
+            Exit::PartialFailure,
+            format!(
+                "seed rollback of apply #{id} incomplete: {} kept, {} failed",
+                report.kept.len(),
                 report.failures.len()
             ),
         ))
