@@ -3,6 +3,7 @@
 #   scripts/bench.sh kit      build/verify vs tar|zstd|sha256sum|openssl   (bench/kit/run.sh)
 #   scripts/bench.sh migrate  10,000 migrations vs sqlx-cli and dbmate     (bench/migrate/run.sh)
 #   scripts/bench.sh store    seeding vs rclone copy --checksum            (bench/store/run.sh)
+#   scripts/bench.sh store-migrate  store migrate vs rclone copy --checksum (bench/store/migrate.sh)
 #   scripts/bench.sh site     status / migrations --kit vs verify, 100,000 seeds (bench/site/run.sh)
 #   scripts/bench.sh all
 # Figures and how to read them: docs/BENCHMARKS.md.
@@ -13,6 +14,7 @@ case $what in
   kit) bench/kit/run.sh "${@:2}" ;;
   migrate) bench/migrate/run.sh 10000 3 dml && bench/migrate/run.sh 10000 3 ddl ;;
   store) bench/store/run.sh "${@:2}" ;;
+  store-migrate) bench/store/migrate.sh "${@:2}" ;;
   site) bench/site/run.sh "${@:2}" ;;
   all) "$0" kit && "$0" migrate && "$0" store && "$0" site ;;
   *) echo "usage: $0 kit|migrate|store|site|all" >&2; exit 2 ;;

@@ -599,6 +599,7 @@ impl<A: Write, B: Write> Write for Both<'_, A, B> {
 struct Copier<'a> {
     src: &'a dyn Store,
     dst: &'a dyn Store,
+    dests: &'a HashMap<String, ObjectInfo>,
     prior: &'a HashMap<String, ObjectRow>,
     progress: &'a Progress,
     bytes: AtomicU64,
@@ -644,6 +645,9 @@ impl Copier<'_> {
             .get(&ex.row.source_key)
             .is_some_and(|p| p.state == ObjectState::Pending && !p.dest_existed);
         if ex.row.dest_existed {
+            if self.confirmed_in_place(ex, &dest, size) {
+                return Ok(ObjectState::Skipped);
+            }
             return self.judge_existing(&dest, sha, size, false);
         }
         crate::failpoint::hit(&format!("transfer-put:{}", ex.row.source_key));
@@ -658,6 +662,24 @@ impl Copier<'_> {
         self.bytes.fetch_add(size, Ordering::Relaxed);
         crate::failpoint::hit(&format!("transfer-committed:{}", ex.row.source_key));
         Ok(ObjectState::Copied)
+    }
+
+    /// With a store that confirms by its own checksum (S3 `confirm=etag-md5`), whether the
+    /// listing's checksum of the object at `dest` proves it holds the kept bytes — sparing a
+    /// read-back of an object that is already in place.
+    fn confirmed_in_place(&self, ex: &Examined, dest: &KitPath, size: u64) -> bool {
+        let (Some(bytes), Some(sha), true) = (&ex.kept, &ex.row.sha256, self.dst.confirms_by_checksum())
+        else {
+            return false;
+        };
+        let listed = self.dests.get(dest.as_str());
+        if listed.is_none_or(|l| l.size != size) {
+            return false;
+        }
+        let mut src = DigestReader::new(Cursor::new(bytes.as_slice()), dest.as_str(), size, sha);
+        self.dst
+            .checksum_confirms(dest, &mut src, size, listed)
+            .unwrap_or(false)
     }
 
     /// An object is at the destination key: same bytes → skipped (or, when this run's earlier
@@ -1037,6 +1059,7 @@ fn run_batches(
         let copier = Copier {
             src,
             dst,
+            dests: &dests,
             prior,
             progress: &progress,
             bytes: AtomicU64::new(0),
