@@ -699,3 +699,66 @@ fn postgres_archive_table_to_s3_killed_at_each_step_resumes() {
         tmp.path(),
     );
 }
+
+/// With `confirm=etag-md5` on both S3 stores, a rerun decides "already in place" from the two
+/// listings and the index, reading no object; a copy changed since (same size, other bytes) is
+/// still caught and not overwritten.
+#[test]
+fn s3_to_s3_with_trusted_checksums_skips_by_listing_and_still_catches_a_changed_copy() {
+    let server = s3::S3Server::start_logging_requests();
+    let env = server.env();
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = source_folder(&tmp.path().join("src"));
+    let db = format!("sqlite://{}", tmp.path().join("l.db").display());
+    server.bucket("origin");
+    server.bucket("copy");
+    let origin = format!("{}&confirm=etag-md5", server.url("origin", ""));
+    let copy = format!("{}&confirm=etag-md5", server.url("copy", ""));
+    let (code, out, err) = run(&env, &migrate_args(&folder, &origin, &db, &[]));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&env, &migrate_args(&origin, &copy, &db, &[]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["totals"]["copied"], 21);
+    let gets = server.count_in_log("GET OBJECT");
+    let (code, out, err) = run(&env, &migrate_args(&origin, &copy, &db, &[]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["totals"]["skipped"], 21);
+    assert_eq!(
+        server.count_in_log("GET OBJECT"),
+        gets,
+        "a rerun read objects"
+    );
+    // The index rows of the rerun carry the digests (from the first run's index).
+    let (_, out, _) = run(&env, &["report", "3", "--db", &db, "--json"]);
+    assert_eq!(json(&out)["run"]["skipped"], 21);
+
+    // Same size, other bytes at the destination: caught by its listed MD5, never overwritten.
+    let key = offkit::kit::path::KitPath::new("set/00/obj-000.json").unwrap();
+    let dst = open_str(&lib_url(&copy, &env)).unwrap();
+    let mut old = Vec::new();
+    dst.get(&key, &mut old).unwrap();
+    let forged = vec![b'x'; old.len()];
+    dst.put(
+        &offkit::store::PutRequest {
+            key: &key,
+            size: forged.len() as u64,
+            media_type: "application/json",
+            mode: offkit::store::WriteMode::Replace,
+        },
+        &mut offkit::kit::digest::DigestReader::new(
+            &forged[..],
+            "forged",
+            forged.len() as u64,
+            &offkit::util::sha256_hex(&forged),
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = run(&env, &migrate_args(&origin, &copy, &db, &[]));
+    assert_eq!(code, 13, "{out}{err}");
+    let r = json(&out);
+    assert_eq!(r["totals"]["failed"], 1);
+    assert_eq!(r["failures"][0]["source_key"], "set/00/obj-000.json");
+    let mut now = Vec::new();
+    dst.get(&key, &mut now).unwrap();
+    assert_eq!(now, forged);
+}

@@ -111,9 +111,10 @@ bench "file → S3" "offkit store migrate" bucket_dest "$om --from file://$data 
 bench "file → S3" "offkit, confirm=etag-md5" bucket_dest "$om --from file://$data --to '$(s3url @DEST@ '&confirm=etag-md5')'"
 bench "file → S3" "rclone copy --checksum" bucket_dest "$rc $data \"$(remote @DEST@)\""
 bench "S3 → file" "offkit store migrate" file_dest "$om --from '$(s3url source)' --to file://@DEST@"
+bench "S3 → file" "offkit, confirm=etag-md5" file_dest "$om --from '$(s3url source '&confirm=etag-md5')' --to file://@DEST@"
 bench "S3 → file" "rclone copy --checksum" file_dest "$rc \"$(remote source)\" @DEST@"
 bench "S3 → S3" "offkit store migrate" bucket_dest "$om --from '$(s3url source)' --to '$(s3url @DEST@)'"
-bench "S3 → S3" "offkit, confirm=etag-md5" bucket_dest "$om --from '$(s3url source)' --to '$(s3url @DEST@ '&confirm=etag-md5')'"
+bench "S3 → S3" "offkit, confirm=etag-md5" bucket_dest "$om --from '$(s3url source '&confirm=etag-md5')' --to '$(s3url @DEST@ '&confirm=etag-md5')'"
 bench "S3 → S3" "rclone copy --checksum" bucket_dest "$rc \"$(remote source)\" \"$(remote @DEST@)\""
 
 {

@@ -434,6 +434,12 @@ impl Store for S3Store {
         self.confirm == Confirm::EtagMd5
     }
 
+    fn listed_md5(&self, info: &ObjectInfo) -> Option<String> {
+        let etag = info.etag.as_deref()?.trim_matches('"');
+        let plain = etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());
+        (self.confirm == Confirm::EtagMd5 && plain).then(|| etag.to_ascii_lowercase())
+    }
+
     fn checksum_confirms(
         &self,
         key: &KitPath,

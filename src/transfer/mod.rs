@@ -350,6 +350,8 @@ struct Examined {
     bom_ref_source: Option<&'static str>,
     serial_number: Option<String>,
     kept: Option<Vec<u8>>,
+    /// The MD5 of the bytes, when the destination vouches for MD5s in its listing.
+    md5: Option<String>,
 }
 
 /// One source key with its route.
@@ -421,21 +423,45 @@ fn pool(threads: usize) -> Result<rayon::ThreadPool, StoreError> {
 /// What the examine step needs besides the object.
 struct Examiner<'a> {
     src: &'a dyn Store,
+    dst: &'a dyn Store,
     dests: &'a HashMap<String, ObjectInfo>,
     prior: &'a HashMap<String, ObjectRow>,
+    /// Digests the index holds for destination keys (when both stores vouch for MD5s).
+    indexed: &'a HashMap<String, (String, i64)>,
     budget: AtomicU64,
 }
 
 /// A sink that hashes and, up to a limit, keeps what it is given.
 struct Tee {
     hash: HashingWriter,
+    md5: Option<md5::Md5>,
     keep: Option<Vec<u8>>,
     limit: u64,
+}
+
+impl Tee {
+    fn new(md5: bool, keep: Option<Vec<u8>>) -> Tee {
+        use md5::Digest;
+        Tee {
+            hash: HashingWriter::new(),
+            md5: md5.then(md5::Md5::new),
+            keep,
+            limit: KEEP_MAX,
+        }
+    }
+
+    fn md5_hex(&mut self) -> Option<String> {
+        use md5::Digest;
+        self.md5.take().map(|m| hex::encode(m.finalize()))
+    }
 }
 
 impl Write for Tee {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.hash.write_all(buf)?;
+        if let Some(m) = &mut self.md5 {
+            md5::Digest::update(m, buf);
+        }
         if let Some(k) = &mut self.keep {
             if (k.len() + buf.len()) as u64 <= self.limit {
                 k.extend_from_slice(buf);
@@ -472,7 +498,11 @@ impl Examiner<'_> {
             bom_ref_source: None,
             serial_number: None,
             kept: None,
+            md5: None,
         };
+        if self.in_place(r, &mut ex) {
+            return ex;
+        }
         match self.read(r, &mut ex) {
             Ok(()) => {}
             Err(e) => {
@@ -492,11 +522,10 @@ impl Examiner<'_> {
         // Documents are parsed from a spool (memory up to KEEP_MAX, a temporary file beyond).
         let mut spool = doc.then(|| tempfile::spooled_tempfile(KEEP_MAX as usize));
         let want_keep = r.info.size <= KEEP_MAX && self.reserve(r.info.size);
-        let mut tee = Tee {
-            hash: HashingWriter::new(),
-            keep: want_keep.then(|| Vec::with_capacity(r.info.size as usize)),
-            limit: KEEP_MAX,
-        };
+        let mut tee = Tee::new(
+            self.dst.confirms_by_checksum(),
+            want_keep.then(|| Vec::with_capacity(r.info.size as usize)),
+        );
         let got = match &mut spool {
             Some(sp) => self.src.get(&key, &mut Both(&mut tee, sp)),
             None => self.src.get(&key, &mut tee),
@@ -505,6 +534,7 @@ impl Examiner<'_> {
         if got.is_none() {
             return Err("the source object disappeared after the listing".into());
         }
+        ex.md5 = tee.md5_hex();
         let ObjectDigest { size, sha256 } = tee.hash.finish();
         ex.kept = tee.keep;
         let meta = match &mut spool {
@@ -571,6 +601,56 @@ impl Examiner<'_> {
         Ok(())
     }
 
+    /// Judges an object already at its destination without reading the source, when the
+    /// source's listing vouches for its MD5 (S3 `confirm=etag-md5`) and the key does not depend on
+    /// the content: equal when the destination's listing vouches for the same MD5 and the index
+    /// knows the digest, else when the destination's bytes (read once) have that MD5. Returns
+    /// whether it decided (the object is then `skipped`).
+    fn in_place(&self, r: &Routed<'_>, ex: &mut Examined) -> bool {
+        let Some(md5) = self.src.listed_md5(&r.info) else {
+            return false;
+        };
+        // A pending row of an earlier attempt may be this run's own put: judged the long way.
+        if self.prior.contains_key(&r.info.key) || r.matched.rule.uses_document() {
+            return false;
+        }
+        let values = Values {
+            key: &r.info.key,
+            ..Values::default()
+        };
+        let Ok(dest) = r.matched.rule.target(&r.matched.captures, &values) else {
+            return false;
+        };
+        let Some(listed) = self.dests.get(dest.as_str()) else {
+            return false;
+        };
+        if listed.size != r.info.size {
+            return false;
+        }
+        let size = i64::try_from(r.info.size).unwrap_or(i64::MAX);
+        let known = self.indexed.get(dest.as_str()).filter(|(_, s)| *s == size);
+        let sha256 = match (self.dst.listed_md5(listed), known) {
+            (Some(m), Some((sha, _))) if m == md5 => sha.clone(),
+            _ => {
+                let mut tee = Tee::new(true, None);
+                match self.dst.get(&dest, &mut tee) {
+                    Ok(Some(n))
+                        if n == r.info.size && tee.md5_hex().as_deref() == Some(md5.as_str()) =>
+                    {
+                        tee.hash.finish().sha256
+                    }
+                    _ => return false,
+                }
+            }
+        };
+        ex.row.dest_key = Some(dest.as_str().to_owned());
+        ex.row.dest_existed = true;
+        ex.row.sha256 = Some(sha256);
+        ex.row.size = Some(size);
+        ex.row.state = ObjectState::Skipped;
+        true
+    }
+
     fn reserve(&self, n: u64) -> bool {
         self.budget
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
@@ -608,9 +688,16 @@ struct Copier<'a> {
 impl Copier<'_> {
     /// Copies one examined object (pending) and sets its outcome.
     fn copy(&self, ex: &mut Examined) {
-        if ex.row.state != ObjectState::Pending {
-            self.progress.failed(1);
-            return;
+        match ex.row.state {
+            ObjectState::Pending => {}
+            ObjectState::Skipped => {
+                self.progress.skipped(1);
+                return;
+            }
+            _ => {
+                self.progress.failed(1);
+                return;
+            }
         }
         let outcome = self.copy_inner(ex);
         ex.kept = None;
@@ -664,22 +751,17 @@ impl Copier<'_> {
         Ok(ObjectState::Copied)
     }
 
-    /// With a store that confirms by its own checksum (S3 `confirm=etag-md5`), whether the
-    /// listing's checksum of the object at `dest` proves it holds the kept bytes — sparing a
-    /// read-back of an object that is already in place.
+    /// Whether the destination's listing vouches (S3 `confirm=etag-md5`) that the object at
+    /// `dest` has the MD5 of the bytes read from the source — sparing its read-back.
     fn confirmed_in_place(&self, ex: &Examined, dest: &KitPath, size: u64) -> bool {
-        let (Some(bytes), Some(sha), true) = (&ex.kept, &ex.row.sha256, self.dst.confirms_by_checksum())
-        else {
+        let Some(md5) = &ex.md5 else {
             return false;
         };
-        let listed = self.dests.get(dest.as_str());
-        if listed.is_none_or(|l| l.size != size) {
-            return false;
-        }
-        let mut src = DigestReader::new(Cursor::new(bytes.as_slice()), dest.as_str(), size, sha);
-        self.dst
-            .checksum_confirms(dest, &mut src, size, listed)
-            .unwrap_or(false)
+        self.dests
+            .get(dest.as_str())
+            .filter(|l| l.size == size)
+            .and_then(|l| self.dst.listed_md5(l))
+            .is_some_and(|m| m == *md5)
     }
 
     /// An object is at the destination key: same bytes → skipped (or, when this run's earlier
@@ -1018,6 +1100,11 @@ fn run_batches(
     let progress = Progress::new("migrating", report.totals.total, opts.progress);
     let run_id = report.run_id.unwrap_or_default();
     let mut stopped = false;
+    let trusted = src.confirms_by_checksum() && dst.confirms_by_checksum();
+    let indexed = match ledger.as_deref_mut() {
+        Some(l) if trusted => record::index_digests(l.driver, &dst.url().redacted())?,
+        _ => HashMap::new(),
+    };
     for batch in routed.chunks(opts.batch_size.max(1)) {
         // Rows confirmed earlier are not redone (only their source deletion may be pending).
         let mut to_delete: Vec<ObjectRow> = Vec::new();
@@ -1037,8 +1124,10 @@ fn run_batches(
             .collect();
         let examiner = Examiner {
             src,
+            dst,
             dests: &dests,
             prior,
+            indexed: &indexed,
             budget: AtomicU64::new(KEEP_BUDGET),
         };
         let mut examined: Vec<Examined> =
@@ -1186,6 +1275,8 @@ fn dry_run_batch(
             .map(|e| {
                 let (action, error) = if e.row.state == ObjectState::Failed {
                     ("fail", e.row.error.clone())
+                } else if e.row.state == ObjectState::Skipped {
+                    ("skip", None)
                 } else if e.row.dest_existed {
                     let dest = e.row.dest_key.as_deref().and_then(|k| KitPath::new(k).ok());
                     match dest.map(|k| dst.digest(&k)) {

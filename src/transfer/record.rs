@@ -600,6 +600,28 @@ pub fn put_index(
     Ok(())
 }
 
+/// The SHA-256 and size of every object indexed in `store`, by storage key (for judging objects
+/// in place from trusted listings without reading them).
+pub fn index_digests(
+    driver: &mut dyn Driver,
+    store: &str,
+) -> Result<HashMap<String, (String, i64)>, DbError> {
+    let d = driver.dialect();
+    let rows = driver.query(
+        &format!(
+            "SELECT storage_key, sha256, size FROM {} WHERE store = $1",
+            index(d)
+        ),
+        &[store.into()],
+    )?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let c = Cols(&r);
+        out.insert(c.text(0)?, (c.text(1)?, c.int(2)?));
+    }
+    Ok(out)
+}
+
 /// Removes the index rows a run wrote for these keys.
 pub fn delete_index(
     driver: &mut dyn Driver,
