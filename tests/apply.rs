@@ -556,6 +556,25 @@ fn seed_rollback_removes_exactly_what_an_apply_put() {
         std::fs::read(store_dir.join("catalog/items.json")).unwrap(),
         b"[]"
     );
+    // Put back as the kit has it, and found in place by a later apply: that apply relies on it,
+    // so rolling back the one that put it keeps it.
+    std::fs::copy(
+        s.ws.example_source("quickstart")
+            .join("seeds/catalog/items.json"),
+        store_dir.join("catalog/items.json"),
+    )
+    .unwrap();
+    let (code, out, err) = run(s.apply(&kit, &db, &store, &["--json"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let later = json(&out)["ledger_id"].to_string();
+    let (code, out, err) = rollback(&id);
+    assert_eq!(code, 13, "{out}{err}");
+    let kept = json(&out)["kept"][0][1].as_str().unwrap().to_owned();
+    assert!(
+        kept.contains(&format!("apply #{later} also relies")),
+        "{kept}"
+    );
+    assert!(store_dir.join("catalog/items.json").exists());
     // An apply that is not recorded is refused by name.
     let (code, _, err) = rollback("99");
     assert_eq!(code, 2, "{err}");

@@ -375,6 +375,7 @@ fn postgres_archive_table_to_s3_with_corrupt_rows_and_stop_on_error() {
            FROM generate_series(1, 30) i;
          INSERT INTO public.archive_document (bucket, archive_id, document)
            VALUES ('analysis', 'analysis/../escape.json', '{}'),
+                  ('analysis', 'analysis/001.json', '{\"duplicate\":true}'),
                   ('policy', 'policy/p.json', '{\"p\":1}');
          INSERT INTO public.archive_document (bucket, archive_id, blob)
            VALUES ('blobs', 'blobs/b.bin', decode('00ff00ff', 'hex'));",
@@ -394,16 +395,25 @@ fn postgres_archive_table_to_s3_with_corrupt_rows_and_stop_on_error() {
     assert_eq!(code, 0, "{out}{err}");
     let plan = json(&out);
     assert_eq!(plan["plan"].as_array().unwrap().len(), 31);
-    assert_eq!(plan["totals"]["failed"], 1);
+    // The unsafe key, and the key two rows share (named, never a silent pick).
+    assert_eq!(plan["totals"]["failed"], 2);
     assert!(fingerprint(&to, &env).is_empty());
     let (code, out, err) = run(&env, &migrate_args(&from, &to, &ledger, &[]));
     assert_eq!(code, 13, "{out}{err}");
     let r = json(&out);
-    assert_eq!(r["totals"]["copied"], 30);
-    assert_eq!(r["totals"]["failed"], 1);
+    assert_eq!(r["totals"]["copied"], 29);
+    assert_eq!(r["totals"]["failed"], 2);
     assert_eq!(r["failures"][0]["source_key"], "analysis/../escape.json");
+    assert_eq!(r["failures"][1]["source_key"], "analysis/001.json");
+    assert!(
+        r["failures"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than one row"),
+        "{out}"
+    );
     let moved = fingerprint(&to, &env);
-    assert_eq!(moved.len(), 30);
+    assert_eq!(moved.len(), 29);
     // The bytes are the documents' text as PostgreSQL renders jsonb.
     let row: String = c
         .query_one(
@@ -429,8 +439,8 @@ fn postgres_archive_table_to_s3_with_corrupt_rows_and_stop_on_error() {
     );
     assert_eq!(code, 15);
     let cmp = json(&out);
-    assert_eq!(cmp["equal"], 30);
-    assert_eq!(cmp["unreadable"].as_array().unwrap().len(), 1);
+    assert_eq!(cmp["equal"], 29);
+    assert_eq!(cmp["unreadable"].as_array().unwrap().len(), 2);
     // The table is only read: --delete-source is refused before anything happens.
     let (code, _, err) = run(
         &env,
@@ -464,7 +474,7 @@ fn postgres_archive_table_to_s3_with_corrupt_rows_and_stop_on_error() {
     );
     assert_eq!(code, 12, "{out}{err}");
     let r = json(&out);
-    assert_eq!(r["totals"]["failed"], 1);
+    assert_eq!(r["totals"]["failed"], 2);
     assert_eq!(
         r["totals"]["copied"].as_u64().unwrap() + r["totals"]["failed"].as_u64().unwrap(),
         7,
@@ -761,4 +771,126 @@ fn s3_to_s3_with_trusted_checksums_skips_by_listing_and_still_catches_a_changed_
     let mut now = Vec::new();
     dst.get(&key, &mut now).unwrap();
     assert_eq!(now, forged);
+}
+
+/// `--delete-source` deletes only the sources of copies the run made: objects found in place
+/// (a second run, the same store, two sources bound for one key) keep their source, so no run
+/// and no rollback can remove the last copy.
+#[test]
+fn delete_source_deletes_only_the_runs_own_copies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let none: &[(&'static str, String)] = &[];
+    let from = source_folder(&tmp.path().join("src"));
+    let reference = fingerprint(&from, none);
+    let to = format!("file://{}", tmp.path().join("dst").display());
+    let db = format!("sqlite://{}", tmp.path().join("l.db").display());
+    let (code, out, err) = run(none, &migrate_args(&from, &to, &db, &[]));
+    assert_eq!(code, 0, "{out}{err}");
+    // Run 2 finds every object in place: it deletes nothing.
+    let (code, out, err) = run(none, &migrate_args(&from, &to, &db, &["--delete-source"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["totals"]["deleted_sources"], 0);
+    assert_eq!(fingerprint(&from, none), reference);
+    // Rolling back run 1 removes its copies; the sources are all there.
+    let (code, out, err) = run(none, &["rollback", "1", "--db", &db]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(fingerprint(&to, none).is_empty());
+    assert_eq!(fingerprint(&from, none), reference);
+    // The same store as source and destination: everything is in place, nothing deleted.
+    let (code, out, err) = run(none, &migrate_args(&from, &from, &db, &["--delete-source"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["totals"]["skipped"], 21);
+    assert_eq!(fingerprint(&from, none), reference);
+
+    // Two sources bound for one key: the first is copied, the second judged against it
+    // (same bytes: skipped; other bytes: failed), and only the first's source is deleted.
+    let flat_src = tmp.path().join("flat-src");
+    for (k, v) in [
+        ("a/same.txt", "S"),
+        ("b/same.txt", "S"),
+        ("a/diff.txt", "1"),
+        ("b/diff.txt", "2"),
+    ] {
+        let p = flat_src.join(k);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, v).unwrap();
+    }
+    let layout = tmp.path().join("flat.toml");
+    std::fs::write(
+        &layout,
+        "[[rule]]\nname = \"flat\"\nfrom = \"{dir}/{file}\"\nto = \"flat/{file}\"\n",
+    )
+    .unwrap();
+    let layout_s = layout.display().to_string();
+    let flat_from = format!("file://{}", flat_src.display());
+    let flat_to = format!("file://{}", tmp.path().join("flat-dst").display());
+    let (code, out, err) = run(
+        none,
+        &migrate_args(
+            &flat_from,
+            &flat_to,
+            &db,
+            &["--layout", &layout_s, "--delete-source"],
+        ),
+    );
+    assert_eq!(code, 13, "{out}{err}");
+    let r = json(&out);
+    assert_eq!(r["totals"]["copied"], 2, "{out}");
+    assert_eq!(r["totals"]["skipped"], 1, "{out}");
+    assert_eq!(r["totals"]["failed"], 1, "{out}");
+    assert_eq!(r["totals"]["deleted_sources"], 2, "{out}");
+    let left: Vec<String> = fingerprint(&flat_from, none)
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left, ["b/diff.txt", "b/same.txt"]);
+}
+
+/// Killed while deleting sources (deletions are recorded before they are made): a rollback puts
+/// back every source that is gone; a resume finishes the deletions.
+#[test]
+fn killed_while_deleting_sources_rollback_restores_and_resume_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let none: &[(&'static str, String)] = &[];
+    for (round, then) in [("rollback", "rollback"), ("resume", "resume")] {
+        let src_dir = tmp.path().join(format!("src-{round}"));
+        let from = source_folder(&src_dir);
+        let reference = fingerprint(&from, none);
+        let to = format!(
+            "file://{}",
+            tmp.path().join(format!("dst-{round}")).display()
+        );
+        let db = format!(
+            "sqlite://{}",
+            tmp.path().join(format!("{round}.db")).display()
+        );
+        let args = migrate_args(&from, &to, &db, &["--delete-source"]);
+        cli::kill_at_failpoint(
+            &mut store_cmd(none, &args),
+            "transfer-delete:set/01/obj-009.json",
+            |_| {},
+        );
+        for entry in fingerprint(&to, none) {
+            assert!(reference.contains(&entry), "{round}: stray {entry:?}");
+        }
+        // Batches of 7: the kill came after the first batch's deletions had begun.
+        let left = fingerprint(&from, none).len();
+        assert!(left < 21, "{round}: no source deleted before the kill");
+        if then == "rollback" {
+            let (code, out, err) = run(none, &["rollback", "1", "--db", &db, "--json"]);
+            assert_eq!(code, 0, "{out}{err}");
+            assert_eq!(fingerprint(&from, none), reference, "every source is back");
+            assert!(fingerprint(&to, none).is_empty());
+        } else {
+            let (code, out, err) = run(
+                none,
+                &migrate_args(&from, &to, &db, &["--delete-source", "--resume", "1"]),
+            );
+            assert_eq!(code, 0, "{out}{err}");
+            assert!(fingerprint(&from, none).is_empty(), "{out}");
+            assert_eq!(fingerprint(&to, none), reference);
+            let (_, out, _) = run(none, &["migrations", "--db", &db, "--json"]);
+            assert_eq!(json(&out)[0]["deleted_sources"], 21, "{out}");
+        }
+    }
 }

@@ -73,9 +73,11 @@ results="$work/results-migrate.md"
 timed() {
     local out="$work/time.out"
     if ! /usr/bin/time -f '%e %M' -o "$out" bash -c "exec $1" >"$work/last.out" 2>"$work/last.err"; then
+        # A failed run is shown as a negative time (and its error kept), not hidden.
         echo "FAILED: $1" >&2
-        tail -20 "$work/last.err" >&2
-        exit 1
+        grep -v '^Progress' "$work/last.err" | tail -5 >&2
+        echo "-$(cut -d' ' -f1 "$out" | tail -1) $(cut -d' ' -f2 "$out" | tail -1)"
+        return
     fi
     cat "$out"
 }

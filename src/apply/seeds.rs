@@ -1,11 +1,12 @@
 //! Which seed objects an apply put, on record, and how to take exactly those back
 //! (`offkit store rollback --application N`, the release plan's "restore object-store seeds").
 //!
-//! `offkit.kit_application_objects` (SQLite `offkit_kit_applications_objects`) holds one row per
+//! `offkit.kit_application_objects` (SQLite `offkit_kit_application_objects`) holds one row per
 //! seed of a ledger entry: written as `planned` (key, SHA-256, size) before the first put, and with
 //! the seeding's outcome (`put`, `skipped`, `replaced`, `conflict`, `failed`, `not-run`) after it.
 //! A rollback removes the objects whose outcome is `put` and whose stored bytes still have the
-//! recorded digest; it keeps (and reports) a changed object, an object the apply replaced (the
+//! recorded digest; it keeps (and reports) an object a later apply also relies on (it found it in
+//! place or put it again), a changed object, an object the apply replaced (the
 //! earlier bytes are gone; removing would lose both) and the rows of an apply that died while
 //! seeding (`planned`: whether the object was there before cannot be known). Each removal is
 //! recorded on the row (`rolled-back`, when, by whom).
@@ -210,6 +211,24 @@ pub fn rollback(
                 continue;
             }
             _ => continue,
+        }
+        // A later apply that found this object in place (or put it again) relies on it.
+        let later = driver.query(
+            &format!(
+                "SELECT application_id FROM {} WHERE key = $1 AND application_id > $2 \
+                 AND sha256 = $3 AND outcome IN ('put', 'skipped', 'planned') ORDER BY application_id",
+                table(d)
+            ),
+            &[key.as_str().into(), id.into(), sha.as_str().into()],
+        )?;
+        if let Some(m) = later
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Value::as_int)
+        {
+            out.kept
+                .push((key, format!("apply #{m} also relies on this object")));
+            continue;
         }
         let Ok(k) = KitPath::new(&key) else {
             out.failures

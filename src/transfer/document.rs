@@ -56,14 +56,38 @@ struct Probe {
     spdx_version: Option<String>,
     #[serde(rename = "documentNamespace")]
     document_namespace: Option<String>,
-    #[serde(rename = "documentDescribes")]
-    document_describes: Option<Vec<String>>,
+    #[serde(
+        rename = "documentDescribes",
+        default,
+        deserialize_with = "first_string"
+    )]
+    document_describes: Option<String>,
     #[serde(rename = "payloadType")]
     payload_type: Option<String>,
     payload: Option<String>,
     #[serde(rename = "_type")]
     statement_type: Option<String>,
     predicate: Option<Box<Probe>>,
+}
+
+/// The first string of an array, the rest skipped without being kept.
+fn first_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct First;
+    impl<'de> serde::de::Visitor<'de> for First {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of strings")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let first = seq.next_element::<String>()?;
+            while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+            Ok(first)
+        }
+    }
+    d.deserialize_seq(First)
 }
 
 fn parse(r: impl Read) -> Option<Probe> {
@@ -113,10 +137,7 @@ fn meta_of(p: Probe, depth: u8) -> DocMeta {
         return DocMeta {
             format: Some("spdx"),
             dsse: false,
-            bom_ref: p
-                .document_describes
-                .and_then(|d| d.into_iter().next())
-                .filter(|s| !s.is_empty()),
+            bom_ref: p.document_describes.filter(|s| !s.is_empty()),
             serial_number: p.document_namespace.filter(|s| !s.is_empty()),
         };
     }

@@ -308,7 +308,10 @@ fn match_segment(seg: &Segment, key: &str, captures: &mut BTreeMap<String, Strin
             Piece::Var(v) => {
                 let end = match ps.get(i + 1) {
                     // The shortest non-empty text up to the next literal.
-                    Some(Piece::Text(t)) => rest.get(1..)?.find(t.as_str())? + 1,
+                    Some(Piece::Text(t)) => {
+                        let first = rest.chars().next()?.len_utf8();
+                        rest[first..].find(t.as_str())? + first
+                    }
                     _ => rest.len(),
                 };
                 if end == 0 {
@@ -530,6 +533,8 @@ mod tests {
         assert_eq!(m.captures["digest"], "sha256:ff");
         assert_eq!(m.captures["ext"], "json");
         assert!(l.route("loose.json").is_none());
+        let m = l.route("attest/dsse/ü.json").unwrap();
+        assert_eq!(m.captures["bundleSha256"], "ü");
         assert!(l.has_tenant());
         let values = Values {
             key: "k",

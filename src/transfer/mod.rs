@@ -30,7 +30,7 @@
 use std::collections::HashMap;
 use std::io::{Cursor, Read, Write};
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -56,6 +56,8 @@ use record::{IndexRow, ObjectRow, ObjectState, RunState};
 pub const KEEP_MAX: u64 = 1024 * 1024;
 /// At most this many bytes are kept in memory per batch.
 pub const KEEP_BUDGET: u64 = 64 * 1024 * 1024;
+/// Documents larger than this are not parsed for their bom-ref (a synthetic one is used).
+pub const MAX_DOCUMENT: u64 = 64 * 1024 * 1024;
 /// The default batch size (keys per checkpoint).
 pub const DEFAULT_BATCH_SIZE: usize = 500;
 /// The media type given to copies (stores that keep one).
@@ -352,6 +354,9 @@ struct Examined {
     kept: Option<Vec<u8>>,
     /// The MD5 of the bytes, when the destination vouches for MD5s in its listing.
     md5: Option<String>,
+    /// Another object of this run goes to the same destination key first: this one is judged
+    /// against it after the batch's copies (skipped when equal), never counted as a copy.
+    shared: bool,
 }
 
 /// One source key with its route.
@@ -381,6 +386,9 @@ fn route_all<'l>(
         ControlFlow::Continue(())
     })?;
     listed.sort_by(|a, b| a.key.cmp(&b.key));
+    // A key listed twice (two rows of a foreign table) is one object: reading it names the
+    // problem.
+    listed.dedup_by(|a, b| a.key == b.key);
     let mut out = Vec::with_capacity(listed.len());
     for info in listed {
         let Some(matched) = layout.route(&info.key) else {
@@ -427,7 +435,7 @@ struct Examiner<'a> {
     dests: &'a HashMap<String, ObjectInfo>,
     prior: &'a HashMap<String, ObjectRow>,
     /// Digests the index holds for destination keys (when both stores vouch for MD5s).
-    indexed: &'a HashMap<String, (String, i64)>,
+    indexed: &'a HashMap<String, (String, i64, Option<String>)>,
     budget: AtomicU64,
 }
 
@@ -499,6 +507,7 @@ impl Examiner<'_> {
             serial_number: None,
             kept: None,
             md5: None,
+            shared: false,
         };
         if self.in_place(r, &mut ex) {
             return ex;
@@ -519,13 +528,17 @@ impl Examiner<'_> {
             .map_err(|e| format!("the source key is not a valid key: {e}"))?;
         let rule = r.matched.rule;
         let doc = rule.uses_document();
-        // Documents are parsed from a spool (memory up to KEEP_MAX, a temporary file beyond).
-        let mut spool = doc.then(|| tempfile::spooled_tempfile(KEEP_MAX as usize));
+        // Documents are parsed from a spool (memory up to KEEP_MAX, a temporary file beyond);
+        // one larger than MAX_DOCUMENT is not parsed (its bom-ref is synthetic).
+        let parse = doc && r.info.size <= MAX_DOCUMENT;
+        let mut spool = parse.then(|| tempfile::spooled_tempfile(KEEP_MAX as usize));
         let want_keep = r.info.size <= KEEP_MAX && self.reserve(r.info.size);
         let mut tee = Tee::new(
             self.dst.confirms_by_checksum(),
             want_keep.then(|| Vec::with_capacity(r.info.size as usize)),
         );
+        // Keep no more than was reserved, should the object have grown since the listing.
+        tee.limit = r.info.size;
         let got = match &mut spool {
             Some(sp) => self.src.get(&key, &mut Both(&mut tee, sp)),
             None => self.src.get(&key, &mut tee),
@@ -542,8 +555,9 @@ impl Examiner<'_> {
                 use std::io::Seek;
                 sp.rewind()
                     .map_err(|e| format!("reading the spooled object: {e}"))?;
-                Some(document::read_meta(sp))
+                Some(document::read_meta(sp.take(MAX_DOCUMENT)))
             }
+            None if doc => Some(document::DocMeta::default()),
             None => None,
         };
         let synthetic = format!("sha256:{sha256}");
@@ -588,7 +602,7 @@ impl Examiner<'_> {
         ex.row.dest_existed = match self.prior.get(&r.info.key) {
             // The intent recorded before the earlier attempt's put is what counts.
             Some(p)
-                if p.state == ObjectState::Pending
+                if matches!(p.state, ObjectState::Pending | ObjectState::Failed)
                     && p.dest_key.as_deref() == Some(dest.as_str()) =>
             {
                 p.dest_existed
@@ -628,9 +642,13 @@ impl Examiner<'_> {
             return false;
         }
         let size = i64::try_from(r.info.size).unwrap_or(i64::MAX);
-        let known = self.indexed.get(dest.as_str()).filter(|(_, s)| *s == size);
+        // The index's digest counts only when its MD5 is the one both listings vouch for.
+        let known = self
+            .indexed
+            .get(dest.as_str())
+            .filter(|(_, s, m)| *s == size && m.as_deref() == Some(md5.as_str()));
         let sha256 = match (self.dst.listed_md5(listed), known) {
-            (Some(m), Some((sha, _))) if m == md5 => sha.clone(),
+            (Some(m), Some((sha, _, _))) if m == md5 => sha.clone(),
             _ => {
                 let mut tee = Tee::new(true, None);
                 match self.dst.get(&dest, &mut tee) {
@@ -648,6 +666,7 @@ impl Examiner<'_> {
         ex.row.sha256 = Some(sha256);
         ex.row.size = Some(size);
         ex.row.state = ObjectState::Skipped;
+        ex.md5 = Some(md5);
         true
     }
 
@@ -689,6 +708,7 @@ impl Copier<'_> {
     /// Copies one examined object (pending) and sets its outcome.
     fn copy(&self, ex: &mut Examined) {
         match ex.row.state {
+            ObjectState::Pending if ex.shared => return,
             ObjectState::Pending => {}
             ObjectState::Skipped => {
                 self.progress.skipped(1);
@@ -699,6 +719,7 @@ impl Copier<'_> {
                 return;
             }
         }
+        self.remove_stale_put(ex);
         let outcome = self.copy_inner(ex);
         ex.kept = None;
         match outcome {
@@ -719,6 +740,39 @@ impl Copier<'_> {
         }
     }
 
+    /// An earlier attempt of this run recorded a put to another key (the source changed since,
+    /// and with it a content-derived key): a copy there with the recorded digest was that
+    /// attempt's, never confirmed to anyone, and is removed so that it does not stay behind
+    /// unrecorded.
+    fn remove_stale_put(&self, ex: &Examined) {
+        let Some(p) = self.prior.get(&ex.row.source_key) else {
+            return;
+        };
+        let stale = matches!(p.state, ObjectState::Pending | ObjectState::Failed)
+            && !p.dest_existed
+            && p.dest_key.is_some()
+            && p.dest_key != ex.row.dest_key;
+        let (true, Some(old), Some(sha)) = (
+            stale,
+            p.dest_key.as_deref().and_then(|k| KitPath::new(k).ok()),
+            &p.sha256,
+        ) else {
+            return;
+        };
+        if let Ok(Some(d)) = self.dst.digest(&old) {
+            if d.sha256 == *sha {
+                // Best effort: a copy left here is reported by `store compare`, never lost.
+                let _ = self.dst.delete(&old);
+            }
+        }
+    }
+
+    /// Judges an object whose destination key another object of the run took first.
+    fn judge_shared(&self, ex: &mut Examined) {
+        ex.shared = false;
+        self.copy(ex);
+    }
+
     fn copy_inner(&self, ex: &Examined) -> Result<ObjectState, String> {
         let (Some(dest), Some(sha), Some(size)) = (&ex.row.dest_key, &ex.row.sha256, ex.row.size)
         else {
@@ -727,10 +781,12 @@ impl Copier<'_> {
         let dest = KitPath::new(dest).map_err(|e| e.to_string())?;
         let size = u64::try_from(size).unwrap_or(0);
         // An earlier attempt of this run recorded the key as free before its put.
-        let ours = self
-            .prior
-            .get(&ex.row.source_key)
-            .is_some_and(|p| p.state == ObjectState::Pending && !p.dest_existed);
+        let ours = !ex.shared
+            && self.prior.get(&ex.row.source_key).is_some_and(|p| {
+                matches!(p.state, ObjectState::Pending | ObjectState::Failed)
+                    && !p.dest_existed
+                    && p.dest_key == ex.row.dest_key
+            });
         if ex.row.dest_existed {
             if self.confirmed_in_place(ex, &dest, size) {
                 return Ok(ObjectState::Skipped);
@@ -880,6 +936,13 @@ fn stream_copy(
                 store: from.url().redacted(),
                 key: key.as_str().to_owned(),
                 reason: "the source read failed after the put completed".into(),
+            }),
+            // The put saw its body end early because the read failed: the read's error is
+            // the cause.
+            (Err(StoreError::SourceMismatch { .. }), Err(read)) => Err(read),
+            (Err(_), Ok(None)) => Err(StoreError::SourceUnavailable {
+                key: key.as_str().to_owned(),
+                cause: std::io::Error::other("the source object disappeared during the copy"),
             }),
             (Err(e), _) => Err(e),
         }
@@ -1105,17 +1168,25 @@ fn run_batches(
         Some(l) if trusted => record::index_digests(l.driver, &dst.url().redacted())?,
         _ => HashMap::new(),
     };
+    // Destination keys this run has taken: a second object bound for one is judged against the
+    // first, never counted as a copy of its own.
+    let mut claimed: std::collections::HashSet<String> = prior
+        .values()
+        .filter(|p| p.state == ObjectState::Copied)
+        .filter_map(|p| p.dest_key.clone())
+        .collect();
     for batch in routed.chunks(opts.batch_size.max(1)) {
-        // Rows confirmed earlier are not redone (only their source deletion may be pending).
-        let mut to_delete: Vec<ObjectRow> = Vec::new();
+        // Rows confirmed earlier are not redone; a copy of an earlier attempt whose source is
+        // still listed may still have its source to delete (checked again first).
+        let mut to_delete: Vec<(ObjectRow, bool)> = Vec::new();
         let todo: Vec<&Routed<'_>> = batch
             .iter()
             .filter(|r| match prior.get(&r.info.key) {
                 Some(p) if matches!(p.state, ObjectState::Copied | ObjectState::Skipped) => {
                     report.totals.already_done += 1;
                     progress.skipped(1);
-                    if opts.delete_source && !p.source_deleted {
-                        to_delete.push(p.clone());
+                    if opts.delete_source && p.state == ObjectState::Copied {
+                        to_delete.push((p.clone(), true));
                     }
                     false
                 }
@@ -1132,9 +1203,15 @@ fn run_batches(
         };
         let mut examined: Vec<Examined> =
             pool.install(|| todo.par_iter().map(|r| examiner.examine(r)).collect());
-        for ex in &examined {
+        for ex in &mut examined {
             if ex.bom_ref_source == Some("synthetic") {
                 report.totals.synthetic_bom_refs += 1;
+            }
+            if let (ObjectState::Pending, Some(dest)) = (ex.row.state, &ex.row.dest_key) {
+                if !claimed.insert(dest.clone()) {
+                    ex.shared = true;
+                    ex.row.dest_existed = true;
+                }
             }
         }
         let Some(l) = ledger.as_deref_mut() else {
@@ -1154,6 +1231,9 @@ fn run_batches(
             bytes: AtomicU64::new(0),
         };
         pool.install(|| examined.par_iter_mut().for_each(|ex| copier.copy(ex)));
+        for ex in examined.iter_mut().filter(|e| e.shared) {
+            copier.judge_shared(ex);
+        }
         dst.sync()?;
         report.totals.bytes_copied += copier.bytes.load(Ordering::Relaxed);
         let index: Vec<IndexRow> = examined
@@ -1184,13 +1264,15 @@ fn run_batches(
             }
         }
         if opts.delete_source {
+            // Only the sources of copies this run made: an object found in place may be another
+            // run's copy, which that run's rollback could remove.
             to_delete.extend(
                 examined
                     .iter()
-                    .filter(|e| matches!(e.row.state, ObjectState::Copied | ObjectState::Skipped))
-                    .map(|e| e.row.clone()),
+                    .filter(|e| e.row.state == ObjectState::Copied)
+                    .map(|e| (e.row.clone(), false)),
             );
-            delete_sources(src, &pool, l, run_id, to_delete, report)?;
+            delete_sources(src, dst, &pool, l, run_id, to_delete, report)?;
         }
         if opts.stop_on_error && examined.iter().any(|e| e.row.state == ObjectState::Failed) {
             stopped = true;
@@ -1214,51 +1296,94 @@ fn index_row(e: &Examined) -> IndexRow {
         source_layout: e.rule.clone(),
         source_key: e.row.source_key.clone(),
         tenant: e.tenant.clone(),
+        md5: e.md5.clone(),
     }
 }
 
-/// Deletes the sources of confirmed, indexed rows and records each deletion.
+/// Deletes the sources of confirmed, indexed copies. Each deletion is recorded *before* it is
+/// made (a kill in between leaves a row that says "deleted" over a source that is still there,
+/// which rollback checks), and taken back when it fails. A source is deleted only while it is
+/// still the object that was copied (its size; for copies of an earlier attempt, `recheck`, its
+/// digest and the copy's digest too).
 fn delete_sources(
     src: &dyn Store,
+    dst: &dyn Store,
     pool: &rayon::ThreadPool,
     l: &mut Ledger<'_>,
     run_id: i64,
-    mut rows: Vec<ObjectRow>,
+    rows: Vec<(ObjectRow, bool)>,
     report: &mut MigrationReport,
 ) -> Result<(), TransferError> {
-    let failed = AtomicBool::new(false);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let marked: Vec<ObjectRow> = rows
+        .iter()
+        .map(|(r, _)| ObjectRow {
+            source_deleted: true,
+            ..r.clone()
+        })
+        .collect();
+    record::in_transaction(l.driver, |d| record::put_objects(d, run_id, &marked))?;
     let results: Vec<Result<(), String>> = pool.install(|| {
         rows.par_iter()
-            .map(|r| {
-                let key = KitPath::new(&r.source_key).map_err(|e| e.to_string())?;
-                crate::failpoint::hit(&format!("transfer-delete:{}", r.source_key));
-                src.delete(&key).map(|_| ()).map_err(|e| {
-                    failed.store(true, Ordering::Relaxed);
-                    e.to_string()
-                })
-            })
+            .map(|(r, recheck)| delete_one(src, dst, r, *recheck))
             .collect()
     });
-    let mut done = Vec::new();
-    for (r, res) in rows.iter_mut().zip(results) {
+    let mut undone = Vec::new();
+    for ((r, _), res) in rows.iter().zip(results) {
         match res {
-            Ok(()) => {
-                r.source_deleted = true;
-                report.totals.deleted_sources += 1;
-                done.push(r.clone());
+            Ok(()) => report.totals.deleted_sources += 1,
+            Err(e) => {
+                report.totals.failed += 1;
+                report.failures.push(Failure {
+                    source_key: r.source_key.clone(),
+                    dest_key: r.dest_key.clone(),
+                    error: format!("the copy is confirmed; the source was not deleted: {e}"),
+                });
+                undone.push(r.clone());
             }
-            Err(e) => report.failures.push(Failure {
-                source_key: r.source_key.clone(),
-                dest_key: r.dest_key.clone(),
-                error: format!("the copy is confirmed, but deleting the source failed: {e}"),
-            }),
         }
     }
-    record::in_transaction(l.driver, |d| record::put_objects(d, run_id, &done))?;
-    if failed.load(Ordering::Relaxed) {
-        report.totals.failed += (rows.len() - done.len()) as u64;
-    }
+    record::in_transaction(l.driver, |d| record::put_objects(d, run_id, &undone))?;
     Ok(())
+}
+
+fn delete_one(
+    src: &dyn Store,
+    dst: &dyn Store,
+    r: &ObjectRow,
+    recheck: bool,
+) -> Result<(), String> {
+    let key = KitPath::new(&r.source_key).map_err(|e| e.to_string())?;
+    let (Some(sha), Some(size)) = (&r.sha256, r.size) else {
+        return Err("the row has no digest".into());
+    };
+    let size = u64::try_from(size).unwrap_or(0);
+    if recheck {
+        let dest = r
+            .dest_key
+            .as_deref()
+            .and_then(|k| KitPath::new(k).ok())
+            .ok_or("the row has no destination key")?;
+        match dst.digest(&dest).map_err(|e| e.to_string())? {
+            Some(d) if d.sha256 == *sha && d.size == size => {}
+            _ => return Err("the copy is no longer the object the run copied".into()),
+        }
+        match src.digest(&key).map_err(|e| e.to_string())? {
+            Some(d) if d.sha256 == *sha && d.size == size => {}
+            None => return Ok(()),
+            Some(_) => return Err("the source changed since it was copied".into()),
+        }
+    } else {
+        match src.stat(&key).map_err(|e| e.to_string())? {
+            Some(n) if n == size => {}
+            None => return Ok(()),
+            Some(_) => return Err("the source changed since it was copied".into()),
+        }
+    }
+    crate::failpoint::hit(&format!("transfer-delete:{}", r.source_key));
+    src.delete(&key).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// A dry run's batch: what each object would do, judged against the destination.

@@ -194,6 +194,8 @@ pub struct IndexRow {
     pub source_key: String,
     /// The tenant, when the layout captures one.
     pub tenant: Option<String>,
+    /// The MD5 of the bytes, when known (a store that vouches for MD5s was involved).
+    pub md5: Option<String>,
 }
 
 fn runs(d: Dialect) -> String {
@@ -222,7 +224,7 @@ pub fn index_migrations(d: Dialect) -> Result<MigrationSet, DbError> {
          CREATE TABLE {table} (\n  store TEXT NOT NULL,\n  storage_key TEXT NOT NULL,\n  \
          bom_ref TEXT,\n  bom_ref_source TEXT,\n  serial_number TEXT,\n  artifact_id TEXT NOT NULL,\n  \
          sha256 TEXT NOT NULL,\n  size BIGINT NOT NULL,\n  source_layout TEXT NOT NULL,\n  \
-         source_key TEXT NOT NULL,\n  tenant TEXT,\n  run_id BIGINT NOT NULL,\n  \
+         source_key TEXT NOT NULL,\n  tenant TEXT,\n  md5 TEXT,\n  run_id BIGINT NOT NULL,\n  \
          migrated_at {ts} NOT NULL DEFAULT {now},\n  PRIMARY KEY (store, storage_key)\n);\n\
          CREATE INDEX {table}_bom_ref ON {table} (bom_ref);\n\
          CREATE INDEX {table}_run ON {table} (run_id);\n"
@@ -566,10 +568,10 @@ pub fn put_index(
     let d = driver.dialect();
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len());
-        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 12);
+        let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 13);
         for r in chunk {
             let n = params.len();
-            let ps: Vec<String> = (1..=12).map(|i| format!("${}", n + i)).collect();
+            let ps: Vec<String> = (1..=13).map(|i| format!("${}", n + i)).collect();
             values.push(format!("({}, {})", ps.join(", "), d.now()));
             params.extend([
                 store.into(),
@@ -583,13 +585,14 @@ pub fn put_index(
                 r.source_layout.as_str().into(),
                 r.source_key.as_str().into(),
                 r.tenant.clone().into(),
+                r.md5.clone().into(),
                 run.into(),
             ]);
         }
         driver.execute(
             &format!(
                 "INSERT INTO {} (store, storage_key, bom_ref, bom_ref_source, serial_number, \
-                 artifact_id, sha256, size, source_layout, source_key, tenant, run_id, migrated_at) \
+                 artifact_id, sha256, size, source_layout, source_key, tenant, md5, run_id, migrated_at) \
                  VALUES {} ON CONFLICT (store, storage_key) DO NOTHING",
                 index(d),
                 values.join(", ")
@@ -605,11 +608,11 @@ pub fn put_index(
 pub fn index_digests(
     driver: &mut dyn Driver,
     store: &str,
-) -> Result<HashMap<String, (String, i64)>, DbError> {
+) -> Result<HashMap<String, (String, i64, Option<String>)>, DbError> {
     let d = driver.dialect();
     let rows = driver.query(
         &format!(
-            "SELECT storage_key, sha256, size FROM {} WHERE store = $1",
+            "SELECT storage_key, sha256, size, md5 FROM {} WHERE store = $1",
             index(d)
         ),
         &[store.into()],
@@ -617,7 +620,7 @@ pub fn index_digests(
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
         let c = Cols(&r);
-        out.insert(c.text(0)?, (c.text(1)?, c.int(2)?));
+        out.insert(c.text(0)?, (c.text(1)?, c.int(2)?, c.opt(3)));
     }
     Ok(out)
 }

@@ -1,9 +1,11 @@
 //! `offkit store rollback RUN_ID`: removing exactly the copies a run made.
 //!
 //! Each copy the run recorded as `copied` is read back first: a copy whose bytes changed since the
-//! run is reported and kept; one that is already gone is noted. When the run deleted the source
-//! (`--delete-source`), the source object is put back first (create-only, confirmed by digest) and
-//! only then is the copy removed, so a rollback never loses the last copy of anything. The run's
+//! run is reported and kept; one that is already gone is noted. Rows of an interrupted batch
+//! (`pending`, or `failed` after their put) whose destination key was free count as the run's when
+//! the object there has their digest. When the run recorded a source deletion (recorded before it
+//! is made), the source is looked up and, if gone, put back first (create-only, confirmed by
+//! digest); only then is the copy removed, so a rollback never loses the last copy of anything. The run's
 //! index rows for removed copies and for the objects it only found in place are deleted; each
 //! object's new state and the run's are recorded.
 
@@ -67,7 +69,11 @@ impl RollbackReport {
 }
 
 enum Undo {
-    Removed { restored: bool },
+    Removed {
+        restored: bool,
+    },
+    /// An interrupted row whose put never happened (nothing of the run's is there).
+    NotMade,
     Gone,
     Kept(String),
     Failed(String),
@@ -81,8 +87,13 @@ fn undo(src: &dyn Store, dst: &dyn Store, row: &ObjectRow) -> Undo {
     let (Ok(dest), Ok(source)) = (KitPath::new(dest), KitPath::new(&row.source_key)) else {
         return Undo::Failed("the recorded keys are not valid keys".into());
     };
+    // An interrupted batch's row (`pending`, or `failed` after its put) whose key was free: a
+    // copy there with its digest is this run's.
+    let certain = row.state == ObjectState::Copied;
     // The copy's digest decides; a deleted source is restored from the copy, streamed.
     match dst.digest(&dest) {
+        Ok(None) if !certain => return Undo::NotMade,
+        Ok(Some(d)) if !certain && (d.sha256 != *sha || d.size != size) => return Undo::NotMade,
         Ok(None) if row.source_deleted => {
             // Moved back since (e.g. by the reverse migration)? Then nothing is missing.
             return match src.digest(&source) {
@@ -104,7 +115,19 @@ fn undo(src: &dyn Store, dst: &dyn Store, row: &ObjectRow) -> Undo {
         Ok(Some(_)) => {}
     }
     let mut restored = false;
-    if row.source_deleted {
+    // The deletion is recorded before it is made: whether the source is really gone is looked up.
+    let source_there = !row.source_deleted
+        || match src.digest(&source) {
+            Ok(Some(d)) if d.sha256 == *sha && d.size == size => true,
+            Ok(None) => false,
+            Ok(Some(_)) => {
+                return Undo::Failed(
+                    "another object is at the source key; the copy is kept".into(),
+                );
+            }
+            Err(e) => return Undo::Failed(format!("looking up the source: {e}")),
+        };
+    if !source_there {
         let req = PutRequest {
             key: &source,
             size,
@@ -161,7 +184,12 @@ pub fn rollback(
     let rows: Vec<ObjectRow> = record::objects_of(driver, run_id)?.into_values().collect();
     let copies: Vec<&ObjectRow> = rows
         .iter()
-        .filter(|r| r.state == ObjectState::Copied)
+        .filter(|r| {
+            r.state == ObjectState::Copied
+                || (matches!(r.state, ObjectState::Pending | ObjectState::Failed)
+                    && !r.dest_existed
+                    && r.sha256.is_some())
+        })
         .collect();
     let pool = super::pool(parallelism)?;
     let results: Vec<Undo> =
@@ -185,6 +213,7 @@ pub fn rollback(
                 report.restored_sources += u64::from(restored);
             }
             Undo::Gone => report.already_gone += 1,
+            Undo::NotMade => {}
             Undo::Kept(why) => {
                 report
                     .kept_changed
