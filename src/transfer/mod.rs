@@ -435,7 +435,7 @@ struct Examiner<'a> {
     dests: &'a HashMap<String, ObjectInfo>,
     prior: &'a HashMap<String, ObjectRow>,
     /// Digests the index holds for destination keys (when both stores vouch for MD5s).
-    indexed: &'a HashMap<String, (String, i64, Option<String>)>,
+    indexed: &'a HashMap<String, record::Indexed>,
     budget: AtomicU64,
 }
 
@@ -646,9 +646,9 @@ impl Examiner<'_> {
         let known = self
             .indexed
             .get(dest.as_str())
-            .filter(|(_, s, m)| *s == size && m.as_deref() == Some(md5.as_str()));
+            .filter(|i| i.size == size && i.md5.as_deref() == Some(md5.as_str()));
         let sha256 = match (self.dst.listed_md5(listed), known) {
-            (Some(m), Some((sha, _, _))) if m == md5 => sha.clone(),
+            (Some(m), Some(i)) if m == md5 => i.sha256.clone(),
             _ => {
                 let mut tee = Tee::new(true, None);
                 match self.dst.get(&dest, &mut tee) {

@@ -603,12 +603,23 @@ pub fn put_index(
     Ok(())
 }
 
-/// The SHA-256 and size of every object indexed in `store`, by storage key (for judging objects
+/// What the index knows of an object's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Indexed {
+    /// SHA-256.
+    pub sha256: String,
+    /// Size.
+    pub size: i64,
+    /// MD5, when a store vouched for it.
+    pub md5: Option<String>,
+}
+
+/// What the index knows of every object indexed in `store`, by storage key (for judging objects
 /// in place from trusted listings without reading them).
 pub fn index_digests(
     driver: &mut dyn Driver,
     store: &str,
-) -> Result<HashMap<String, (String, i64, Option<String>)>, DbError> {
+) -> Result<HashMap<String, Indexed>, DbError> {
     let d = driver.dialect();
     let rows = driver.query(
         &format!(
@@ -620,7 +631,14 @@ pub fn index_digests(
     let mut out = HashMap::with_capacity(rows.len());
     for r in rows {
         let c = Cols(&r);
-        out.insert(c.text(0)?, (c.text(1)?, c.int(2)?, c.opt(3)));
+        out.insert(
+            c.text(0)?,
+            Indexed {
+                sha256: c.text(1)?,
+                size: c.int(2)?,
+                md5: c.opt(3),
+            },
+        );
     }
     Ok(out)
 }
