@@ -59,7 +59,7 @@ pub const KEEP_BUDGET: u64 = 64 * 1024 * 1024;
 /// Documents larger than this are not parsed for their bom-ref (a synthetic one is used).
 pub const MAX_DOCUMENT: u64 = 64 * 1024 * 1024;
 /// The default batch size (keys per checkpoint).
-pub const DEFAULT_BATCH_SIZE: usize = 500;
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
 /// The media type given to copies (stores that keep one).
 const MEDIA_TYPE: &str = "application/octet-stream";
 
@@ -1157,8 +1157,19 @@ fn run_batches(
     prior: &HashMap<String, ObjectRow>,
     report: &mut MigrationReport,
 ) -> Result<bool, TransferError> {
-    let routed = route_all(src, &opts.layout, opts, &mut report.totals)?;
-    let dests = dest_keys(dst)?;
+    // The two listings, at once.
+    let (routed, dests) = std::thread::scope(|s| {
+        let dests = s.spawn(|| dest_keys(dst));
+        let routed = route_all(src, &opts.layout, opts, &mut report.totals);
+        let dests = dests.join().unwrap_or_else(|_| {
+            Err(StoreError::Runtime {
+                driver: "store migration",
+                cause: std::io::Error::other("the listing thread panicked"),
+            })
+        });
+        (routed, dests)
+    });
+    let (routed, dests) = (routed?, dests?);
     let pool = pool(opts.parallelism)?;
     let progress = Progress::new("migrating", report.totals.total, opts.progress);
     let run_id = report.run_id.unwrap_or_default();
@@ -1218,10 +1229,16 @@ fn run_batches(
             dry_run_batch(dst, &pool, &examined, report, &progress)?;
             continue;
         };
-        record::in_transaction(l.driver, |d| {
-            let rows: Vec<ObjectRow> = examined.iter().map(|e| e.row.clone()).collect();
-            record::put_objects(d, run_id, &rows)
-        })?;
+        // The intent: the rows that will be put (a key found free). Rows judged in place or
+        // failed already need no intent: their outcome is all there is to record.
+        let intents: Vec<ObjectRow> = examined
+            .iter()
+            .filter(|e| e.row.state == ObjectState::Pending && !e.row.dest_existed)
+            .map(|e| e.row.clone())
+            .collect();
+        if !intents.is_empty() {
+            record::in_transaction(l.driver, |d| record::put_objects(d, run_id, &intents))?;
+        }
         let copier = Copier {
             src,
             dst,
@@ -1236,9 +1253,15 @@ fn run_batches(
         }
         dst.sync()?;
         report.totals.bytes_copied += copier.bytes.load(Ordering::Relaxed);
+        // Index rows for what the index does not hold yet (an object found in place that an
+        // earlier run indexed with the same digest keeps its row).
         let index: Vec<IndexRow> = examined
             .iter()
             .filter(|e| matches!(e.row.state, ObjectState::Copied | ObjectState::Skipped))
+            .filter(|e| {
+                let known = e.row.dest_key.as_ref().and_then(|k| indexed.get(k));
+                known.is_none_or(|i| Some(&i.sha256) != e.row.sha256.as_ref())
+            })
             .map(index_row)
             .collect();
         let dst_url = dst.url().redacted();
