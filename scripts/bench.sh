@@ -17,5 +17,5 @@ case $what in
   store-migrate) bench/store/migrate.sh "${@:2}" ;;
   site) bench/site/run.sh "${@:2}" ;;
   all) "$0" kit && "$0" migrate && "$0" store && "$0" site ;;
-  *) echo "usage: $0 kit|migrate|store|site|all" >&2; exit 2 ;;
+  *) echo "usage: $0 kit|migrate|store|store-migrate|site|all" >&2; exit 2 ;;
 esac
