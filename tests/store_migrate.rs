@@ -292,6 +292,18 @@ fn s3_to_file_killed_at_each_step_resumes_and_reverse_moves_back() {
     let db = format!("sqlite://{}", tmp.path().join("seed.db").display());
     let (code, out, err) = run(&env, &migrate_args(&folder, &origin, &db, &[]));
     assert_eq!(code, 0, "{out}{err}");
+    // A dry run from S3 plans every object and creates nothing: no folder, no database.
+    let planned = tmp.path().join("planned");
+    let planned_url = format!("file://{}", planned.display());
+    let dry_db = tmp.path().join("dry.db");
+    let dry_db_url = format!("sqlite://{}", dry_db.display());
+    let (code, out, err) = run(
+        &env,
+        &migrate_args(&origin, &planned_url, &dry_db_url, &["--dry-run"]),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["plan"].as_array().unwrap().len(), 21);
+    assert!(!planned.exists() && !dry_db.exists());
     let base = tmp.path().to_path_buf();
     kill_resume_rollback(
         &origin,
