@@ -144,6 +144,12 @@ pub trait Store: Send + Sync {
         Ok(false)
     }
 
+    /// Whether [`Store::list`] visits keys in byte order (S3's `ListObjectsV2` does), so that a
+    /// store migration may start on the first keys before the listing ends. `false` by default.
+    fn lists_in_order(&self) -> bool {
+        false
+    }
+
     /// The MD5 of a listed object's bytes, when this store is trusted to vouch for it (S3 with
     /// `confirm=etag-md5` and a single-part ETag); `None` otherwise (the default). Lets a store
     /// migration judge an object already in place without reading it.

@@ -434,6 +434,10 @@ impl Store for S3Store {
         self.confirm == Confirm::EtagMd5
     }
 
+    fn lists_in_order(&self) -> bool {
+        true
+    }
+
     fn listed_md5(&self, info: &ObjectInfo) -> Option<String> {
         let etag = info.etag.as_deref()?.trim_matches('"');
         let plain = etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit());

@@ -407,14 +407,114 @@ fn route_all<'l>(
     Ok(out)
 }
 
-/// Every key of the destination (one listing).
-fn dest_keys(dst: &dyn Store) -> Result<HashMap<String, ObjectInfo>, StoreError> {
-    let mut keys = HashMap::new();
-    dst.list(None, &mut |info| {
-        keys.insert(info.key.clone(), info);
-        ControlFlow::Continue(())
-    })?;
-    Ok(keys)
+/// The destination's listing, filled by a thread of its own while the batches start. For a store
+/// that lists in key order and the identity layout, a batch waits only until the listing has
+/// passed its last key; otherwise until the listing is complete. (Were a store to list out of
+/// order after all, a key judged free too early still meets a create-only put, which never
+/// overwrites.)
+#[derive(Default)]
+struct DestListing {
+    state: std::sync::Mutex<ListState>,
+    changed: std::sync::Condvar,
+    stop: std::sync::atomic::AtomicBool,
+    full: std::sync::OnceLock<HashMap<String, ObjectInfo>>,
+}
+
+#[derive(Default)]
+struct ListState {
+    keys: HashMap<String, ObjectInfo>,
+    upto: Option<String>,
+    unordered: bool,
+    done: bool,
+    error: Option<StoreError>,
+}
+
+/// The destination objects a batch may look up.
+enum Dests<'a> {
+    /// The whole listing.
+    Full(&'a HashMap<String, ObjectInfo>),
+    /// The entries of the batch's keys.
+    Part(HashMap<String, ObjectInfo>),
+}
+
+impl std::ops::Deref for Dests<'_> {
+    type Target = HashMap<String, ObjectInfo>;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Dests::Full(m) => m,
+            Dests::Part(m) => m,
+        }
+    }
+}
+
+impl DestListing {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ListState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Lists `dst` into the shared state (run on its own thread).
+    fn fill(&self, dst: &dyn Store) {
+        let mut pending = Vec::with_capacity(1000);
+        let flush = |pending: &mut Vec<ObjectInfo>| {
+            let mut st = self.lock();
+            for info in pending.drain(..) {
+                if st.upto.as_ref().is_some_and(|u| info.key < *u) {
+                    st.unordered = true;
+                }
+                st.upto = Some(info.key.clone());
+                st.keys.insert(info.key.clone(), info);
+            }
+            drop(st);
+            self.changed.notify_all();
+        };
+        let result = dst.list(None, &mut |info| {
+            pending.push(info);
+            if pending.len() >= 1000 {
+                flush(&mut pending);
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        flush(&mut pending);
+        let mut st = self.lock();
+        st.done = true;
+        st.error = result.err();
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// What a batch of (sorted) source `keys` may look up; `ordered` when its
+    /// destination keys are its source keys and the store lists in key order.
+    fn for_batch(&self, keys: &[&str], ordered: bool) -> Result<Dests<'_>, StoreError> {
+        let mut st = self.lock();
+        loop {
+            if let Some(e) = st.error.take() {
+                return Err(e);
+            }
+            let passed = match (keys.last(), &st.upto) {
+                (Some(last), Some(upto)) => *last <= upto.as_str(),
+                (None, _) => true,
+                _ => false,
+            };
+            if st.done || (ordered && !st.unordered && passed) {
+                break;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if ordered && !st.unordered && !st.done {
+            let part = keys
+                .iter()
+                .filter_map(|k| st.keys.get(*k).map(|i| ((*k).to_owned(), i.clone())))
+                .collect();
+            return Ok(Dests::Part(part));
+        }
+        let keys = std::mem::take(&mut st.keys);
+        drop(st);
+        Ok(Dests::Full(self.full.get_or_init(|| keys)))
+    }
 }
 
 fn pool(threads: usize) -> Result<rayon::ThreadPool, StoreError> {
@@ -1152,24 +1252,36 @@ pub fn migrate(
 fn run_batches(
     src: &dyn Store,
     dst: &dyn Store,
-    mut ledger: Option<&mut Ledger<'_>>,
+    ledger: Option<&mut Ledger<'_>>,
     opts: &MigrateOptions,
     prior: &HashMap<String, ObjectRow>,
     report: &mut MigrationReport,
 ) -> Result<bool, TransferError> {
-    // The two listings, at once.
-    let (routed, dests) = std::thread::scope(|s| {
-        let dests = s.spawn(|| dest_keys(dst));
-        let routed = route_all(src, &opts.layout, opts, &mut report.totals);
-        let dests = dests.join().unwrap_or_else(|_| {
-            Err(StoreError::Runtime {
-                driver: "store migration",
-                cause: std::io::Error::other("the listing thread panicked"),
-            })
-        });
-        (routed, dests)
-    });
-    let (routed, dests) = (routed?, dests?);
+    // The destination is listed on its own thread while the source is listed and the batches
+    // run.
+    let listing = DestListing::default();
+    let ordered = dst.lists_in_order() && opts.layout.is_identity();
+    std::thread::scope(|s| {
+        s.spawn(|| listing.fill(dst));
+        let result = batches(src, dst, ledger, opts, prior, report, &listing, ordered);
+        listing.stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+/// The batches of a run, the destination listing filling `listing` meanwhile.
+#[allow(clippy::too_many_arguments)]
+fn batches(
+    src: &dyn Store,
+    dst: &dyn Store,
+    mut ledger: Option<&mut Ledger<'_>>,
+    opts: &MigrateOptions,
+    prior: &HashMap<String, ObjectRow>,
+    report: &mut MigrationReport,
+    listing: &DestListing,
+    ordered: bool,
+) -> Result<bool, TransferError> {
+    let routed = route_all(src, &opts.layout, opts, &mut report.totals)?;
     let pool = pool(opts.parallelism)?;
     let progress = Progress::new("migrating", report.totals.total, opts.progress);
     let run_id = report.run_id.unwrap_or_default();
@@ -1204,6 +1316,8 @@ fn run_batches(
                 _ => true,
             })
             .collect();
+        let keys: Vec<&str> = todo.iter().map(|r| r.info.key.as_str()).collect();
+        let dests = listing.for_batch(&keys, ordered)?;
         let examiner = Examiner {
             src,
             dst,
