@@ -454,6 +454,23 @@ impl DestListing {
 
     /// Lists `dst` into the shared state (run on its own thread).
     fn fill(&self, dst: &dyn Store) {
+        // Should the listing panic, the batches waiting for it are told instead of waiting forever.
+        struct Finish<'a>(&'a DestListing);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                let mut st = self.0.lock();
+                if !st.done {
+                    st.done = true;
+                    st.error = Some(StoreError::Runtime {
+                        driver: "store migration",
+                        cause: std::io::Error::other("the destination listing stopped"),
+                    });
+                }
+                drop(st);
+                self.0.changed.notify_all();
+            }
+        }
+        let _finish = Finish(self);
         let mut pending = Vec::with_capacity(1000);
         let flush = |pending: &mut Vec<ObjectInfo>| {
             let mut st = self.lock();
