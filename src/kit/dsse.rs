@@ -3,7 +3,7 @@
 //!
 //! Signatures are over `PAE(payloadType, payload)`, never over the JSON envelope, so the
 //! envelope's formatting does not matter and the payload bytes are signed exactly as carried.
-//! This module is the encoding only; signing and verifying are [`crate::trust`]'s.
+//! This module is the encoding only; signing and verifying are the `trust` module's.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};

@@ -1,8 +1,8 @@
 //! The kit format, and only the format: the layout (names, order, bounds), archive paths, the
 //! typed manifest and its rules, validated names, digests and the digest-checking reader, the
 //! migration naming standard, the tar subset, zstd frames, the SHA256SUMS and DSSE encodings, and
-//! the strict streaming reader. Nothing here decides trust ([`crate::trust`]), reads a kit
-//! source ([`crate::build`]) or touches a database or a store.
+//! the strict streaming reader. Nothing here decides trust (the `trust` module), reads a kit
+//! source (the `build` module) or touches a database or a store.
 
 pub mod digest;
 pub mod dsse;

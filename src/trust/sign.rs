@@ -1,5 +1,5 @@
 //! Signing: DSSE signatures over an in-toto statement and detached signatures over SHA256SUMS.
-//! What gets signed and where it goes in a kit is [`crate::build`]'s; this is only the act.
+//! What gets signed and where it goes in a kit is the `build` module's; this is only the act.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
