@@ -241,6 +241,18 @@ fn exit_code_table_is_printed_by_help() {
     }
 }
 
+/// The README's exit-code table is the binary's, row for row (backticks aside).
+#[test]
+fn readme_exit_code_table_matches_the_binary() {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .unwrap()
+        .replace('`', "");
+    for (exit, meaning) in offkit::exit::Exit::TABLE {
+        let row = format!("| {} | {} |", exit.code(), meaning);
+        assert!(readme.contains(&row), "README lacks the row {row:?}");
+    }
+}
+
 #[test]
 fn sign_adds_a_cosigner_without_touching_the_payload_frames() {
     let ws = Workspace::new();
