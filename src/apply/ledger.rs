@@ -240,10 +240,7 @@ pub fn ensure(driver: &mut dyn Driver) -> Result<(), DbError> {
     if let Some(sql) = d.create_schema(SCHEMA) {
         driver.batch(&sql)?;
     }
-    let id = match d {
-        Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
-        Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
-    };
+    let id = d.id_column();
     let ts = d.timestamp_type();
     driver.batch(&format!(
         "CREATE TABLE IF NOT EXISTS {} ({id}, kit_name TEXT NOT NULL, kit_version TEXT NOT NULL, \
@@ -257,8 +254,7 @@ pub fn ensure(driver: &mut dyn Driver) -> Result<(), DbError> {
 
 /// True when the ledger table exists (reads only).
 pub fn exists(driver: &mut dyn Driver) -> Result<bool, DbError> {
-    let found = crate::migrate::history::table_columns(driver, &[(SCHEMA, TABLE)])?;
-    Ok(!found.is_empty())
+    crate::migrate::history::table_exists(driver, SCHEMA, TABLE)
 }
 
 /// Marks rows left `running` by dead attempts as `interrupted`. Call with the lock held.

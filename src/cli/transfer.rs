@@ -425,9 +425,8 @@ pub fn report(a: ReportArgs, global: &Global) -> CliResult {
         .map_err(db)?
         .ok_or(tr::TransferError::UnknownRun(a.run_id))?;
     let index_ready =
-        !crate::migrate::history::table_columns(driver, &[(record::INDEX_SCHEMA, record::INDEX)])
-            .map_err(db)?
-            .is_empty();
+        crate::migrate::history::table_exists(driver, record::INDEX_SCHEMA, record::INDEX)
+            .map_err(db)?;
     let figures = record::figures(driver, a.run_id, index_ready).map_err(db)?;
     if global.json {
         return print_json(&RunReport { run, figures });

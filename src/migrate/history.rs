@@ -170,6 +170,11 @@ pub fn ensure_tables_sql(d: Dialect, schemas: &[&str]) -> Vec<String> {
     sql
 }
 
+/// Whether `schema.table` (SQLite: `schema_table`) exists (reads only).
+pub fn table_exists(driver: &mut dyn Driver, schema: &str, table: &str) -> Result<bool, DbError> {
+    Ok(!table_columns(driver, &[(schema, table)])?.is_empty())
+}
+
 /// The columns of each table that exists, keyed by (schema, table); absent tables are absent.
 pub fn table_columns(
     driver: &mut dyn Driver,

@@ -248,6 +248,31 @@ impl PgStore {
             .start()
     }
 
+    /// Fetches a listing's `(key, size)` rows page by page and visits them, until `visit` says
+    /// stop.
+    fn visit_rows(
+        tx: &mut Transaction<'_>,
+        portal: &postgres::Portal,
+        visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
+    ) -> Result<(), postgres::Error> {
+        loop {
+            let rows = tx.query_portal(portal, FETCH_LIST)?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for row in rows {
+                let info = ObjectInfo {
+                    key: row.get(0),
+                    size: row.get::<_, i64>(1).max(0) as u64,
+                    etag: None,
+                };
+                if visit(info).is_break() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     fn read_only(&self, op: &'static str) -> StoreError {
         StoreError::Misconfigured {
             store: self.shown.clone(),
@@ -390,22 +415,7 @@ impl PgStore {
                 t = self.objects
             );
             let portal = tx.bind(&sql, &[&prefix]).map_err(&pg)?;
-            'fetch: loop {
-                let rows = tx.query_portal(&portal, FETCH_LIST).map_err(&pg)?;
-                if rows.is_empty() {
-                    break;
-                }
-                for row in rows {
-                    let info = ObjectInfo {
-                        key: row.get(0),
-                        size: row.get::<_, i64>(1).max(0) as u64,
-                        etag: None,
-                    };
-                    if visit(info).is_break() {
-                        break 'fetch;
-                    }
-                }
-            }
+            Self::visit_rows(&mut tx, &portal, visit).map_err(&pg)?;
             tx.commit().map_err(&pg)
         })
     }
@@ -531,22 +541,7 @@ impl Store for PgStore {
                 Err(e) if undefined_table(&e) => return Ok(()),
                 Err(e) => return Err(pg(e)),
             };
-            'fetch: loop {
-                let rows = tx.query_portal(&portal, FETCH_LIST).map_err(&pg)?;
-                if rows.is_empty() {
-                    break;
-                }
-                for row in rows {
-                    let info = ObjectInfo {
-                        key: row.get(0),
-                        size: row.get::<_, i64>(1).max(0) as u64,
-                        etag: None,
-                    };
-                    if visit(info).is_break() {
-                        break 'fetch;
-                    }
-                }
-            }
+            Self::visit_rows(&mut tx, &portal, visit).map_err(&pg)?;
             tx.commit().map_err(&pg)
         })
     }

@@ -252,10 +252,7 @@ pub fn ensure(driver: &mut dyn Driver) -> Result<(), DbError> {
     if let Some(sql) = d.create_schema(SCHEMA) {
         driver.batch(&sql)?;
     }
-    let id = match d {
-        Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
-        Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
-    };
+    let id = d.id_column();
     let ts = d.timestamp_type();
     driver.batch(&format!(
         "CREATE TABLE IF NOT EXISTS {} ({id}, from_store TEXT NOT NULL, to_store TEXT NOT NULL, \
@@ -277,8 +274,7 @@ pub fn ensure(driver: &mut dyn Driver) -> Result<(), DbError> {
 
 /// True when the run table exists (reads only).
 pub fn exists(driver: &mut dyn Driver) -> Result<bool, DbError> {
-    let found = crate::migrate::history::table_columns(driver, &[(SCHEMA, RUNS)])?;
-    Ok(!found.is_empty())
+    crate::migrate::history::table_exists(driver, SCHEMA, RUNS)
 }
 
 /// Marks runs left `running` by dead processes as `interrupted`. Call with the lock held.
@@ -378,23 +374,38 @@ pub fn finish(
     error: Option<&str>,
 ) -> Result<(), DbError> {
     let d = driver.dialect();
-    let o = objects(d);
+    // One pass over the run's rows counts them all (PostgreSQL sums bigints as numeric: cast).
+    let counts = driver.query(
+        &format!(
+            "SELECT COUNT(*), \
+             CAST(COALESCE(SUM(CASE WHEN state = 'copied' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN state = 'skipped' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(source_deleted), 0) AS BIGINT) FROM {} WHERE run_id = $1",
+            objects(d)
+        ),
+        &[id.into()],
+    )?;
+    let row = counts
+        .first()
+        .ok_or_else(|| DbError::msg("counting a run's objects returned no row"))?;
+    let count = |i: usize| -> Result<i64, DbError> { Cols(row).int(i) };
     driver.execute(
         &format!(
-            "UPDATE {r} SET state = $1, finished_at = {now}, report_sha256 = $2, error = $3, \
-             total = (SELECT COUNT(*) FROM {o} WHERE run_id = $4), \
-             copied = (SELECT COUNT(*) FROM {o} WHERE run_id = $4 AND state = 'copied'), \
-             skipped = (SELECT COUNT(*) FROM {o} WHERE run_id = $4 AND state = 'skipped'), \
-             failed = (SELECT COUNT(*) FROM {o} WHERE run_id = $4 AND state = 'failed'), \
-             deleted_sources = (SELECT COUNT(*) FROM {o} WHERE run_id = $4 AND source_deleted = 1) \
-             WHERE id = $4",
-            r = runs(d),
-            now = d.now()
+            "UPDATE {} SET state = $1, finished_at = {}, report_sha256 = $2, error = $3, \
+             total = $4, copied = $5, skipped = $6, failed = $7, deleted_sources = $8 WHERE id = $9",
+            runs(d),
+            d.now()
         ),
         &[
             state.as_str().into(),
             report_sha256.into(),
             error.map_or(Value::Null, Value::from),
+            count(0)?.into(),
+            count(1)?.into(),
+            count(2)?.into(),
+            count(3)?.into(),
+            count(4)?.into(),
             id.into(),
         ],
     )?;

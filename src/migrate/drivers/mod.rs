@@ -122,6 +122,14 @@ impl Dialect {
         }
     }
 
+    /// The column definition of an auto-numbered primary key `id`.
+    pub fn id_column(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
+            Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        }
+    }
+
     /// The column type used for timestamps.
     pub fn timestamp_type(self) -> &'static str {
         match self {
