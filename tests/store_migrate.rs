@@ -38,6 +38,31 @@ fn fingerprint(url: &str, env: &[(&'static str, String)]) -> Vec<(String, String
     suite::fingerprint(store.as_ref())
 }
 
+/// Puts `bytes` at `key` behind offkit's back (another writer's object).
+fn put_bytes(
+    store: &dyn offkit::store::Store,
+    key: &str,
+    bytes: &[u8],
+    mode: offkit::store::WriteMode,
+) {
+    store
+        .put(
+            &offkit::store::PutRequest {
+                key: &offkit::kit::path::KitPath::new(key).unwrap(),
+                size: bytes.len() as u64,
+                media_type: "application/octet-stream",
+                mode,
+            },
+            &mut offkit::kit::digest::DigestReader::new(
+                bytes,
+                key,
+                bytes.len() as u64,
+                &offkit::util::sha256_hex(bytes),
+            ),
+        )
+        .unwrap();
+}
+
 /// `offkit store SUB ARGS` with the environment.
 fn store_cmd(env: &[(&'static str, String)], args: &[&str]) -> Command {
     let mut c = cli::offkit();
@@ -140,21 +165,12 @@ fn file_to_s3_dry_run_run_compare_conflict_rollback_and_secrets() {
     std::fs::write(src_dir.join("set/new-b.json"), b"{\"new\":\"b\"}").unwrap();
     let dst = open_str(&to).unwrap();
     let squatter = b"not the source's bytes";
-    dst.put(
-        &offkit::store::PutRequest {
-            key: &offkit::kit::path::KitPath::new("set/new-b.json").unwrap(),
-            size: squatter.len() as u64,
-            media_type: "text/plain",
-            mode: offkit::store::WriteMode::CreateNew,
-        },
-        &mut offkit::kit::digest::DigestReader::new(
-            &squatter[..],
-            "squatter",
-            squatter.len() as u64,
-            &offkit::util::sha256_hex(squatter),
-        ),
-    )
-    .unwrap();
+    put_bytes(
+        dst.as_ref(),
+        "set/new-b.json",
+        squatter,
+        offkit::store::WriteMode::CreateNew,
+    );
     let (code, stdout, stderr) = run(none, &migrate_args(&from, &to, &db, &[]));
     assert_eq!(code, 13, "{stdout}{stderr}");
     let r = json(&stdout);
@@ -760,21 +776,12 @@ fn s3_to_s3_with_trusted_checksums_skips_by_listing_and_still_catches_a_changed_
     let mut old = Vec::new();
     dst.get(&key, &mut old).unwrap();
     let forged = vec![b'x'; old.len()];
-    dst.put(
-        &offkit::store::PutRequest {
-            key: &key,
-            size: forged.len() as u64,
-            media_type: "application/json",
-            mode: offkit::store::WriteMode::Replace,
-        },
-        &mut offkit::kit::digest::DigestReader::new(
-            &forged[..],
-            "forged",
-            forged.len() as u64,
-            &offkit::util::sha256_hex(&forged),
-        ),
-    )
-    .unwrap();
+    put_bytes(
+        dst.as_ref(),
+        key.as_str(),
+        &forged,
+        offkit::store::WriteMode::Replace,
+    );
     let (code, out, err) = run(&env, &migrate_args(&origin, &copy, &db, &[]));
     assert_eq!(code, 13, "{out}{err}");
     let r = json(&out);

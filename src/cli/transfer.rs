@@ -169,6 +169,29 @@ fn open_scope(scope: &Scope) -> Result<Opened, CliError> {
     Ok(Opened { src, dst, opts })
 }
 
+/// Prints a report: JSON with `--json`, else its text.
+fn show(
+    report: &impl serde::Serialize,
+    text: impl FnOnce() -> String,
+    global: &Global,
+) -> CliResult {
+    if global.json {
+        print_json(report)
+    } else {
+        print!("{}", text());
+        Ok(())
+    }
+}
+
+/// Success, or the exit code and message of a job left incomplete.
+fn done_if(ok: bool, exit: Exit, message: impl FnOnce() -> String) -> CliResult {
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::msg(exit, message()))
+    }
+}
+
 fn write_output(path: &Path, bytes: &[u8]) -> CliResult {
     crate::util::write_atomic(path, bytes, 0o644, true)
         .map_err(|e| io_error(format!("writing {}", path.display()), e))
@@ -218,11 +241,7 @@ pub fn migrate(a: MigrateArgs, global: &Global) -> CliResult {
         if let Some(path) = &a.output {
             write_output(path, &r.to_json())?;
         }
-        if global.json {
-            print_json(r)?;
-        } else {
-            print!("{}", r.render_text());
-        }
+        show(r, || r.render_text(), global)?;
     }
     result.map(|_| ()).map_err(CliError::from)
 }
@@ -310,24 +329,14 @@ pub fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
         run_id,
         a.parallelism,
     )?;
-    if global.json {
-        print_json(&report)?;
-    } else {
-        print!("{}", report.render_text());
-    }
-    if report.complete() {
-        Ok(())
-    } else {
-        Err(CliError::msg(
-            Exit::PartialFailure,
-            format!(
-                "rollback of run {} incomplete: {} copies kept (changed since the run), {} failed",
-                run_id,
-                report.kept_changed.len(),
-                report.failures.len()
-            ),
-        ))
-    }
+    show(&report, || report.render_text(), global)?;
+    done_if(report.complete(), Exit::PartialFailure, || {
+        format!(
+            "rollback of run {run_id} incomplete: {} copies kept (changed since the run), {} failed",
+            report.kept_changed.len(),
+            report.failures.len()
+        )
+    })
 }
 
 /// `offkit store rollback --application N`: the seeds one apply put.
@@ -358,23 +367,14 @@ fn seed_rollback(
     }
     let by = crate::migrate::runner::default_applied_by();
     let report = seeds::rollback(driver, store.as_ref(), id, &by).map_err(db)?;
-    if global.json {
-        print_json(&report)?;
-    } else {
-        print!("{}", report.render_text());
-    }
-    if report.complete() {
-        Ok(())
-    } else {
-        Err(CliError::msg(
-            Exit::PartialFailure,
-            format!(
-                "seed rollback of apply #{id} incomplete: {} kept, {} failed",
-                report.kept.len(),
-                report.failures.len()
-            ),
-        ))
-    }
+    show(&report, || report.render_text(), global)?;
+    done_if(report.complete(), Exit::PartialFailure, || {
+        format!(
+            "seed rollback of apply #{id} incomplete: {} kept, {} failed",
+            report.kept.len(),
+            report.failures.len()
+        )
+    })
 }
 
 /// `offkit store compare`.
@@ -387,25 +387,16 @@ pub fn compare(a: CompareArgs, global: &Global) -> CliResult {
         bytes.push(b'\n');
         write_output(path, &bytes)?;
     }
-    if global.json {
-        print_json(&c)?;
-    } else {
-        print!("{}", c.render_text());
-    }
-    if c.equal() {
-        Ok(())
-    } else {
-        Err(CliError::msg(
-            Exit::Different,
-            format!(
-                "the stores differ: {} missing, {} different, {} unreadable, {} only in the destination",
-                c.missing.len(),
-                c.different.len(),
-                c.unreadable.len(),
-                c.only_in_destination.len()
-            ),
-        ))
-    }
+    show(&c, || c.render_text(), global)?;
+    done_if(c.equal(), Exit::Different, || {
+        format!(
+            "the stores differ: {} missing, {} different, {} unreadable, {} only in the destination",
+            c.missing.len(),
+            c.different.len(),
+            c.unreadable.len(),
+            c.only_in_destination.len()
+        )
+    })
 }
 
 #[derive(serde::Serialize)]

@@ -650,9 +650,10 @@ impl Examiner<'_> {
         let parse = doc && r.info.size <= MAX_DOCUMENT;
         let mut spool = parse.then(|| tempfile::spooled_tempfile(KEEP_MAX as usize));
         let want_keep = r.info.size <= KEEP_MAX && self.reserve(r.info.size);
+        // A document's spool is what is kept (one copy in memory, not two).
         let mut tee = Tee::new(
             self.dst.confirms_by_checksum(),
-            want_keep.then(|| Vec::with_capacity(r.info.size as usize)),
+            (want_keep && spool.is_none()).then(|| Vec::with_capacity(r.info.size as usize)),
         );
         // Keep no more than was reserved, should the object have grown since the listing.
         tee.limit = r.info.size;
@@ -667,12 +668,19 @@ impl Examiner<'_> {
         ex.md5 = tee.md5_hex();
         let ObjectDigest { size, sha256 } = tee.hash.finish();
         ex.kept = tee.keep;
-        let meta = match &mut spool {
-            Some(sp) => {
+        let meta = match spool {
+            Some(mut sp) => {
                 use std::io::Seek;
                 sp.rewind()
                     .map_err(|e| format!("reading the spooled object: {e}"))?;
-                Some(document::read_meta(sp.take(MAX_DOCUMENT)))
+                let meta = document::read_meta((&mut sp).take(MAX_DOCUMENT));
+                if let tempfile::SpooledData::InMemory(bytes) = sp.into_inner() {
+                    let bytes = bytes.into_inner();
+                    if want_keep && bytes.len() as u64 <= r.info.size {
+                        ex.kept = Some(bytes);
+                    }
+                }
+                Some(meta)
             }
             None if doc => Some(document::DocMeta::default()),
             None => None,
