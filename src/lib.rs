@@ -8,7 +8,8 @@
 //! From the bottom (docs/ARCHITECTURE.md; a module imports only modules below it):
 //!
 //! - leaves: [`exit`] (the exit-code table), [`failpoint`] (named crash points for tests),
-//!   [`util`], [`sql`] (identifier quoting), [`report`] (progress), [`sbom`] (the kit's SPDX 2.3
+//!   [`util`], [`confine`] (a folder held open, everything below it done through the handle),
+//!   [`sql`] (identifier quoting), [`report`] (progress), [`sbom`] (the kit's SPDX 2.3
 //!   document), [`pg`] (PostgreSQL connections the libpq way: connection strings, `PG*`
 //!   variables, `.pgpass`, TLS, several hosts).
 //! - [`kit`]: the format only — layout, paths, the typed manifest and its rules, names and
@@ -25,6 +26,7 @@
 pub mod apply;
 pub mod build;
 pub mod cli;
+pub mod confine;
 pub mod exit;
 pub mod failpoint;
 pub mod kit;

@@ -99,6 +99,20 @@ pub fn format_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// `bytes` random bytes as lowercase hex, for names no one can guess (a failure of the system's
+/// random source falls back to the time and process id: still unique, no longer secret).
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        return format!("{t:x}{:x}", std::process::id());
+    }
+    hex::encode(b)
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -335,7 +335,7 @@ fn stripped_signatures_are_refused() {
         &c.with(|e| {
             let mut env: serde_json::Value = serde_json::from_slice(&e[d].data).unwrap();
             env["signatures"] = serde_json::json!([]);
-            e[d].data = serde_json::to_vec(&env).unwrap();
+            e[d].data = forge::pretty(&env);
         }),
     );
     c.assert_refused(&kit, "missing-signature");
@@ -504,10 +504,8 @@ fn a_directory_entry_is_refused() {
             e.insert(
                 PAYLOAD,
                 Entry {
-                    path: b"migrations/".to_vec(),
                     kind: EntryType::Directory,
-                    data: Vec::new(),
-                    link: Vec::new(),
+                    ..Entry::file("migrations/", "")
                 },
             )
         }),
@@ -544,4 +542,224 @@ fn terminal_escapes_in_a_manifest_never_reach_the_output() {
             "{a:?}: {out}{err}"
         );
     }
+}
+
+// ---- Canonical kits: every byte is what `offkit build` writes or is signed (issue 10, class 2).
+
+/// The mode field of a ustar header.
+const MODE: usize = 100;
+
+#[test]
+fn a_skippable_frame_anywhere_is_refused() {
+    let c = case();
+    let bytes = std::fs::read(&c.kit).unwrap();
+    // 1 MiB of unsigned bytes in a skippable frame, at the end and after the header frame.
+    let mut skippable = vec![0x50, 0x2A, 0x4D, 0x18];
+    skippable.extend((1u32 << 20).to_le_bytes());
+    skippable.resize(8 + (1 << 20), b'A');
+    let mut at_end = bytes.clone();
+    at_end.extend(&skippable);
+    let out = c.ws.path("hostile/skippable-end.kit.tar.zst");
+    common::write(&out, &at_end);
+    c.assert_refused(&out, "non-canonical-compression");
+
+    let header = zstd::zstd_safe::find_frame_compressed_size(&bytes).unwrap();
+    let mut inside = bytes[..header].to_vec();
+    inside.extend(&skippable);
+    inside.extend(&bytes[header..]);
+    let out = c.ws.path("hostile/skippable-inside.kit.tar.zst");
+    common::write(&out, &inside);
+    c.assert_refused(&out, "non-canonical-compression");
+}
+
+#[test]
+fn frames_without_checksum_or_size_are_refused() {
+    let c = case();
+    // The stock streaming encoder: same tar stream, frames without checksum or content size.
+    let z = zstd::stream::encode_all(&forge::tar_bytes(&c.entries)[..], 3).unwrap();
+    let out = c.ws.path("hostile/plain-zstd.kit.tar.zst");
+    common::write(&out, &z);
+    c.assert_refused(&out, "non-canonical-compression");
+}
+
+#[test]
+fn tar_header_fields_other_than_builds_are_refused() {
+    let c = case();
+    let i = forge::find(&c.entries, "seeds/catalog/items.json");
+    let patches: [(&str, usize, &[u8]); 5] = [
+        // World-writable setuid: what stock `tar -xp` as root would create.
+        ("setuid", MODE, b"0004777\0"),
+        ("uid", 108, b"0001750\0"),
+        ("gid", 116, b"0001750\0"),
+        ("uname", 265, b"attacker"),
+        ("devmajor", 329, b"0000001\0"),
+    ];
+    for (name, at, bytes) in patches {
+        let kit = c.forge(
+            &format!("header-{name}"),
+            &c.with(|e| e[i].patch.push((at, bytes.to_vec()))),
+        );
+        c.assert_refused(&kit, "non-canonical-entry");
+    }
+    // One entry with a different mtime, and a header entry too.
+    let kit = c.forge("header-mtime", &c.with(|e| e[i].mtime = Some(1)));
+    c.assert_refused(&kit, "non-canonical-entry");
+    let kit = c.forge(
+        "header-entry-mode",
+        &c.with(|e| e[1].patch.push((MODE, b"0000755\0".to_vec()))),
+    );
+    c.assert_refused(&kit, "non-canonical-entry");
+    // Every entry at another time than the kit's signed creation time.
+    let kit = c.forge(
+        "all-mtimes",
+        &c.with(|e| e.iter_mut().for_each(|x| x.mtime = Some(12345))),
+    );
+    c.assert_refused(&kit, "non-canonical-entry");
+}
+
+#[test]
+fn pax_records_other_than_builds_are_refused() {
+    let c = case();
+    let i = forge::find(&c.entries, "seeds/catalog/items.json");
+    // A pax header that offkit never writes for a short name: it changes owner and mode for
+    // tools that honour it.
+    let mut pax = Entry::file("PaxHeader", "16 uname=attack\n");
+    pax.kind = EntryType::XHeader;
+    let kit = c.forge("pax-uname", &c.with(|e| e.insert(i, pax.clone())));
+    c.assert_refused(&kit, "non-canonical-entry");
+    // A pax header describing nothing, just before the end-of-archive marker.
+    let kit = c.forge("pax-dangling", &c.with(|e| e.push(pax)));
+    c.assert_refused(&kit, "malformed-archive");
+}
+
+#[test]
+fn bytes_after_the_end_marker_are_refused_even_zeros() {
+    let c = case();
+    let mut tar = forge::tar_bytes(&c.entries);
+    tar.resize(tar.len() + 10 * 512, 0);
+    let out = c.ws.path("hostile/zero-padding.kit.tar.zst");
+    forge::write_raw(&tar, &out);
+    c.assert_refused(&out, "trailing-data");
+}
+
+#[test]
+fn an_envelope_not_in_builds_form_is_refused() {
+    let c = case();
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let env: serde_json::Value = serde_json::from_slice(&c.entries[d].data).unwrap();
+    // The signatures are over the PAE, not the JSON: these still carry valid signatures.
+    let mut extra = env.clone();
+    extra["note"] = serde_json::json!("unsigned bytes");
+    let mut extra_sig = env.clone();
+    extra_sig["signatures"][0]["cert"] = serde_json::json!("x");
+    for (name, bytes) in [
+        ("envelope-extra-field", forge::pretty(&extra)),
+        ("envelope-signature-field", forge::pretty(&extra_sig)),
+        ("envelope-compact", serde_json::to_vec(&env).unwrap()),
+    ] {
+        let kit = c.forge(name, &c.with(|e| e[d].data = bytes));
+        c.assert_refused(&kit, "non-canonical-signature");
+    }
+}
+
+// ---- Detached signatures are enforced (class 3).
+
+#[test]
+fn a_detached_signature_by_nobody_is_refused() {
+    let c = case();
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let nobody = format!("SHA256SUMS.{}.sig", "ab".repeat(32));
+    // 64 bytes by a key that did not sign the envelope.
+    let kit = c.forge(
+        "detached-by-nobody",
+        &c.with(|e| e.insert(d, Entry::file(&nobody, vec![7u8; 64]))),
+    );
+    c.assert_refused(&kit, "bad-signature");
+    // A shell script, or 4 MiB of noise, is not a signature at all.
+    let kit = c.forge(
+        "detached-script",
+        &c.with(|e| e.insert(d, Entry::file(&nobody, "#!/bin/sh\nrm -rf ~\n"))),
+    );
+    c.assert_refused(&kit, "non-canonical-signature");
+    let kit = c.forge(
+        "detached-noise",
+        &c.with(|e| e.insert(d, Entry::file(&nobody, vec![0x42u8; 4 << 20]))),
+    );
+    c.assert_refused(&kit, "non-canonical-signature");
+}
+
+#[test]
+fn a_bogus_first_signature_cannot_carry_a_garbage_detached_signature() {
+    let c = case();
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let s = forge::find(&c.entries, "SHA256SUMS.sig");
+    let stranger = offkit::trust::SecretKey::generate().unwrap();
+    let kit = c.forge(
+        "bogus-first-signature",
+        &c.with(|e| {
+            let mut env: serde_json::Value = serde_json::from_slice(&e[d].data).unwrap();
+            let sigs = env["signatures"].as_array_mut().unwrap();
+            sigs.insert(
+                0,
+                serde_json::json!({"keyid": stranger.keyid().as_str(), "sig": "AAAA"}),
+            );
+            e[d].data = forge::pretty(&env);
+            e[s].data = vec![0u8; 64];
+        }),
+    );
+    // The trusted key's envelope signature counts, but its detached signature is gone.
+    c.assert_refused(&kit, "missing-signature");
+}
+
+#[test]
+fn co_signer_entries_out_of_order_or_repeated_are_refused() {
+    let c = case();
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let a = format!("SHA256SUMS.{}.sig", "a".repeat(64));
+    let b = format!("SHA256SUMS.{}.sig", "b".repeat(64));
+    for (name, first, second) in [("cosig-order", &b, &a), ("cosig-repeat", &a, &a)] {
+        let kit = c.forge(
+            name,
+            &c.with(|e| {
+                e.insert(d, Entry::file(second, vec![1u8; 64]));
+                e.insert(d, Entry::file(first, vec![1u8; 64]));
+            }),
+        );
+        c.assert_refused(&kit, "non-canonical-signature");
+    }
+}
+
+// ---- Work before authentication is bounded (class 1).
+
+#[test]
+fn the_whole_header_is_bounded_not_each_entry() {
+    let c = case();
+    let m = forge::find(&c.entries, "manifest.json");
+    let s = forge::find(&c.entries, "SHA256SUMS");
+    // Two entries of 40 MiB each: under any per-entry limit, together over the header's 64 MiB.
+    let kit = c.forge(
+        "header-over-budget",
+        &c.with(|e| {
+            e[m].data = vec![b' '; 40 << 20];
+            e[s].data = vec![b' '; 40 << 20];
+        }),
+    );
+    assert!(std::fs::metadata(&kit).unwrap().len() < 1 << 20);
+    c.assert_refused(&kit, "oversized-entry");
+}
+
+#[test]
+fn too_many_envelope_signatures_are_refused_while_parsing() {
+    let c = case();
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let kit = c.forge(
+        "many-signatures",
+        &c.with(|e| {
+            let mut env: serde_json::Value = serde_json::from_slice(&e[d].data).unwrap();
+            let one = env["signatures"][0].clone();
+            env["signatures"] = serde_json::Value::Array(vec![one; 100_000]);
+            e[d].data = forge::pretty(&env);
+        }),
+    );
+    c.assert_refused(&kit, "malformed-json");
 }

@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("exit", 0),
     ("failpoint", 0),
     ("util", 0),
+    ("confine", 0),
     ("sql", 0),
     ("sbom", 1),
     ("report", 1),

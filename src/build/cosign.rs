@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::digest::Sha256Hex;
 use crate::kit::dsse::Envelope;
-use crate::kit::frame::{HeaderEntries, first_frame_len, header_frame};
+use crate::kit::frame::{HeaderEntries, HeaderLimit, first_frame_len, header_frame, header_tar};
 use crate::trust::keys::{KeyId, SecretKey};
 use crate::trust::policy::TrustPolicy;
 use crate::trust::sign::add_to_envelope;
@@ -47,6 +47,9 @@ pub enum SignError {
     /// The header entries are not a zstd frame of their own.
     #[error("the kit's header is not a separate zstd frame ({0}); rebuild it with offkit build")]
     Layout(String),
+    /// Another signature would pass a limit every verifier enforces.
+    #[error("the kit cannot take another signature: {0}")]
+    Limit(#[from] HeaderLimit),
     /// Reading or writing failed.
     #[error("{path}: {source}")]
     Io {
@@ -61,7 +64,7 @@ impl ExitCoded for SignError {
     fn exit(&self) -> Exit {
         match self {
             SignError::Verify(v) => v.exit(),
-            SignError::AlreadySigned { .. } => Exit::Usage,
+            SignError::AlreadySigned { .. } | SignError::Limit(_) => Exit::Usage,
             SignError::Layout(_) => Exit::Verification,
             SignError::Io { .. } => Exit::Io,
         }
@@ -121,7 +124,7 @@ pub fn add_signature(
         key.sign(&header.sums.bytes).to_vec(),
     ));
     cosigners.sort();
-    let (new_frame, _) = header_frame(
+    let new_tar = header_tar(
         &HeaderEntries {
             manifest: &header.manifest.bytes,
             sums: &header.sums.bytes,
@@ -130,8 +133,9 @@ pub fn add_signature(
             dsse: &envelope.to_bytes(),
         },
         verified.manifest().created.unix_seconds(),
-    )
-    .map_err(io_err(out))?;
+    )?;
+    let new_frame = header_frame(&new_tar).map_err(io_err(out))?;
+    drop(new_tar);
 
     let dir = match out.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

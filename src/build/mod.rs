@@ -6,7 +6,7 @@
 //! that compress in parallel ([`frames`]), so the digests that get signed are those of the exact
 //! bytes written. Then the kit's SBOM, manifest (checked against the format's rules), SHA256SUMS
 //! and signatures are made, and the kit is assembled: the header frame (written by
-//! [`crate::kit::frame::header_frame`], the same writer `sign` uses), payload frames before
+//! [`crate::kit::frame::header_tar`], the same writer `sign` uses), payload frames before
 //! `sboms/kit.spdx.json`, the SBOM's frame, the remaining payload frames. The result depends only
 //! on the source's content, `kit.toml`, the creation time and the compression level.
 
@@ -26,7 +26,8 @@ use crate::exit::{Exit, ExitCoded};
 use crate::kit::digest::Sha256Hex;
 use crate::kit::dsse::{Statement, Subject, SubjectDigest};
 use crate::kit::frame::{
-    HeaderEntries, append_entry, compress_frame, header_frame, new_compressor,
+    HeaderEntries, HeaderLimit, append_entry, compress_frame, header_frame, header_tar,
+    new_compressor,
 };
 use crate::kit::layout::{FORMAT_MARKER, KIT_SBOM, LAYOUT, MANIFEST, MANIFEST_SCHEMA};
 use crate::kit::manifest::{
@@ -138,6 +139,9 @@ pub enum BuildError {
         /// The existing file.
         path: String,
     },
+    /// The kit would pass a limit every verifier enforces.
+    #[error("the kit cannot be built: {0}")]
+    Limit(#[from] HeaderLimit),
     /// Writing the kit failed.
     #[error("writing {path}: {source}")]
     Write {
@@ -153,7 +157,9 @@ impl ExitCoded for BuildError {
         match self {
             BuildError::NoKey | BuildError::DuplicateKey { .. } => Exit::Usage,
             BuildError::Manifest(_) => Exit::Internal,
-            BuildError::NotUtf8 { .. } | BuildError::BadTime(_) => Exit::InvalidSource,
+            BuildError::NotUtf8 { .. } | BuildError::BadTime(_) | BuildError::Limit(_) => {
+                Exit::InvalidSource
+            }
             _ => Exit::Io,
         }
     }
@@ -238,7 +244,13 @@ pub fn build(
         sha256: Sha256Hex::of(&manifest_bytes),
     });
     let sums_bytes = sums::format(&lines);
+    // Every signer's detached signature: the first as SHA256SUMS.sig, the others by keyid.
     let sums_sig = keys[0].sign(&sums_bytes);
+    let mut cosigner_sigs: Vec<(String, Vec<u8>)> = keys[1..]
+        .iter()
+        .map(|k| (k.keyid().to_string(), k.sign(&sums_bytes).to_vec()))
+        .collect();
+    cosigner_sigs.sort();
     let subjects = sums::parse(&sums_bytes)
         .unwrap_or_default()
         .into_iter()
@@ -251,17 +263,18 @@ pub fn build(
         .collect();
     let envelope = sign_envelope(&Statement::new(subjects, &manifest).to_bytes(), keys);
 
-    let (header, _) = header_frame(
+    let header_tar_bytes = header_tar(
         &HeaderEntries {
             manifest: &manifest_bytes,
             sums: &sums_bytes,
             sums_sig: &sums_sig,
-            cosigner_sigs: &[],
+            cosigner_sigs: &cosigner_sigs,
             dsse: &envelope.to_bytes(),
         },
         mtime,
-    )
-    .map_err(write_err(out_dir))?;
+    )?;
+    let header = header_frame(&header_tar_bytes).map_err(write_err(out_dir))?;
+    drop(header_tar_bytes);
     let mut sbom_tar = Vec::new();
     append_entry(&mut sbom_tar, KIT_SBOM, &sbom_bytes, mtime);
     let sbom_frame = compress_frame(

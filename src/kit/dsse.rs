@@ -5,25 +5,33 @@
 //! envelope's formatting does not matter and the payload bytes are signed exactly as carried.
 //! This module is the encoding only; signing and verifying are the `trust` module's.
 
+use std::io;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 
 use serde::{Deserialize, Serialize};
 
-use crate::kit::layout::{PREDICATE_TYPE, STATEMENT_TYPE};
+use crate::kit::layout::{MAX_SIGNATURES, PREDICATE_TYPE, STATEMENT_TYPE};
 
 /// DSSE protocol, "Signature definition": `PAE(type, body) = "DSSEv1" + SP + LEN(type) + SP +
 /// type + SP + LEN(body) + SP + body`, where `LEN` is the ASCII decimal byte length.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + payload_type.len() + 32);
+    let mut out = pae_prefix(payload_type, payload.len());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The PAE bytes before the body, with room for the body.
+fn pae_prefix(payload_type: &str, body_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body_len + payload_type.len() + 32);
     out.extend_from_slice(b"DSSEv1 ");
     out.extend_from_slice(payload_type.len().to_string().as_bytes());
     out.push(b' ');
     out.extend_from_slice(payload_type.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(payload.len().to_string().as_bytes());
+    out.extend_from_slice(body_len.to_string().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(payload);
     out
 }
 
@@ -61,6 +69,100 @@ impl Envelope {
     /// Base64.
     pub fn payload_bytes(&self) -> Option<Vec<u8>> {
         decode_b64(&self.payload)
+    }
+}
+
+/// A kit's envelope as read for verification, borrowing its strings from the entry's bytes (the
+/// Base64 payload is not copied). At most [`MAX_SIGNATURES`] signatures are parsed: a longer list
+/// is refused while parsing, before any is looked at.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvelopeRef<'a> {
+    /// Base64 of the payload bytes.
+    #[serde(borrow)]
+    pub payload: &'a str,
+    /// The payload's media type.
+    #[serde(borrow)]
+    pub payload_type: &'a str,
+    /// The signatures.
+    #[serde(deserialize_with = "bounded_signatures")]
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+fn bounded_signatures<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<EnvelopeSignature>, D::Error> {
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<EnvelopeSignature>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_SIGNATURES} signatures")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element()? {
+                if out.len() == MAX_SIGNATURES {
+                    return Err(serde::de::Error::custom(format!(
+                        "more than {MAX_SIGNATURES} signatures (the most a kit may carry)"
+                    )));
+                }
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Bounded)
+}
+
+impl EnvelopeRef<'_> {
+    /// True when `bytes` are exactly what [`Envelope::to_bytes`] writes for this envelope: no
+    /// unknown field, no other formatting. Compared while serializing, without a copy.
+    pub fn is_canonical(&self, bytes: &[u8]) -> bool {
+        let mut cmp = Compare {
+            rest: bytes,
+            same: true,
+        };
+        serde_json::to_writer_pretty(&mut cmp, self).is_ok() && cmp.same && cmp.rest == b"\n"
+    }
+
+    /// `PAE(payloadType, payload)` with the payload decoded from canonical (standard, padded)
+    /// Base64 straight into it, and the offset where the payload starts: the one copy of the
+    /// payload verification holds. `None` when the payload is not canonical Base64.
+    pub fn pae(&self) -> Option<(Vec<u8>, usize)> {
+        let text = self.payload.as_bytes();
+        if !text.len().is_multiple_of(4) {
+            return None;
+        }
+        let pad = text.iter().rev().take_while(|&&b| b == b'=').count();
+        let decoded_len = (text.len() / 4 * 3).checked_sub(pad)?;
+        let mut out = pae_prefix(self.payload_type, decoded_len);
+        let start = out.len();
+        out.reserve_exact(decoded_len);
+        STANDARD.decode_vec(text, &mut out).ok()?;
+        (out.len() == start + decoded_len).then_some((out, start))
+    }
+}
+
+/// An `io::Write` that compares what is written with `rest`, consuming it.
+struct Compare<'a> {
+    rest: &'a [u8],
+    same: bool,
+}
+
+impl io::Write for Compare<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.rest.strip_prefix(buf) {
+            Some(rest) if self.same => self.rest = rest,
+            _ => self.same = false,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -136,6 +238,59 @@ mod tests {
             pae("http://example.com/HelloWorld", b"hello world"),
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
         );
+    }
+
+    #[test]
+    fn a_kit_envelope_is_read_in_its_one_canonical_form() {
+        let env = Envelope {
+            payload: STANDARD.encode(b"{\"a\":1}"),
+            payload_type: "application/vnd.in-toto+json".into(),
+            signatures: vec![EnvelopeSignature {
+                keyid: "k".into(),
+                sig: STANDARD.encode([7u8; 64]),
+            }],
+        };
+        let bytes = env.to_bytes();
+        let r: EnvelopeRef<'_> = serde_json::from_slice(&bytes).unwrap();
+        assert!(r.is_canonical(&bytes));
+        let (m, start) = r.pae().unwrap();
+        assert_eq!(m, pae(&env.payload_type, b"{\"a\":1}"));
+        assert_eq!(&m[start..], b"{\"a\":1}");
+
+        // An unknown field, compact formatting, a missing newline: not the form offkit writes.
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for other in [
+            text.replacen('{', "{\n  \"extra\": 1,", 1),
+            serde_json::to_string(&env).unwrap() + "\n",
+            text.trim_end().to_owned(),
+        ] {
+            let r: EnvelopeRef<'_> = serde_json::from_str(&other).unwrap();
+            assert!(!r.is_canonical(other.as_bytes()), "{other}");
+        }
+        // URL-safe or unpadded Base64 is not canonical.
+        let mut odd = env.clone();
+        odd.payload = URL_SAFE.encode([0xfb, 0xff]);
+        let b = odd.to_bytes();
+        assert!(
+            serde_json::from_slice::<EnvelopeRef<'_>>(&b)
+                .unwrap()
+                .pae()
+                .is_none()
+        );
+        odd.payload = "aGk".into();
+        let b = odd.to_bytes();
+        assert!(
+            serde_json::from_slice::<EnvelopeRef<'_>>(&b)
+                .unwrap()
+                .pae()
+                .is_none()
+        );
+
+        // Signatures beyond the cap are refused while parsing.
+        let mut many = env.clone();
+        many.signatures = vec![env.signatures[0].clone(); MAX_SIGNATURES + 1];
+        let err = serde_json::from_slice::<EnvelopeRef<'_>>(&many.to_bytes()).unwrap_err();
+        assert!(err.to_string().contains("more than 64 signatures"), "{err}");
     }
 
     #[test]

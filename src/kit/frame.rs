@@ -8,7 +8,9 @@
 
 use std::io::{self, Read};
 
-use crate::kit::layout::{self, DSSE, FORMAT_MARKER, LAYOUT, MANIFEST, SUMS, SUMS_SIG};
+use crate::kit::layout::{
+    self, DSSE, FORMAT_MARKER, LAYOUT, MANIFEST, MAX_HEADER_BYTES, MAX_SIGNATURES, SUMS, SUMS_SIG,
+};
 use crate::kit::tar::{header_bytes, padding};
 
 /// zstd level of the header frame, whatever `--level` says: the header is small, and a fixed
@@ -54,10 +56,35 @@ pub struct HeaderEntries<'a> {
     pub dsse: &'a [u8],
 }
 
-/// Writes the header frame: `offkit-layout`, `manifest.json`, `SHA256SUMS`, `SHA256SUMS.sig`,
-/// the co-signers' detached signatures, `manifest.dsse.json`, all with mtime `mtime`, compressed
-/// at [`HEADER_LEVEL`]. Returns the frame and the uncompressed header size.
-pub fn header_frame(h: &HeaderEntries<'_>, mtime: u64) -> io::Result<(Vec<u8>, u64)> {
+/// A header larger than any verifier reads, or with more signatures than a kit may carry
+/// (docs/FORMAT.md, "Limits"): `build` and `sign` refuse to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderLimit {
+    /// The header's uncompressed size passes [`MAX_HEADER_BYTES`].
+    #[error(
+        "the signed header would take {bytes} bytes, above the {MAX_HEADER_BYTES} bytes a verifier reads before authenticating it; the kit lists too many files (split the source into several kits)"
+    )]
+    TooLarge {
+        /// The header's size.
+        bytes: u64,
+    },
+    /// More signatures than [`MAX_SIGNATURES`].
+    #[error("{count} signatures; a kit carries at most {MAX_SIGNATURES}")]
+    TooManySignatures {
+        /// How many there would be.
+        count: usize,
+    },
+}
+
+/// The header entries as tar bytes: `offkit-layout`, `manifest.json`, `SHA256SUMS`,
+/// `SHA256SUMS.sig`, the co-signers' detached signatures, `manifest.dsse.json`, all with mtime
+/// `mtime`. Refused when the header passes the limits a verifier enforces.
+pub fn header_tar(h: &HeaderEntries<'_>, mtime: u64) -> Result<Vec<u8>, HeaderLimit> {
+    let count = 1 + h.cosigner_sigs.len();
+    if count > MAX_SIGNATURES {
+        return Err(HeaderLimit::TooManySignatures { count });
+    }
     let mut tar = Vec::new();
     append_entry(&mut tar, LAYOUT, FORMAT_MARKER.as_bytes(), mtime);
     append_entry(&mut tar, MANIFEST, h.manifest, mtime);
@@ -67,8 +94,16 @@ pub fn header_frame(h: &HeaderEntries<'_>, mtime: u64) -> io::Result<(Vec<u8>, u
         append_entry(&mut tar, &layout::cosigner_sig_name(keyid), sig, mtime);
     }
     append_entry(&mut tar, DSSE, h.dsse, mtime);
-    let frame = compress_frame(&mut new_compressor(HEADER_LEVEL)?, &tar)?;
-    Ok((frame, tar.len() as u64))
+    let bytes = tar.len() as u64;
+    if bytes > MAX_HEADER_BYTES {
+        return Err(HeaderLimit::TooLarge { bytes });
+    }
+    Ok(tar)
+}
+
+/// Compresses [`header_tar`]'s bytes into the header frame, at [`HEADER_LEVEL`].
+pub fn header_frame(tar: &[u8]) -> io::Result<Vec<u8>> {
+    compress_frame(&mut new_compressor(HEADER_LEVEL)?, tar)
 }
 
 /// Size of the first zstd frame of `file` (of `total` bytes), reading as much as it needs.
@@ -95,5 +130,310 @@ pub fn first_frame_len(file: &mut impl Read, total: u64) -> io::Result<usize> {
                 ));
             }
         }
+    }
+}
+
+/// Why the compressed layer is not what `offkit build` writes (docs/FORMAT.md, "Compression").
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameShapeError {
+    /// A skippable frame: data no decoder looks at and no signature covers.
+    #[error("skippable zstd frame at byte {offset} of the kit (offkit writes none)")]
+    Skippable {
+        /// Offset of the frame in the kit file.
+        offset: u64,
+    },
+    /// A frame whose header lacks what every offkit frame carries, or uses a dictionary.
+    #[error("zstd frame at byte {offset} of the kit {reason}")]
+    Header {
+        /// Offset of the frame in the kit file.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// zstd magic number of a frame (RFC 8878 §3.1.1), little-endian.
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+
+#[derive(Debug, Clone, Copy)]
+enum WalkState {
+    /// Collecting the 4-byte magic number.
+    Magic,
+    /// Collecting the frame header descriptor byte.
+    Descriptor,
+    /// Skipping the rest of the frame header (window, dictionary id, content size).
+    HeaderRest(u64),
+    /// Collecting a 3-byte block header.
+    BlockHeader,
+    /// Skipping a block's content; `last` when it ends the frame.
+    Block { left: u64, last: bool },
+    /// Skipping the 4-byte content checksum.
+    Checksum(u64),
+}
+
+/// Walks the compressed bytes of a kit alongside the decoder, checking the structure every
+/// `offkit build` frame has (RFC 8878 §3.1.1): zstd frames only (no skippable frames), each
+/// declaring its content size and carrying a content checksum, none using a dictionary. Block
+/// contents are skipped, not inspected: the decoder checks them. Linear and allocation-free.
+#[derive(Debug)]
+pub struct FrameWalker {
+    state: WalkState,
+    /// Bytes collected for the field being read (magic, block header).
+    field: [u8; 4],
+    filled: usize,
+    /// Offset in the kit file of the next byte fed.
+    offset: u64,
+    /// Offset of the current frame.
+    frame_start: u64,
+}
+
+impl Default for FrameWalker {
+    fn default() -> Self {
+        FrameWalker {
+            state: WalkState::Magic,
+            field: [0; 4],
+            filled: 0,
+            offset: 0,
+            frame_start: 0,
+        }
+    }
+}
+
+impl FrameWalker {
+    /// Feeds the next compressed bytes.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), FrameShapeError> {
+        while !data.is_empty() {
+            let used = match self.state {
+                WalkState::Magic => {
+                    if self.filled == 0 {
+                        self.frame_start = self.offset;
+                    }
+                    let n = self.collect(data, 4);
+                    if self.filled == 4 {
+                        self.filled = 0;
+                        let magic = u32::from_le_bytes(self.field);
+                        if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
+                            return Err(FrameShapeError::Skippable {
+                                offset: self.frame_start,
+                            });
+                        }
+                        if magic != ZSTD_MAGIC {
+                            return Err(
+                                self.header_error("does not start with the zstd magic number")
+                            );
+                        }
+                        self.state = WalkState::Descriptor;
+                    }
+                    n
+                }
+                WalkState::Descriptor => {
+                    let d = data[0];
+                    let fcs_flag = d >> 6;
+                    let single_segment = d & 0x20 != 0;
+                    if d & 0x08 != 0 {
+                        return Err(self.header_error("sets the reserved descriptor bit"));
+                    }
+                    if d & 0x04 == 0 {
+                        return Err(self.header_error("carries no content checksum"));
+                    }
+                    if d & 0x03 != 0 {
+                        return Err(self.header_error("names a dictionary"));
+                    }
+                    if fcs_flag == 0 && !single_segment {
+                        return Err(self.header_error("does not declare its content size"));
+                    }
+                    let fcs = match fcs_flag {
+                        0 => 1,
+                        1 => 2,
+                        2 => 4,
+                        _ => 8,
+                    };
+                    let window = if single_segment { 0 } else { 1 };
+                    self.state = WalkState::HeaderRest(window + fcs);
+                    1
+                }
+                WalkState::HeaderRest(left) => {
+                    let n = skip(data, left);
+                    self.state = if left == n as u64 {
+                        WalkState::BlockHeader
+                    } else {
+                        WalkState::HeaderRest(left - n as u64)
+                    };
+                    n
+                }
+                WalkState::BlockHeader => {
+                    let n = self.collect(data, 3);
+                    if self.filled == 3 {
+                        self.filled = 0;
+                        let h = u32::from(self.field[0])
+                            | u32::from(self.field[1]) << 8
+                            | u32::from(self.field[2]) << 16;
+                        let last = h & 1 != 0;
+                        let size = u64::from(h >> 3);
+                        let left = match (h >> 1) & 3 {
+                            1 => 1, // RLE: one byte repeated `size` times
+                            3 => return Err(self.header_error("has a reserved block type")),
+                            _ => size,
+                        };
+                        self.state = self.after_block(left, last);
+                    }
+                    n
+                }
+                WalkState::Block { left, last } => {
+                    let n = skip(data, left);
+                    self.state = self.after_block(left - n as u64, last);
+                    n
+                }
+                WalkState::Checksum(left) => {
+                    let n = skip(data, left);
+                    self.state = if left == n as u64 {
+                        WalkState::Magic
+                    } else {
+                        WalkState::Checksum(left - n as u64)
+                    };
+                    n
+                }
+            };
+            self.offset += used as u64;
+            data = &data[used..];
+        }
+        Ok(())
+    }
+
+    /// True between frames (the stream may end here).
+    pub fn at_frame_boundary(&self) -> bool {
+        matches!(self.state, WalkState::Magic) && self.filled == 0
+    }
+
+    fn after_block(&self, left: u64, last: bool) -> WalkState {
+        match (left, last) {
+            (0, false) => WalkState::BlockHeader,
+            (0, true) => WalkState::Checksum(4),
+            (left, last) => WalkState::Block { left, last },
+        }
+    }
+
+    fn collect(&mut self, data: &[u8], want: usize) -> usize {
+        let n = (want - self.filled).min(data.len());
+        self.field[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+        self.filled += n;
+        n
+    }
+
+    fn header_error(&self, reason: &'static str) -> FrameShapeError {
+        FrameShapeError::Header {
+            offset: self.frame_start,
+            reason,
+        }
+    }
+}
+
+fn skip(data: &[u8], left: u64) -> usize {
+    usize::try_from(left).unwrap_or(usize::MAX).min(data.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn walk_in_pieces(bytes: &[u8], piece: usize) -> Result<bool, FrameShapeError> {
+        let mut w = FrameWalker::default();
+        for chunk in bytes.chunks(piece) {
+            w.feed(chunk)?;
+        }
+        Ok(w.at_frame_boundary())
+    }
+
+    #[test]
+    fn offkit_frames_pass_in_any_chunking() {
+        let a: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let mut c = new_compressor(3).unwrap();
+        let mut bytes = compress_frame(&mut c, &a).unwrap();
+        bytes.extend(compress_frame(&mut c, &[0u8; 100_000]).unwrap()); // RLE blocks
+        bytes.extend(compress_frame(&mut c, b"").unwrap());
+        for piece in [1, 2, 3, 7, 4096, bytes.len()] {
+            assert_eq!(walk_in_pieces(&bytes, piece), Ok(true), "piece {piece}");
+        }
+        // A cut inside a frame is not a boundary.
+        assert_eq!(walk_in_pieces(&bytes[..bytes.len() - 2], 5), Ok(false));
+    }
+
+    /// Whatever `build` and `sign` may write, a verifier reads: the header limit is one number,
+    /// enforced by [`header_tar`] and by the reader alike.
+    #[test]
+    fn a_header_at_the_limit_is_written_and_read_one_byte_more_is_not() {
+        use crate::kit::layout::Limits;
+        use crate::kit::reader::KitReader;
+        use crate::kit::tar::END_OF_ARCHIVE;
+
+        let sig = [9u8; 64];
+        let cosigners = vec![("a".repeat(64), sig.to_vec())];
+        let entries = |manifest: &'static [u8]| HeaderEntries {
+            manifest,
+            sums: b"sums",
+            sums_sig: &sig,
+            cosigner_sigs: &cosigners,
+            dsse: b"{}",
+        };
+        let fixed = header_tar(&entries(b""), 7).unwrap().len() as u64;
+        let fill = usize::try_from(MAX_HEADER_BYTES - fixed).unwrap();
+        let at_limit: &'static [u8] = vec![b' '; fill].leak();
+        let tar = header_tar(&entries(at_limit), 7).unwrap();
+        assert_eq!(tar.len() as u64, MAX_HEADER_BYTES);
+        let over: &'static [u8] = vec![b' '; fill + 1].leak();
+        assert!(matches!(
+            header_tar(&entries(over), 7),
+            Err(HeaderLimit::TooLarge { .. })
+        ));
+
+        let mut kit = compress_frame(&mut new_compressor(1).unwrap(), &tar).unwrap();
+        kit.extend(compress_frame(&mut new_compressor(1).unwrap(), &END_OF_ARCHIVE).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.kit.tar.zst");
+        std::fs::write(&path, kit).unwrap();
+        let header = KitReader::open(&path, Limits::default())
+            .unwrap()
+            .read_header()
+            .unwrap();
+        assert_eq!(header.header_bytes, MAX_HEADER_BYTES);
+        assert_eq!(header.manifest.bytes.len(), fill);
+
+        let many: Vec<(String, Vec<u8>)> = (0..MAX_SIGNATURES)
+            .map(|i| (format!("{i:064x}"), sig.to_vec()))
+            .collect();
+        let too_many = HeaderEntries {
+            cosigner_sigs: &many,
+            ..entries(b"")
+        };
+        assert!(matches!(
+            header_tar(&too_many, 7),
+            Err(HeaderLimit::TooManySignatures { count: 65 })
+        ));
+    }
+
+    #[test]
+    fn skippable_and_underspecified_frames_are_refused() {
+        let mut c = new_compressor(3).unwrap();
+        let good = compress_frame(&mut c, b"hello").unwrap();
+        let mut skippable = good.clone();
+        skippable.extend([0x5A, 0x2A, 0x4D, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+        skippable.extend(&good);
+        assert_eq!(
+            walk_in_pieces(&skippable, 3),
+            Err(FrameShapeError::Skippable {
+                offset: good.len() as u64
+            })
+        );
+        // The stock streaming encoder writes neither a checksum nor (here) a content size.
+        let plain = zstd::stream::encode_all(&b"hello"[..], 3).unwrap();
+        assert!(matches!(
+            walk_in_pieces(&plain, 1),
+            Err(FrameShapeError::Header { offset: 0, .. })
+        ));
+        assert!(matches!(
+            walk_in_pieces(b"PK\x03\x04", 4),
+            Err(FrameShapeError::Header { offset: 0, .. })
+        ));
     }
 }

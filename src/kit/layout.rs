@@ -36,6 +36,12 @@ pub const FRAME_BYTES: usize = 8 << 20;
 /// Largest zstd window the reader accepts (2^24 = 16 MiB): bounds the decoder's memory.
 pub const MAX_WINDOW_LOG: u32 = 24;
 
+/// Most signatures a DSSE envelope may carry, and so most detached signature entries
+/// (`SHA256SUMS.sig` and the co-signers'): bounds the work done before anything is authenticated.
+pub const MAX_SIGNATURES: usize = 64;
+/// Size of an Ed25519 signature, the exact size of every detached signature entry.
+pub const SIGNATURE_BYTES: u64 = 64;
+
 /// The name of an additional detached signature, `SHA256SUMS.<keyid>.sig`, for co-signers.
 pub fn cosigner_sig_name(keyid: &str) -> String {
     format!("SHA256SUMS.{keyid}.sig")
@@ -57,21 +63,27 @@ pub fn is_header_name(name: &str) -> bool {
         || parse_cosigner_sig_name(name).is_some()
 }
 
+/// Most uncompressed bytes the signed header may take, tar headers included: everything held in
+/// memory before the header is authenticated. `offkit build` refuses a kit whose header would be
+/// larger (docs/FORMAT.md, "Limits").
+pub const MAX_HEADER_BYTES: u64 = 64 << 20;
+
 /// Bounds the reader enforces before anything is authenticated.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// Largest header entry (manifest, SHA256SUMS, DSSE envelope).
-    pub header_entry_bytes: u64,
+    /// Most uncompressed bytes of the whole header (every header entry with its tar headers).
+    pub header_bytes: u64,
     /// Largest payload entry.
     pub payload_entry_bytes: u64,
-    /// Zero bytes accepted after the end-of-archive marker.
+    /// Bytes read past the end-of-archive marker to tell a few stray bytes (trailing data) from
+    /// a decompression bomb; any byte there refuses the kit.
     pub trailing_zero_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            header_entry_bytes: 64 << 20,
+            header_bytes: MAX_HEADER_BYTES,
             payload_entry_bytes: 1 << 40,
             trailing_zero_bytes: 1 << 20,
         }

@@ -10,10 +10,13 @@ use std::io;
 use std::path::Path;
 
 use crate::kit::digest::Sha256Hex;
-use crate::kit::layout::{self, DSSE, FORMAT_MARKER, LAYOUT, Limits, MANIFEST, SUMS, SUMS_SIG};
+use crate::kit::layout::{
+    self, DSSE, FORMAT_MARKER, LAYOUT, Limits, MANIFEST, MAX_SIGNATURES, SIGNATURE_BYTES, SUMS,
+    SUMS_SIG,
+};
 use crate::kit::path::{KitPath, PathError};
 use crate::kit::stream::{DecodeFailure, DecodedStream, StreamEnd};
-use crate::kit::tar::{EntryKind, RawEntry, TarError, TarReader};
+use crate::kit::tar::{EntryKind, RawEntry, TarError, TarReader, header_bytes, header_difference};
 
 /// A structural reason to refuse a kit.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +109,28 @@ pub enum ReadError {
         /// Uncompressed offset, when known.
         at: Option<u64>,
     },
+    /// The compression layer is valid zstd but not what `offkit build` writes.
+    #[error("non-canonical compression: {message}")]
+    NonCanonicalCompression {
+        /// What is wrong.
+        message: String,
+    },
+    /// An entry's tar header is not the one `offkit build` writes for it.
+    #[error("{entry}: the tar header's {field} differs from the one offkit build writes")]
+    NonCanonicalEntry {
+        /// The entry.
+        entry: String,
+        /// The first field that differs.
+        field: &'static str,
+    },
+    /// A signature entry is not in its canonical form.
+    #[error("{entry}: {reason}")]
+    NonCanonicalSignature {
+        /// The entry.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The compression layer is invalid.
     #[error("corrupt compression: {message}")]
     CorruptCompression {
@@ -156,6 +181,9 @@ impl ReadError {
                 Some(DecodeFailure::LimitExceeded { limit }) => {
                     ReadError::DecompressionBomb { limit: *limit }
                 }
+                Some(DecodeFailure::FrameShape(e)) => ReadError::NonCanonicalCompression {
+                    message: e.to_string(),
+                },
                 Some(DecodeFailure::Io(m)) => ReadError::Io(m.clone()),
                 None => ReadError::Io(io.to_string()),
             },
@@ -197,6 +225,9 @@ pub struct RawHeader {
     pub dsse: HeaderEntry,
     /// Uncompressed bytes of the header.
     pub header_bytes: u64,
+    /// The modification time every entry's tar header carries (the manifest's `created`, once
+    /// authenticated).
+    pub mtime: u64,
 }
 
 /// A payload entry about to be read.
@@ -213,18 +244,22 @@ pub struct KitReader {
     tar: TarReader<DecodedStream>,
     limits: Limits,
     current: Option<String>,
+    /// The first entry's mtime, which every entry must carry.
+    mtime: Option<u64>,
 }
 
 impl KitReader {
     /// Opens a kit file; decompression starts on a background thread.
     pub fn open(path: &Path, limits: Limits) -> Result<KitReader, ReadError> {
-        let initial = limits.header_entry_bytes.saturating_mul(8);
+        // A block more than the header budget: room for the first payload entry's header.
+        let initial = limits.header_bytes.saturating_add(2 * 512);
         let stream = DecodedStream::open(path, initial)
             .map_err(|e| ReadError::Io(format!("{}: {e}", path.display())))?;
         Ok(KitReader {
             tar: TarReader::new(stream),
             limits,
             current: None,
+            mtime: None,
         })
     }
 
@@ -262,17 +297,32 @@ impl KitReader {
         let manifest = self.header_entry(MANIFEST)?;
         let sums = self.header_entry(SUMS)?;
         let sums_sig = self.header_entry(SUMS_SIG)?.bytes;
-        let mut cosigner_sigs = Vec::new();
+        check_signature_size(SUMS_SIG, sums_sig.len() as u64)?;
+        let mut cosigner_sigs: Vec<(String, Vec<u8>)> = Vec::new();
         loop {
             let entry = self.next_checked()?;
             let name = entry.path.as_str().to_owned();
             if let Some(keyid) = layout::parse_cosigner_sig_name(&name) {
-                if cosigner_sigs.iter().any(|(k, _)| k == keyid) {
-                    return Err(ReadError::HeaderOrder {
+                // Sorted by keyid, as `offkit sign` writes them: a repeat is out of order, found
+                // in constant time.
+                if cosigner_sigs
+                    .last()
+                    .is_some_and(|(k, _)| k.as_str() >= keyid)
+                {
+                    return Err(ReadError::NonCanonicalSignature {
                         entry: name,
-                        expected: DSSE,
+                        reason: "co-signer signatures are repeated or not in keyid order".into(),
                     });
                 }
+                if cosigner_sigs.len() + 1 >= MAX_SIGNATURES {
+                    return Err(ReadError::NonCanonicalSignature {
+                        entry: name,
+                        reason: format!(
+                            "more than {MAX_SIGNATURES} detached signatures (the most a kit may carry)"
+                        ),
+                    });
+                }
+                check_signature_size(&name, entry.size)?;
                 let keyid = keyid.to_owned();
                 let bytes = self.read_small(&name, entry.size)?;
                 cosigner_sigs.push((keyid, bytes));
@@ -292,6 +342,7 @@ impl KitReader {
                 cosigner_sigs,
                 dsse,
                 header_bytes: self.offset(),
+                mtime: self.mtime.unwrap_or(0),
             });
         }
     }
@@ -325,12 +376,14 @@ impl KitReader {
         }
     }
 
+    /// Reads a header entry's data, within what is left of the header budget.
     fn read_small(&mut self, name: &str, size: u64) -> Result<Vec<u8>, ReadError> {
-        if size > self.limits.header_entry_bytes {
+        let left = self.limits.header_bytes.saturating_sub(self.offset());
+        if size > left {
             return Err(ReadError::OversizedEntry {
                 entry: name.to_owned(),
                 size,
-                limit: self.limits.header_entry_bytes,
+                limit: left,
             });
         }
         let mut bytes = Vec::with_capacity(size as usize);
@@ -459,10 +512,32 @@ impl KitReader {
                 }
             }
         })?;
+        let mtime = *self.mtime.get_or_insert(raw.mtime);
+        if let Some(field) =
+            header_difference(&raw.header, &header_bytes(path.as_str(), raw.size, mtime))
+        {
+            return Err(ReadError::NonCanonicalEntry {
+                entry: path.to_string(),
+                field,
+            });
+        }
         self.current = Some(path.to_string());
         Ok(PayloadEntry {
             path,
             size: raw.size,
         })
     }
+}
+
+/// A detached signature entry is a raw Ed25519 signature: exactly [`SIGNATURE_BYTES`] bytes.
+fn check_signature_size(entry: &str, size: u64) -> Result<(), ReadError> {
+    if size == SIGNATURE_BYTES {
+        return Ok(());
+    }
+    Err(ReadError::NonCanonicalSignature {
+        entry: entry.to_owned(),
+        reason: format!(
+            "{size} bytes; a detached signature is a raw {SIGNATURE_BYTES}-byte Ed25519 signature"
+        ),
+    })
 }

@@ -1,7 +1,8 @@
 //! Decompression on its own thread, overlapped with whatever consumes the data.
 //!
-//! A producer thread reads the kit file, hashes the compressed bytes (the kit's SHA-256), and
-//! decompresses into 1 MiB buffers sent over a bounded channel; [`DecodedStream`] hands those
+//! A producer thread reads the kit file, hashes the compressed bytes (the kit's SHA-256), checks
+//! the frames' structure ([`FrameWalker`]) and decompresses into 1 MiB buffers sent over a
+//! bounded channel; [`DecodedStream`] hands those
 //! buffers to the consumer as a `BufRead` without copying and sends them back for reuse. Memory is
 //! a dozen 512 KiB buffers plus the zstd window, which is capped ([`MAX_WINDOW_LOG`]). A cap on the total
 //! decompressed size turns a decompression bomb into an error instead of work.
@@ -15,6 +16,7 @@ use std::thread::JoinHandle;
 use sha2::{Digest, Sha256};
 
 use crate::kit::digest::Sha256Hex;
+use crate::kit::frame::{FrameShapeError, FrameWalker};
 use crate::kit::layout::MAX_WINDOW_LOG;
 
 /// Decompressed bytes per buffer handed to the consumer.
@@ -38,6 +40,9 @@ pub enum DecodeFailure {
         /// The bound that was passed.
         limit: u64,
     },
+    /// The compressed layer is not what `offkit build` writes.
+    #[error("{0}")]
+    FrameShape(#[from] FrameShapeError),
     /// Reading the kit file failed.
     #[error("reading the kit file: {0}")]
     Io(String),
@@ -227,6 +232,8 @@ fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
     let mut out_pos = 0;
     // True between frames: at the end of the file a frame must not be half decoded.
     let mut frame_done = true;
+    // The frames' structure is checked before their content is decoded.
+    let mut walker = FrameWalker::default();
     loop {
         let mut input = back_rx.try_recv().unwrap_or_default();
         input.resize(IN_CHUNK, 0);
@@ -238,6 +245,9 @@ fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
             break;
         }
         input.truncate(n);
+        if let Err(e) = walker.feed(&input) {
+            return fail(DecodeFailure::FrameShape(e));
+        }
         let input = std::sync::Arc::new(input);
         if hash_tx.send(std::sync::Arc::clone(&input)).is_err() {
             return fail(DecodeFailure::Io("hashing thread stopped".into()));
@@ -272,7 +282,7 @@ fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
             return;
         }
     }
-    if !frame_done {
+    if !frame_done || !walker.at_frame_boundary() {
         return fail(DecodeFailure::Truncated);
     }
     drop(hash_tx);
@@ -298,8 +308,9 @@ mod tests {
     fn frames_decode_in_order_and_the_file_digest_is_of_the_exact_bytes() {
         let a: Vec<u8> = (0..3_000_000u32).map(|i| (i % 97) as u8).collect();
         let b: Vec<u8> = (0..2_500_000u32).map(|i| (i / 7 % 251) as u8).collect();
-        let mut file = zstd::bulk::compress(&a, 3).unwrap();
-        file.extend(zstd::bulk::compress(&b, 3).unwrap());
+        let mut c = crate::kit::frame::new_compressor(3).unwrap();
+        let mut file = c.compress(&a).unwrap();
+        file.extend(c.compress(&b).unwrap());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.zst");
         std::fs::write(&path, &file).unwrap();
@@ -325,5 +336,16 @@ mod tests {
             DecodeFailure::of(&err),
             Some(&DecodeFailure::LimitExceeded { limit: 1_000_000 })
         );
+
+        // A frame without a checksum is refused before it is decoded.
+        let mut plain = file.clone();
+        plain.extend(zstd::bulk::compress(b"unsigned", 3).unwrap());
+        std::fs::write(&path, &plain).unwrap();
+        let mut s = DecodedStream::open(&path, u64::MAX).unwrap();
+        let err = drain(&mut s).unwrap_err();
+        assert!(matches!(
+            DecodeFailure::of(&err),
+            Some(DecodeFailure::FrameShape(_))
+        ));
     }
 }

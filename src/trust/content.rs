@@ -14,11 +14,11 @@
 //! the SQL is held once — by the verifying pass, then by the migration set made from it.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::confine::Confined;
 use crate::kit::digest::{CheckedReadError, Mismatch, read_checked};
 use crate::kit::layout;
 use crate::kit::manifest::{FileEntry, Manifest};
@@ -33,11 +33,12 @@ pub enum Retain {
     Nothing,
     /// The migrations and rollbacks, in memory.
     Sql,
-    /// Every payload file, written under `dir`, which must exist and be empty and is kept.
-    /// With `durable`, each file is synced before the next.
+    /// Every payload file, written under `dir` (open, empty, and kept): every file and folder is
+    /// created through the handle, never through a link. With `durable`, each file is synced
+    /// before the next.
     Files {
         /// The folder.
-        dir: PathBuf,
+        dir: Confined,
         /// Sync each file (an extraction meant to last) or not (a scratch copy).
         durable: bool,
     },
@@ -126,7 +127,7 @@ enum Stored {
     Nothing,
     Memory(HashMap<KitPath, Vec<u8>>),
     Folder {
-        root: PathBuf,
+        root: Confined,
         /// Removes a private folder when the kit is dropped.
         _temp: Option<tempfile::TempDir>,
     },
@@ -143,7 +144,7 @@ impl std::fmt::Debug for Content {
         let what = match &self.stored {
             Stored::Nothing => "nothing".to_owned(),
             Stored::Memory(m) => format!("{} SQL file(s) in memory", m.len()),
-            Stored::Folder { root, .. } => format!("files in {}", root.display()),
+            Stored::Folder { root, .. } => format!("files in {}", root.path().display()),
         };
         f.debug_struct("Content").field("stored", &what).finish()
     }
@@ -175,22 +176,19 @@ impl Content {
                 checked(&bytes[..], entry)
             }
             Stored::Folder { root, .. } => {
-                let file = crate::util::open_regular(&path.under(root)).map_err(|e| {
-                    match e.kind() {
+                let file = root
+                    .open_regular(path.as_str())
+                    .map_err(|e| match e.kind() {
                         io::ErrorKind::NotFound => ContentError::Removed { path: path.clone() },
-                        // Not a regular file, or a link (O_NOFOLLOW: ELOOP).
+                        // A link (at any component), or not a regular file.
                         io::ErrorKind::InvalidInput => {
-                            ContentError::Replaced { path: path.clone() }
-                        }
-                        _ if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
                             ContentError::Replaced { path: path.clone() }
                         }
                         _ => ContentError::Io {
                             path: path.to_string(),
                             source: e,
                         },
-                    }
-                })?;
+                    })?;
                 checked(file, entry)
             }
         }
@@ -199,14 +197,14 @@ impl Content {
     /// The folder holding the retained files, if they are on disk.
     pub fn folder(&self) -> Option<&Path> {
         match &self.stored {
-            Stored::Folder { root, .. } => Some(root),
+            Stored::Folder { root, .. } => Some(root.path()),
             _ => None,
         }
     }
 
     /// The retained files were moved to `root` (extraction moves them out of its staging
     /// folder once verification passed).
-    pub(crate) fn relocate(&mut self, root: PathBuf) {
+    pub(crate) fn relocate(&mut self, root: Confined) {
         self.stored = Stored::Folder { root, _temp: None };
     }
 
@@ -215,6 +213,7 @@ impl Content {
         let Stored::Folder { root, .. } = &self.stored else {
             return Ok(());
         };
+        let root = root.path();
         let known: HashSet<&str> = manifest.files().map(|f| f.path.as_str()).collect();
         for entry in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
             let entry = entry.map_err(|e| ContentError::Io {
@@ -280,14 +279,21 @@ impl Retain {
                 temp: None,
                 durable: *durable,
                 file: None,
+                parent: None,
             }),
             Retain::TempFiles { work_dir } => {
                 let temp = temp_dir(work_dir.as_deref())?;
+                let (root, _) =
+                    Confined::open(temp.path(), false).map_err(|source| ContentError::Io {
+                        path: temp.path().display().to_string(),
+                        source,
+                    })?;
                 Box::new(FolderSink {
-                    root: temp.path().to_path_buf(),
+                    root,
                     temp: Some(temp),
                     durable: false,
                     file: None,
+                    parent: None,
                 })
             }
         })
@@ -372,31 +378,22 @@ impl RetainSink for MemorySink {
     }
 }
 
-/// Writes every payload file under a folder.
+/// Writes every payload file under a folder, through its handle.
 struct FolderSink {
-    root: PathBuf,
+    root: Confined,
     temp: Option<tempfile::TempDir>,
     durable: bool,
     file: Option<BufWriter<File>>,
-}
-
-/// Creates a new file (never an existing one, never through a link), readable by everyone like
-/// the kit itself.
-pub(crate) fn create_file(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(path)
+    /// The last parent folder a file was created in.
+    parent: Option<(String, Confined)>,
 }
 
 impl PayloadSink for FolderSink {
     fn begin(&mut self, path: &KitPath, _size: u64) -> io::Result<()> {
-        let dest = path.under(&self.root);
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        self.file = Some(BufWriter::with_capacity(1 << 20, create_file(&dest)?));
+        let file = self
+            .root
+            .create_file(path.as_str(), 0o644, &mut self.parent)?;
+        self.file = Some(BufWriter::with_capacity(1 << 20, file));
         Ok(())
     }
 
@@ -437,6 +434,7 @@ impl RetainSink for FolderSink {
 mod tests {
     use super::*;
     use crate::kit::digest::Sha256Hex;
+    use std::fs;
 
     fn entry(path: &str, bytes: &[u8]) -> FileEntry {
         FileEntry {
@@ -457,7 +455,7 @@ mod tests {
         }
         Content {
             stored: Stored::Folder {
-                root: root.to_path_buf(),
+                root: Confined::open(root, false).unwrap().0,
                 _temp: None,
             },
             sql,
@@ -495,6 +493,15 @@ mod tests {
         fs::remove_file(c.under(dir.path())).unwrap();
         std::os::unix::fs::symlink(&target, c.under(dir.path())).unwrap();
         let e = content.take_sql(&c).unwrap_err();
+        assert!(matches!(e, ContentError::Replaced { .. }), "{e}");
+
+        // A link in place of a folder on the way is a replacement too, not a way out.
+        let d = KitPath::new("migrations/other/001_d.sql").unwrap();
+        let mut content = folder_content(dir.path(), &[(d.as_str(), b"SELECT 4;")]);
+        let away = dir.path().join("away");
+        fs::rename(dir.path().join("migrations/other"), &away).unwrap();
+        std::os::unix::fs::symlink(&away, dir.path().join("migrations/other")).unwrap();
+        let e = content.take_sql(&d).unwrap_err();
         assert!(matches!(e, ContentError::Replaced { .. }), "{e}");
 
         let other = KitPath::new("seeds/x.json").unwrap();

@@ -4,16 +4,18 @@
 //! verifier; only when verification has passed completely are they moved into place: the header
 //! entries by name and the payload folders the layout defines (never a listing of the staging
 //! folder). On any failure the staging folder, and the target folder if this call created it,
-//! are removed: nothing of a refused kit remains, and nothing is ever written outside the target
-//! (paths are [`crate::kit::KitPath`]s, which cannot climb out).
+//! are removed: nothing of a refused kit remains. Nothing is ever written outside the target:
+//! paths are [`crate::kit::KitPath`]s, which cannot climb out, and every file is made through the
+//! target's open handle ([`Confined`]), never through a symbolic link.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
+use crate::confine::Confined;
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::layout::{self, DSSE, LAYOUT, MANIFEST, PAYLOAD_DIRS, SUMS, SUMS_SIG};
-use crate::trust::content::{Retain, create_file};
+use crate::trust::content::Retain;
 use crate::trust::policy::TrustPolicy;
 use crate::trust::verify::{VerifiedKit, VerifyFailure, VerifyOptions, authenticate};
 
@@ -59,7 +61,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExtractError + '_ {
 }
 
 /// Verifies the kit at `kit_path` and writes its files into `to` (which must be absent or an
-/// empty folder). The returned kit's [`VerifiedKit::folder`] is `to`.
+/// empty folder, and not a symbolic link). The folder is opened once; every file and folder is
+/// then made through that handle, never through a link; if `to` is moved or replaced meanwhile,
+/// the extraction fails (what was written stays inside the folder that was opened). The
+/// returned kit's [`VerifiedKit::folder`] is `to`.
 pub fn extract_kit(
     kit_path: &Path,
     policy: &TrustPolicy,
@@ -68,31 +73,40 @@ pub fn extract_kit(
 ) -> Result<VerifiedKit, ExtractError> {
     // Authenticate the header before touching the target: a forged kit creates nothing.
     let authenticated = authenticate(kit_path, policy, opts)?;
-    let created = prepare_target(to)?;
+    let (target, created) = prepare_target(to)?;
+    let staging_name = format!(".offkit-staging-{}", crate::util::random_hex(8));
     let result = (|| {
-        let staging = tempfile::Builder::new()
-            .prefix(".offkit-staging-")
-            .tempdir_in(to)
-            .map_err(io_err(to))?;
+        let staging = target.create_dir(&staging_name).map_err(io_err(to))?;
         let mut kit = authenticated.verify(Retain::Files {
-            dir: staging.path().to_path_buf(),
+            dir: staging.clone(),
             durable: true,
         })?;
-        write_header(&kit, staging.path())?;
+        write_header(&kit, &staging)?;
         for name in header_names(&kit).chain(PAYLOAD_DIRS.iter().map(|d| d.to_string())) {
-            let from = staging.path().join(&name);
-            if from.exists() {
-                let dest = to.join(&name);
-                fs::rename(&from, &dest).map_err(io_err(&dest))?;
+            if staging.contains(&name).map_err(io_err(staging.path()))? {
+                staging
+                    .rename_to(&name, &target, &name)
+                    .map_err(io_err(&to.join(&name)))?;
             }
         }
-        crate::util::sync_dir(to).map_err(io_err(to))?;
-        staging.close().map_err(io_err(to))?;
-        kit.content_mut().relocate(to.to_path_buf());
+        target.remove_tree(&staging_name).map_err(io_err(to))?;
+        target.sync().map_err(io_err(to))?;
+        if !target.still_at_path().map_err(io_err(to))? {
+            return Err(ExtractError::Target {
+                path: to.display().to_string(),
+                reason: "was moved or replaced during the extraction; the files are in the folder that was there when it started",
+            });
+        }
+        kit.content_mut().relocate(target.clone());
         Ok(kit)
     })();
-    if result.is_err() && created {
-        let _ = fs::remove_dir_all(to);
+    if result.is_err() {
+        let _ = target.remove_tree(&staging_name);
+        // Only a folder this call made, still in place and empty, is removed.
+        if created && target.still_at_path().unwrap_or(false) && target.is_empty().unwrap_or(false)
+        {
+            let _ = fs::remove_dir(to);
+        }
     }
     result
 }
@@ -109,7 +123,7 @@ fn header_names(kit: &VerifiedKit) -> impl Iterator<Item = String> + '_ {
         )
 }
 
-fn write_header(kit: &VerifiedKit, dir: &Path) -> Result<(), ExtractError> {
+fn write_header(kit: &VerifiedKit, dir: &Confined) -> Result<(), ExtractError> {
     let header = kit.header();
     let mut files: Vec<(String, &[u8])> = vec![
         (LAYOUT.to_owned(), &header.layout.bytes),
@@ -121,9 +135,12 @@ fn write_header(kit: &VerifiedKit, dir: &Path) -> Result<(), ExtractError> {
     for (keyid, sig) in &header.cosigner_sigs {
         files.push((layout::cosigner_sig_name(keyid), sig));
     }
+    let mut parent = None;
     for (name, bytes) in files {
-        let path = dir.join(&name);
-        let mut f = create_file(&path).map_err(io_err(&path))?;
+        let path = dir.path().join(&name);
+        let mut f = dir
+            .create_file(&name, 0o644, &mut parent)
+            .map_err(io_err(&path))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
             .map_err(io_err(&path))?;
@@ -131,29 +148,27 @@ fn write_header(kit: &VerifiedKit, dir: &Path) -> Result<(), ExtractError> {
     Ok(())
 }
 
-fn prepare_target(to: &Path) -> Result<bool, ExtractError> {
+/// Opens the target folder (made when absent); it must be empty and not a link.
+fn prepare_target(to: &Path) -> Result<(Confined, bool), ExtractError> {
+    let target = |reason| ExtractError::Target {
+        path: to.display().to_string(),
+        reason,
+    };
     match fs::symlink_metadata(to) {
-        Ok(meta) if meta.file_type().is_symlink() => Err(ExtractError::Target {
-            path: to.display().to_string(),
-            reason: "is a symbolic link; give a real folder",
-        }),
-        Ok(meta) if !meta.is_dir() => Err(ExtractError::Target {
-            path: to.display().to_string(),
-            reason: "exists and is not a folder",
-        }),
-        Ok(_) => {
-            if fs::read_dir(to).map_err(io_err(to))?.next().is_some() {
-                return Err(ExtractError::Target {
-                    path: to.display().to_string(),
-                    reason: "is not empty; extract into a new or empty folder",
-                });
-            }
-            Ok(false)
+        Ok(meta) if !meta.is_dir() && !meta.file_type().is_symlink() => {
+            return Err(target("exists and is not a folder"));
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(to).map_err(io_err(to))?;
-            Ok(true)
-        }
-        Err(e) => Err(io_err(to)(e)),
+        _ => {}
     }
+    let (dir, created) = Confined::open(to, true).map_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidInput {
+            target("is a symbolic link; give a real folder")
+        } else {
+            io_err(to)(e)
+        }
+    })?;
+    if !dir.is_empty().map_err(io_err(to))? {
+        return Err(target("is not empty; extract into a new or empty folder"));
+    }
+    Ok((dir, created))
 }

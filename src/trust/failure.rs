@@ -75,6 +75,16 @@ pub enum FailureKind {
     TrailingData,
     /// A malformed tar header.
     MalformedArchive,
+    /// The compressed layer is not what `offkit build` writes: a skippable frame, a frame
+    /// without content size or checksum, a dictionary.
+    NonCanonicalCompression,
+    /// A tar header (mode, owner, names, time, pax records, …) differs from the one `offkit
+    /// build` writes for that entry.
+    NonCanonicalEntry,
+    /// A signature entry is not in the form `offkit build` and `offkit sign` write: unknown or
+    /// reformatted DSSE envelope fields, a detached signature that is not 64 bytes, co-signer
+    /// entries out of keyid order.
+    NonCanonicalSignature,
     /// The kit's `expires` time has passed.
     Expired,
     /// Reading the kit failed.
@@ -163,6 +173,13 @@ impl From<ReadError> for Failure {
             ReadError::DecompressionBomb { .. } => (K::DecompressionBomb, None),
             ReadError::TrailingData { .. } => (K::TrailingData, None),
             ReadError::MalformedTar { .. } => (K::MalformedArchive, None),
+            ReadError::NonCanonicalCompression { .. } => (K::NonCanonicalCompression, None),
+            ReadError::NonCanonicalEntry { entry, .. } => {
+                (K::NonCanonicalEntry, Some(entry.clone()))
+            }
+            ReadError::NonCanonicalSignature { entry, .. } => {
+                (K::NonCanonicalSignature, Some(entry.clone()))
+            }
             ReadError::Io(_) => (K::IoError, None),
             ReadError::Sink { entry, .. } => (K::WriteError, Some(entry.clone())),
         };

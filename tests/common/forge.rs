@@ -1,6 +1,9 @@
 //! A kit rewriter for hostile fixtures, independent of offkit's own tar code: it decompresses a
 //! real kit with the `zstd` crate, lists its entries with the `tar` crate, lets a test change
-//! them (paths as raw bytes, entry types, data), and writes them back with the `tar` crate.
+//! them (paths as raw bytes, entry types, data, header fields), and writes them back with the
+//! `tar` crate in the canonical form docs/FORMAT.md specifies (mode 0644, owner 0, the kit's
+//! mtime, GNU checksum layout), so that an unchanged kit stays valid and a test changes only
+//! what it means to.
 
 use std::io::Read;
 use std::path::Path;
@@ -14,6 +17,11 @@ pub struct Entry {
     pub kind: EntryType,
     pub data: Vec<u8>,
     pub link: Vec<u8>,
+    /// The header's mtime; `None` takes the first entry's (the kit's).
+    pub mtime: Option<u64>,
+    /// Changes to the finished ustar header block (e.g. a setuid mode), applied before the
+    /// checksum is computed: `(offset, bytes)`.
+    pub patch: Vec<(usize, Vec<u8>)>,
 }
 
 impl Entry {
@@ -23,6 +31,8 @@ impl Entry {
             kind: EntryType::Regular,
             data: data.into(),
             link: Vec::new(),
+            mtime: None,
+            patch: Vec::new(),
         }
     }
 
@@ -46,6 +56,7 @@ pub fn read(kit: &Path) -> Vec<Entry> {
             let mut e = e.unwrap();
             let path = e.path_bytes().into_owned();
             let kind = e.header().entry_type();
+            let mtime = e.header().mtime().unwrap();
             let mut data = Vec::new();
             e.read_to_end(&mut data).unwrap();
             Entry {
@@ -53,13 +64,16 @@ pub fn read(kit: &Path) -> Vec<Entry> {
                 kind,
                 data,
                 link: Vec::new(),
+                mtime: Some(mtime),
+                patch: Vec::new(),
             }
         })
         .collect()
 }
 
-/// The uncompressed tar bytes of `entries`, ustar headers with raw names.
+/// The uncompressed tar bytes of `entries`: canonical ustar headers with raw names.
 pub fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
+    let kit_mtime = entries.first().and_then(|e| e.mtime).unwrap_or(0);
     let mut b = tar::Builder::new(Vec::new());
     for e in entries {
         let mut h = tar::Header::new_ustar();
@@ -72,10 +86,19 @@ pub fn tar_bytes(entries: &[Entry]) -> Vec<u8> {
         h.set_mode(0o644);
         h.set_uid(0);
         h.set_gid(0);
-        h.set_mtime(0);
+        h.set_mtime(e.mtime.unwrap_or(kit_mtime));
         h.set_entry_type(e.kind);
         h.set_size(e.data.len() as u64);
-        h.set_cksum();
+        h.set_device_major(0).unwrap();
+        h.set_device_minor(0).unwrap();
+        let block = h.as_mut_bytes();
+        for (at, bytes) in &e.patch {
+            block[*at..*at + bytes.len()].copy_from_slice(bytes);
+        }
+        // The checksum as GNU tar lays it out: six octal digits, NUL, space.
+        block[148..156].fill(b' ');
+        let sum: u32 = block.iter().map(|&x| u32::from(x)).sum();
+        block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
         b.append(&h, &e.data[..]).unwrap();
     }
     b.into_inner().unwrap()
@@ -86,9 +109,13 @@ pub fn write(entries: &[Entry], out: &Path) {
     write_raw(&tar_bytes(entries), out);
 }
 
-/// Compresses raw tar bytes into `out`.
+/// Compresses raw tar bytes into `out` as one zstd frame with its content size and checksum,
+/// the frame form offkit writes.
 pub fn write_raw(tar: &[u8], out: &Path) {
-    let z = zstd::stream::encode_all(tar, 3).unwrap();
+    let mut c = zstd::bulk::Compressor::new(3).unwrap();
+    c.include_checksum(true).unwrap();
+    c.include_contentsize(true).unwrap();
+    let z = c.compress(tar).unwrap();
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(out, z).unwrap();
 }
@@ -142,6 +169,13 @@ pub fn resign(
     }
 }
 
+/// JSON written as offkit writes its envelope and manifest: pretty, with a final newline.
+pub fn pretty(v: &serde_json::Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(v).unwrap();
+    bytes.push(b'\n');
+    bytes
+}
+
 /// The manifest of `entries` as JSON.
 pub fn manifest(entries: &[Entry]) -> serde_json::Value {
     serde_json::from_slice(&entries[find(entries, "manifest.json")].data).unwrap()
@@ -150,7 +184,5 @@ pub fn manifest(entries: &[Entry]) -> serde_json::Value {
 /// Replaces manifest.json with `m` (pretty JSON, as offkit writes it).
 pub fn set_manifest(entries: &mut [Entry], m: &serde_json::Value) {
     let i = find(entries, "manifest.json");
-    let mut bytes = serde_json::to_vec_pretty(m).unwrap();
-    bytes.push(b'\n');
-    entries[i].data = bytes;
+    entries[i].data = pretty(m);
 }

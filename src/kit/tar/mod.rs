@@ -11,7 +11,7 @@ mod read;
 mod write;
 
 pub use read::{EntryKind, RawEntry, TarError, TarReader};
-pub use write::{END_OF_ARCHIVE, header_bytes, padding};
+pub use write::{END_OF_ARCHIVE, header_bytes, header_difference, padding};
 
 /// Size of a tar block.
 pub const BLOCK: usize = 512;

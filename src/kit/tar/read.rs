@@ -46,6 +46,12 @@ pub struct RawEntry {
     pub link: Vec<u8>,
     /// Offset of the entry's first header block in the uncompressed stream.
     pub offset: u64,
+    /// Modification time, as the ustar header says.
+    pub mtime: u64,
+    /// Every byte of the entry's header as stored: a pax extended header (its header block,
+    /// records and padding) when there is one, then the ustar block. Lets a caller require the
+    /// exact bytes a writer would produce.
+    pub header: Vec<u8>,
 }
 
 /// Why the tar stream was refused.
@@ -124,12 +130,17 @@ impl<R: BufRead> TarReader<R> {
             self.skip_data()?;
         }
         let mut pax: Option<PaxOverrides> = None;
+        let mut header = Vec::with_capacity(BLOCK);
+        let first = self.offset;
         loop {
             let offset = self.offset;
             let Some(block) = self.read_block()? else {
                 return Err(TarError::Truncated { offset });
             };
             if block.iter().all(|&b| b == 0) {
+                if pax.is_some() {
+                    return Err(bad(offset, "a pax extended header describes no entry"));
+                }
                 // End of archive: a second zero block must follow.
                 match self.read_block()? {
                     Some(b) if b.iter().all(|&x| x == 0) => return Ok(None),
@@ -165,6 +176,9 @@ impl<R: BufRead> TarReader<R> {
                     Ok(())
                 })?;
                 pax = Some(parse_pax(&data).map_err(|reason| bad(offset, reason))?);
+                header.extend_from_slice(&block);
+                header.extend_from_slice(&data);
+                header.resize(header.len() + padding(size), 0);
                 continue;
             }
             let mut path = cstr(&block[..100]).to_vec();
@@ -175,12 +189,17 @@ impl<R: BufRead> TarReader<R> {
                 p.extend_from_slice(&path);
                 path = p;
             }
+            let mtime =
+                parse_number(&block[136..148]).ok_or_else(|| bad(offset, "bad mtime field"))?;
+            header.extend_from_slice(&block);
             let mut entry = RawEntry {
                 path,
                 kind: classify(typeflag),
                 size,
                 link: cstr(&block[157..257]).to_vec(),
-                offset,
+                offset: first,
+                mtime,
+                header,
             };
             if let Some(p) = pax.take() {
                 if let Some(path) = p.path {
@@ -233,27 +252,31 @@ impl<R: BufRead> TarReader<R> {
         self.read_data(|_| Ok(()))
     }
 
-    /// After the end-of-archive marker: accepts at most `max_zeros` further zero bytes (record
-    /// padding some tar writers add) and then the end of the stream.
+    /// After the end-of-archive marker: the stream must end. Any byte there is refused —
+    /// [`TarError::TrailingData`] at its offset, or [`TarError::ExcessPadding`] once more than
+    /// `max_zeros` zero bytes were read (zeros compress to almost nothing: a decompression bomb).
     pub fn finish(&mut self, max_zeros: u64) -> Result<(), TarError> {
-        let mut zeros = 0u64;
+        let start = self.offset;
         loop {
             let buf = self.inner.fill_buf().map_err(TarError::Stream)?;
             if buf.is_empty() {
-                return Ok(());
+                return if self.offset == start {
+                    Ok(())
+                } else {
+                    Err(TarError::TrailingData { offset: start })
+                };
             }
             if let Some(i) = buf.iter().position(|&b| b != 0) {
                 return Err(TarError::TrailingData {
-                    offset: self.offset + i as u64,
+                    offset: start.min(self.offset + i as u64),
                 });
             }
             let n = buf.len();
-            zeros += n as u64;
-            if zeros > max_zeros {
-                return Err(TarError::ExcessPadding { max: max_zeros });
-            }
             self.inner.consume(n);
             self.offset += n as u64;
+            if self.offset - start > max_zeros {
+                return Err(TarError::ExcessPadding { max: max_zeros });
+            }
         }
     }
 
@@ -463,6 +486,34 @@ mod tests {
             r.finish(1 << 20),
             Err(TarError::TrailingData { .. })
         ));
+
+        // Zero padding after the marker is not what the writer writes either.
+        let mut padded = bytes.clone();
+        padded.resize(bytes.len() + 2048, 0);
+        let mut r = TarReader::new(&padded[..]);
+        r.next_entry().unwrap();
+        assert!(r.next_entry().unwrap().is_none());
+        assert!(matches!(
+            r.finish(1 << 20),
+            Err(TarError::TrailingData { offset }) if offset == bytes.len() as u64
+        ));
+        let mut r = TarReader::new(&padded[..]);
+        r.next_entry().unwrap();
+        assert!(r.next_entry().unwrap().is_none());
+        assert!(matches!(
+            r.finish(1024),
+            Err(TarError::ExcessPadding { .. })
+        ));
+    }
+
+    #[test]
+    fn a_pax_header_must_describe_an_entry() {
+        let long = format!("seeds/{}", "y".repeat(150));
+        let mut bytes = header_bytes(&long, 0, 0);
+        bytes.truncate(bytes.len() - BLOCK); // drop the ustar block the pax header describes
+        bytes.extend_from_slice(&END_OF_ARCHIVE);
+        let mut r = TarReader::new(&bytes[..]);
+        assert!(matches!(r.next_entry(), Err(TarError::BadHeader { .. })));
     }
 
     #[test]

@@ -39,6 +39,45 @@ pub fn header_bytes(path: &str, size: u64, mtime: u64) -> Vec<u8> {
     out
 }
 
+/// Where `actual` (an entry's stored header bytes) differs from `expected` (what
+/// [`header_bytes`] writes for it), named by ustar field; `None` when they are identical.
+pub fn header_difference(actual: &[u8], expected: &[u8]) -> Option<&'static str> {
+    if actual == expected {
+        return None;
+    }
+    if actual.len() != expected.len() || actual.len() < BLOCK {
+        return Some("pax extended header");
+    }
+    let split = actual.len() - BLOCK;
+    if actual[..split] != expected[..split] {
+        return Some("pax extended header");
+    }
+    const FIELDS: [(&str, usize, usize); 17] = [
+        ("name", 0, 100),
+        ("mode", 100, 108),
+        ("uid", 108, 116),
+        ("gid", 116, 124),
+        ("size", 124, 136),
+        ("mtime", 136, 148),
+        ("checksum", 148, 156),
+        ("type flag", 156, 157),
+        ("link name", 157, 257),
+        ("magic", 257, 263),
+        ("version", 263, 265),
+        ("user name", 265, 297),
+        ("group name", 297, 329),
+        ("device major", 329, 337),
+        ("device minor", 337, 345),
+        ("prefix", 345, 500),
+        ("padding", 500, 512),
+    ];
+    let (a, e) = (&actual[split..], &expected[split..]);
+    FIELDS
+        .iter()
+        .find(|(_, from, to)| a[*from..*to] != e[*from..*to])
+        .map(|(name, _, _)| *name)
+}
+
 fn truncate_at_char(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -112,6 +151,20 @@ mod tests {
         assert_eq!(h.len(), BLOCK);
         assert_eq!(&h[..22], b"migrations/m/001_a.sql");
         assert_eq!(h[156], b'0');
+    }
+
+    #[test]
+    fn differences_are_named_by_field() {
+        let h = header_bytes("a.txt", 5, 7);
+        assert_eq!(header_difference(&h, &h), None);
+        let mut setuid = h.clone();
+        setuid[100..108].copy_from_slice(b"0004777\0");
+        assert_eq!(header_difference(&setuid, &h), Some("mode"));
+        let mut owner = h.clone();
+        owner[265..270].copy_from_slice(b"admin");
+        assert_eq!(header_difference(&owner, &h), Some("user name"));
+        let long = header_bytes(&"x/".repeat(60), 5, 7);
+        assert_eq!(header_difference(&long, &h), Some("pax extended header"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use time::OffsetDateTime;
 
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::digest::Sha256Hex;
-use crate::kit::dsse::{Envelope, Statement, pae};
+use crate::kit::dsse::{EnvelopeRef, Statement};
 use crate::kit::layout::{self, DSSE, Limits, MANIFEST, MANIFEST_SCHEMA, SUMS_SIG};
 use crate::kit::manifest::Manifest;
 use crate::kit::names::Timestamp;
@@ -34,6 +34,7 @@ use crate::trust::content::{Content, ContentError, Retain};
 use crate::trust::failure::{Failure, FailureKind as K};
 use crate::trust::keys::KeyId;
 use crate::trust::policy::TrustPolicy;
+use signatures::Evaluation;
 
 /// Whether an expired kit is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,8 +303,17 @@ fn authenticate_header(
     policy: &TrustPolicy,
     opts: &VerifyOptions,
 ) -> Result<Authenticated, Failure> {
-    let mut envelope: Envelope = serde_json::from_slice(&header.dsse.bytes)
+    let envelope: EnvelopeRef<'_> = serde_json::from_slice(&header.dsse.bytes)
         .map_err(|e| Failure::at(K::MalformedJson, DSSE, format!("{DSSE}: {e}")))?;
+    if !envelope.is_canonical(&header.dsse.bytes) {
+        return Err(Failure::at(
+            K::NonCanonicalSignature,
+            DSSE,
+            format!(
+                "{DSSE} is not in the form offkit writes (an unknown field, or other formatting)"
+            ),
+        ));
+    }
     // DSSE protocol, "Verification": reject unless payloadType is the one expected.
     if envelope.payload_type != layout::PAYLOAD_TYPE {
         return Err(Failure::at(
@@ -316,16 +326,19 @@ fn authenticate_header(
             ),
         ));
     }
-    let payload = envelope
-        .payload_bytes()
-        .ok_or_else(|| Failure::at(K::MalformedJson, DSSE, "payload is not Base64"))?;
-    // The Base64 text is no longer needed: free it before the payload is parsed.
-    envelope.payload = String::new();
-    let message = pae(&envelope.payload_type, &payload);
-    let signers = signatures::evaluate(&envelope.signatures, &message, policy, opts.now)?;
-    drop(message);
+    // The PAE is computed once, with the payload decoded into it: the one copy held.
+    let (message, start) = envelope.pae().ok_or_else(|| {
+        Failure::at(
+            K::MalformedJson,
+            DSSE,
+            "payload is not standard padded Base64",
+        )
+    })?;
+    let evaluation = signatures::evaluate(&envelope.signatures, &message, policy, opts.now)?;
     let mut warnings = Vec::new();
-    check_detached(&header, &envelope, policy, &mut warnings)?;
+    check_detached(&header, &envelope, &evaluation, policy, &mut warnings)?;
+    let signers = evaluation.signers;
+    let payload = &message[start..];
 
     // Only now, with the payload authenticated, parse it: the type fields and the predicate's
     // schema first, so that another statement, predicate or manifest schema is "unknown", not
@@ -334,7 +347,7 @@ fn authenticate_header(
     struct SchemaOnly {
         schema: Option<String>,
     }
-    let head: Statement<SchemaOnly> = serde_json::from_slice(&payload)
+    let head: Statement<SchemaOnly> = serde_json::from_slice(payload)
         .map_err(|e| Failure::at(K::MalformedJson, DSSE, format!("in-toto statement: {e}")))?;
     if head.type_ != layout::STATEMENT_TYPE || head.predicate_type != layout::PREDICATE_TYPE {
         return Err(Failure::at(
@@ -363,9 +376,9 @@ fn authenticate_header(
     // memory than the whole verification otherwise needs.
     let Statement {
         subject, predicate, ..
-    } = serde_json::from_slice::<Statement<Manifest>>(&payload)
+    } = serde_json::from_slice::<Statement<Manifest>>(payload)
         .map_err(|e| manifest_failure(DSSE, "the signed statement's manifest", e))?;
-    drop(payload);
+    drop(message);
     // SHA256SUMS is authenticated by its detached signature or, whoever signed that, by equality
     // with the signed subjects; `manifest.json` only once its digest is that SHA256SUMS line.
     let sum_lines = sums::parse(&header.sums.bytes).map_err(agreement::sums_failure)?;
@@ -386,6 +399,19 @@ fn authenticate_header(
     manifest
         .check()
         .map_err(|e| Failure::at(K::InvalidManifest, MANIFEST, e.0))?;
+    // Every tar header carries the kit's creation time (checked equal across entries by the
+    // reader); now that the manifest is authenticated, that time must be its `created`.
+    let created = stored_mtime(manifest.created.unix_seconds());
+    if header.mtime != created {
+        return Err(Failure::at(
+            K::NonCanonicalEntry,
+            layout::LAYOUT,
+            format!(
+                "the tar headers carry modification time {}, not the kit's creation time {created}",
+                header.mtime
+            ),
+        ));
+    }
 
     let mut accepted_expired = None;
     if let Some(expires) = &manifest.expires
@@ -428,50 +454,86 @@ fn manifest_failure(entry: &str, what: &str, e: serde_json::Error) -> Failure {
     Failure::at(kind, entry, format!("{what}: {e}"))
 }
 
-/// SHA256SUMS.sig is the first DSSE signer's detached signature; co-signers may add
-/// `SHA256SUMS.<keyid>.sig`. Each must verify when its key is trusted.
+/// The detached signatures over SHA256SUMS (docs/FORMAT.md, "Signatures"): `SHA256SUMS.sig`
+/// belongs to the envelope's first signature, `SHA256SUMS.<keyid>.sig` to the signature by that
+/// key. Every envelope signature that verified under a trusted key must have its detached
+/// signature, and it must verify (so the openssl recipe works for every key that counted). A
+/// detached signature must belong to a key that signed the envelope; one by a key this site does
+/// not trust cannot be checked, and is reported as such.
 fn check_detached(
     header: &RawHeader,
-    envelope: &Envelope,
+    envelope: &EnvelopeRef<'_>,
+    evaluation: &Evaluation,
     policy: &TrustPolicy,
     warnings: &mut Vec<String>,
 ) -> Result<(), Failure> {
-    let first = envelope
-        .signatures
-        .first()
-        .map(|s| s.keyid.as_str())
-        .unwrap_or("");
-    let detached = std::iter::once((first, SUMS_SIG.to_owned(), &header.sums_sig)).chain(
+    let cosigner = |keyid: &str| {
         header
             .cosigner_sigs
-            .iter()
-            .map(|(k, sig)| (k.as_str(), layout::cosigner_sig_name(k), sig)),
-    );
-    for (keyid, entry, sig) in detached {
-        if sig.is_empty() {
+            .binary_search_by(|(k, _)| k.as_str().cmp(keyid))
+            .ok()
+            .map(|i| &header.cosigner_sigs[i].1)
+    };
+    for (i, keyid) in &evaluation.verified {
+        let (entry, sig) = if *i == 0 {
+            (SUMS_SIG.to_owned(), Some(&header.sums_sig))
+        } else {
+            (
+                layout::cosigner_sig_name(keyid.as_str()),
+                cosigner(keyid.as_str()),
+            )
+        };
+        let Some(sig) = sig else {
             return Err(Failure::at(
                 K::MissingSignature,
                 &entry,
-                format!("{entry} is empty"),
+                format!(
+                    "trusted key {keyid} signed the envelope but the kit carries no {entry}, its signature over SHA256SUMS"
+                ),
+            ));
+        };
+        let key = policy.key(keyid).map(|k| k.key());
+        if !key.is_some_and(|k| k.verify(&header.sums.bytes, sig)) {
+            return Err(Failure::at(
+                K::BadSignature,
+                &entry,
+                format!(
+                    "{entry} does not verify SHA256SUMS under key {keyid}: SHA256SUMS was altered"
+                ),
             ));
         }
-        let key = KeyId::exact(keyid).and_then(|id| policy.key(&id));
-        match key {
-            Some(k) if !k.key().verify(&header.sums.bytes, sig) => {
-                return Err(Failure::at(
-                    K::BadSignature,
-                    &entry,
-                    format!(
-                        "{entry} does not verify SHA256SUMS under key {}: SHA256SUMS was altered",
-                        k.keyid()
-                    ),
-                ));
-            }
-            Some(_) => {}
-            None => warnings.push(format!(
-                "{entry} is by a key this site does not trust; SHA256SUMS is authenticated through the DSSE envelope instead"
-            )),
+    }
+    let verified = |keyid: &str| evaluation.verified.iter().any(|(_, k)| k.as_str() == keyid);
+    let hinted = |keyid: &str| envelope.signatures.iter().any(|s| s.keyid == keyid);
+    for (keyid, _) in &header.cosigner_sigs {
+        let entry = layout::cosigner_sig_name(keyid);
+        if verified(keyid) {
+            continue;
         }
+        let trusted = KeyId::exact(keyid).is_some_and(|id| policy.key(&id).is_some());
+        if trusted || !hinted(keyid) {
+            return Err(Failure::at(
+                K::BadSignature,
+                &entry,
+                format!(
+                    "{entry} is by key {keyid}, which did not sign the envelope{}",
+                    if trusted { " (it is trusted here)" } else { "" }
+                ),
+            ));
+        }
+        warnings.push(format!(
+            "{entry} is by a key this site does not trust; it was not checked"
+        ));
+    }
+    if !evaluation.verified.iter().any(|(i, _)| *i == 0) {
+        warnings.push(format!(
+            "{SUMS_SIG} is by the envelope's first signer, a key this site does not trust; it was not checked"
+        ));
     }
     Ok(())
+}
+
+/// The modification time a tar header can carry for `seconds` (its 11 octal digits).
+fn stored_mtime(seconds: u64) -> u64 {
+    seconds.min(0o77_777_777_777)
 }

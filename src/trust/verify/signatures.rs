@@ -3,7 +3,9 @@
 //! DSSE protocol, "Verification" with a threshold (`protocol.md`, "Threshold"): count distinct
 //! trusted keys whose signature over `PAE(payloadType, payload)` verifies. The keyid in an envelope
 //! is only a hint (`envelope.md`): a hint naming a trusted key selects that key alone; without a
-//! usable hint every trusted key is tried. Revocation is judged on the key that verified, never
+//! usable hint the trusted keys are tried, within [`MAX_UNHINTED_TRIES`] tries for the whole
+//! envelope, so the work before authentication is at most `MAX_SIGNATURES + MAX_UNHINTED_TRIES`
+//! signature checks over the PAE computed once. Revocation is judged on the key that verified, never
 //! on a hint, and a revoked key's signature refuses the kit. Keys outside their validity window
 //! or without the `kit` role do not count. These functions are pure: the tests below exercise
 //! each rule without a kit.
@@ -20,8 +22,21 @@ use crate::trust::policy::{TrustPolicy, TrustedKey};
 
 use super::Signer;
 
-/// Most signatures an envelope may carry: bounds the work done before anything is authenticated.
-pub const MAX_SIGNATURES: usize = 64;
+pub use crate::kit::layout::MAX_SIGNATURES;
+
+/// Most trusted keys tried, over the whole envelope, for signatures whose keyid hint names no
+/// trusted key. A signature left untried when they are used up counts as untrusted.
+pub const MAX_UNHINTED_TRIES: usize = 16;
+
+/// What the envelope's signatures established.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The trusted keys that count towards the threshold, in keyid order.
+    pub signers: Vec<Signer>,
+    /// Every signature that verified under a trusted key (counted or not, e.g. outside its
+    /// validity window): its position in the envelope and the key.
+    pub verified: Vec<(usize, KeyId)>,
+}
 
 /// The keyid hint as it may be shown: the hint itself when it is a well-formed keyid.
 fn shown_hint(hint: &str) -> String {
@@ -35,13 +50,13 @@ fn shown_hint(hint: &str) -> String {
 }
 
 /// Evaluates `signatures` over `message` (the PAE bytes) against `policy` at `now`; returns the
-/// signers that count, or why the kit is refused.
+/// signers that count and the signatures that verified, or why the kit is refused.
 pub fn evaluate(
     signatures: &[EnvelopeSignature],
     message: &[u8],
     policy: &TrustPolicy,
     now: OffsetDateTime,
-) -> Result<Vec<Signer>, Failure> {
+) -> Result<Evaluation, Failure> {
     if signatures.is_empty() {
         return Err(Failure::at(
             K::MissingSignature,
@@ -60,8 +75,10 @@ pub fn evaluate(
         ));
     }
     let mut valid: BTreeMap<KeyId, String> = BTreeMap::new();
+    let mut verified = Vec::new();
     let mut untrusted = Vec::new();
     let mut unusable = Vec::new();
+    let mut tries_left = MAX_UNHINTED_TRIES;
     for (i, s) in signatures.iter().enumerate() {
         let sig = decode_b64(&s.sig).ok_or_else(|| {
             Failure::at(
@@ -73,8 +90,17 @@ pub fn evaluate(
         let hinted = KeyId::exact(&s.keyid).and_then(|id| policy.key(&id));
         let found: Option<&TrustedKey> = match hinted {
             Some(k) => k.key().verify(message, &sig).then_some(k),
-            None => policy.keys().iter().find(|k| k.key().verify(message, &sig)),
+            None => policy.keys().iter().find(|k| {
+                if tries_left == 0 {
+                    return false;
+                }
+                tries_left -= 1;
+                k.key().verify(message, &sig)
+            }),
         };
+        if let Some(k) = found {
+            verified.push((i, k.keyid().clone()));
+        }
         match found {
             Some(k) if policy.is_revoked(k.keyid()) => {
                 return Err(Failure::at(
@@ -104,10 +130,13 @@ pub fn evaluate(
     }
     let threshold = policy.threshold().get();
     if valid.len() >= threshold {
-        return Ok(valid
-            .into_iter()
-            .map(|(keyid, name)| Signer { keyid, name })
-            .collect());
+        return Ok(Evaluation {
+            signers: valid
+                .into_iter()
+                .map(|(keyid, name)| Signer { keyid, name })
+                .collect(),
+            verified,
+        });
     }
     if valid.is_empty() && unusable.is_empty() {
         return Err(Failure::at(
@@ -174,7 +203,7 @@ mod tests {
         .unwrap()
     }
 
-    fn kind(r: Result<Vec<Signer>, Failure>) -> K {
+    fn kind(r: Result<Evaluation, Failure>) -> K {
         r.expect_err("accepted").kind
     }
 
@@ -185,6 +214,7 @@ mod tests {
         assert_eq!(
             evaluate(&[signed(&a), signed(&b)], MESSAGE, &p, NOW)
                 .unwrap()
+                .signers
                 .len(),
             2
         );
@@ -212,8 +242,9 @@ mod tests {
         let p = policy(vec![trusted(&a)], 1, &[]);
         // No hint, a malformed hint, or another key's hint: the signature is still found.
         for hint in ["", "not-a-keyid\u{1b}[32m", b.keyid().as_str()] {
-            let signers = evaluate(&[sig(&a, hint)], MESSAGE, &p, NOW).unwrap();
-            assert_eq!(&signers[0].keyid, a.keyid());
+            let e = evaluate(&[sig(&a, hint)], MESSAGE, &p, NOW).unwrap();
+            assert_eq!(&e.signers[0].keyid, a.keyid());
+            assert_eq!(e.verified, vec![(0, a.keyid().clone())]);
         }
         // A hint naming a trusted key whose signature fails: the statement was altered.
         assert_eq!(
@@ -280,5 +311,22 @@ mod tests {
         let p = policy(vec![trusted(&a)], 1, &[]);
         let many = vec![signed(&a); MAX_SIGNATURES + 1];
         assert_eq!(kind(evaluate(&many, MESSAGE, &p, NOW)), K::MalformedJson);
+    }
+
+    #[test]
+    fn signatures_without_a_usable_hint_share_a_bounded_number_of_tries() {
+        let keys: Vec<SecretKey> = (0..4).map(|_| key()).collect();
+        let p = policy(keys.iter().map(trusted).collect(), 1, &[]);
+        let last = keys.last().unwrap();
+        // The last trusted key's signature, unhinted, is found while tries are left …
+        assert!(evaluate(&[sig(last, "")], MESSAGE, &p, NOW).is_ok());
+        // … but not after strangers' unhinted signatures used them up (4 tries each).
+        let stranger = key();
+        let mut sigs = vec![sig(&stranger, ""); MAX_UNHINTED_TRIES / 4];
+        sigs.push(sig(last, ""));
+        assert_eq!(kind(evaluate(&sigs, MESSAGE, &p, NOW)), K::UntrustedSigner);
+        // A hinted signature costs one try whatever came before.
+        sigs.push(signed(last));
+        assert!(evaluate(&sigs, MESSAGE, &p, NOW).is_ok());
     }
 }
