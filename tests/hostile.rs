@@ -763,3 +763,77 @@ fn too_many_envelope_signatures_are_refused_while_parsing() {
     );
     c.assert_refused(&kit, "malformed-json");
 }
+
+// ---- Extraction stays in its target (class 7).
+
+#[test]
+fn extraction_never_goes_through_a_link_to_its_target() {
+    let c = case();
+    let outside = c.ws.path("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let link = c.ws.path("link");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+    // With or without a trailing slash, the link is refused and nothing reaches its target.
+    for to in [link.display().to_string(), format!("{}/", link.display())] {
+        let o = run(&[
+            "extract",
+            c.kit.to_str().unwrap(),
+            "--trust",
+            c.trusted.to_str().unwrap(),
+            "--to",
+            &to,
+        ]);
+        let (code, _, stderr) = outcome(&o);
+        assert_eq!(code, 6, "{to}: {stderr}");
+        assert!(stderr.contains("symbolic link"), "{stderr}");
+        assert!(
+            std::fs::read_dir(&outside).unwrap().next().is_none(),
+            "{to}"
+        );
+    }
+}
+
+#[test]
+fn a_target_swapped_for_a_link_during_extraction_redirects_nothing() {
+    use std::io::BufRead;
+    let c = case();
+    let outside = c.ws.path("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let target = c.ws.path("target");
+    let resume = c.ws.path("resume");
+    let mut child = common::cmd()
+        .args(["extract", c.kit.to_str().unwrap(), "--trust"])
+        .arg(&c.trusted)
+        .arg("--to")
+        .arg(&target)
+        .env("OFFKIT_FAILPOINT", "retain-file:seeds/*")
+        .env("OFFKIT_FAILPOINT_RESUME", &resume)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("offkit-failpoint: retain-file:seeds/") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "extract ended early"
+        );
+    }
+    // Mid-extraction: the target moves away and a link to another folder takes its place.
+    let moved = c.ws.path("moved");
+    std::fs::rename(&target, &moved).unwrap();
+    std::os::unix::fs::symlink(&outside, &target).unwrap();
+    std::fs::write(&resume, b"").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(6), "{rest}");
+    assert!(rest.contains("moved or replaced"), "{rest}");
+    assert!(
+        std::fs::read_dir(&outside).unwrap().next().is_none(),
+        "files were written through the swapped-in link"
+    );
+    // The folder that was opened holds nothing of the refused extraction either.
+    assert!(std::fs::read_dir(&moved).unwrap().next().is_none());
+}

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{Workspace, failure_kinds, outcome, run, write};
 
@@ -291,41 +291,12 @@ fn sign_adds_a_cosigner_without_touching_the_payload_frames() {
     assert_eq!(&before[first(&before)..], &after[first(&after)..]);
 
     // Stock tools can check the co-signer's detached signature.
-    let x = ws.path("x");
-    std::fs::create_dir_all(&x).unwrap();
-    assert!(
-        std::process::Command::new("tar")
-            .arg("--zstd")
-            .arg("-xf")
-            .arg(&signed)
-            .arg("-C")
-            .arg(&x)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let x = untar(&ws, &signed);
     let keyid = offkit::trust::PublicKey::load(&b_pub)
         .unwrap()
         .keyid()
         .to_owned();
-    let ok = std::process::Command::new("openssl")
-        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
-        .arg(&b_pub)
-        .args([
-            "-rawin",
-            "-in",
-            "SHA256SUMS",
-            "-sigfile",
-            &format!("SHA256SUMS.{keyid}.sig"),
-        ])
-        .current_dir(&x)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    assert_openssl_verifies(&x, &b_pub, &format!("SHA256SUMS.{keyid}.sig"));
 
     // Signing twice with the same key is refused; signing a kit that fails verification too.
     let (code, _, err) = outcome(&run(&[
@@ -352,4 +323,61 @@ fn sign_adds_a_cosigner_without_touching_the_payload_frames() {
         before,
         "a refused sign must not touch the kit"
     );
+}
+
+/// Extracts `kit` with stock `tar` into a new folder of the workspace.
+fn untar(ws: &Workspace, kit: &Path) -> PathBuf {
+    let x = ws.path(&format!(
+        "untar-{}",
+        kit.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::create_dir_all(&x).unwrap();
+    assert!(
+        std::process::Command::new("tar")
+            .arg("--zstd")
+            .arg("-xf")
+            .arg(kit)
+            .arg("-C")
+            .arg(&x)
+            .status()
+            .unwrap()
+            .success()
+    );
+    x
+}
+
+/// The README's stock-tool recipe: `openssl pkeyutl -verify` of `sig` over SHA256SUMS in `dir`.
+fn assert_openssl_verifies(dir: &Path, public: &Path, sig: &str) {
+    let ok = std::process::Command::new("openssl")
+        .args(["pkeyutl", "-verify", "-pubin", "-inkey"])
+        .arg(public)
+        .args(["-rawin", "-in", "SHA256SUMS", "-sigfile", sig])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{sig}: {}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
+
+#[test]
+fn every_key_that_signs_a_build_leaves_a_detached_signature_openssl_checks() {
+    let ws = Workspace::new();
+    let (a_key, a_pub) = ws.key("a");
+    let (b_key, b_pub) = ws.key("b");
+    let kit = ws.build(&ws.example_source("quickstart"), &[&a_key, &b_key]);
+    // A site trusting only the second key accepts the kit …
+    let (code, out, _) = verify(&kit, &[&b_pub], &[]);
+    assert_eq!(code, 0, "{out}");
+    // … and stock tools check each key's own detached signature.
+    let x = untar(&ws, &kit);
+    assert_openssl_verifies(&x, &a_pub, "SHA256SUMS.sig");
+    let b_id = offkit::trust::PublicKey::load(&b_pub)
+        .unwrap()
+        .keyid()
+        .to_owned();
+    assert_openssl_verifies(&x, &b_pub, &format!("SHA256SUMS.{b_id}.sig"));
 }

@@ -390,6 +390,7 @@ struct FolderSink {
 
 impl PayloadSink for FolderSink {
     fn begin(&mut self, path: &KitPath, _size: u64) -> io::Result<()> {
+        crate::failpoint::hit(&format!("retain-file:{path}"));
         let file = self
             .root
             .create_file(path.as_str(), 0o644, &mut self.parent)?;

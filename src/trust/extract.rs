@@ -75,6 +75,16 @@ pub fn extract_kit(
     let authenticated = authenticate(kit_path, policy, opts)?;
     let (target, created) = prepare_target(to)?;
     let staging_name = format!(".offkit-staging-{}", crate::util::random_hex(8));
+    let mut moved_in: Vec<String> = Vec::new();
+    let still_there = |target: &Confined| -> Result<(), ExtractError> {
+        if target.still_at_path().map_err(io_err(to))? {
+            return Ok(());
+        }
+        Err(ExtractError::Target {
+            path: to.display().to_string(),
+            reason: "was moved or replaced during the extraction; nothing was extracted",
+        })
+    };
     let result = (|| {
         let staging = target.create_dir(&staging_name).map_err(io_err(to))?;
         let mut kit = authenticated.verify(Retain::Files {
@@ -82,26 +92,27 @@ pub fn extract_kit(
             durable: true,
         })?;
         write_header(&kit, &staging)?;
+        still_there(&target)?;
         for name in header_names(&kit).chain(PAYLOAD_DIRS.iter().map(|d| d.to_string())) {
             if staging.contains(&name).map_err(io_err(staging.path()))? {
                 staging
                     .rename_to(&name, &target, &name)
                     .map_err(io_err(&to.join(&name)))?;
+                moved_in.push(name);
             }
         }
         target.remove_tree(&staging_name).map_err(io_err(to))?;
         target.sync().map_err(io_err(to))?;
-        if !target.still_at_path().map_err(io_err(to))? {
-            return Err(ExtractError::Target {
-                path: to.display().to_string(),
-                reason: "was moved or replaced during the extraction; the files are in the folder that was there when it started",
-            });
-        }
+        still_there(&target)?;
         kit.content_mut().relocate(target.clone());
         Ok(kit)
     })();
     if result.is_err() {
+        // All or nothing: what this call made inside the folder it opened goes again.
         let _ = target.remove_tree(&staging_name);
+        for name in &moved_in {
+            let _ = target.remove_tree(name);
+        }
         // Only a folder this call made, still in place and empty, is removed.
         if created && target.still_at_path().unwrap_or(false) && target.is_empty().unwrap_or(false)
         {
