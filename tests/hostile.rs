@@ -544,6 +544,62 @@ fn terminal_escapes_in_a_manifest_never_reach_the_output() {
     }
 }
 
+#[test]
+fn terminal_escapes_anywhere_in_an_unauthenticated_kit_never_reach_the_output() {
+    let c = case();
+    let esc = "\u{1b}[2J\u{1b}[32mVERIFIED\u{7}";
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let mut hint: serde_json::Value = serde_json::from_slice(&c.entries[d].data).unwrap();
+    hint["signatures"][0]["keyid"] = serde_json::json!(esc);
+    let mut stranger = hint.clone();
+    stranger["payloadType"] = serde_json::json!(esc);
+    let kits = [
+        c.forge(
+            "esc-layout",
+            &c.with(|e| e[0].data = esc.as_bytes().to_vec()),
+        ),
+        c.forge(
+            "esc-entry",
+            &c.with(|e| e.insert(PAYLOAD, Entry::file(&format!("seeds/{esc}"), "x"))),
+        ),
+        c.forge("esc-hint", &c.with(|e| e[d].data = forge::pretty(&hint))),
+        c.forge(
+            "esc-type",
+            &c.with(|e| e[d].data = forge::pretty(&stranger)),
+        ),
+    ];
+    let trust = c.trusted.to_str().unwrap();
+    let target = c.ws.path("esc-target");
+    for kit in &kits {
+        let k = kit.to_str().unwrap();
+        for a in [
+            vec!["verify", k, "--trust", trust],
+            vec!["verify", k, "--trust", trust, "--json"],
+            vec!["inspect", k],
+            vec!["inspect", k, "--json"],
+            vec![
+                "extract",
+                k,
+                "--trust",
+                trust,
+                "--to",
+                target.to_str().unwrap(),
+            ],
+        ] {
+            let (code, out, err) = outcome(&run(&a));
+            // `inspect` shows a kit's header without judging its payload; the others refuse.
+            assert!(
+                a[0] == "inspect" || code != 0,
+                "{a:?} accepted a forged kit"
+            );
+            assert!(
+                !out.contains('\u{1b}') && !err.contains('\u{1b}') && !err.contains('\u{7}'),
+                "{a:?}: {out}{err}"
+            );
+        }
+    }
+}
+
 // ---- Canonical kits: every byte is what `offkit build` writes or is signed (issue 10, class 2).
 
 /// The mode field of a ustar header.
@@ -701,7 +757,7 @@ fn a_bogus_first_signature_cannot_carry_a_garbage_detached_signature() {
             let sigs = env["signatures"].as_array_mut().unwrap();
             sigs.insert(
                 0,
-                serde_json::json!({"keyid": stranger.keyid().as_str(), "sig": "AAAA"}),
+                serde_json::json!({"keyid": stranger.keyid().as_str(), "sig": "A".repeat(86) + "=="}),
             );
             e[d].data = forge::pretty(&env);
             e[s].data = vec![0u8; 64];

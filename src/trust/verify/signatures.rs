@@ -2,10 +2,13 @@
 //!
 //! DSSE protocol, "Verification" with a threshold (`protocol.md`, "Threshold"): count distinct
 //! trusted keys whose signature over `PAE(payloadType, payload)` verifies. The keyid in an envelope
-//! is only a hint (`envelope.md`): a hint naming a trusted key selects that key alone; without a
-//! usable hint the trusted keys are tried, within [`MAX_UNHINTED_TRIES`] tries for the whole
-//! envelope, so the work before authentication is at most `MAX_SIGNATURES + MAX_UNHINTED_TRIES`
-//! signature checks over the PAE computed once. Revocation is judged on the key that verified, never
+//! is a hint no signature covers (`envelope.md`): offkit always writes the signing key's keyid, so
+//! a kit must carry one, well-formed, on every signature, and a signature that verifies under
+//! another key than the one it names is refused. A hint naming a trusted key selects that key
+//! alone; a hint naming a key not trusted here (a co-signer this site does not know, or a lie) has
+//! the trusted keys tried, within [`MAX_UNHINTED_TRIES`] tries for the whole envelope, so the work
+//! before authentication is at most `MAX_SIGNATURES + MAX_UNHINTED_TRIES` signature checks over
+//! the PAE computed once. Revocation is judged on the key that verified, never
 //! on a hint, and a revoked key's signature refuses the kit. Keys outside their validity window
 //! or without the `kit` role do not count. These functions are pure: the tests below exercise
 //! each rule without a kit.
@@ -14,8 +17,11 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 
-use crate::kit::dsse::{EnvelopeSignature, decode_b64};
-use crate::kit::layout::DSSE;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::kit::dsse::EnvelopeSignature;
+use crate::kit::layout::{DSSE, SIGNATURE_BYTES};
 use crate::trust::failure::{Failure, FailureKind as K};
 use crate::trust::keys::KeyId;
 use crate::trust::policy::{TrustPolicy, TrustedKey};
@@ -36,17 +42,6 @@ pub struct Evaluation {
     /// Every signature that verified under a trusted key (counted or not, e.g. outside its
     /// validity window): its position in the envelope and the key.
     pub verified: Vec<(usize, KeyId)>,
-}
-
-/// The keyid hint as it may be shown: the hint itself when it is a well-formed keyid.
-fn shown_hint(hint: &str) -> String {
-    if hint.is_empty() {
-        "(no keyid)".to_owned()
-    } else if let Some(k) = KeyId::exact(hint) {
-        k.to_string()
-    } else {
-        "(malformed keyid)".to_owned()
-    }
 }
 
 /// Evaluates `signatures` over `message` (the PAE bytes) against `policy` at `now`; returns the
@@ -74,28 +69,43 @@ pub fn evaluate(
             ),
         ));
     }
+    // The form of every signature first, before any cryptography: a well-formed keyid (offkit
+    // always names the signing key) and 64 bytes in standard Base64.
+    let mut decoded = Vec::with_capacity(signatures.len());
+    for (i, s) in signatures.iter().enumerate() {
+        let non_canonical = |what: &str| {
+            Failure::at(
+                K::NonCanonicalSignature,
+                DSSE,
+                format!("signature {i} {what}"),
+            )
+        };
+        let hint = KeyId::exact(&s.keyid)
+            .ok_or_else(|| non_canonical("does not name its key with a well-formed keyid"))?;
+        let sig = STANDARD
+            .decode(&s.sig)
+            .ok()
+            .filter(|b| b.len() == SIGNATURE_BYTES as usize)
+            .ok_or_else(|| {
+                non_canonical("is not a 64-byte Ed25519 signature in standard Base64")
+            })?;
+        decoded.push((hint, sig));
+    }
     let mut valid: BTreeMap<KeyId, String> = BTreeMap::new();
     let mut verified = Vec::new();
     let mut untrusted = Vec::new();
     let mut unusable = Vec::new();
     let mut tries_left = MAX_UNHINTED_TRIES;
-    for (i, s) in signatures.iter().enumerate() {
-        let sig = decode_b64(&s.sig).ok_or_else(|| {
-            Failure::at(
-                K::BadSignature,
-                DSSE,
-                format!("signature {i} is not Base64"),
-            )
-        })?;
-        let hinted = KeyId::exact(&s.keyid).and_then(|id| policy.key(&id));
+    for (i, (hint, sig)) in decoded.iter().enumerate() {
+        let hinted = policy.key(hint);
         let found: Option<&TrustedKey> = match hinted {
-            Some(k) => k.key().verify(message, &sig).then_some(k),
+            Some(k) => k.key().verify(message, sig).then_some(k),
             None => policy.keys().iter().find(|k| {
                 if tries_left == 0 {
                     return false;
                 }
                 tries_left -= 1;
-                k.key().verify(message, &sig)
+                k.key().verify(message, sig)
             }),
         };
         if let Some(k) = found {
@@ -109,6 +119,16 @@ pub fn evaluate(
                     format!("signature {i} is by revoked key {}", k.keyid()),
                 ));
             }
+            Some(k) if k.keyid() != hint => {
+                return Err(Failure::at(
+                    K::NonCanonicalSignature,
+                    DSSE,
+                    format!(
+                        "signature {i} is by key {} but names keyid {hint}",
+                        k.keyid()
+                    ),
+                ));
+            }
             Some(k) => match k.unusable_at(now) {
                 Some(why) => unusable.push(why),
                 None => {
@@ -120,12 +140,11 @@ pub fn evaluate(
                     K::BadSignature,
                     DSSE,
                     format!(
-                        "signature {i} by trusted key {} does not verify: the signed statement was altered",
-                        shown_hint(&s.keyid)
+                        "signature {i} by trusted key {hint} does not verify: the signed statement was altered"
                     ),
                 ));
             }
-            None => untrusted.push(shown_hint(&s.keyid)),
+            None => untrusted.push(hint.to_string()),
         }
     }
     let threshold = policy.threshold().get();
@@ -237,43 +256,53 @@ mod tests {
     }
 
     #[test]
-    fn a_hint_is_only_a_hint() {
+    fn a_hint_is_checked_never_trusted() {
         let (a, b) = (key(), key());
         let p = policy(vec![trusted(&a)], 1, &[]);
-        // No hint, a malformed hint, or another key's hint: the signature is still found.
-        for hint in ["", "not-a-keyid\u{1b}[32m", b.keyid().as_str()] {
-            let e = evaluate(&[sig(&a, hint)], MESSAGE, &p, NOW).unwrap();
-            assert_eq!(&e.signers[0].keyid, a.keyid());
-            assert_eq!(e.verified, vec![(0, a.keyid().clone())]);
+        // No hint or a malformed one: not the form offkit writes, refused before any check.
+        for hint in ["", "not-a-keyid\u{1b}[32m"] {
+            let f = evaluate(&[sig(&a, hint)], MESSAGE, &p, NOW).unwrap_err();
+            assert_eq!(f.kind, K::NonCanonicalSignature, "{hint:?}");
+            assert!(!f.message.contains('\u{1b}'), "{}", f.message);
         }
+        // Another key's keyid on a's signature: found, and refused as mislabelled.
+        let f = evaluate(&[sig(&a, b.keyid().as_str())], MESSAGE, &p, NOW).unwrap_err();
+        assert_eq!(f.kind, K::NonCanonicalSignature);
         // A hint naming a trusted key whose signature fails: the statement was altered.
         assert_eq!(
             kind(evaluate(&[sig(&b, a.keyid().as_str())], MESSAGE, &p, NOW)),
             K::BadSignature
         );
-        // Control characters in a hint never reach a message.
-        let f = evaluate(&[sig(&b, "\u{1b}]0;x\u{7}")], MESSAGE, &p, NOW).unwrap_err();
-        assert!(!f.message.contains('\u{1b}'), "{}", f.message);
+        // A signature that is not 64 bytes of standard Base64.
+        let mut short = signed(&a);
+        short.sig = "AAAA".into();
+        assert_eq!(
+            kind(evaluate(&[short], MESSAGE, &p, NOW)),
+            K::NonCanonicalSignature
+        );
+        let e = evaluate(&[signed(&a)], MESSAGE, &p, NOW).unwrap();
+        assert_eq!(e.verified, vec![(0, a.keyid().clone())]);
     }
 
     #[test]
     fn revocation_follows_the_key_that_verified_not_the_hint() {
-        let (a, b) = (key(), key());
+        let (a, b, stranger) = (key(), key(), key());
         let p = policy(vec![trusted(&a), trusted(&b)], 1, &[&b]);
-        // Revoked key b signs with a's keyid as hint, and with no hint: both refused as revoked.
+        // Revoked key b signs under a stranger's keyid: found by trying, refused as revoked,
+        // alone or beside a valid signature.
+        let disguised = sig(&b, stranger.keyid().as_str());
         assert_eq!(
-            kind(evaluate(&[sig(&b, "")], MESSAGE, &p, NOW)),
+            kind(evaluate(std::slice::from_ref(&disguised), MESSAGE, &p, NOW)),
             K::RevokedKey
         );
         assert_eq!(
-            kind(evaluate(&[signed(&a), sig(&b, "")], MESSAGE, &p, NOW)),
+            kind(evaluate(&[signed(&a), disguised], MESSAGE, &p, NOW)),
             K::RevokedKey
         );
-        // a's signature under b's hint fails as b's (an altered statement), whatever b's status;
-        // without a hint it counts as a's.
+        // a's signature under b's hint fails as b's (an altered statement), whatever b's status.
         let signers = evaluate(&[sig(&a, b.keyid().as_str())], MESSAGE, &p, NOW);
         assert_eq!(kind(signers), K::BadSignature);
-        assert!(evaluate(&[sig(&a, "")], MESSAGE, &p, NOW).is_ok());
+        assert!(evaluate(&[signed(&a)], MESSAGE, &p, NOW).is_ok());
     }
 
     #[test]
@@ -318,12 +347,17 @@ mod tests {
         let keys: Vec<SecretKey> = (0..4).map(|_| key()).collect();
         let p = policy(keys.iter().map(trusted).collect(), 1, &[]);
         let last = keys.last().unwrap();
-        // The last trusted key's signature, unhinted, is found while tries are left …
-        assert!(evaluate(&[sig(last, "")], MESSAGE, &p, NOW).is_ok());
-        // … but not after strangers' unhinted signatures used them up (4 tries each).
         let stranger = key();
-        let mut sigs = vec![sig(&stranger, ""); MAX_UNHINTED_TRIES / 4];
-        sigs.push(sig(last, ""));
+        let disguised = sig(last, stranger.keyid().as_str());
+        // The last trusted key's signature under a stranger's keyid is found while tries are
+        // left (and refused as mislabelled) …
+        assert_eq!(
+            kind(evaluate(std::slice::from_ref(&disguised), MESSAGE, &p, NOW)),
+            K::NonCanonicalSignature
+        );
+        // … but not tried once strangers' signatures used the tries up (4 each).
+        let mut sigs = vec![signed(&stranger); MAX_UNHINTED_TRIES / 4];
+        sigs.push(disguised);
         assert_eq!(kind(evaluate(&sigs, MESSAGE, &p, NOW)), K::UntrustedSigner);
         // A hinted signature costs one try whatever came before.
         sigs.push(signed(last));
