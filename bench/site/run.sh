@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Site commands on a kit of many small seed objects: `offkit status` and
 # `offkit migrations status --kit` against `offkit verify` of the same kit, in one run.
-#   usage: bench/site/run.sh [SEEDS=100000] [RUNS=3]
+#   usage: bench/site/run.sh [SEEDS=80000] [RUNS=3]
 # status and migrations --kit keep only the kit's SQL from the verifying pass (no extraction), so
 # they should cost about one verify. Prints a Markdown table (median seconds, ratio to verify,
 # peak RSS) for docs/BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SEEDS=${1:-100000}; RUNS=${2:-3}
+SEEDS=${1:-80000}; RUNS=${2:-3}
 W=${BENCH_DIR:-/tmp/offkit-bench-site}
 cargo build --release --quiet
 OFFKIT=$PWD/target/release/offkit
