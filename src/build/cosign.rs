@@ -48,7 +48,7 @@ pub enum SignError {
     #[error("the kit's header is not a separate zstd frame ({0}); rebuild it with offkit build")]
     Layout(String),
     /// Another signature would pass a limit every verifier enforces.
-    #[error("the kit cannot take another signature: {0}")]
+    #[error("the kit cannot take another signature")]
     Limit(#[from] HeaderLimit),
     /// Reading or writing failed.
     #[error("{path}: {source}")]

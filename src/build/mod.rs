@@ -140,7 +140,7 @@ pub enum BuildError {
         path: String,
     },
     /// The kit would pass a limit every verifier enforces.
-    #[error("the kit cannot be built: {0}")]
+    #[error("the kit cannot be built")]
     Limit(#[from] HeaderLimit),
     /// Writing the kit failed.
     #[error("writing {path}: {source}")]
