@@ -1,5 +1,5 @@
 //! Small shared helpers: hex SHA-256, atomic file writes, safe opening of files someone else may
-//! have replaced, secrets that cannot be printed, and showing untrusted text.
+//! have replaced, secrets that cannot be printed, percent-encoding, and showing untrusted text.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -23,16 +23,91 @@ impl Secret {
     }
 }
 
+/// What is shown in place of a secret.
+pub const REDACTED: &str = "***";
+
+impl Secret {
+    /// True when the value is [`REDACTED`]: the secret of a URL read back from a report or a
+    /// ledger, where it was never kept. Such a value must not be sent to a server as a password.
+    pub fn is_placeholder(&self) -> bool {
+        self.0 == REDACTED
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
+        f.write_str(REDACTED)
     }
 }
 
 impl std::fmt::Display for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
+        f.write_str(REDACTED)
     }
+}
+
+/// Percent-decodes URL text the way libpq does (`%41` → `A`; a `+` stays a `+`). `None` for an
+/// invalid escape or a result that is not UTF-8; the caller's error must not quote `s`, which may
+/// be (part of) a password.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Percent-encodes every byte but the unreserved ones (RFC 3986 §2.3: letters, digits, `-._~`).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The name in `known` closest to `word` (at most two edits apart, ignoring case): what to
+/// suggest for a mistyped option without quoting the typo, which may be part of a secret (a
+/// password holding a raw `&` or a space splits into "options").
+pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let word: Vec<char> = word.to_lowercase().chars().collect();
+    known
+        .iter()
+        .map(|k| (edit_distance(&word, &k.chars().collect::<Vec<_>>()), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions).
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// `s` with control characters escaped (`\u{1b}` for ESC and so on), so that text from a kit, a
@@ -213,6 +288,27 @@ mod tests {
         for d in ["250ms", "5s", "10m", "2h", "0s"] {
             assert_eq!(format_duration(parse_duration(d).unwrap()), d);
         }
+    }
+
+    #[test]
+    fn percent_coding_round_trips_and_keeps_plus() {
+        assert_eq!(percent_decode("a%2Fb%40c+d").as_deref(), Some("a/b@c+d"));
+        assert_eq!(percent_decode("pass%77ord").as_deref(), Some("password"));
+        for bad in ["%", "%4", "%ZZ", "%FF"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
+        let s = "p@ss/w?rd&x=y é";
+        assert_eq!(percent_decode(&percent_encode(s)).as_deref(), Some(s));
+    }
+
+    #[test]
+    fn closest_suggests_a_known_name_only() {
+        let known = ["sslmode", "host", "password", "region"];
+        assert_eq!(closest("sslmod", &known), Some("sslmode"));
+        assert_eq!(closest("SSLMODE", &known), Some("sslmode"));
+        assert_eq!(closest("regoin", &known), Some("region"));
+        assert_eq!(closest("hunter2", &known), None);
+        assert_eq!(closest("", &known), None);
     }
 
     #[test]

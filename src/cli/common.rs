@@ -11,6 +11,7 @@ use crate::report::progress::ProgressMode;
 use crate::store::ConflictPolicy;
 use crate::trust::policy::TrustPolicy;
 use crate::trust::verify::{AuthenticatedKit, ExpiryPolicy, VerifyOptions};
+use crate::util::Secret;
 
 use super::CliError;
 
@@ -21,14 +22,15 @@ pub const DEFAULT_DB: &str = "sqlite://./offkit.db";
 #[derive(Debug, Clone, clap::Args)]
 pub struct DbArgs {
     /// Database URL: `postgres://USER[:PASSWORD]@HOST:PORT/DB` or `sqlite://PATH`.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_DB)]
-    pub db: String,
+    // Held as a secret until parsed by offkit, as store URLs are: `Debug` shows `***`.
+    #[arg(long, value_name = "URL", default_value = DEFAULT_DB, value_parser = super::store::raw_url)]
+    pub db: Secret,
 }
 
 impl DbArgs {
     /// The parsed URL (no I/O).
     pub fn url(&self) -> Result<DbUrl, CliError> {
-        Ok(DbUrl::parse(&self.db).map_err(MigrateError::from)?)
+        Ok(DbUrl::parse(self.db.expose()).map_err(MigrateError::from)?)
     }
 
     /// Connects to the database.

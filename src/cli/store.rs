@@ -84,8 +84,9 @@ pub struct PutDirArgs {
     report: Option<PathBuf>,
 }
 
-/// Store URLs are taken as secrets and parsed by [`StoreUrl::parse`], whose errors are redacted:
-/// a clap `value_parser` error would echo the raw argument, password and all.
+/// Store and database URLs are taken as secrets and parsed by offkit ([`StoreUrl::parse`],
+/// `DbUrl::parse`), whose errors never quote them: a clap `value_parser` error would echo the raw
+/// argument, password and all.
 pub(super) fn raw_url(s: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(s))
 }

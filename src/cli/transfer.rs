@@ -296,10 +296,10 @@ fn recorded_or_given(
 ) -> Result<Box<dyn Store>, CliError> {
     let url = match given {
         Some(g) => parse_url(g)?,
-        None => store::StoreUrl::parse(recorded).map_err(|_| {
+        None => store::StoreUrl::parse_recorded(recorded).ok_or_else(|| {
             CliError::msg(
                 Exit::Usage,
-                format!("the run's recorded store {recorded} cannot be opened as recorded (secrets are not kept); give it with {flag}"),
+                format!("the recorded store {recorded} cannot be opened as recorded (secrets are not kept); give it with {flag}"),
             )
         })?,
     };

@@ -8,14 +8,17 @@
 //! never from the text, and what is shown of it ([`ConnInfo::redacted`]) is rebuilt from it without
 //! the password — so what connects and what is printed cannot disagree about where a secret ends.
 //! Unknown keywords and keywords given twice are refused, as a mistyped `sslmode` must not fall
-//! back to a weaker default.
+//! back to a weaker default. Errors never quote the text: an unknown option name or a word
+//! without `=` may be a piece of a password that held a raw `&` or space, so they are named by
+//! position (and a known name suggested). A caller whose URL carries options of its own (a
+//! store's `table=`) has them read by this same parser ([`ConnInfo::parse_claiming`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::util::Secret;
+use crate::util::{Secret, percent_encode};
 
 /// Where to connect: a TCP host name (or address) or a Unix socket folder, with a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,73 +240,57 @@ fn err(message: impl Into<String>) -> ConnInfoError {
     ConnInfoError(message.into())
 }
 
-/// Percent-decodes URL text (`%41` → `A`); refuses invalid escapes and non-UTF-8 results.
+/// Percent-decodes URL text (`%41` → `A`); refuses invalid escapes and non-UTF-8 results
+/// without quoting the text.
 fn percent_decode(s: &str, what: &str) -> Result<String, ConnInfoError> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| err(format!("invalid percent-encoding in the {what}")))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| err(format!("the {what} is not UTF-8 once decoded")))
+    crate::util::percent_decode(s).ok_or_else(|| {
+        err(format!(
+            "invalid percent-encoding in the {what} (or not UTF-8 once decoded)"
+        ))
+    })
 }
 
-/// Percent-encodes what may not appear raw in a URL part.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// The options of a connection string as written, before the environment and defaults: libpq's
+/// keywords and the options a caller claims (a store URL's `table`), each given at most once.
+struct Params<'c> {
+    map: BTreeMap<String, String>,
+    claimed: &'c [&'c str],
 }
 
-/// Adds `key = value`, refusing unknown keywords and repeats.
-fn put(
-    params: &mut BTreeMap<String, String>,
-    key: &str,
-    value: String,
-) -> Result<(), ConnInfoError> {
-    if !known(key) {
-        let list: Vec<&str> = KEYWORDS.iter().map(|(k, _)| *k).collect();
-        return Err(err(format!(
-            "unknown option {:?} (offkit reads: {})",
-            crate::util::printable_short(key),
-            list.join(", ")
-        )));
+impl Params<'_> {
+    /// Adds `key = value`, refusing unknown keywords and repeats. `nth` counts the options of
+    /// the string (for the message: an unknown name is never quoted, as it may be a piece of a
+    /// password that held a raw `&` or space).
+    fn put(&mut self, key: &str, value: String, nth: usize) -> Result<(), ConnInfoError> {
+        if !known(key) && !self.claimed.contains(&key) {
+            let mut list: Vec<&str> = KEYWORDS.iter().map(|(k, _)| *k).collect();
+            list.extend_from_slice(self.claimed);
+            let hint = crate::util::closest(key, &list)
+                .map(|k| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
+            return Err(err(format!(
+                "option {nth} is not one offkit reads{hint}; it reads: {} (a password holding & or spaces must be percent-encoded or quoted)",
+                list.join(", ")
+            )));
+        }
+        if self.map.insert(key.to_owned(), value).is_some() {
+            return Err(err(format!(
+                "option {key} is given twice (refused: which one counts would be a guess)"
+            )));
+        }
+        Ok(())
     }
-    if params.insert(key.to_owned(), value).is_some() {
-        return Err(err(format!(
-            "option {key} is given twice (refused: which one counts would be a guess)"
-        )));
-    }
-    Ok(())
 }
 
 /// A URL: `postgres[ql]://[user[:password]@][host[:port][,host[:port]…]][/dbname][?key=value&…]`,
 /// split as libpq splits it: the credentials end at the first `@` met before any `/` (so a
 /// password holding `/` or `@` must be percent-encoded, as with `psql`). Parts of the URL are
 /// never quoted in errors: a malformed URL may have a password where a host or port should be.
-fn parse_url(text: &str) -> Result<BTreeMap<String, String>, ConnInfoError> {
+fn parse_url(text: &str, params: &mut Params<'_>) -> Result<(), ConnInfoError> {
     let rest = text
         .strip_prefix("postgresql://")
         .or_else(|| text.strip_prefix("postgres://"))
         .ok_or_else(|| err("a URL starts with postgres:// or postgresql://"))?;
-    let mut params = BTreeMap::new();
     let rest = match rest.find(['@', '/']) {
         Some(at) if rest.as_bytes()[at] == b'@' => {
             let userinfo = &rest[..at];
@@ -312,10 +299,10 @@ fn parse_url(text: &str) -> Result<BTreeMap<String, String>, ConnInfoError> {
                 None => (userinfo, None),
             };
             if !user.is_empty() {
-                put(&mut params, "user", percent_decode(user, "user name")?)?;
+                params.put("user", percent_decode(user, "user name")?, 0)?;
             }
             if let Some(p) = password {
-                put(&mut params, "password", percent_decode(p, "password")?)?;
+                params.put("password", percent_decode(p, "password")?, 0)?;
             }
             &rest[at + 1..]
         }
@@ -351,34 +338,33 @@ fn parse_url(text: &str) -> Result<BTreeMap<String, String>, ConnInfoError> {
             names.push(host);
             ports.push(port.unwrap_or("").to_owned());
         }
-        put(&mut params, "host", names.join(","))?;
+        params.put("host", names.join(","), 0)?;
         if ports.iter().any(|p| !p.is_empty()) {
-            put(&mut params, "port", ports.join(","))?;
+            params.put("port", ports.join(","), 0)?;
         }
     }
     if let Some(p) = path.strip_prefix('/').filter(|p| !p.is_empty()) {
-        put(&mut params, "dbname", percent_decode(p, "database name")?)?;
+        params.put("dbname", percent_decode(p, "database name")?, 0)?;
     }
-    for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        if pair.is_empty() {
-            continue;
-        }
-        let (k, v) = pair
-            .split_once('=')
-            .ok_or_else(|| err("each URL option needs a value (key=value)"))?;
+    let pairs = query.into_iter().flat_map(|q| q.split('&'));
+    for (nth, pair) in (1..).zip(pairs.filter(|p| !p.is_empty())) {
+        let (k, v) = pair.split_once('=').ok_or_else(|| {
+            err(format!(
+                "URL option {nth} has no value (key=value; a password holding & must be percent-encoded)"
+            ))
+        })?;
         let key = percent_decode(k, "option name")?;
         let value = percent_decode(v, "option value")?;
-        put(&mut params, &key, value)?;
+        params.put(&key, value, nth)?;
     }
-    Ok(params)
+    Ok(())
 }
 
 /// Keyword/value text: `key = value` pairs separated by white space; a value may be single-quoted
 /// (`'it''s'` is not libpq's: inside quotes `\'` and `\\` escape).
-fn parse_keywords(text: &str) -> Result<BTreeMap<String, String>, ConnInfoError> {
-    let mut params = BTreeMap::new();
+fn parse_keywords(text: &str, params: &mut Params<'_>) -> Result<(), ConnInfoError> {
     let mut chars = text.chars().peekable();
-    loop {
+    for nth in 1.. {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
         }
@@ -397,9 +383,9 @@ fn parse_keywords(text: &str) -> Result<BTreeMap<String, String>, ConnInfoError>
             chars.next();
         }
         if chars.next() != Some('=') {
+            // The word is not quoted: it is likely the rest of a password that held a space.
             return Err(err(format!(
-                "expected \"=\" after {:?}",
-                crate::util::printable_short(&key)
+                "word {nth} has no \"=\" (a value holding spaces must be quoted: password='…')"
             )));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
@@ -434,9 +420,9 @@ fn parse_keywords(text: &str) -> Result<BTreeMap<String, String>, ConnInfoError>
                 }
             }
         }
-        put(&mut params, &key, value)?;
+        params.put(&key, value, nth)?;
     }
-    Ok(params)
+    Ok(())
 }
 
 fn parse_port(p: &str) -> Result<u16, ConnInfoError> {
@@ -461,12 +447,41 @@ impl ConnInfo {
 
     /// Parses a connection string, filling what it leaves out from `env` and libpq's defaults.
     pub fn parse_with(text: &str, env: &dyn Environment) -> Result<ConnInfo, ConnInfoError> {
+        Self::parse_claiming_with(text, &[], env).map(|(c, _)| c)
+    }
+
+    /// Parses a connection string that also carries options of the caller's (`claimed`: a
+    /// store URL's `table=`), read by the same parser as libpq's own — the same splitting and
+    /// percent-decoding, each at most once — and returned beside the connection.
+    pub fn parse_claiming(
+        text: &str,
+        claimed: &[&str],
+    ) -> Result<(ConnInfo, BTreeMap<String, String>), ConnInfoError> {
+        Self::parse_claiming_with(text, claimed, &ProcessEnvironment)
+    }
+
+    /// [`ConnInfo::parse_claiming`] with the environment `env`.
+    pub fn parse_claiming_with(
+        text: &str,
+        claimed: &[&str],
+        env: &dyn Environment,
+    ) -> Result<(ConnInfo, BTreeMap<String, String>), ConnInfoError> {
+        debug_assert!(claimed.iter().all(|k| !known(k)), "claims a libpq keyword");
         let text = text.trim();
-        let mut params = if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            parse_url(text)?
-        } else {
-            parse_keywords(text)?
+        let mut params = Params {
+            map: BTreeMap::new(),
+            claimed,
         };
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            parse_url(text, &mut params)?;
+        } else {
+            parse_keywords(text, &mut params)?;
+        }
+        let mut params = params.map;
+        let claimed: BTreeMap<String, String> = claimed
+            .iter()
+            .filter_map(|k| params.remove(*k).map(|v| ((*k).to_owned(), v)))
+            .collect();
         for (key, var) in KEYWORDS {
             if let Some(var) = var
                 && !params.contains_key(*key)
@@ -586,7 +601,7 @@ impl ConnInfo {
             .or_else(|| get("fallback_application_name"))
             .unwrap_or("offkit")
             .to_owned();
-        Ok(ConnInfo {
+        let conninfo = ConnInfo {
             endpoints,
             dbname,
             user,
@@ -603,7 +618,8 @@ impl ConnInfo {
             target,
             options: get("options").map(str::to_owned),
             home,
-        })
+        };
+        Ok((conninfo, claimed))
     }
 
     /// The hosts to try, in order.
@@ -631,6 +647,15 @@ impl ConnInfo {
         self.target
     }
 
+    /// True when the password (or `sslpassword`) is the placeholder of a redacted form: the
+    /// string was read back from a report or a ledger, which never keep the secret.
+    pub fn holds_placeholder_secret(&self) -> bool {
+        [&self.password, &self.sslpassword]
+            .into_iter()
+            .flatten()
+            .any(Secret::is_placeholder)
+    }
+
     /// `~/.pgpass`, or `passfile` / `PGPASSFILE`.
     pub fn passfile(&self) -> Option<PathBuf> {
         self.passfile
@@ -649,7 +674,8 @@ impl ConnInfo {
         let mut s = String::from("postgres://");
         s.push_str(&percent_encode(&self.user));
         if self.password.is_some() {
-            s.push_str(":***");
+            s.push(':');
+            s.push_str(crate::util::REDACTED);
         }
         s.push('@');
         let mut sockets = Vec::new();
@@ -825,10 +851,61 @@ pub(crate) mod tests {
             "host=h password='hunter2",
             "postgres://u:hun%ZZter2@h/d",
             "postgres://u@h/d?sslrootcert=system&sslmode=require",
+            // Pieces of a password with a raw space or & read as words or options.
+            "host=h password=hun hunter2",
+            "host=h password=hun hunter2==",
+            "postgres://u@h/d?password=hun&hunter2=x",
+            "postgres://u@h/d?password=hun&hunter2",
+            "POSTGRES://u:hunter2@h/d",
         ] {
             let e = parse(bad).expect_err(bad).to_string();
             assert!(!e.contains("hunter2") && !e.contains("hun%"), "{bad}: {e}");
         }
+        // A typo is still helped, by a known name.
+        let e = parse("postgres://u@h/d?sslmod=require")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("option 1 is not one offkit reads (did you mean sslmode?)"),
+            "{e}"
+        );
+        let e = parse("host=h password=a b").unwrap_err().to_string();
+        assert!(e.contains("word 3 has no \"=\""), "{e}");
+    }
+
+    #[test]
+    fn claimed_options_are_read_by_the_same_parser() {
+        let env = FakeEnv::default();
+        let claim = |s: &str| ConnInfo::parse_claiming_with(s, &["table", "where"], &env);
+        // A raw `?` in the password ends where libpq ends it, before the real options.
+        let (c, extra) = claim("postgres://u:p?ss@h/d?table=s.t&sslmode=disable").unwrap();
+        assert_eq!(c.password.as_ref().unwrap().expose(), "p?ss");
+        assert_eq!(c.sslmode, SslMode::Disable);
+        assert_eq!(extra["table"], "s.t");
+        // Option names and values are percent-decoded alike.
+        let (c, extra) =
+            claim("postgres://u@h/d?t%61ble=s.t&pass%77ord=x%26y&where=a%3D1").unwrap();
+        assert_eq!(c.password.as_ref().unwrap().expose(), "x&y");
+        assert_eq!(
+            (extra["table"].as_str(), extra["where"].as_str()),
+            ("s.t", "a=1")
+        );
+        assert!(claim("postgres://u@h/d?table=a&t%61ble=b").is_err());
+        // Without the claim, the option is unknown.
+        assert!(parse("postgres://u@h/d?table=s.t").is_err());
+    }
+
+    #[test]
+    fn a_redacted_form_read_back_holds_only_a_placeholder() {
+        let c = parse("postgres://u:s3cret@h/d").unwrap();
+        assert!(!c.holds_placeholder_secret());
+        let back = parse(&c.redacted()).unwrap();
+        assert!(back.holds_placeholder_secret());
+        assert!(
+            !parse("postgres://u@h/d")
+                .unwrap()
+                .holds_placeholder_secret()
+        );
     }
 
     #[test]

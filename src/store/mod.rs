@@ -19,7 +19,6 @@ pub mod error;
 pub mod file;
 pub mod postgres;
 pub mod s3;
-pub mod secret;
 pub mod seed;
 pub mod stream;
 pub mod url;

@@ -1,52 +1,61 @@
 //! Store URLs: parsing `file://DIR`, `s3://BUCKET/PREFIX?…` and `postgres://…?table=…` into a
 //! [`StoreUrl`], and showing them without secrets.
 //!
-//! A `StoreUrl` never prints a secret: its `Debug` and [`StoreUrl::redacted`] replace S3 keys and
-//! database passwords with `***`, and parse errors quote only a redacted form of the input. The
-//! secret values themselves live in [`Secret`], which has no way to print them. This module owns
-//! the syntax; opening a store is [`super::open`]'s job.
+//! A `StoreUrl` never prints a secret: its `Debug` and [`StoreUrl::redacted`] are rebuilt from the
+//! parsed values with S3 keys and database passwords replaced by `***`. Errors never quote the
+//! input either — it did not parse, so where a secret in it ends is unknown: they show what was
+//! parsed of it, rebuilt the same way (`s3://BUCKET/PREFIX`, a connection's redacted form), or
+//! only its scheme. A PostgreSQL store URL is read whole by [`crate::pg::ConnInfo`], the parser
+//! of `--db`, which hands back the store's own options (`table=` …). The secret values
+//! themselves live in [`Secret`], which has no way to print them. This module owns the syntax;
+//! opening a store is [`super::open`]'s job.
 
 use std::fmt;
 use std::path::PathBuf;
 
-pub use super::secret::{Secret, redact_raw};
+use crate::util::REDACTED;
+pub use crate::util::Secret;
 
-/// Why a store URL was refused. Messages quote the URL only in redacted form.
+/// Why a store URL was refused. Messages show the URL only as far as it parsed, without secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum UrlError {
     /// The scheme is not one offkit knows.
     #[error(
-        "unknown store URL scheme in {url:?}: use file://DIR, s3://BUCKET/PREFIX or postgres://…?table=SCHEMA.TABLE"
+        "unknown store URL scheme {scheme}: use file://DIR, s3://BUCKET/PREFIX or postgres://…?table=SCHEMA.TABLE"
     )]
     UnknownScheme {
-        /// The URL, redacted.
-        url: String,
+        /// The scheme (`minio://`), or a generic word when the text before `://` does not look
+        /// like one (it may hold a secret).
+        scheme: String,
     },
     /// The URL could not be parsed.
-    #[error("malformed store URL {url:?}: {reason}")]
+    #[error("malformed store URL {url}: {reason}")]
     Malformed {
-        /// The URL, redacted.
+        /// What parsed of the URL, without secrets.
         url: String,
-        /// What is wrong.
+        /// What is wrong (never a piece of the input).
         reason: String,
     },
     /// A query option this driver does not know (a typo would otherwise be silently ignored).
-    #[error("unknown option {option:?} in store URL {url:?} (known: {known})")]
+    /// Its name is not shown: with a raw `&` in a secret, the "option" is a piece of the secret.
+    #[error("option {position} of store URL {url} is not one offkit knows{}; known: {known}", .suggestion.map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
     UnknownOption {
-        /// The URL, redacted.
+        /// What parsed of the URL, without secrets.
         url: String,
-        /// The option name.
-        option: String,
+        /// Which option, counting from 1.
+        position: usize,
+        /// The known option whose name is closest, if one is close.
+        suggestion: Option<&'static str>,
         /// The options this driver accepts.
         known: &'static str,
     },
     /// An option has a value this driver does not accept.
-    #[error("bad value for option {option:?} in store URL {url:?}: {reason}")]
+    #[error("bad value for option {option} in store URL {url}: {reason}")]
     BadOption {
-        /// The URL, redacted.
+        /// What parsed of the URL, without secrets.
         url: String,
-        /// The option name.
+        /// The option name (a known one).
         option: String,
         /// What is wrong (never the value of a secret option).
         reason: String,
@@ -169,18 +178,45 @@ pub enum StoreUrl {
 /// The default PostgreSQL object table.
 pub const DEFAULT_PG_TABLE: (&str, &str) = ("offkit", "objects");
 
+/// The S3 options, in the order the redacted form shows them.
+const S3_NAMES: [&str; 9] = [
+    "endpoint",
+    "region",
+    "path_style",
+    "allow_http",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "conditional_put",
+    "confirm",
+];
 const S3_OPTIONS: &str = "endpoint, region, path_style, allow_http, access_key_id, secret_access_key, session_token, conditional_put, confirm";
+
+/// The options of a PostgreSQL store URL that are the store's, not libpq's.
+const PG_STORE_OPTIONS: [&str; 4] = ["table", "key_column", "data_column", "where"];
 
 impl StoreUrl {
     /// Parses a store URL.
     pub fn parse(input: &str) -> Result<Self, UrlError> {
-        let scheme = input.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-        match scheme.as_deref() {
-            Some("file") => parse_file(input),
-            Some("s3") => parse_s3(input),
-            Some("postgres" | "postgresql") => parse_postgres(input),
+        let Some((scheme, _)) = input.split_once("://") else {
+            return Err(UrlError::UnknownScheme {
+                scheme: "(none)".into(),
+            });
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "file" => parse_file(input),
+            "s3" => parse_s3(input),
+            // libpq reads the scheme in lower case only; so does the parser of the connection.
+            "postgres" | "postgresql" if scheme.bytes().any(|b| b.is_ascii_uppercase()) => {
+                Err(UrlError::Malformed {
+                    url: format!("{}://…", scheme.to_ascii_lowercase()),
+                    reason: "write the scheme in lower case (postgres://), as libpq reads it"
+                        .into(),
+                })
+            }
+            "postgres" | "postgresql" => parse_postgres(input),
             _ => Err(UrlError::UnknownScheme {
-                url: redact_raw(input),
+                scheme: shown_scheme(scheme),
             }),
         }
     }
@@ -194,6 +230,27 @@ impl StoreUrl {
         }
     }
 
+    /// Parses a URL read back from a record (a ledger, a report): its redacted form. `None`
+    /// when that cannot stand for the store it names: it does not parse, or it held a secret,
+    /// which the record keeps only as `***` (sending that as a password or key would be wrong).
+    pub fn parse_recorded(recorded: &str) -> Option<Self> {
+        StoreUrl::parse(recorded)
+            .ok()
+            .filter(|u| !u.holds_placeholder_secret())
+    }
+
+    /// True when a secret of the URL is the `***` of a redacted form.
+    fn holds_placeholder_secret(&self) -> bool {
+        match self {
+            StoreUrl::File(_) => false,
+            StoreUrl::S3(s) => [&s.access_key_id, &s.secret_access_key, &s.session_token]
+                .into_iter()
+                .flatten()
+                .any(Secret::is_placeholder),
+            StoreUrl::Postgres(p) => p.conninfo.holds_placeholder_secret(),
+        }
+    }
+
     /// The driver's name: `file`, `s3` or `postgres`.
     pub fn driver(&self) -> &'static str {
         match self {
@@ -201,6 +258,21 @@ impl StoreUrl {
             StoreUrl::S3(_) => "s3",
             StoreUrl::Postgres(_) => "postgres",
         }
+    }
+}
+
+/// The scheme of an unknown URL as shown in the error: itself when it looks like a scheme
+/// (RFC 3986 §3.1), else a generic word (text before `://` may be anything, a secret included).
+fn shown_scheme(scheme: &str) -> String {
+    let looks_like_one = scheme.len() <= 32
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+    if looks_like_one {
+        format!("{scheme}://")
+    } else {
+        "(not a scheme)".into()
     }
 }
 
@@ -219,18 +291,16 @@ impl std::str::FromStr for StoreUrl {
 }
 
 impl S3Url {
+    /// Rebuilt from the parsed values: the endpoint was checked to hold no credentials, query
+    /// or fragment, and every key shows as `***`.
     fn redacted(&self) -> String {
-        let mut s = format!("s3://{}", self.bucket);
-        if let Some(p) = &self.prefix {
-            s.push('/');
-            s.push_str(p);
-        }
+        let mut s = self.base();
         let mut opts: Vec<String> = Vec::new();
         if let Some(e) = &self.endpoint {
             opts.push(format!("endpoint={e}"));
         }
         if let Some(r) = &self.region {
-            opts.push(format!("region={r}"));
+            opts.push(format!("region={}", crate::util::percent_encode(r)));
         }
         if let Some(a) = self.addressing {
             opts.push(format!("path_style={}", a == Addressing::Path));
@@ -244,7 +314,7 @@ impl S3Url {
             ("session_token", &self.session_token),
         ] {
             if v.is_some() {
-                opts.push(format!("{name}=***"));
+                opts.push(format!("{name}={REDACTED}"));
             }
         }
         if self.conditional_put == ConditionalPut::Disabled {
@@ -259,13 +329,25 @@ impl S3Url {
         }
         s
     }
+
+    /// `s3://BUCKET[/PREFIX]`, what errors about options show of the URL.
+    fn base(&self) -> String {
+        match &self.prefix {
+            Some(p) => format!(
+                "s3://{}/{}",
+                self.bucket,
+                crate::util::percent_encode(p).replace("%2F", "/")
+            ),
+            None => format!("s3://{}", self.bucket),
+        }
+    }
 }
 
 fn parse_file(input: &str) -> Result<StoreUrl, UrlError> {
     let rest = &input["file://".len()..];
     if rest.is_empty() {
         return Err(UrlError::Malformed {
-            url: input.to_owned(),
+            url: "file://".into(),
             reason: "no folder: use file://DIR, e.g. file://./offkit-store or file:///srv/store"
                 .into(),
         });
@@ -275,13 +357,6 @@ fn parse_file(input: &str) -> Result<StoreUrl, UrlError> {
     }))
 }
 
-fn malformed(input: &str, reason: impl Into<String>) -> UrlError {
-    UrlError::Malformed {
-        url: redact_raw(input),
-        reason: reason.into(),
-    }
-}
-
 fn parse_bool(url: &str, option: &str, value: &str) -> Result<bool, UrlError> {
     match value {
         "true" | "1" | "yes" => Ok(true),
@@ -289,33 +364,48 @@ fn parse_bool(url: &str, option: &str, value: &str) -> Result<bool, UrlError> {
         _ => Err(UrlError::BadOption {
             url: url.to_owned(),
             option: option.to_owned(),
-            reason: format!("expected true or false, got {value:?}"),
+            reason: format!(
+                "expected true or false, got {:?}",
+                crate::util::printable_short(value)
+            ),
         }),
     }
 }
 
+/// `s3://BUCKET[/PREFIX][?options]`: the bucket as the `url` crate reads the authority (the
+/// same reading the S3 client gets), the options split on `&` and percent-decoded like a
+/// PostgreSQL URL's (a `+` stays a `+`: AWS secret keys hold them).
 fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
-    let parsed = url::Url::parse(input).map_err(|e| malformed(input, e.to_string()))?;
-    let shown = redact_raw(input);
+    let generic = || "s3://…".to_owned();
+    let malformed = |url: String, reason: &str| UrlError::Malformed {
+        url,
+        reason: reason.to_owned(),
+    };
+    if input.contains('#') {
+        // The url crate would cut the URL there, silently shortening a secret.
+        return Err(malformed(generic(), "a # must be percent-encoded (%23)"));
+    }
+    let parsed = url::Url::parse(input).map_err(|e| malformed(generic(), &e.to_string()))?;
+    let bucket = parsed.host_str().unwrap_or_default().to_owned();
+    if bucket.is_empty() {
+        return Err(malformed(generic(), "no bucket: use s3://BUCKET/PREFIX"));
+    }
+    let shown = format!("s3://{bucket}");
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(malformed(
-            input,
+            shown,
             "credentials in the authority are not accepted: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY",
         ));
     }
-    let bucket = parsed.host_str().unwrap_or_default().to_owned();
-    if bucket.is_empty() {
-        return Err(malformed(input, "no bucket: use s3://BUCKET/PREFIX"));
-    }
     if parsed.port().is_some() {
         return Err(malformed(
-            input,
+            shown,
             "a port belongs in the endpoint option, not after the bucket",
         ));
     }
     // The raw path, not the url crate's normalised one (which would resolve `a/../b` silently).
     let raw = &input["s3://".len()..];
-    let raw = raw.split(['?', '#']).next().unwrap_or_default();
+    let raw = raw.split('?').next().unwrap_or_default();
     let path = raw
         .split_once('/')
         .map_or("", |(_, p)| p)
@@ -323,9 +413,10 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
     let prefix = if path.is_empty() {
         None
     } else {
-        let decoded = percent_decode(path);
+        let decoded = crate::util::percent_decode(path)
+            .ok_or_else(|| malformed(shown.clone(), "invalid percent-encoding in the prefix"))?;
         crate::kit::path::KitPath::new(&decoded)
-            .map_err(|e| malformed(input, format!("bad prefix: {e}")))?;
+            .map_err(|e| malformed(shown.clone(), &format!("bad prefix: {e}")))?;
         Some(decoded)
     };
     let mut s3 = S3Url {
@@ -341,29 +432,45 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
         conditional_put: ConditionalPut::IfNoneMatch,
         confirm: Confirm::ReadBack,
     };
+    let shown = s3.base();
+    let bad = |option: &str, reason: String| UrlError::BadOption {
+        url: shown.clone(),
+        option: option.to_owned(),
+        reason,
+    };
     let mut seen = std::collections::BTreeSet::new();
-    for (k, v) in parsed.query_pairs() {
-        let (k, v) = (k.into_owned(), v.into_owned());
-        if !seen.insert(k.clone()) {
-            return Err(UrlError::BadOption {
+    let pairs = parsed.query().into_iter().flat_map(|q| q.split('&'));
+    for (position, pair) in (1..).zip(pairs.filter(|p| !p.is_empty())) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let decoded = crate::util::percent_decode(k).zip(crate::util::percent_decode(v));
+        let Some((k, v)) = decoded else {
+            return Err(malformed(
+                shown,
+                &format!("invalid percent-encoding in option {position}"),
+            ));
+        };
+        let Some(name) = S3_NAMES.iter().copied().find(|n| *n == k) else {
+            return Err(UrlError::UnknownOption {
                 url: shown,
-                option: k,
-                reason: "given twice".into(),
+                position,
+                suggestion: crate::util::closest(&k, &S3_NAMES),
+                known: S3_OPTIONS,
             });
+        };
+        if !seen.insert(name) {
+            return Err(bad(name, "given twice".into()));
         }
-        match k.as_str() {
+        match name {
             "endpoint" => {
-                let e = url::Url::parse(&v).map_err(|e| UrlError::BadOption {
-                    url: shown.clone(),
-                    option: k.clone(),
-                    reason: e.to_string(),
-                })?;
+                let e = url::Url::parse(&v).map_err(|e| bad(name, e.to_string()))?;
                 if !e.username().is_empty() || e.password().is_some() {
-                    return Err(UrlError::BadOption {
-                        url: shown,
-                        option: k,
-                        reason: "credentials in the endpoint are not accepted: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into(),
-                    });
+                    return Err(bad(name, "credentials in the endpoint are not accepted: use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY".into()));
+                }
+                if e.query().is_some() || e.fragment().is_some() {
+                    return Err(bad(
+                        name,
+                        "an endpoint is scheme://host[:port][/path], without ? or #".into(),
+                    ));
                 }
                 if e.scheme() == "http" && s3.allow_http.is_none() {
                     s3.allow_http = Some(true);
@@ -372,13 +479,13 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
             }
             "region" => s3.region = Some(v),
             "path_style" => {
-                s3.addressing = Some(if parse_bool(&shown, &k, &v)? {
+                s3.addressing = Some(if parse_bool(&shown, name, &v)? {
                     Addressing::Path
                 } else {
                     Addressing::VirtualHosted
                 })
             }
-            "allow_http" => s3.allow_http = Some(parse_bool(&shown, &k, &v)?),
+            "allow_http" => s3.allow_http = Some(parse_bool(&shown, name, &v)?),
             "access_key_id" => s3.access_key_id = Some(Secret::new(v)),
             "secret_access_key" => s3.secret_access_key = Some(Secret::new(v)),
             "session_token" => s3.session_token = Some(Secret::new(v)),
@@ -387,98 +494,69 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
                     "if-none-match" => ConditionalPut::IfNoneMatch,
                     "disabled" => ConditionalPut::Disabled,
                     _ => {
-                        return Err(UrlError::BadOption {
-                            url: shown,
-                            option: k,
-                            reason: format!("expected if-none-match or disabled, got {v:?}"),
-                        });
-                    }
-                }
-            }
-            "confirm" => {
-                s3.confirm = match v.as_str() {
-                    "read-back" => Confirm::ReadBack,
-                    "etag-md5" => Confirm::EtagMd5,
-                    _ => {
-                        return Err(UrlError::BadOption {
-                            url: shown,
-                            option: k,
-                            reason: format!("expected read-back or etag-md5, got {v:?}"),
-                        });
+                        return Err(bad(
+                            name,
+                            format!(
+                                "expected if-none-match or disabled, got {:?}",
+                                crate::util::printable_short(&v)
+                            ),
+                        ));
                     }
                 }
             }
             _ => {
-                return Err(UrlError::UnknownOption {
-                    url: shown,
-                    option: k,
-                    known: S3_OPTIONS,
-                });
+                s3.confirm = match v.as_str() {
+                    "read-back" => Confirm::ReadBack,
+                    "etag-md5" => Confirm::EtagMd5,
+                    _ => {
+                        return Err(bad(
+                            name,
+                            format!(
+                                "expected read-back or etag-md5, got {:?}",
+                                crate::util::printable_short(&v)
+                            ),
+                        ));
+                    }
+                }
             }
         }
     }
     Ok(StoreUrl::S3(s3))
 }
 
+/// `postgres://…[?table=SCHEMA.TABLE&…]`: read whole by the connection parser of `--db`, which
+/// hands back the store's own options; what is shown is the connection's redacted form.
 fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
-    // The store's own options come out of the query; the rest is a libpq connection URL, read by
-    // the same parser as `--db` (crate::pg), whose redacted form is what is shown.
-    let shown_input = redact_raw(input);
-    let (base, query) = match input.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (input, None),
+    let (conninfo, mut own) = crate::pg::ConnInfo::parse_claiming(input, &PG_STORE_OPTIONS)
+        .map_err(|e| UrlError::Malformed {
+            url: "postgres://…".into(),
+            reason: e.0,
+        })?;
+    let shown_conn = conninfo.redacted();
+    let bad = |option: &str, reason: &str| UrlError::BadOption {
+        url: shown_conn.clone(),
+        option: option.to_owned(),
+        reason: reason.to_owned(),
     };
-    let mut table_opt = None;
-    let mut key_column = None;
-    let mut data_column = None;
-    let mut where_sql = None;
-    let mut rest: Vec<&str> = Vec::new();
-    for pair in query.into_iter().flat_map(|q| q.split('&')) {
-        let slot = match pair.split_once('=') {
-            Some(("key_column", v)) => Some(("key_column", &mut key_column, v)),
-            Some(("data_column", v)) => Some(("data_column", &mut data_column, v)),
-            Some(("where", v)) => Some(("where", &mut where_sql, v)),
-            _ => None,
-        };
-        if let Some((name, slot, v)) = slot {
-            if slot.replace(percent_decode(v)).is_some() {
-                return Err(UrlError::BadOption {
-                    url: shown_input,
-                    option: name.into(),
-                    reason: "given twice".into(),
-                });
-            }
-            continue;
-        }
-        match pair.split_once('=') {
-            Some(("table", v)) => {
-                let v = percent_decode(v);
-                if table_opt.replace(v).is_some() {
-                    return Err(UrlError::BadOption {
-                        url: shown_input,
-                        option: "table".into(),
-                        reason: "given twice".into(),
-                    });
-                }
-            }
-            _ => rest.push(pair),
-        }
-    }
+    let table_opt = own.remove("table");
+    let (key_column, data_column, where_sql) = (
+        own.remove("key_column"),
+        own.remove("data_column"),
+        own.remove("where"),
+    );
     let (schema, table) = match &table_opt {
         None => (DEFAULT_PG_TABLE.0.to_owned(), DEFAULT_PG_TABLE.1.to_owned()),
-        Some(t) => parse_table(&shown_input, t)?,
+        Some(t) => parse_table(&shown_conn, t)?,
     };
     let foreign = match (key_column, data_column) {
         (None, None) if where_sql.is_none() => None,
         (Some(k), Some(d)) if table_opt.is_some() => {
             for (option, c) in [("key_column", &k), ("data_column", &d)] {
                 if !is_column_name(c) {
-                    return Err(UrlError::BadOption {
-                        url: shown_input,
-                        option: option.into(),
-                        reason: "a column name is letters, digits and _, not starting with a digit"
-                            .into(),
-                    });
+                    return Err(bad(
+                        option,
+                        "a column name is letters, digits and _, not starting with a digit",
+                    ));
                 }
             }
             Some(ForeignColumns {
@@ -488,20 +566,13 @@ fn parse_postgres(input: &str) -> Result<StoreUrl, UrlError> {
             })
         }
         _ => {
-            return Err(UrlError::BadOption {
-                url: shown_input,
-                option: "key_column".into(),
-                reason: "a foreign archive table needs table, key_column and data_column together (where is optional)".into(),
-            });
+            return Err(bad(
+                "key_column",
+                "a foreign archive table needs table, key_column and data_column together (where is optional)",
+            ));
         }
     };
-    let text = if rest.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", rest.join("&"))
-    };
-    let conninfo = crate::pg::ConnInfo::parse(&text).map_err(|e| malformed(&shown_input, e.0))?;
-    let mut shown = conninfo.redacted();
+    let mut shown = shown_conn;
     shown.push_str(if shown.contains('?') { "&" } else { "?" });
     shown.push_str(&format!("table={schema}.{table}"));
     if let Some(f) = &foreign {
@@ -558,13 +629,6 @@ fn parse_table(url: &str, t: &str) -> Result<(String, String), UrlError> {
         }
     }
     Ok((schema.to_owned(), table.to_owned()))
-}
-
-pub(super) fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
