@@ -162,14 +162,21 @@ enum WalkState {
     Magic,
     /// Collecting the frame header descriptor byte.
     Descriptor,
-    /// Skipping the rest of the frame header (window, dictionary id, content size).
-    HeaderRest(u64),
     /// Collecting a 3-byte block header.
     BlockHeader,
-    /// Skipping a block's content; `last` when it ends the frame.
-    Block { left: u64, last: bool },
-    /// Skipping the 4-byte content checksum.
-    Checksum(u64),
+    /// Skipping `left` bytes (the rest of a frame header, a block's content, the checksum),
+    /// then going on with `then`.
+    Skip { left: u64, then: AfterSkip },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AfterSkip {
+    /// A block header follows.
+    BlockHeader,
+    /// The 4-byte content checksum follows (the last block ended).
+    Checksum,
+    /// The next frame follows.
+    Magic,
 }
 
 /// Walks the compressed bytes of a kit alongside the decoder, checking the structure every
@@ -250,17 +257,11 @@ impl FrameWalker {
                         _ => 8,
                     };
                     let window = if single_segment { 0 } else { 1 };
-                    self.state = WalkState::HeaderRest(window + fcs);
-                    1
-                }
-                WalkState::HeaderRest(left) => {
-                    let n = skip(data, left);
-                    self.state = if left == n as u64 {
-                        WalkState::BlockHeader
-                    } else {
-                        WalkState::HeaderRest(left - n as u64)
+                    self.state = WalkState::Skip {
+                        left: window + fcs,
+                        then: AfterSkip::BlockHeader,
                     };
-                    n
+                    1
                 }
                 WalkState::BlockHeader => {
                     let n = self.collect(data, 3);
@@ -269,29 +270,28 @@ impl FrameWalker {
                         let h = u32::from(self.field[0])
                             | u32::from(self.field[1]) << 8
                             | u32::from(self.field[2]) << 16;
-                        let last = h & 1 != 0;
-                        let size = u64::from(h >> 3);
                         let left = match (h >> 1) & 3 {
-                            1 => 1, // RLE: one byte repeated `size` times
+                            1 => 1, // RLE: one byte repeated Block_Size times
                             3 => return Err(self.header_error("has a reserved block type")),
-                            _ => size,
+                            _ => u64::from(h >> 3),
                         };
-                        self.state = self.after_block(left, last);
+                        let then = if h & 1 != 0 {
+                            AfterSkip::Checksum
+                        } else {
+                            AfterSkip::BlockHeader
+                        };
+                        self.state = WalkState::Skip { left, then };
+                        self.settle();
                     }
                     n
                 }
-                WalkState::Block { left, last } => {
+                WalkState::Skip { left, then } => {
                     let n = skip(data, left);
-                    self.state = self.after_block(left - n as u64, last);
-                    n
-                }
-                WalkState::Checksum(left) => {
-                    let n = skip(data, left);
-                    self.state = if left == n as u64 {
-                        WalkState::Magic
-                    } else {
-                        WalkState::Checksum(left - n as u64)
+                    self.state = WalkState::Skip {
+                        left: left - n as u64,
+                        then,
                     };
+                    self.settle();
                     n
                 }
             };
@@ -306,11 +306,17 @@ impl FrameWalker {
         matches!(self.state, WalkState::Magic) && self.filled == 0
     }
 
-    fn after_block(&self, left: u64, last: bool) -> WalkState {
-        match (left, last) {
-            (0, false) => WalkState::BlockHeader,
-            (0, true) => WalkState::Checksum(4),
-            (left, last) => WalkState::Block { left, last },
+    /// Leaves a finished skip for what follows it.
+    fn settle(&mut self) {
+        while let WalkState::Skip { left: 0, then } = self.state {
+            self.state = match then {
+                AfterSkip::BlockHeader => WalkState::BlockHeader,
+                AfterSkip::Checksum => WalkState::Skip {
+                    left: 4,
+                    then: AfterSkip::Magic,
+                },
+                AfterSkip::Magic => WalkState::Magic,
+            };
         }
     }
 
