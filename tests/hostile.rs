@@ -266,7 +266,7 @@ fn oversized_entry_is_refused() {
     let i = forge::find(&c.entries, "manifest.json");
     let kit = c.forge(
         "oversized-manifest",
-        &c.with(|e| e[i].data = vec![b' '; 65 << 20]),
+        &c.with(|e| e[i].data = vec![b' '; 97 << 20]),
     );
     c.assert_refused(&kit, "oversized-entry");
 }
@@ -792,16 +792,64 @@ fn the_whole_header_is_bounded_not_each_entry() {
     let c = case();
     let m = forge::find(&c.entries, "manifest.json");
     let s = forge::find(&c.entries, "SHA256SUMS");
-    // Two entries of 40 MiB each: under any per-entry limit, together over the header's 64 MiB.
+    // Two entries of 50 MiB each: under any per-entry limit, together over the header's 96 MiB.
     let kit = c.forge(
         "header-over-budget",
         &c.with(|e| {
-            e[m].data = vec![b' '; 40 << 20];
-            e[s].data = vec![b' '; 40 << 20];
+            e[m].data = vec![b' '; 50 << 20];
+            e[s].data = vec![b' '; 50 << 20];
         }),
     );
     assert!(std::fs::metadata(&kit).unwrap().len() < 1 << 20);
     c.assert_refused(&kit, "oversized-entry");
+    // The envelope, held before authentication with its PAE copy, has a limit of its own.
+    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let kit = c.forge(
+        "envelope-over-budget",
+        &c.with(|e| e[d].data = vec![b' '; 37 << 20]),
+    );
+    c.assert_refused(&kit, "oversized-entry");
+}
+
+#[test]
+fn a_kit_file_changed_while_it_is_verified_is_refused() {
+    use std::io::BufRead;
+    let c = case();
+    let kit = c.ws.path("changing.kit.tar.zst");
+    std::fs::copy(&c.kit, &kit).unwrap();
+    let resume = c.ws.path("resume");
+    let mut child = common::cmd()
+        .args(["verify", kit.to_str().unwrap(), "--json", "--trust"])
+        .arg(&c.trusted)
+        .env("OFFKIT_FAILPOINT", "verify:envelope-authenticated")
+        .env("OFFKIT_FAILPOINT_RESUME", &resume)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("offkit-failpoint: verify:envelope-authenticated") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "verify ended early"
+        );
+    }
+    // Between the first read (envelope authenticated, manifest only hashed) and the second:
+    // another manifest.json under the same signatures.
+    let m = forge::find(&c.entries, "manifest.json");
+    let other = c.forge("swapped-manifest", &c.with(|e| e[m].data.insert(1, b' ')));
+    std::fs::rename(&other, &kit).unwrap();
+    std::fs::write(&resume, b"").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    assert_eq!(
+        failure_kinds(&stdout).first().map(String::as_str),
+        Some("changed-during-verification"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::exit::Exit;
 use crate::kit::dsse::Envelope;
 use crate::kit::layout::Limits;
 use crate::kit::manifest::Manifest;
-use crate::kit::reader::KitReader;
+use crate::kit::reader::{Keep, KitReader};
 use crate::trust::failure::Failure;
 use crate::trust::verify::verify_kit;
 
@@ -62,7 +62,7 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
         let f = Failure::from(e);
         CliError::msg(Exit::Io, f.message)
     })?;
-    let header = reader.read_header().map_err(|e| {
+    let header = reader.read_header(Keep::All).map_err(|e| {
         let f = Failure::from(e);
         CliError::msg(
             Exit::Verification,

@@ -9,7 +9,8 @@
 use std::io::{self, Read};
 
 use crate::kit::layout::{
-    self, DSSE, FORMAT_MARKER, LAYOUT, MANIFEST, MAX_HEADER_BYTES, MAX_SIGNATURES, SUMS, SUMS_SIG,
+    self, DSSE, FORMAT_MARKER, LAYOUT, MANIFEST, MAX_ENVELOPE_BYTES, MAX_HEADER_BYTES,
+    MAX_SIGNATURES, SUMS, SUMS_SIG,
 };
 use crate::kit::tar::{header_bytes, padding};
 
@@ -69,6 +70,14 @@ pub enum HeaderLimit {
         /// The header's size.
         bytes: u64,
     },
+    /// The DSSE envelope passes [`MAX_ENVELOPE_BYTES`].
+    #[error(
+        "the signed statement's envelope would take {bytes} bytes, above the {MAX_ENVELOPE_BYTES} bytes a verifier holds before authenticating it; the kit lists too many files (split the source into several kits)"
+    )]
+    EnvelopeTooLarge {
+        /// The envelope's size.
+        bytes: u64,
+    },
     /// More signatures than [`MAX_SIGNATURES`].
     #[error("{count} signatures; a kit carries at most {MAX_SIGNATURES}")]
     TooManySignatures {
@@ -84,6 +93,10 @@ pub fn header_tar(h: &HeaderEntries<'_>, mtime: u64) -> Result<Vec<u8>, HeaderLi
     let count = 1 + h.cosigner_sigs.len();
     if count > MAX_SIGNATURES {
         return Err(HeaderLimit::TooManySignatures { count });
+    }
+    let envelope = h.dsse.len() as u64;
+    if envelope > MAX_ENVELOPE_BYTES {
+        return Err(HeaderLimit::EnvelopeTooLarge { bytes: envelope });
     }
     let mut tar = Vec::new();
     append_entry(&mut tar, LAYOUT, FORMAT_MARKER.as_bytes(), mtime);
@@ -400,10 +413,22 @@ mod tests {
         std::fs::write(&path, kit).unwrap();
         let header = KitReader::open(&path, Limits::default())
             .unwrap()
-            .read_header()
+            .read_header(crate::kit::reader::Keep::All)
             .unwrap();
         assert_eq!(header.header_bytes, MAX_HEADER_BYTES);
         assert_eq!(header.manifest.bytes.len(), fill);
+
+        let envelope: &'static [u8] = vec![b' '; MAX_ENVELOPE_BYTES as usize + 1].leak();
+        assert!(matches!(
+            header_tar(
+                &HeaderEntries {
+                    dsse: envelope,
+                    ..entries(b"")
+                },
+                7
+            ),
+            Err(HeaderLimit::EnvelopeTooLarge { .. })
+        ));
 
         let many: Vec<(String, Vec<u8>)> = (0..MAX_SIGNATURES)
             .map(|i| (format!("{i:064x}"), sig.to_vec()))

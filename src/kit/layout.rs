@@ -63,16 +63,22 @@ pub fn is_header_name(name: &str) -> bool {
         || parse_cosigner_sig_name(name).is_some()
 }
 
-/// Most uncompressed bytes the signed header may take, tar headers included: everything held in
-/// memory before the header is authenticated. `offkit build` refuses a kit whose header would be
-/// larger (docs/FORMAT.md, "Limits").
-pub const MAX_HEADER_BYTES: u64 = 64 << 20;
+/// Most uncompressed bytes the signed header may take, tar headers included. Before
+/// authentication a verifier holds only the DSSE envelope of it (and hashes the rest); after, the
+/// whole header. `offkit build` refuses a kit whose header would be larger (docs/FORMAT.md,
+/// "Limits").
+pub const MAX_HEADER_BYTES: u64 = 96 << 20;
+/// Largest DSSE envelope entry: the envelope and the one PAE copy of its payload (three quarters
+/// of its size) are everything a verifier holds before authentication, together under 64 MiB.
+pub const MAX_ENVELOPE_BYTES: u64 = 36 << 20;
 
 /// Bounds the reader enforces before anything is authenticated.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Most uncompressed bytes of the whole header (every header entry with its tar headers).
     pub header_bytes: u64,
+    /// Largest DSSE envelope entry.
+    pub envelope_bytes: u64,
     /// Largest payload entry.
     pub payload_entry_bytes: u64,
     /// Bytes read past the end-of-archive marker to tell a few stray bytes (trailing data) from
@@ -84,6 +90,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_bytes: MAX_HEADER_BYTES,
+            envelope_bytes: MAX_ENVELOPE_BYTES,
             payload_entry_bytes: 1 << 40,
             trailing_zero_bytes: 1 << 20,
         }

@@ -1,13 +1,17 @@
 //! The strict streaming kit reader: entry safety and the header's shape, nothing about trust.
 //!
 //! [`KitReader::read_header`] reads the header entries in their fixed order (and nothing else
-//! before them), bounded in size, keeping their bytes for the verifier. [`KitReader::next_payload`]
+//! before them), bounded in size, keeping their bytes for the verifier — before authentication
+//! only the envelope's and the signatures' ([`Keep::Envelope`]); [`KitReader::reread_header`]
+//! reads the rest once the envelope is authenticated. [`KitReader::next_payload`]
 //! then yields payload entries one at a time, each already checked to be a regular file with a
 //! safe path; its data is passed to a sink without being held in memory. Every refusal is a
 //! [`ReadError`] naming the entry.
 
 use std::io;
 use std::path::Path;
+
+use sha2::Digest;
 
 use crate::kit::digest::Sha256Hex;
 use crate::kit::layout::{
@@ -160,6 +164,12 @@ pub enum ReadError {
     /// The kit file could not be read.
     #[error("cannot read the kit: {0}")]
     Io(String),
+    /// The kit file read a second time is not what the first read found.
+    #[error("{entry}: the kit file changed while it was being verified")]
+    ChangedWhileReading {
+        /// The first header entry that differs.
+        entry: String,
+    },
     /// The consumer of an entry's data failed (e.g. writing during extraction).
     #[error("{entry}: {source}")]
     Sink {
@@ -202,10 +212,20 @@ impl ReadError {
 /// A header entry's bytes and digest.
 #[derive(Debug, Clone)]
 pub struct HeaderEntry {
-    /// The bytes.
+    /// The bytes (empty when the entry was only hashed: [`Keep::Envelope`]).
     pub bytes: Vec<u8>,
     /// Their SHA-256.
     pub sha256: Sha256Hex,
+}
+
+/// What [`KitReader::read_header`] keeps in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Every header entry (after authentication, or to show an unauthenticated kit).
+    All,
+    /// The envelope and the signatures; `manifest.json` and `SHA256SUMS` are hashed, not kept
+    /// (before authentication: [`KitReader::reread_header`] reads them once it has passed).
+    Envelope,
 }
 
 /// The header entries, as read (not yet authenticated).
@@ -282,9 +302,9 @@ impl KitReader {
         self.tar.inner_mut()
     }
 
-    /// Reads the header entries in their fixed order.
-    pub fn read_header(&mut self) -> Result<RawHeader, ReadError> {
-        let layout = self.header_entry(LAYOUT)?;
+    /// Reads the header entries in their fixed order, keeping what `keep` says.
+    pub fn read_header(&mut self, keep: Keep) -> Result<RawHeader, ReadError> {
+        let layout = self.header_entry(LAYOUT, true)?;
         if layout.bytes != FORMAT_MARKER.as_bytes() {
             let shown: String = String::from_utf8_lossy(&layout.bytes)
                 .chars()
@@ -294,9 +314,9 @@ impl KitReader {
                 found: shown.trim_end().to_owned(),
             });
         }
-        let manifest = self.header_entry(MANIFEST)?;
-        let sums = self.header_entry(SUMS)?;
-        let sums_sig = self.header_entry(SUMS_SIG)?.bytes;
+        let manifest = self.header_entry(MANIFEST, keep == Keep::All)?;
+        let sums = self.header_entry(SUMS, keep == Keep::All)?;
+        let sums_sig = self.header_entry(SUMS_SIG, true)?.bytes;
         check_signature_size(SUMS_SIG, sums_sig.len() as u64)?;
         let mut cosigner_sigs: Vec<(String, Vec<u8>)> = Vec::new();
         loop {
@@ -329,6 +349,13 @@ impl KitReader {
                 continue;
             }
             self.check_expected(&name, DSSE)?;
+            if entry.size > self.limits.envelope_bytes {
+                return Err(ReadError::OversizedEntry {
+                    entry: name,
+                    size: entry.size,
+                    limit: self.limits.envelope_bytes,
+                });
+            }
             let bytes = self.read_small(&name, entry.size)?;
             let dsse = HeaderEntry {
                 sha256: Sha256Hex::of(&bytes),
@@ -347,15 +374,61 @@ impl KitReader {
         }
     }
 
-    fn header_entry(&mut self, expected: &'static str) -> Result<HeaderEntry, ReadError> {
+    /// Reads the header entry `expected`; with `keep` false, hashes it without keeping it.
+    fn header_entry(
+        &mut self,
+        expected: &'static str,
+        keep: bool,
+    ) -> Result<HeaderEntry, ReadError> {
         let entry = self.next_checked()?;
         let name = entry.path.as_str().to_owned();
         self.check_expected(&name, expected)?;
-        let bytes = self.read_small(&name, entry.size)?;
+        if keep {
+            let bytes = self.read_small(&name, entry.size)?;
+            return Ok(HeaderEntry {
+                sha256: Sha256Hex::of(&bytes),
+                bytes,
+            });
+        }
+        self.check_budget(&name, entry.size)?;
+        let mut h = sha2::Sha256::new();
+        self.read_data(|c| {
+            h.update(c);
+            Ok(())
+        })?;
         Ok(HeaderEntry {
-            sha256: Sha256Hex::of(&bytes),
-            bytes,
+            bytes: Vec::new(),
+            sha256: Sha256Hex::from_hasher(h),
         })
+    }
+
+    /// Reads the header of the kit at `path` again, keeping every entry, and checks that it is
+    /// the header `first` found entry for entry: how a header authenticated from its envelope and
+    /// digests ([`Keep::Envelope`]) gets its `manifest.json` and `SHA256SUMS` bytes.
+    pub fn reread_header(
+        path: &Path,
+        limits: Limits,
+        first: &RawHeader,
+    ) -> Result<RawHeader, ReadError> {
+        let again = KitReader::open(path, limits)?.read_header(Keep::All)?;
+        let differs = [
+            (LAYOUT, again.layout.sha256 != first.layout.sha256),
+            (MANIFEST, again.manifest.sha256 != first.manifest.sha256),
+            (SUMS, again.sums.sha256 != first.sums.sha256),
+            (SUMS_SIG, again.sums_sig != first.sums_sig),
+            (DSSE, again.cosigner_sigs != first.cosigner_sigs),
+            (DSSE, again.dsse.sha256 != first.dsse.sha256),
+            (
+                DSSE,
+                (again.header_bytes, again.mtime) != (first.header_bytes, first.mtime),
+            ),
+        ];
+        match differs.iter().find(|(_, d)| *d) {
+            Some((entry, _)) => Err(ReadError::ChangedWhileReading {
+                entry: (*entry).to_owned(),
+            }),
+            None => Ok(again),
+        }
     }
 
     fn check_expected(&self, name: &str, expected: &'static str) -> Result<(), ReadError> {
@@ -376,8 +449,8 @@ impl KitReader {
         }
     }
 
-    /// Reads a header entry's data, within what is left of the header budget.
-    fn read_small(&mut self, name: &str, size: u64) -> Result<Vec<u8>, ReadError> {
+    /// Refuses a header entry of `size` bytes past what is left of the header budget.
+    fn check_budget(&self, name: &str, size: u64) -> Result<(), ReadError> {
         let left = self.limits.header_bytes.saturating_sub(self.offset());
         if size > left {
             return Err(ReadError::OversizedEntry {
@@ -386,6 +459,12 @@ impl KitReader {
                 limit: left,
             });
         }
+        Ok(())
+    }
+
+    /// Reads a header entry's data, within what is left of the header budget.
+    fn read_small(&mut self, name: &str, size: u64) -> Result<Vec<u8>, ReadError> {
+        self.check_budget(name, size)?;
         let mut bytes = Vec::with_capacity(size as usize);
         self.tar
             .read_data(|c| {

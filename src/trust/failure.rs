@@ -91,6 +91,8 @@ pub enum FailureKind {
     IoError,
     /// Writing extracted data failed.
     WriteError,
+    /// The kit file changed while it was being verified (its header read twice differs).
+    ChangedDuringVerification,
     /// A file of a verified kit changed (or was replaced) in its folder after verification.
     ChangedAfterVerification,
     /// A file of a verified kit was removed from its folder after verification.
@@ -181,6 +183,9 @@ impl From<ReadError> for Failure {
                 (K::NonCanonicalSignature, Some(entry.clone()))
             }
             ReadError::Io(_) => (K::IoError, None),
+            ReadError::ChangedWhileReading { entry } => {
+                (K::ChangedDuringVerification, Some(entry.clone()))
+            }
             ReadError::Sink { entry, .. } => (K::WriteError, Some(entry.clone())),
         };
         Failure {

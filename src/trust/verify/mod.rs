@@ -23,12 +23,12 @@ use time::OffsetDateTime;
 
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::digest::Sha256Hex;
-use crate::kit::dsse::{EnvelopeRef, Statement};
+use crate::kit::dsse::{EnvelopeRef, EnvelopeSignature, Statement};
 use crate::kit::layout::{self, DSSE, Limits, MANIFEST, MANIFEST_SCHEMA, SUMS_SIG};
 use crate::kit::manifest::Manifest;
 use crate::kit::names::Timestamp;
 use crate::kit::path::KitPath;
-use crate::kit::reader::{KitReader, RawHeader};
+use crate::kit::reader::{Keep, KitReader, RawHeader};
 use crate::kit::sums;
 use crate::trust::content::{Content, ContentError, Retain};
 use crate::trust::failure::{Failure, FailureKind as K};
@@ -289,7 +289,7 @@ pub fn authenticate(
     let mut reader =
         KitReader::open(path, opts.limits).map_err(|e| VerifyFailure::one(e.into()))?;
     let header = reader
-        .read_header()
+        .read_header(Keep::Envelope)
         .map_err(|e| VerifyFailure::one(e.into()))?;
     let auth = authenticate_header(path, header, policy, opts).map_err(VerifyFailure::one)?;
     Ok(AuthenticatedKit { auth, reader })
@@ -303,7 +303,7 @@ fn authenticate_header(
     policy: &TrustPolicy,
     opts: &VerifyOptions,
 ) -> Result<Authenticated, Failure> {
-    let envelope: EnvelopeRef<'_> = serde_json::from_slice(&header.dsse.bytes)
+    let mut envelope: EnvelopeRef<'_> = serde_json::from_slice(&header.dsse.bytes)
         .map_err(|e| Failure::at(K::MalformedJson, DSSE, format!("{DSSE}: {e}")))?;
     if !envelope.is_canonical(&header.dsse.bytes) {
         return Err(Failure::at(
@@ -335,8 +335,21 @@ fn authenticate_header(
         )
     })?;
     let evaluation = signatures::evaluate(&envelope.signatures, &message, policy, opts.now)?;
+    let envelope_signatures = std::mem::take(&mut envelope.signatures);
+    // Authenticated: now read `manifest.json` and `SHA256SUMS`, which the first read only hashed,
+    // checking the kit file still holds the same header.
+    crate::failpoint::hit("verify:envelope-authenticated");
+    let first = header;
+    let header = KitReader::reread_header(path, opts.limits, &first).map_err(Failure::from)?;
+    drop(first);
     let mut warnings = Vec::new();
-    check_detached(&header, &envelope, &evaluation, policy, &mut warnings)?;
+    check_detached(
+        &header,
+        &envelope_signatures,
+        &evaluation,
+        policy,
+        &mut warnings,
+    )?;
     let signers = evaluation.signers;
     let payload = &message[start..];
 
@@ -462,7 +475,7 @@ fn manifest_failure(entry: &str, what: &str, e: serde_json::Error) -> Failure {
 /// not trust cannot be checked, and is reported as such.
 fn check_detached(
     header: &RawHeader,
-    envelope: &EnvelopeRef<'_>,
+    signatures: &[EnvelopeSignature],
     evaluation: &Evaluation,
     policy: &TrustPolicy,
     warnings: &mut Vec<String>,
@@ -504,7 +517,7 @@ fn check_detached(
         }
     }
     let verified = |keyid: &str| evaluation.verified.iter().any(|(_, k)| k.as_str() == keyid);
-    let hinted = |keyid: &str| envelope.signatures.iter().any(|s| s.keyid == keyid);
+    let hinted = |keyid: &str| signatures.iter().any(|s| s.keyid == keyid);
     for (keyid, _) in &header.cosigner_sigs {
         let entry = layout::cosigner_sig_name(keyid);
         if verified(keyid) {

@@ -162,8 +162,12 @@ pub fn evaluate(
             K::UntrustedSigner,
             DSSE,
             format!(
-                "signed only by keys this site does not trust: {}",
-                untrusted.join(", ")
+                "signed only by keys this site does not trust: {}{}",
+                untrusted[..untrusted.len().min(3)].join(", "),
+                match untrusted.len() {
+                    0..=3 => String::new(),
+                    n => format!(" (and {} more)", n - 3),
+                }
             ),
         ));
     }
