@@ -21,9 +21,11 @@ mod tmpfs;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::{TestDb, Workspace, outcome, tree};
 use fault_kit::{Seed, Target};
+use paused::Paused;
 use tmpfs::Tmpfs;
 
 /// `offkit apply KIT` onto `db` and `store`, JSON report on stdout, batches of 10.
@@ -260,4 +262,176 @@ fn disk_full_while_seeding_a_folder_store_keeps_only_whole_objects_and_a_rerun_c
     );
     assert_eq!(fault_kit::outcomes(&db), ["failed", "succeeded"]);
     fault_kit::assert_applied_once(&db, Target::Any);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The database connection terminated by the server
+
+/// A second connection to the test's PostgreSQL database, for holding locks and terminating
+/// offkit's backend.
+fn pg_client(db: &TestDb) -> postgres::Client {
+    postgres::Client::connect(&db.url(), postgres::NoTls).expect("connecting to the test database")
+}
+
+/// Waits until offkit's lock-holding backend waits for a lock (the one the test holds), then
+/// terminates it with `pg_terminate_backend`, as a DBA or a failover would. Returns its pid.
+fn terminate_offkit_backend(admin: &mut postgres::Client) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting = admin
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name LIKE 'offkit: migration lock since %' \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .expect("pg_stat_activity");
+        if let Some(row) = waiting.first() {
+            let pid: i32 = row.get(0);
+            let done: bool = admin
+                .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+                .expect("pg_terminate_backend")
+                .get(0);
+            assert!(done, "pg_terminate_backend({pid})");
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offkit never waited for the test's lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The connection is terminated while a migration waits inside its transaction (it created a
+/// table and wrote its trace, then waits for a lock the test holds). The migration is not
+/// half-applied: neither its table nor its trace nor its history row exists; the migration
+/// before it stays applied; the error names the migration and says the connection was lost; the
+/// ledger entry is `failed` with that error (not left `running`). Once the test lets go of the
+/// lock, the same apply completes and every migration has run exactly once.
+#[test]
+fn connection_terminated_mid_migration_leaves_it_unapplied_and_a_rerun_completes() {
+    let ws = Workspace::new();
+    let seeds = blobs(2, 1000);
+    let (kit, public) = fault_kit::build(&ws, Target::Postgres, &seeds);
+    let db = TestDb::pg();
+    let store_dir = ws.path("store");
+    let store = format!("file://{}", store_dir.display());
+
+    let mut holder = pg_client(&db);
+    holder
+        .query_one("SELECT pg_advisory_lock($1)", &[&fault_kit::GATE_KEY])
+        .unwrap();
+    let child = apply(&kit, &public, &db, &store)
+        .args(["--db-lock-timeout", "2m"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    terminate_offkit_backend(&mut pg_client(&db));
+    let (code, out, err) = outcome(&child.wait_with_output().unwrap());
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+
+    assert_eq!(code, 8, "a database error: {err}");
+    assert!(err.contains("app/002_gate"), "names the migration: {err}");
+    assert!(err.contains("connection to the database was lost"), "{err}");
+    assert!(
+        err.contains("Applied by this run before the failure (1): app/001_items"),
+        "{err}"
+    );
+    assert_eq!(db.applied("app"), ["001_items"]);
+    assert_eq!(
+        db.rows("SELECT migration FROM app.runs"),
+        [["001_items"]],
+        "002_gate's trace rolled back with it"
+    );
+    assert_eq!(
+        db.int("SELECT count(*) FROM pg_tables WHERE tablename = 'gated'"),
+        0
+    );
+    assert_eq!(
+        fault_kit::files(&store_dir),
+        [],
+        "no seed put after the failure"
+    );
+    let ledger = fault_kit::ledger(&db);
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0].0, "failed", "{ledger:?}; report: {report}");
+    assert!(ledger[0].1.contains("app/002_gate"), "{ledger:?}");
+
+    holder
+        .query_one("SELECT pg_advisory_unlock($1)", &[&fault_kit::GATE_KEY])
+        .unwrap();
+    let (code, _, err) = run(&mut apply(&kit, &public, &db, &store));
+    assert_eq!(code, 0, "{err}");
+    fault_kit::assert_applied_once(&db, Target::Postgres);
+    assert_eq!(fault_kit::files(&store_dir), fault_kit::expected(&seeds));
+    assert_eq!(fault_kit::outcomes(&db), ["failed", "succeeded"]);
+}
+
+/// The connection is terminated in the middle of a data-migration batch (batch 3 of 5 waits for a
+/// row the test has locked; batches 1 and 2 are committed). The batch is not half-applied and no
+/// batch is lost or counted twice: exactly the rows of the two committed batches are counted, the
+/// checkpoint says two batches; the error names the data migration and the lost connection; the
+/// ledger entry is `failed`. The rerun resumes after batch 2 and every row ends counted once.
+#[test]
+fn connection_terminated_mid_batch_loses_only_that_batch_and_a_rerun_resumes() {
+    let ws = Workspace::new();
+    let seeds = blobs(2, 1000);
+    let (kit, public) = fault_kit::build(&ws, Target::Postgres, &seeds);
+    let db = TestDb::pg();
+    let store_dir = ws.path("store");
+    let store = format!("file://{}", store_dir.display());
+
+    let mut paused = Paused::start(
+        apply(&kit, &public, &db, &store).args(["--db-lock-timeout", "2m"]),
+        "data-batch-committed:DM001_count:2",
+        &ws.path("resume"),
+    );
+    paused.reached();
+    // Batch 3 is rows 21-30: hold row 25.
+    let mut holder = pg_client(&db);
+    let mut tx = holder.transaction().unwrap();
+    tx.query("SELECT id FROM app.items WHERE id = 25 FOR UPDATE", &[])
+        .unwrap();
+    paused.resume();
+    terminate_offkit_backend(&mut pg_client(&db));
+    let done = paused.finish();
+    let (code, err) = (done.code, done.stderr);
+
+    assert_eq!(code, 8, "a database error: {err}");
+    assert!(
+        err.contains("app/DM001_count"),
+        "names the data migration: {err}"
+    );
+    assert!(err.contains("connection to the database was lost"), "{err}");
+    assert_eq!(
+        db.rows("SELECT count(*), sum(n), max(n) FROM app.items WHERE done = 1"),
+        [["20", "20", "1"]],
+        "exactly the two committed batches"
+    );
+    assert_eq!(
+        db.rows(
+            "SELECT batches_done, rows_done, CAST(finished_at IS NULL AS int) \
+             FROM offkit.data_migration_progress WHERE migration_name = 'DM001_count'"
+        ),
+        [["2", "20", "1"]]
+    );
+    assert!(!db.applied("app").contains(&"DM001_count".to_owned()));
+    let ledger = fault_kit::ledger(&db);
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0].0, "failed", "{ledger:?}");
+    assert!(ledger[0].1.contains("DM001_count"), "{ledger:?}");
+
+    tx.rollback().unwrap();
+    let (code, report, err) = run(&mut apply(&kit, &public, &db, &store));
+    assert_eq!(code, 0, "{err}");
+    let dm = report["migrations"]["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "DM001_count"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(dm["data"]["resumed_after_batches"], 2, "{dm}");
+    fault_kit::assert_applied_once(&db, Target::Postgres);
+    assert_eq!(fault_kit::outcomes(&db), ["failed", "succeeded"]);
 }
