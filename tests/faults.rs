@@ -435,3 +435,168 @@ fn connection_terminated_mid_batch_loses_only_that_batch_and_a_rerun_resumes() {
     fault_kit::assert_applied_once(&db, Target::Postgres);
     assert_eq!(fault_kit::outcomes(&db), ["failed", "succeeded"]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The S3 server killed, frozen, or not accepting
+
+/// What the bucket holds, through the S3 API (what any client sees): (key, SHA-256), sorted.
+fn bucket_objects(server: &s3::S3Server, bucket: &str) -> Vec<(String, String)> {
+    let store = offkit::store::open_str(&server.url_with_keys(bucket, "")).unwrap();
+    let mut keys = Vec::new();
+    store
+        .list(None, &mut |i| {
+            keys.push(i.key);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    keys.sort();
+    keys.into_iter()
+        .map(|k| {
+            let key = offkit::kit::path::KitPath::new(&k).unwrap();
+            let digest = store.digest(&key).unwrap().unwrap();
+            (k, digest.sha256)
+        })
+        .collect()
+}
+
+/// The S3 server stops answering mid-seed (SIGSTOP: connections are still accepted by the
+/// kernel, nothing answers). The put in flight fails when the request timeout fires — here 1s,
+/// set with `AWS_TIMEOUT` — and the error says so: the limit, its value, where it was set. The
+/// apply does not hang; the ledger records the failure. Once the server answers again, whatever
+/// it holds is whole (it may have finished the put it had received), and the same apply, with the
+/// default timeouts, completes.
+#[test]
+fn stalled_s3_server_fails_the_put_naming_the_request_timeout_and_a_rerun_completes() {
+    let ws = Workspace::new();
+    let seeds = blobs(3, 100_000);
+    let (kit, public) = fault_kit::build(&ws, Target::Any, &seeds);
+    let db = TestDb::sqlite();
+    let server = s3::S3Server::start();
+    let bucket = server.bucket("stalled");
+    let store = server.url(&bucket, "");
+    let apply_s3 = || {
+        let mut c = apply(&kit, &public, &db, &store);
+        c.args(["--parallelism", "1"]).envs(server.env());
+        c
+    };
+
+    let mut paused = Paused::start(
+        apply_s3().env("AWS_TIMEOUT", "1s"),
+        "seed-put:blobs/b3.bin",
+        &ws.path("resume"),
+    );
+    paused.reached();
+    server.freeze();
+    let started = Instant::now();
+    let done = paused.finish();
+    let took = started.elapsed();
+    server.unfreeze();
+    assert_eq!(done.code, 12, "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("\"blobs/b3.bin\" in s3://stalled?endpoint=http://127.0.0.1:"),
+        "names the object: {}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains(
+            "no answer from the S3 server within the S3 request timeout, 1s (AWS_TIMEOUT)"
+        ),
+        "names the timeout: {}",
+        done.stderr
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    let ledger = fault_kit::ledger(&db);
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].0, "failed");
+    assert!(ledger[0].1.contains("S3 request timeout"), "{ledger:?}");
+
+    let expected = fault_kit::expected(&seeds);
+    for object in bucket_objects(&server, &bucket) {
+        assert!(expected.contains(&object), "partial object {object:?}");
+    }
+    let (code, _, err) = run(&mut apply_s3());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(bucket_objects(&server, &bucket), expected);
+    assert_eq!(fault_kit::outcomes(&db), ["failed", "succeeded"]);
+}
+
+/// A TCP listener whose accept queue is full (`listen(0)`, filled by its own connections, never
+/// accepting): a server so overloaded that connections hang. Returns the child and its port.
+fn saturated_listener() -> (std::process::Child, u16) {
+    use std::io::BufRead;
+    let mut child = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import socket, sys, time\n\
+             s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)\n\
+             port = s.getsockname()[1]\n\
+             held = []\n\
+             for _ in range(3):\n\
+             \x20   c = socket.socket(); c.setblocking(False)\n\
+             \x20   try: c.connect(('127.0.0.1', port))\n\
+             \x20   except BlockingIOError: pass\n\
+             \x20   held.append(c)\n\
+             time.sleep(0.5)\n\
+             print(port, flush=True)\n\
+             time.sleep(600)\n",
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().parse().expect("the listener's port");
+    (child, port)
+}
+
+/// An S3 endpoint that accepts no connection: seeding fails when the connect timeout fires —
+/// here 1s, set with `AWS_CONNECT_TIMEOUT` — and the error names it, with its value and where it
+/// was set; nothing hangs, nothing is stored, the ledger records it. When a real server listens
+/// there, the same apply completes.
+#[test]
+fn s3_server_accepting_no_connection_fails_naming_the_connect_timeout_and_a_rerun_completes() {
+    let ws = Workspace::new();
+    let seeds = blobs(2, 1000);
+    let (kit, public) = fault_kit::build(&ws, Target::Any, &seeds);
+    let db = TestDb::sqlite();
+    let (mut listener, port) = saturated_listener();
+    let store =
+        format!("s3://hung?endpoint=http://127.0.0.1:{port}&region=us-east-1&path_style=true");
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY0",
+        ),
+    ];
+
+    let started = Instant::now();
+    let (code, _, err) = run(apply(&kit, &public, &db, &store)
+        .envs(keys)
+        .env("AWS_CONNECT_TIMEOUT", "1s"));
+    let took = started.elapsed();
+    let _ = listener.kill();
+    let _ = listener.wait();
+    assert_eq!(code, 12, "{err}");
+    assert!(
+        err.contains(
+            "no connection to the S3 server within the S3 connect timeout, 1s (AWS_CONNECT_TIMEOUT)"
+        ),
+        "names the timeout: {err}"
+    );
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    let ledger = fault_kit::ledger(&db);
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].0, "failed");
+    assert!(ledger[0].1.contains("S3 connect timeout"), "{ledger:?}");
+
+    let server = s3::S3Server::start_on(port);
+    server.bucket("hung");
+    let (code, _, err) = run(apply(&kit, &public, &db, &store).envs(server.env()));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(bucket_objects(&server, "hung"), fault_kit::expected(&seeds));
+    assert_eq!(fault_kit::outcomes(&db), ["failed", "succeeded"]);
+}

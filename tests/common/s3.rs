@@ -82,7 +82,16 @@ impl S3Server {
         Self::start_with(&["-vv"])
     }
 
+    /// Starts a server on `port` (a port the test freed for it).
+    pub fn start_on(port: u16) -> S3Server {
+        Self::start_at(Some(port), &[])
+    }
+
     fn start_with(extra: &[&str]) -> S3Server {
+        Self::start_at(None, extra)
+    }
+
+    fn start_at(fixed_port: Option<u16>, extra: &[&str]) -> S3Server {
         let mut last_log = String::new();
         // The port is free when picked but could be taken before rclone binds it: retry.
         for _ in 0..3 {
@@ -97,7 +106,7 @@ impl S3Server {
                 40,
                 b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
             );
-            let port = free_port();
+            let port = fixed_port.unwrap_or_else(free_port);
             let child = spawn(root.path(), port, &access_key, &secret_key, extra);
             let mut server = S3Server {
                 child,
