@@ -459,6 +459,79 @@ fn bucket_objects(server: &s3::S3Server, bucket: &str) -> Vec<(String, String)> 
         .collect()
 }
 
+/// `expected` restricted to `keys`.
+fn only(expected: &[(String, String)], keys: &[String]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .filter(|(k, _)| keys.contains(k))
+        .cloned()
+        .collect()
+}
+
+/// The S3 server is SIGKILLed while a 20 MiB object goes up by multipart upload (its first part
+/// sent, the rest not), with more objects after it. The apply fails naming the object and the
+/// refused connection; once the server is back, the bucket holds exactly the objects reported
+/// put, whole — nothing of the interrupted upload is visible — and the same apply completes.
+#[test]
+fn s3_server_killed_mid_seed_then_restarted_shows_no_partial_object_and_a_rerun_completes() {
+    let ws = Workspace::new();
+    let mut seeds = vec![
+        Seed::noise("blobs/a.bin", 100_000),
+        Seed::noise("blobs/big.bin", 20 << 20),
+        Seed::noise("blobs/c.bin", 100_000),
+    ];
+    seeds.sort_by(|a, b| a.key.cmp(&b.key));
+    let (kit, public) = fault_kit::build(&ws, Target::Any, &seeds);
+    let db = TestDb::sqlite();
+    let mut server = s3::S3Server::start();
+    let bucket = server.bucket("killed");
+    let store = server.url(&bucket, "");
+    let env = server.env();
+    let apply_s3 = || {
+        let mut c = apply(&kit, &public, &db, &store);
+        c.args(["--parallelism", "1"]).envs(env.clone());
+        c
+    };
+
+    let mut paused = Paused::start(
+        &mut apply_s3(),
+        "seed-put-streaming:blobs/big.bin",
+        &ws.path("resume"),
+    );
+    paused.reached();
+    server.kill();
+    let done = paused.finish();
+    let report: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(done.code, 12, "{}", done.stderr);
+    assert!(done.stderr.contains("blobs/big.bin"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("Connection refused"),
+        "{}",
+        done.stderr
+    );
+    let put = seeds_with(&report, "put");
+    assert!(!put.contains(&"blobs/big.bin".to_owned()), "{report}");
+    let ledger = fault_kit::ledger(&db);
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].0, "failed");
+    assert!(ledger[0].1.contains("blobs/big.bin"), "{ledger:?}");
+
+    server.restart();
+    let expected = fault_kit::expected(&seeds);
+    assert_eq!(
+        bucket_objects(&server, &bucket),
+        only(&expected, &put),
+        "after the restart: exactly the objects reported put, whole"
+    );
+
+    let (code, report, err) = run(&mut apply_s3());
+    assert_eq!(code, 0, "{err}");
+    assert!(seeds_with(&report, "put").contains(&"blobs/big.bin".to_owned()));
+    assert_eq!(bucket_objects(&server, &bucket), expected);
+    assert_eq!(fault_kit::outcomes(&db), ["failed", "succeeded"]);
+    fault_kit::assert_applied_once(&db, Target::Any);
+}
+
 /// The S3 server stops answering mid-seed (SIGSTOP: connections are still accepted by the
 /// kernel, nothing answers). The put in flight fails when the request timeout fires — here 1s,
 /// set with `AWS_TIMEOUT` — and the error says so: the limit, its value, where it was set. The

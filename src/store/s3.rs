@@ -24,7 +24,7 @@ use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode,
-    PutMultipartOptions, PutOptions, RetryConfig, WriteMultipart,
+    PutMultipartOptions, PutOptions, RetryConfig,
 };
 
 use super::stream::read_full;
@@ -373,35 +373,59 @@ impl S3Store {
             attributes,
             ..PutMultipartOptions::default()
         };
-        let upload = self
+        let mut upload = self
             .rt
             .block_on(self.client.put_multipart_opts(path, opts))
             .map_err(|e| self.err("put", key, e))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        // The parts in flight, driven here rather than by object_store's `WriteMultipart`, whose
+        // `finish` reports the failure of its own clean-up (`DELETE …?uploadId=…`) instead of
+        // the failure that caused it when the server is gone.
+        let mut parts = tokio::task::JoinSet::new();
         let streamed = (|| {
             loop {
                 let mut part = vec![0u8; PART_SIZE];
                 let n = read_full(body, &mut part).map_err(|e| self.io(key, e))?;
                 if n == 0 {
-                    return Ok(());
+                    break;
                 }
                 part.truncate(n);
-                self.rt
-                    .block_on(w.wait_for_capacity(PART_CONCURRENCY - 1))
-                    .map_err(|e| self.err("put", key, e))?;
-                w.put(part.into());
+                while parts.len() >= PART_CONCURRENCY {
+                    self.part_done(key, self.rt.block_on(parts.join_next()))?;
+                }
+                parts.spawn(upload.put_part(part.into()));
             }
+            while let Some(done) = self.rt.block_on(parts.join_next()) {
+                self.part_done(key, Some(done))?;
+            }
+            self.rt
+                .block_on(upload.complete())
+                .map_err(|e| self.err("put", key, e))
         })();
         match streamed {
-            Ok(()) => self
-                .rt
-                .block_on(w.finish())
-                .map(|r| self.remember_etag(key, r.e_tag))
-                .map_err(|e| self.err("put", key, e)),
+            Ok(put) => {
+                self.remember_etag(key, put.e_tag);
+                Ok(())
+            }
             Err(e) => {
-                let _ = self.rt.block_on(w.abort());
+                // Best effort, and never visible as an object either way: an upload that cannot be
+                // aborted lingers until a lifecycle rule expires it.
+                self.rt.block_on(parts.shutdown());
+                let _ = self.rt.block_on(upload.abort());
                 Err(e)
             }
+        }
+    }
+
+    /// The outcome of one part upload (`None`: no part was in flight).
+    fn part_done(
+        &self,
+        key: &str,
+        done: Option<Result<object_store::Result<()>, tokio::task::JoinError>>,
+    ) -> Result<(), StoreError> {
+        match done {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(self.err("put", key, e)),
+            Some(Err(e)) => Err(self.io(key, std::io::Error::other(e))),
         }
     }
 
