@@ -60,20 +60,6 @@ impl Tmpfs {
     pub fn resize(&self, size: &str) {
         mount(&["-o", &format!("remount,size={size}")], self.dir.path());
     }
-
-    /// Bytes free, as the file system reports them.
-    pub fn free_bytes(&self) -> u64 {
-        let out = Command::new("df")
-            .args(["--output=avail", "-B1"])
-            .arg(self.dir.path())
-            .output()
-            .expect("df");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .nth(1)
-            .and_then(|l| l.trim().parse().ok())
-            .expect("df --output=avail")
-    }
 }
 
 impl Drop for Tmpfs {
