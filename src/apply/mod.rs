@@ -476,17 +476,27 @@ impl Pipeline {
         if let (Some(id), Some(locked)) = (self.ledger_id, locked) {
             let digest = self.report.digest();
             let message = error.to_string();
-            if let Err(e) = ledger::finish(
-                locked.driver(),
-                id,
-                if self.report.rehearsal {
-                    ledger::Outcome::RehearsalFailed
-                } else {
-                    ledger::Outcome::Failed
-                },
-                &digest,
-                Some(&message),
-            ) {
+            let outcome = if self.report.rehearsal {
+                ledger::Outcome::RehearsalFailed
+            } else {
+                ledger::Outcome::Failed
+            };
+            let recorded =
+                match ledger::finish(locked.driver(), id, outcome, &digest, Some(&message)) {
+                    // The connection was terminated (by a DBA, a restart, a failover) or broke: record
+                    // the failure over a new one, or the entry would stay `running` until the next
+                    // apply calls it `interrupted` with no word of what happened. This updates only
+                    // this attempt's own row, so it needs no lock (the lock went with the connection).
+                    Err(e) if e.connection_lost() => Session::connect(locked.url())
+                        .map_err(|c| c.to_string())
+                        .and_then(|mut s| {
+                            ledger::finish(s.driver(), id, outcome, &digest, Some(&message))
+                                .map_err(|f| f.to_string())
+                        })
+                        .map_err(|again| format!("{e}; then, on a new connection: {again}")),
+                    other => other.map_err(|e| e.to_string()),
+                };
+            if let Err(e) = recorded {
                 self.report.warnings.push(format!(
                     "the failure could not be recorded in the ledger: {e}"
                 ));

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::failpoint;
 use crate::migrate::drivers::{DbError, Driver};
-use crate::migrate::error::MigrateError;
+use crate::migrate::error::{FailedStep, MigrateError};
 use crate::migrate::history::{
     self, DATA_PROGRESS_TABLE, DataProgress, HISTORY_TABLE, STATE_SCHEMA,
 };
@@ -154,7 +154,7 @@ fn batches(
                     &[schema.into(), name.into(), e.message.clone().into()],
                 );
                 return Err(if from_statement {
-                    migration_failed(module, m, e, None)
+                    migration_failed(module, m, e, None, FailedStep::DataBatch)
                 } else {
                     MigrateError::db(format!("checkpointing data migration {name}"), e)
                 });

@@ -193,6 +193,18 @@ pub struct FailedMigration {
     pub source: DbError,
     /// True for a `-- offkit:no-transaction` migration (its effects may be partial).
     pub no_transaction: bool,
+    /// What was running: the whole migration, or one batch of a data migration.
+    pub step: FailedStep,
+}
+
+/// What a failed migration was running when it failed, which decides what is left of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailedStep {
+    /// The migration (or its rollback, or its rehearsal) as one unit.
+    Whole,
+    /// One batch of a data migration: the batches committed before it stay.
+    DataBatch,
 }
 
 impl std::fmt::Display for FailedMigration {
@@ -204,13 +216,18 @@ impl std::fmt::Display for FailedMigration {
             "migration {module}/{name} failed ({}{at}): {}",
             self.origin, self.source
         )?;
-        f.write_str(&next_steps(module, name, self.no_transaction))
+        f.write_str(&next_steps(self))
     }
 }
 
-fn next_steps(module: &str, name: &str, no_transaction: bool) -> String {
+/// What is left of the failed migration, and what to do.
+fn next_steps(failed: &FailedMigration) -> String {
+    let (module, name) = (&failed.module, &failed.name);
+    // With the connection gone, nobody heard whether the server committed what was in flight
+    // (the COMMIT may have been the statement that was running): only atomicity can be promised.
+    let lost = failed.source.connection_lost();
     let mut s = String::new();
-    if no_transaction {
+    if failed.no_transaction {
         s.push_str(&format!(
             "\nIt ran outside a transaction, so part of it may have taken effect. Check what it \
              changed (for CREATE INDEX CONCURRENTLY: an INVALID index, `SELECT indexrelid::regclass \
@@ -218,6 +235,23 @@ fn next_steps(module: &str, name: &str, no_transaction: bool) -> String {
              outcome with `offkit migrations resolve {name} --module {module} --applied` or \
              `--not-applied` (then `run` retries it)."
         ));
+    } else if failed.step == FailedStep::DataBatch && lost {
+        s.push_str(
+            "\nThe connection was lost before the server confirmed this batch: it committed whole, \
+             with its checkpoint, or not at all. The batches committed before it stay; the next run \
+             resumes after the last committed one.",
+        );
+    } else if failed.step == FailedStep::DataBatch {
+        s.push_str(
+            "\nThis batch's transaction was rolled back; the batches committed before it stay, \
+             with their checkpoint, and the next run resumes after them.",
+        );
+    } else if lost {
+        s.push_str(
+            "\nThe connection was lost before the server confirmed the commit: the migration and \
+             its history row were committed together or not at all; the next run sees which and \
+             goes on from there.",
+        );
     } else {
         s.push_str("\nIts transaction was rolled back together with its history row.");
     }
@@ -230,6 +264,17 @@ impl MigrateError {
         MigrateError::Db {
             doing: doing.into(),
             source,
+        }
+    }
+
+    /// True when the database connection is gone (see [`DbError::connection_lost`]): nothing more
+    /// can run on this session, and its lock is gone with it.
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            MigrateError::Db { source, .. } => source.connection_lost(),
+            MigrateError::MigrationFailed(f) => f.source.connection_lost(),
+            MigrateError::RollbackFailed { failure, .. } => failure.source.connection_lost(),
+            _ => false,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use crate::kit::migration_name::MigrationName;
 use crate::kit::migration_name::TxMode;
 use crate::migrate::drivers::{DbError, Driver};
-use crate::migrate::error::{FailedMigration, MigrateError};
+use crate::migrate::error::{FailedMigration, FailedStep, MigrateError};
 use crate::migrate::history::{
     self, DATA_PROGRESS_TABLE, HISTORY_TABLE, IN_PROGRESS_TABLE, STATE_SCHEMA,
 };
@@ -260,6 +260,7 @@ impl Locked<'_> {
                     line: None,
                     source: e,
                     no_transaction: rb.tx == TxMode::NoTransaction,
+                    step: FailedStep::Whole,
                 };
                 return Err(MigrateError::RollbackFailed {
                     failure: Box::new(failure),

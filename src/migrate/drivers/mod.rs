@@ -90,6 +90,16 @@ impl DbError {
             position: None,
         }
     }
+
+    /// True when the connection is gone: closed by the server (`pg_terminate_backend`, a restart,
+    /// a failover, a session timeout) or by the network. Nothing more can run on it, the
+    /// session's advisory lock went with it, and a transaction that was in flight committed whole
+    /// or not at all. Drivers report this as SQLSTATE class `08` (connection exception).
+    pub fn connection_lost(&self) -> bool {
+        self.sqlstate
+            .as_deref()
+            .is_some_and(|s| s.starts_with("08"))
+    }
 }
 
 /// Who holds the migration lock, as far as the database can tell.

@@ -28,6 +28,12 @@ pub struct Postgres {
     offset: u32,
 }
 
+/// What offkit says before the server's own words when the connection is gone (see
+/// [`DbError::connection_lost`]).
+const CONNECTION_LOST: &str = "the connection to the database was lost";
+/// SQLSTATE `connection_failure`, given to every error that ended the session.
+const SESSION_ENDED: &str = "08006";
+
 fn db_error(e: postgres::Error) -> DbError {
     match e.as_db_error() {
         Some(db) => {
@@ -42,14 +48,44 @@ fn db_error(e: postgres::Error) -> DbError {
                 Some(postgres::error::ErrorPosition::Original(p)) => Some(*p),
                 _ => None,
             };
+            let code = db.code().code();
+            // A FATAL (or PANIC) error ends the session: whatever its own code (57P01 for
+            // pg_terminate_backend, 25P03 for an idle-in-transaction timeout, …), the connection
+            // is gone, which is what the runner needs to know.
+            if matches!(db.severity(), "FATAL" | "PANIC") {
+                return DbError {
+                    message: format!("{CONNECTION_LOST}: {message} (SQLSTATE {code})"),
+                    sqlstate: Some(SESSION_ENDED.to_owned()),
+                    position: None,
+                };
+            }
             DbError {
                 message,
-                sqlstate: Some(db.code().code().to_owned()),
+                sqlstate: Some(code.to_owned()),
                 position,
             }
         }
+        // Closed (the server's FATAL message may or may not have arrived first: a race in the
+        // protocol) or broken (an I/O error on the socket): the connection is gone either way.
+        None if e.is_closed() || io_cause(&e) => DbError {
+            message: format!("{CONNECTION_LOST} ({e:#})"),
+            sqlstate: Some(SESSION_ENDED.to_owned()),
+            position: None,
+        },
         None => DbError::msg(format!("{e:#}")),
     }
+}
+
+/// True when the error comes from the socket (reset, broken pipe, end of stream).
+fn io_cause(e: &postgres::Error) -> bool {
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 impl Postgres {
