@@ -150,11 +150,25 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             // An error may quote bytes of a kit or a file: never let them drive the terminal.
-            let text = crate::kit::path::printable_text(&format!("{:#}", e.error));
+            let text = crate::kit::path::printable_text(&chain_text(&e.error));
             let _ = writeln!(std::io::stderr(), "offkit: error: {text}");
             ExitCode::from(e.exit.code())
         }
     }
+}
+
+/// The error and its causes, `: `-separated, each cause said once: a cause whose text the message
+/// already holds (an error that shows its source and also returns it) is not repeated.
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -175,4 +189,26 @@ pub fn print_json(value: &impl serde::Serialize) -> CliResult {
         .lock()
         .write_all(&bytes)
         .map_err(|e| io_error("writing to stdout", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = || std::io::Error::other("No space left on device");
+        #[derive(Debug, thiserror::Error)]
+        #[error("writing payload: {source}")]
+        struct Shows {
+            source: std::io::Error,
+        }
+        let e = anyhow::Error::new(Shows { source: io() });
+        assert_eq!(chain_text(&e), "writing payload: No space left on device");
+        let e = anyhow::Error::new(io()).context("writing k.kit.tar.zst");
+        assert_eq!(
+            chain_text(&e),
+            "writing k.kit.tar.zst: No space left on device"
+        );
+    }
 }

@@ -248,9 +248,15 @@ impl VerifyFailure {
 
 impl std::fmt::Display for VerifyFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A kit is refused for what it is; reading or writing failing says nothing of the kit.
+        let what = match self.failures.first().map(|f| f.kind) {
+            Some(K::WriteError) => "could not write the kit's files (the kit was not judged)",
+            Some(K::IoError) => "could not read the kit (it was not judged)",
+            _ => "kit refused",
+        };
         match self.failures.first() {
-            Some(first) => write!(f, "kit refused: {first}")?,
-            None => write!(f, "kit refused")?,
+            Some(first) => write!(f, "{what}: {first}")?,
+            None => write!(f, "{what}")?,
         }
         if self.failures.len() > 1 {
             write!(f, " (and {} more)", self.failures.len() - 1)?;
