@@ -196,6 +196,10 @@ pub fn build(
         mtime,
         opts,
         payload_tmp.try_clone().map_err(write_err(out_dir))?,
+        &format!(
+            "{} (the compressed payload, before the kit is assembled)",
+            out_dir.display()
+        ),
     )?;
 
     // The kit's own SBOM lists every other payload file.

@@ -47,16 +47,15 @@ pub(super) fn pack(
     mtime: u64,
     opts: &BuildOptions,
     out: File,
+    shown: &str,
 ) -> Result<Packed, BuildError> {
+    let write_error = pipeline_error(shown);
     let mut w = FrameWriter::new(
         io::BufWriter::with_capacity(1 << 20, out),
         opts.level,
         opts.threads,
     )
-    .map_err(|source| BuildError::Write {
-        path: "payload".into(),
-        source,
-    })?;
+    .map_err(write_error)?;
     let mut facts = Vec::with_capacity(files.len());
     let mut marked = false;
     let mut result = Ok(());
@@ -64,11 +63,11 @@ pub(super) fn pack(
         if !marked && f.path.as_str() > KIT_SBOM {
             marked = true;
             if let Err(e) = w.mark() {
-                result = Err(pipeline_error(e));
+                result = Err(write_error(e));
                 break;
             }
         }
-        match pack_file(&mut w, f, mtime) {
+        match pack_file(&mut w, f, mtime, shown) {
             Ok(fact) => facts.push(fact),
             Err(e) => {
                 result = Err(e);
@@ -77,20 +76,15 @@ pub(super) fn pack(
         }
     }
     if result.is_ok() && !marked {
-        result = w.mark().map_err(pipeline_error);
+        result = w.mark().map_err(write_error);
     }
     if result.is_ok() {
-        result = w.write_all(super::end_of_archive()).map_err(pipeline_error);
+        result = w.write_all(super::end_of_archive()).map_err(write_error);
     }
     // Always stop the threads; a writer failure is the more precise error.
     let finished = w.finish();
     let (marks, _) = match (result, finished) {
-        (_, Err(source)) => {
-            return Err(BuildError::Write {
-                path: "payload".into(),
-                source,
-            });
-        }
+        (_, Err(source)) => return Err(write_error(source)),
         (Err(e), _) => return Err(e),
         (Ok(()), Ok(done)) => done,
     };
@@ -100,14 +94,20 @@ pub(super) fn pack(
     })
 }
 
-fn pipeline_error(source: io::Error) -> BuildError {
-    BuildError::Write {
-        path: "payload".into(),
+/// A failure of the compression pipeline, writing into `shown`.
+fn pipeline_error(shown: &str) -> impl Fn(io::Error) -> BuildError + Copy + '_ {
+    move |source| BuildError::Write {
+        path: shown.to_owned(),
         source,
     }
 }
 
-fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFacts, BuildError> {
+fn pack_file(
+    w: &mut FrameWriter,
+    f: &SourceFile,
+    mtime: u64,
+    shown: &str,
+) -> Result<FileFacts, BuildError> {
     let src_err = |message: String| BuildError::Source {
         path: f.path.to_string(),
         message,
@@ -116,7 +116,7 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
     let size = file.metadata().map_err(|e| src_err(e.to_string()))?.len();
     let (mut sha256, mut sha1) = (Sha256::new(), Sha1::new());
     w.write_all(&header_bytes(f.path.as_str(), size, mtime))
-        .map_err(pipeline_error)?;
+        .map_err(pipeline_error(shown))?;
     let mut tx = TxMode::Transaction;
     let mut findings = Vec::new();
     if matches!(f.role, Role::Migration { .. } | Role::Rollback { .. }) {
@@ -142,7 +142,7 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
         tx = TxMode::of(&bytes);
         sha256.update(&bytes);
         sha1.update(&bytes);
-        w.write_all(&bytes).map_err(pipeline_error)?;
+        w.write_all(&bytes).map_err(pipeline_error(shown))?;
     } else {
         let mut remaining = size;
         while remaining > 0 {
@@ -157,7 +157,7 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
                 })
                 .map_err(|e| match read_err.take() {
                     Some(m) => src_err(m),
-                    None => pipeline_error(e),
+                    None => pipeline_error(shown)(e),
                 })?;
             if n == 0 {
                 return Err(src_err("file shrank while the kit was being built".into()));
@@ -173,7 +173,7 @@ fn pack_file(w: &mut FrameWriter, f: &SourceFile, mtime: u64) -> Result<FileFact
         }
     }
     w.write_all(&[0u8; 512][..padding(size)])
-        .map_err(pipeline_error)?;
+        .map_err(pipeline_error(shown))?;
     Ok(FileFacts {
         sha256: Sha256Hex::from_hasher(sha256),
         sha1: hex::encode(sha1.finalize()),
