@@ -2,7 +2,8 @@
 # Installs and starts what offkit's tests need, on a machine that may be new. Idempotent.
 #   PostgreSQL on 127.0.0.1:5432 (trust auth; DATABASE_URL overrides), rclone (S3 server for the
 #   store tests), pyspdxtools (the SPDX validator), GNU tar with zstd, openssl, sha256sum, and
-#   mount/umount (the disk-full tests in tests/faults.rs mount a small tmpfs: they need root).
+#   mount/umount (the disk-full tests in tests/faults.rs mount a small tmpfs: they need root),
+#   faketime (libfaketime: the clock-skew tests in tests/trust.rs set the clock with it).
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -20,6 +21,7 @@ for tool in zstd tar openssl sha256sum python3; do
   have "$tool" || apt_install "$tool"
 done
 have mount && have umount || apt_install mount
+have faketime || apt_install faketime
 [ "$(id -u)" -eq 0 ] || echo "test-deps: warning: tests/faults.rs mounts tmpfs file systems and fails unless run as root" >&2
 
 PIP="python3 -m pip"
@@ -40,4 +42,4 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
 fi
 have cargo-nextest || cargo install --locked cargo-nextest >/dev/null
-echo "test-deps: ready (postgres, rclone $(rclone version 2>/dev/null | head -n1 | cut -d' ' -f2), pyspdxtools, tar+zstd, openssl)"
+echo "test-deps: ready (postgres, rclone $(rclone version 2>/dev/null | head -n1 | cut -d' ' -f2), pyspdxtools, tar+zstd, openssl, faketime)"

@@ -381,3 +381,84 @@ fn every_key_that_signs_a_build_leaves_a_detached_signature_openssl_checks() {
         .to_owned();
     assert_openssl_verifies(&x, &b_pub, &format!("SHA256SUMS.{b_id}.sig"));
 }
+
+/// Runs `offkit verify` with the machine's clock set to `clock` by libfaketime (the real clock
+/// shift a site with a wrong clock lives with).
+fn verify_at(clock: &str, kit: &Path, trust: &Path, extra: &[&str]) -> (i32, serde_json::Value) {
+    let o = std::process::Command::new("faketime")
+        .arg(clock)
+        .arg(env!("CARGO_BIN_EXE_offkit"))
+        .arg("verify")
+        .arg(kit)
+        .arg("--trust")
+        .arg(trust)
+        .arg("--json")
+        .args(extra)
+        .output()
+        .expect("faketime (scripts/test-deps.sh installs it)");
+    let code = o.status.code().unwrap_or(-1);
+    let report = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+    (code, report)
+}
+
+#[test]
+fn key_validity_can_be_judged_at_the_signed_creation_time_and_a_wrong_clock_is_reported() {
+    let ws = Workspace::new();
+    let (key, _) = ws.key("a");
+    let src = ws.example_source("quickstart");
+    let toml = std::fs::read_to_string(src.join("kit.toml")).unwrap();
+    // Created 2026-01-01 (the tests' SOURCE_DATE_EPOCH), expires 2028-01-01; the key is valid
+    // during 2026 only.
+    write(
+        &src.join("kit.toml"),
+        format!("{toml}expires = \"2028-01-01T00:00:00Z\"\n"),
+    );
+    let kit = ws.build(&src, &[&key]);
+    let trust = policy(
+        &ws,
+        "[[keys]]\nname = \"a\"\npublic_key = \"a.pub\"\nnot_before = \"2025-12-01T00:00:00Z\"\nnot_after = \"2026-12-31T00:00:00Z\"\n",
+    );
+    let kinds = |r: &serde_json::Value| failure_kinds(&r.to_string());
+
+    // 2027: the key's window has closed at the clock …
+    let (code, r) = verify_at("2027-06-01 00:00:00", &kit, &trust, &[]);
+    assert_eq!(
+        (code, kinds(&r)),
+        (3, vec!["threshold-not-met".to_owned()]),
+        "{r}"
+    );
+    // … but it was open when the kit was signed: accepted in signing-time mode, and said so.
+    let args = ["--key-validity", "signing-time"];
+    let (code, r) = verify_at("2027-06-01 00:00:00", &kit, &trust, &args);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["keyValidity"]["basis"], "signing-time", "{r}");
+    assert_eq!(r["keyValidity"]["judged_at"], "2026-01-01T00:00:00Z", "{r}");
+    assert!(
+        r["warnings"].to_string().contains("signed creation time"),
+        "{r}"
+    );
+    // Expiry stays at the clock: after it, refused in either mode.
+    let (code, r) = verify_at("2028-06-01 00:00:00", &kit, &trust, &args);
+    assert_eq!((code, kinds(&r)), (3, vec!["expired".to_owned()]), "{r}");
+
+    // A clock earlier than the kit's creation time is reported, not silently trusted.
+    let (code, r) = verify_at("2025-12-15 00:00:00", &kit, &trust, &[]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["keyValidity"]["basis"], "clock", "{r}");
+    assert!(
+        r["warnings"]
+            .to_string()
+            .contains("earlier than the kit's signed creation time"),
+        "{r}"
+    );
+    // With the clock before the key's window, signing-time mode still judges at creation.
+    let (code, r) = verify_at("2025-06-01 00:00:00", &kit, &trust, &[]);
+    assert_eq!(
+        (code, kinds(&r)),
+        (3, vec!["threshold-not-met".to_owned()]),
+        "{r}"
+    );
+    let (code, r) = verify_at("2025-06-01 00:00:00", &kit, &trust, &args);
+    assert_eq!(code, 0, "{r}");
+}

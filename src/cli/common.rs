@@ -10,7 +10,7 @@ use crate::migrate::{DbUrl, MigrateError, Session};
 use crate::report::progress::ProgressMode;
 use crate::store::ConflictPolicy;
 use crate::trust::policy::TrustPolicy;
-use crate::trust::verify::{AuthenticatedKit, ExpiryPolicy, VerifyOptions};
+use crate::trust::verify::{AuthenticatedKit, ExpiryPolicy, KeyTime, VerifyOptions};
 use crate::util::Secret;
 
 use super::CliError;
@@ -139,6 +139,19 @@ pub struct TrustArgs {
     /// UNSAFE: accept a kit whose `expires` time has passed (shown in every report).
     #[arg(long)]
     pub allow_expired: bool,
+    /// When trusted keys' validity windows are judged: at this machine's clock, or at the kit's
+    /// signed creation time (for machines whose clock cannot be trusted; the report says so).
+    #[arg(long, value_enum, value_name = "AT", default_value = "clock")]
+    pub key_validity: KeyValidityArg,
+}
+
+/// `--key-validity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyValidityArg {
+    /// At this machine's clock.
+    Clock,
+    /// At the kit's signed creation time.
+    SigningTime,
 }
 
 impl TrustArgs {
@@ -160,6 +173,10 @@ impl TrustArgs {
                 ExpiryPolicy::UnsafeAllowExpired
             } else {
                 ExpiryPolicy::Enforce
+            },
+            key_time: match self.key_validity {
+                KeyValidityArg::Clock => KeyTime::Clock,
+                KeyValidityArg::SigningTime => KeyTime::SigningTime,
             },
             ..VerifyOptions::default()
         }

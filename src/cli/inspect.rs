@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::common::TrustArgs;
+use super::common::{KeyValidityArg, TrustArgs};
 use super::kitview::{KitReport, SignerView};
 use super::{CliError, CliResult, Global, print_json};
 use crate::exit::Exit;
@@ -29,6 +29,15 @@ pub struct Args {
     /// With --trust: UNSAFE, accept an expired kit.
     #[arg(long, requires = "trust")]
     pub allow_expired: bool,
+    /// With --trust: judge key validity at the clock or at the kit's signed creation time.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "AT",
+        default_value = "clock",
+        requires = "trust"
+    )]
+    pub key_validity: KeyValidityArg,
 }
 
 /// Runs `offkit inspect`.
@@ -42,6 +51,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
             trust: args.trust.clone(),
             threshold: args.threshold,
             allow_expired: args.allow_expired,
+            key_validity: args.key_validity,
         };
         let policy = trust.policy()?;
         let v = verify_kit(&args.kit, &policy, &trust.options())?;
@@ -100,6 +110,7 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
         signers,
         failures: Vec::new(),
         warnings: Vec::new(),
+        key_validity: None,
         manifest: Some(manifest),
         duration_ms: started.elapsed().as_millis() as u64,
     })

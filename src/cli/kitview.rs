@@ -6,7 +6,7 @@ use super::common::human_bytes;
 use crate::kit::manifest::Manifest;
 use crate::kit::migration_name::{Category, TxMode};
 use crate::trust::failure::Failure;
-use crate::trust::verify::VerifiedKit;
+use crate::trust::verify::{KeyValidity, VerifiedKit};
 
 /// A signer as a report shows it: a verified signer's keyid and policy name, or (unverified)
 /// the keyid an envelope names.
@@ -40,6 +40,10 @@ pub struct KitReport {
     pub failures: Vec<Failure>,
     /// Non-fatal remarks.
     pub warnings: Vec<String>,
+    /// When the signers' keys were judged valid: at the clock, or at the kit's signed creation
+    /// time (verified kits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_validity: Option<KeyValidity>,
     /// The manifest, when it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Manifest>,
@@ -66,6 +70,7 @@ impl KitReport {
                 .collect(),
             failures: Vec::new(),
             warnings: v.warnings().to_vec(),
+            key_validity: Some(v.key_validity().clone()),
             manifest: Some(v.manifest().clone()),
             duration_ms,
         }

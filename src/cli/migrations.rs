@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::common::{DbArgs, LockArgs, SafetyArgs, TrustArgs};
+use super::common::{DbArgs, KeyValidityArg, LockArgs, SafetyArgs, TrustArgs};
 use super::{CliError, CliResult, Global, print_json};
 use crate::build::KitConfig;
 use crate::exit::Exit;
@@ -65,6 +65,15 @@ pub struct SourceArgs {
     /// With --kit: UNSAFE, accept an expired kit.
     #[arg(long, requires = "kit")]
     pub allow_expired: bool,
+    /// With --kit: judge key validity at the clock or at the kit's signed creation time.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "AT",
+        default_value = "clock",
+        requires = "kit"
+    )]
+    pub key_validity: KeyValidityArg,
 }
 
 /// A loaded source and how to label it.
@@ -121,6 +130,7 @@ impl SourceArgs {
                 trust: self.trust.clone(),
                 threshold: self.threshold,
                 allow_expired: self.allow_expired,
+                key_validity: self.key_validity,
             };
             let authenticated = trust.authenticate(kit)?;
             check_target(authenticated.manifest().target.database, dialect)?;

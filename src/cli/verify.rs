@@ -43,6 +43,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
                 signers: Vec::new(),
                 failures: failure.failures.clone(),
                 warnings: Vec::new(),
+                key_validity: None,
                 manifest: None,
                 duration_ms: started.elapsed().as_millis() as u64,
             };

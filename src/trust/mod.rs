@@ -16,6 +16,6 @@ pub use failure::{Failure, FailureKind};
 pub use keys::{KeyError, KeyId, PublicKey, SecretKey};
 pub use policy::TrustPolicy;
 pub use verify::{
-    AuthenticatedKit, ExpiryPolicy, Signer, VerifiedKit, VerifyFailure, VerifyOptions,
-    authenticate, verify_kit,
+    AuthenticatedKit, ExpiryPolicy, KeyTime, KeyValidity, Signer, VerifiedKit, VerifyFailure,
+    VerifyOptions, authenticate, verify_kit,
 };

@@ -34,7 +34,6 @@ use crate::trust::content::{Content, ContentError, Retain};
 use crate::trust::failure::{Failure, FailureKind as K};
 use crate::trust::keys::KeyId;
 use crate::trust::policy::TrustPolicy;
-use signatures::Evaluation;
 
 /// Whether an expired kit is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +44,28 @@ pub enum ExpiryPolicy {
     UnsafeAllowExpired,
 }
 
+/// When trusted keys' validity windows are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyTime {
+    /// At this machine's clock (the default).
+    #[default]
+    Clock,
+    /// At the kit's signed creation time (`--key-validity signing-time`, RAUC's
+    /// `use-bundle-signing-time`): for sites whose clocks cannot be trusted. The report says so.
+    SigningTime,
+}
+
 /// Verification settings.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
-    /// The time signatures, key windows and expiry are judged at.
+    /// This machine's clock: expiry is judged at it, and key windows unless `key_time` says
+    /// otherwise.
     pub now: OffsetDateTime,
     /// Expiry handling.
     pub expiry: ExpiryPolicy,
+    /// When key validity windows are judged.
+    pub key_time: KeyTime,
     /// Reader bounds.
     pub limits: Limits,
 }
@@ -61,6 +75,7 @@ impl Default for VerifyOptions {
         VerifyOptions {
             now: OffsetDateTime::now_utc(),
             expiry: ExpiryPolicy::Enforce,
+            key_time: KeyTime::Clock,
             limits: Limits::default(),
         }
     }
@@ -83,7 +98,17 @@ struct Authenticated {
     signers: Vec<Signer>,
     warnings: Vec<String>,
     accepted_expired: Option<Timestamp>,
+    key_validity: KeyValidity,
     header: RawHeader,
+}
+
+/// When the signers' keys were judged valid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyValidity {
+    /// On what basis.
+    pub basis: KeyTime,
+    /// The time they were judged at.
+    pub judged_at: Timestamp,
 }
 
 /// A kit whose header is authenticated: the manifest is the one the trusted keys signed. Its
@@ -128,6 +153,10 @@ macro_rules! authenticated_accessors {
         /// Things the operator should know that did not fail verification.
         pub fn warnings(&self) -> &[String] {
             &self.auth.warnings
+        }
+        /// When the signers' keys were judged valid (the clock, or the kit's creation time).
+        pub fn key_validity(&self) -> &KeyValidity {
+            &self.auth.key_validity
         }
         /// The expiry that had passed when the kit was accepted under `--allow-expired`.
         pub fn accepted_expired(&self) -> Option<&Timestamp> {
@@ -340,7 +369,18 @@ fn authenticate_header(
             "payload is not standard padded Base64",
         )
     })?;
-    let evaluation = signatures::evaluate(&envelope.signatures, &message, policy, opts.now)?;
+    let checked = signatures::check(&envelope.signatures, &message, policy)?;
+    // Key windows at the clock now; at the kit's signed creation time once the statement is read
+    // (it is authenticated by trusted keys whatever their windows, enough of them to count).
+    let signers_at_clock = match opts.key_time {
+        KeyTime::Clock => Some(checked.judge(policy, opts.now)?),
+        KeyTime::SigningTime => {
+            if checked.distinct_keys() < policy.threshold().get() {
+                checked.judge(policy, opts.now)?;
+            }
+            None
+        }
+    };
     let envelope_signatures = std::mem::take(&mut envelope.signatures);
     // Authenticated: now read `manifest.json` and `SHA256SUMS`, which the first read only hashed,
     // checking the kit file still holds the same header.
@@ -352,11 +392,10 @@ fn authenticate_header(
     check_detached(
         &header,
         &envelope_signatures,
-        &evaluation,
+        &checked.verified,
         policy,
         &mut warnings,
     )?;
-    let signers = evaluation.signers;
     let payload = &message[start..];
 
     // Only now, with the payload authenticated, parse it: the type fields and the predicate's
@@ -432,6 +471,48 @@ fn authenticate_header(
         ));
     }
 
+    let created = manifest.created.at();
+    if opts.now < created {
+        warnings.push(format!(
+            "this machine's clock ({}) is earlier than the kit's signed creation time ({}): check the clock; expiry{} was judged at the clock",
+            Timestamp::utc(opts.now),
+            manifest.created,
+            if opts.key_time == KeyTime::Clock {
+                " and key validity"
+            } else {
+                ""
+            }
+        ));
+    }
+    let (signers, key_validity) = match signers_at_clock {
+        Some(signers) => (
+            signers,
+            KeyValidity {
+                basis: KeyTime::Clock,
+                judged_at: Timestamp::utc(opts.now),
+            },
+        ),
+        None => {
+            let signers = checked.judge(policy, created).map_err(|mut f| {
+                f.message.push_str(&format!(
+                    " (keys judged at the kit's signed creation time {})",
+                    manifest.created
+                ));
+                f
+            })?;
+            warnings.push(format!(
+                "key validity judged at the kit's signed creation time {}, not at this machine's clock (--key-validity signing-time)",
+                manifest.created
+            ));
+            (
+                signers,
+                KeyValidity {
+                    basis: KeyTime::SigningTime,
+                    judged_at: manifest.created.clone(),
+                },
+            )
+        }
+    };
     let mut accepted_expired = None;
     if let Some(expires) = &manifest.expires
         && opts.now > expires.at()
@@ -459,6 +540,7 @@ fn authenticate_header(
         signers,
         warnings,
         accepted_expired,
+        key_validity,
         header,
     })
 }
@@ -482,7 +564,7 @@ fn manifest_failure(entry: &str, what: &str, e: serde_json::Error) -> Failure {
 fn check_detached(
     header: &RawHeader,
     signatures: &[EnvelopeSignature],
-    evaluation: &Evaluation,
+    verified: &[(usize, KeyId)],
     policy: &TrustPolicy,
     warnings: &mut Vec<String>,
 ) -> Result<(), Failure> {
@@ -493,7 +575,7 @@ fn check_detached(
             .ok()
             .map(|i| &header.cosigner_sigs[i].1)
     };
-    for (i, keyid) in &evaluation.verified {
+    for (i, keyid) in verified {
         let (entry, sig) = if *i == 0 {
             (SUMS_SIG.to_owned(), Some(&header.sums_sig))
         } else {
@@ -522,11 +604,11 @@ fn check_detached(
             ));
         }
     }
-    let verified = |keyid: &str| evaluation.verified.iter().any(|(_, k)| k.as_str() == keyid);
+    let by_verified = |keyid: &str| verified.iter().any(|(_, k)| k.as_str() == keyid);
     let hinted = |keyid: &str| signatures.iter().any(|s| s.keyid == keyid);
     for (keyid, _) in &header.cosigner_sigs {
         let entry = layout::cosigner_sig_name(keyid);
-        if verified(keyid) {
+        if by_verified(keyid) {
             continue;
         }
         let trusted = KeyId::exact(keyid).is_some_and(|id| policy.key(&id).is_some());
@@ -544,7 +626,7 @@ fn check_detached(
             "{entry} is by a key this site does not trust; it was not checked"
         ));
     }
-    if !evaluation.verified.iter().any(|(i, _)| *i == 0) {
+    if !verified.iter().any(|(i, _)| *i == 0) {
         warnings.push(format!(
             "{SUMS_SIG} is by the envelope's first signer, a key this site does not trust; it was not checked"
         ));

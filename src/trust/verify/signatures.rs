@@ -34,7 +34,17 @@ pub use crate::kit::layout::MAX_SIGNATURES;
 /// trusted key. A signature left untried when they are used up counts as untrusted.
 pub const MAX_UNHINTED_TRIES: usize = 16;
 
-/// What the envelope's signatures established.
+/// What the envelope's signatures established, before key validity is judged.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Every signature that verified under a trusted key (whatever its validity window): its
+    /// position in the envelope and the key.
+    pub verified: Vec<(usize, KeyId)>,
+    /// The keyids of signatures by keys this site does not trust.
+    untrusted: Vec<String>,
+}
+
+/// What the envelope's signatures established, key validity judged.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
     /// The trusted keys that count towards the threshold, in keyid order.
@@ -44,14 +54,30 @@ pub struct Evaluation {
     pub verified: Vec<(usize, KeyId)>,
 }
 
-/// Evaluates `signatures` over `message` (the PAE bytes) against `policy` at `now`; returns the
-/// signers that count and the signatures that verified, or why the kit is refused.
+/// Evaluates `signatures` over `message` (the PAE bytes) against `policy`, key validity judged at
+/// `now`: [`check`] then [`Checked::judge`].
 pub fn evaluate(
     signatures: &[EnvelopeSignature],
     message: &[u8],
     policy: &TrustPolicy,
     now: OffsetDateTime,
 ) -> Result<Evaluation, Failure> {
+    let checked = check(signatures, message, policy)?;
+    let signers = checked.judge(policy, now)?;
+    Ok(Evaluation {
+        signers,
+        verified: checked.verified,
+    })
+}
+
+/// Checks `signatures` over `message` (the PAE bytes): their form, which trusted keys they verify
+/// under, revocation. Key validity windows and the threshold are judged by [`Checked::judge`], at
+/// the time the caller chooses.
+pub fn check(
+    signatures: &[EnvelopeSignature],
+    message: &[u8],
+    policy: &TrustPolicy,
+) -> Result<Checked, Failure> {
     if signatures.is_empty() {
         return Err(Failure::at(
             K::MissingSignature,
@@ -91,10 +117,8 @@ pub fn evaluate(
             })?;
         decoded.push((hint, sig));
     }
-    let mut valid: BTreeMap<KeyId, String> = BTreeMap::new();
     let mut verified = Vec::new();
     let mut untrusted = Vec::new();
-    let mut unusable = Vec::new();
     let mut tries_left = MAX_UNHINTED_TRIES;
     for (i, (hint, sig)) in decoded.iter().enumerate() {
         let hinted = policy.key(hint);
@@ -108,9 +132,6 @@ pub fn evaluate(
                 k.key().verify(message, sig)
             }),
         };
-        if let Some(k) = found {
-            verified.push((i, k.keyid().clone()));
-        }
         match found {
             Some(k) if policy.is_revoked(k.keyid()) => {
                 return Err(Failure::at(
@@ -129,12 +150,7 @@ pub fn evaluate(
                     ),
                 ));
             }
-            Some(k) => match k.unusable_at(now) {
-                Some(why) => unusable.push(why),
-                None => {
-                    valid.insert(k.keyid().clone(), k.name().to_owned());
-                }
-            },
+            Some(k) => verified.push((i, k.keyid().clone())),
             None if hinted.is_some() => {
                 return Err(Failure::at(
                     K::BadSignature,
@@ -147,38 +163,69 @@ pub fn evaluate(
             None => untrusted.push(hint.to_string()),
         }
     }
-    let threshold = policy.threshold().get();
-    if valid.len() >= threshold {
-        return Ok(Evaluation {
-            signers: valid
+    Ok(Checked {
+        verified,
+        untrusted,
+    })
+}
+
+impl Checked {
+    /// The signers that count with key validity (windows, the `kit` role) judged at `at`, or why
+    /// the threshold is not met.
+    pub fn judge(&self, policy: &TrustPolicy, at: OffsetDateTime) -> Result<Vec<Signer>, Failure> {
+        let mut valid: BTreeMap<KeyId, String> = BTreeMap::new();
+        let mut unusable = Vec::new();
+        for (_, keyid) in &self.verified {
+            let Some(k) = policy.key(keyid) else {
+                continue;
+            };
+            match k.unusable_at(at) {
+                Some(why) => unusable.push(why),
+                None => {
+                    valid.insert(k.keyid().clone(), k.name().to_owned());
+                }
+            }
+        }
+        let threshold = policy.threshold().get();
+        if valid.len() >= threshold {
+            return Ok(valid
                 .into_iter()
                 .map(|(keyid, name)| Signer { keyid, name })
-                .collect(),
-            verified,
-        });
+                .collect());
+        }
+        let untrusted = &self.untrusted;
+        if valid.is_empty() && unusable.is_empty() {
+            return Err(Failure::at(
+                K::UntrustedSigner,
+                DSSE,
+                format!(
+                    "signed only by keys this site does not trust: {}{}",
+                    untrusted[..untrusted.len().min(3)].join(", "),
+                    match untrusted.len() {
+                        0..=3 => String::new(),
+                        n => format!(" (and {} more)", n - 3),
+                    }
+                ),
+            ));
+        }
+        let mut message = format!(
+            "{} valid signature(s) by distinct trusted keys; the policy requires {threshold}",
+            valid.len()
+        );
+        if !unusable.is_empty() {
+            message.push_str(&format!(" ({})", unusable.join("; ")));
+        }
+        Err(Failure::at(K::ThresholdNotMet, DSSE, message))
     }
-    if valid.is_empty() && unusable.is_empty() {
-        return Err(Failure::at(
-            K::UntrustedSigner,
-            DSSE,
-            format!(
-                "signed only by keys this site does not trust: {}{}",
-                untrusted[..untrusted.len().min(3)].join(", "),
-                match untrusted.len() {
-                    0..=3 => String::new(),
-                    n => format!(" (and {} more)", n - 3),
-                }
-            ),
-        ));
+
+    /// Distinct trusted keys whose signatures verified, whatever their validity.
+    pub fn distinct_keys(&self) -> usize {
+        self.verified
+            .iter()
+            .map(|(_, k)| k)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
     }
-    let mut message = format!(
-        "{} valid signature(s) by distinct trusted keys; the policy requires {threshold}",
-        valid.len()
-    );
-    if !unusable.is_empty() {
-        message.push_str(&format!(" ({})", unusable.join("; ")));
-    }
-    Err(Failure::at(K::ThresholdNotMet, DSSE, message))
 }
 
 #[cfg(test)]
