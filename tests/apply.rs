@@ -331,7 +331,7 @@ fn downgrades_and_reused_sequences_are_refused_unless_allowed() {
     let (code, _, err) = run(s.apply(&other, &db.url(), &store, &[]));
     assert_eq!(code, 11, "{err}");
     assert!(
-        err.contains("already applied from a different kit"),
+        err.contains("already applied or accepted here from a different kit"),
         "{err}"
     );
 

@@ -462,3 +462,86 @@ fn key_validity_can_be_judged_at_the_signed_creation_time_and_a_wrong_clock_is_r
     let (code, r) = verify_at("2025-06-01 00:00:00", &kit, &trust, &args);
     assert_eq!(code, 0, "{r}");
 }
+
+#[test]
+fn sites_that_only_verify_or_extract_refuse_a_rollback_of_a_channel() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("a");
+    let kit_with = |sequence: u64, description: &str, out: &str| {
+        let src = ws.path(&format!("src-{out}"));
+        common::copy_tree(&ws.example_source("quickstart"), &src);
+        let toml = std::fs::read_to_string(src.join("kit.toml")).unwrap();
+        let toml = toml
+            .replace("sequence = 1", &format!("sequence = {sequence}"))
+            .replace("A tiny inventory", description);
+        write(&src.join("kit.toml"), toml);
+        ws.build_in(&src, &[&key], out)
+    };
+    let two = kit_with(2, "Release two", "two");
+    let one = kit_with(1, "Release one", "one");
+    let other_two = kit_with(2, "Another release two", "other-two");
+    let state = ws.path("site/accepted.sqlite");
+    let st = state.to_str().unwrap();
+    let trust = public.to_str().unwrap();
+    let check = |kit: &Path, extra: &[&str]| {
+        let mut a = vec!["verify", kit.to_str().unwrap(), "--trust", trust, "--json"];
+        a.extend(extra);
+        outcome(&run(&a))
+    };
+
+    let (code, out, err) = check(&two, &["--record", "--state", st]);
+    assert_eq!(code, 0, "{out}{err}");
+    // Lower sequence: refused before the payload is read, by verify --record and by extract.
+    let (code, _, err) = check(&one, &["--record", "--state", st]);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("channel quickstart is at sequence 2"), "{err}");
+    let target = ws.path("extracted");
+    let (code, _, err) = outcome(&run(&[
+        "extract",
+        one.to_str().unwrap(),
+        "--trust",
+        trust,
+        "--to",
+        target.to_str().unwrap(),
+        "--state",
+        st,
+    ]));
+    assert_eq!(code, 11, "{err}");
+    assert!(!target.exists(), "a refused extract wrote its target");
+    // Plain verify neither reads nor writes the record.
+    assert_eq!(check(&one, &["--state", st]).0, 0);
+    // The same sequence from another kit is refused too.
+    let (code, _, err) = check(&other_two, &["--record", "--state", st]);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("from a different kit"), "{err}");
+    // Explicitly allowed: accepted, said in the report, kept in the record.
+    let (code, out, err) = check(&one, &["--record", "--state", st, "--allow-downgrade"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("accepted under --allow-downgrade"), "{out}");
+    // The same kit again is no rollback; extract records too.
+    let (code, _, err) = outcome(&run(&[
+        "extract",
+        two.to_str().unwrap(),
+        "--trust",
+        trust,
+        "--to",
+        target.to_str().unwrap(),
+        "--state",
+        st,
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let rows = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             print('\\n'.join(f'{r[0]} {r[1]} {r[2]}' for r in c.execute(\
+             'select sequence, command, allowed_downgrade from accepted_kits order by id')))",
+        )
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&rows.stdout),
+        "2 verify --record 0\n1 verify --record 1\n2 extract 0\n"
+    );
+}

@@ -57,7 +57,7 @@ pub enum Incompatible {
     },
     /// Another kit already claimed this sequence.
     #[error(
-        "channel {channel} sequence {sequence} was already applied from a different kit ({other_version}, manifest {other_manifest}); refusing a second kit with the same sequence (--allow-downgrade to force)"
+        "channel {channel} sequence {sequence} was already applied or accepted here from a different kit ({other_version}, manifest {other_manifest}); refusing a second kit with the same sequence (--allow-downgrade to force)"
     )]
     SequenceReused {
         /// Channel.
@@ -129,11 +129,41 @@ pub fn check_history(
     if downgrade == DowngradePolicy::UnsafeAllow {
         return Ok(());
     }
-    let on_channel = succeeded
-        .iter()
-        .filter(|r| r.channel == manifest.channel.as_str());
+    check_sequence(
+        manifest,
+        manifest_sha256,
+        succeeded
+            .iter()
+            .filter(|r| r.channel == manifest.channel.as_str())
+            .map(|r| Accepted {
+                sequence: r.sequence,
+                manifest_sha256: &r.manifest_sha256,
+                kit_version: &r.kit_version,
+            }),
+    )
+}
+
+/// A kit a site accepted on a channel (applied, or verified and recorded).
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted<'a> {
+    /// Its sequence.
+    pub sequence: i64,
+    /// Its manifest's SHA-256.
+    pub manifest_sha256: &'a str,
+    /// Its version.
+    pub kit_version: &'a str,
+}
+
+/// Anti-rollback on one channel: refuses a kit whose sequence is lower than the highest
+/// `accepted` one, or equal to an accepted one of another kit. The one rule behind `apply`'s
+/// ledger and the verify-only record.
+pub fn check_sequence<'a>(
+    manifest: &Manifest,
+    manifest_sha256: &Sha256Hex,
+    accepted: impl Iterator<Item = Accepted<'a>> + Clone,
+) -> Result<(), Incompatible> {
     let kit_sequence = i64::try_from(manifest.sequence).unwrap_or(i64::MAX);
-    if let Some(top) = on_channel.clone().map(|r| r.sequence).max()
+    if let Some(top) = accepted.clone().map(|a| a.sequence).max()
         && top > kit_sequence
     {
         return Err(Incompatible::Downgrade {
@@ -142,15 +172,15 @@ pub fn check_history(
             kit: manifest.sequence,
         });
     }
-    if let Some(other) = on_channel
-        .filter(|r| r.sequence == kit_sequence)
-        .find(|r| manifest_sha256 != &r.manifest_sha256)
+    if let Some(other) = accepted
+        .filter(|a| a.sequence == kit_sequence)
+        .find(|a| manifest_sha256.as_str() != a.manifest_sha256)
     {
         return Err(Incompatible::SequenceReused {
             channel: manifest.channel.to_string(),
             sequence: manifest.sequence,
-            other_version: other.kit_version.clone(),
-            other_manifest: other.manifest_sha256.clone(),
+            other_version: other.kit_version.to_owned(),
+            other_manifest: other.manifest_sha256.to_owned(),
         });
     }
     Ok(())

@@ -26,6 +26,7 @@
 //! with the digest of the report. Every step is idempotent, so after a crash at any point the
 //! next apply finishes the job; the ledger shows both attempts.
 
+pub mod accepted;
 pub mod compat;
 pub mod ledger;
 pub mod load;

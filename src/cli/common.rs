@@ -5,12 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::apply::accepted::{Acceptance, AcceptedError, AcceptedRecord};
+use crate::apply::compat::DowngradePolicy;
 use crate::exit::Exit;
 use crate::migrate::{DbUrl, MigrateError, Session};
 use crate::report::progress::ProgressMode;
 use crate::store::ConflictPolicy;
 use crate::trust::policy::TrustPolicy;
-use crate::trust::verify::{AuthenticatedKit, ExpiryPolicy, KeyTime, VerifyOptions};
+use crate::trust::verify::{AuthenticatedKit, ExpiryPolicy, KeyTime, VerifiedKit, VerifyOptions};
 use crate::util::Secret;
 
 use super::CliError;
@@ -180,6 +182,78 @@ impl TrustArgs {
             },
             ..VerifyOptions::default()
         }
+    }
+}
+
+/// The record of accepted kits that `verify --record` and `extract` keep (anti-rollback for sites
+/// that only verify or extract).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordArgs {
+    /// The record of accepted kits (SQLite; default: $OFFKIT_STATE, else
+    /// $XDG_STATE_HOME/offkit/accepted.sqlite, else ~/.local/state/offkit/accepted.sqlite).
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// UNSAFE: accept a kit older than (or conflicting with) one accepted before on its channel;
+    /// recorded.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+}
+
+impl RecordArgs {
+    /// Opens the record.
+    pub fn open(&self) -> Result<AcceptedRecord, CliError> {
+        let path = match &self.state {
+            Some(p) => p.clone(),
+            None => crate::apply::accepted::default_path()?,
+        };
+        Ok(AcceptedRecord::open(&path)?)
+    }
+
+    /// `--allow-downgrade` as a policy.
+    pub fn downgrade(&self) -> DowngradePolicy {
+        if self.allow_downgrade {
+            DowngradePolicy::UnsafeAllow
+        } else {
+            DowngradePolicy::Refuse
+        }
+    }
+
+    /// Refuses `kit` when it would roll its channel back here, before its payload is read; under
+    /// `--allow-downgrade`, returns what would have refused it, for the report.
+    pub fn check(
+        &self,
+        record: &AcceptedRecord,
+        kit: &AuthenticatedKit,
+    ) -> Result<Option<String>, CliError> {
+        let refusal = record.check(
+            kit.manifest(),
+            kit.manifest_sha256(),
+            DowngradePolicy::Refuse,
+        );
+        match refusal {
+            Err(AcceptedError::Refused(why)) if self.allow_downgrade => Ok(Some(format!(
+                "accepted under --allow-downgrade (recorded): {why}"
+            ))),
+            Err(e) => Err(e.into()),
+            Ok(()) => Ok(None),
+        }
+    }
+
+    /// Records a verified kit as accepted by `command`.
+    pub fn record(
+        &self,
+        record: &mut AcceptedRecord,
+        kit: &VerifiedKit,
+        command: &str,
+    ) -> Result<(), CliError> {
+        Ok(record.record(&Acceptance {
+            manifest: kit.manifest(),
+            manifest_sha256: kit.manifest_sha256(),
+            kit_sha256: kit.kit_sha256(),
+            signer_keyids: kit.signers().iter().map(|s| s.keyid.to_string()).collect(),
+            command,
+            downgrade: self.downgrade(),
+        })?)
     }
 }
 

@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::common::TrustArgs;
+use super::common::{RecordArgs, TrustArgs};
 use super::kitview::KitReport;
 use super::{CliResult, Global, print_json};
-use crate::trust::extract::extract_kit;
+use crate::trust::extract::extract_authenticated;
+use crate::trust::verify::authenticate;
 
 /// Arguments of `offkit extract`.
 #[derive(Debug, clap::Args)]
@@ -18,18 +19,27 @@ pub struct Args {
     /// Target folder: created, or an existing empty folder.
     #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
+    #[command(flatten)]
+    pub record: RecordArgs,
 }
 
 /// Runs `offkit extract`.
 pub fn run(args: Args, global: &Global) -> CliResult {
     let policy = args.trust.policy()?;
     let started = Instant::now();
-    let extracted = extract_kit(&args.kit, &policy, &args.trust.options(), &args.to)?;
-    let report = KitReport::verified(
+    // The channel's sequence is checked against what this site accepted before anything is
+    // written; the kit is recorded once it is extracted.
+    let mut record = args.record.open()?;
+    let authenticated = authenticate(&args.kit, &policy, &args.trust.options())?;
+    let downgraded = args.record.check(&record, &authenticated)?;
+    let extracted = extract_authenticated(authenticated, &args.to)?;
+    args.record.record(&mut record, &extracted, "extract")?;
+    let mut report = KitReport::verified(
         &args.kit.display().to_string(),
         &extracted,
         started.elapsed().as_millis() as u64,
     );
+    report.warnings.extend(downgraded);
     if global.json {
         return print_json(&report);
     }

@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::common::TrustArgs;
+use super::common::{RecordArgs, TrustArgs};
 use super::kitview::KitReport;
 use super::{CliError, CliResult, Global, print_json};
 use crate::exit::ExitCoded;
-use crate::trust::verify::verify_kit;
+use crate::trust::Retain;
+use crate::trust::verify::authenticate;
 
 /// Arguments of `offkit verify`.
 #[derive(Debug, clap::Args)]
@@ -16,6 +17,12 @@ pub struct Args {
     pub kit: PathBuf,
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// Check the kit against the record of accepted kits (refusing a rollback of its channel) and
+    /// record it; plain `verify` reads and writes no record.
+    #[arg(long)]
+    pub record: bool,
+    #[command(flatten)]
+    pub state: RecordArgs,
 }
 
 /// Runs `offkit verify`.
@@ -23,9 +30,29 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     let policy = args.trust.policy()?;
     let started = Instant::now();
     let shown = args.kit.display().to_string();
-    match verify_kit(&args.kit, &policy, &args.trust.options()) {
+    let mut record = if args.record {
+        Some(args.state.open()?)
+    } else {
+        None
+    };
+    // With --record, a rollback of the kit's channel is refused before the payload is read.
+    let mut downgraded = None;
+    let verified = match authenticate(&args.kit, &policy, &args.trust.options()) {
+        Err(f) => Err(f),
+        Ok(a) => {
+            if let Some(r) = &record {
+                downgraded = args.state.check(r, &a)?;
+            }
+            a.verify(Retain::Nothing)
+        }
+    };
+    if let (Ok(v), Some(r)) = (&verified, &mut record) {
+        args.state.record(r, v, "verify --record")?;
+    }
+    match verified {
         Ok(v) => {
-            let report = KitReport::verified(&shown, &v, started.elapsed().as_millis() as u64);
+            let mut report = KitReport::verified(&shown, &v, started.elapsed().as_millis() as u64);
+            report.warnings.extend(downgraded);
             if global.json {
                 print_json(&report)
             } else {

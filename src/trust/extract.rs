@@ -17,7 +17,9 @@ use crate::exit::{Exit, ExitCoded};
 use crate::kit::layout::{self, DSSE, LAYOUT, MANIFEST, PAYLOAD_DIRS, SUMS, SUMS_SIG};
 use crate::trust::content::Retain;
 use crate::trust::policy::TrustPolicy;
-use crate::trust::verify::{VerifiedKit, VerifyFailure, VerifyOptions, authenticate};
+use crate::trust::verify::{
+    AuthenticatedKit, VerifiedKit, VerifyFailure, VerifyOptions, authenticate,
+};
 
 /// Why extraction failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +74,15 @@ pub fn extract_kit(
     to: &Path,
 ) -> Result<VerifiedKit, ExtractError> {
     // Authenticate the header before touching the target: a forged kit creates nothing.
-    let authenticated = authenticate(kit_path, policy, opts)?;
+    extract_authenticated(authenticate(kit_path, policy, opts)?, to)
+}
+
+/// [`extract_kit`] for a kit whose header is already authenticated (so that a caller can check
+/// the signed manifest against the site before anything is written).
+pub fn extract_authenticated(
+    authenticated: AuthenticatedKit,
+    to: &Path,
+) -> Result<VerifiedKit, ExtractError> {
     let (target, created) = prepare_target(to)?;
     let staging_name = format!(".offkit-staging-{}", crate::util::random_hex(8));
     let mut moved_in: Vec<String> = Vec::new();

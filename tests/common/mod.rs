@@ -18,16 +18,37 @@ pub const EPOCH: &str = "1767225600"; // 2026-01-01T00:00:00Z
 /// Runs `offkit ARGS` and returns its output (no SOURCE_DATE_EPOCH).
 pub fn offkit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_offkit"))
+        .env("OFFKIT_STATE", fresh_state())
         .args(args)
         .output()
         .expect("run offkit")
 }
 
-/// The `offkit` binary under test, with a fixed SOURCE_DATE_EPOCH.
+/// The `offkit` binary under test, with a fixed SOURCE_DATE_EPOCH and a record of accepted kits
+/// of its own (tests that build different kits on one channel must not meet each other's
+/// records; a test of the record passes `--state`).
 pub fn cmd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_offkit"));
-    c.env("SOURCE_DATE_EPOCH", EPOCH);
+    c.env("SOURCE_DATE_EPOCH", EPOCH)
+        .env("OFFKIT_STATE", fresh_state());
     c
+}
+
+/// A path for a record of accepted kits that no other invocation uses, in a temporary folder of
+/// this test process.
+fn fresh_state() -> PathBuf {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("offkit-test-state-")
+            .tempdir()
+            .unwrap()
+    });
+    dir.path()
+        .join(format!("{}.sqlite", N.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// Runs offkit with `args` and returns its output.
