@@ -82,7 +82,7 @@ impl Exit {
         ),
         (
             Exit::Different,
-            "store compare: the stores differ (missing, different or extra objects)",
+            "store compare or diff: the stores (missing, different or extra objects) or the kits differ",
         ),
     ];
 

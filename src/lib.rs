@@ -18,8 +18,8 @@
 //! - [`trust`] (keys, policies, signing, the verifier — the only way to obtain a
 //!   [`trust::VerifiedKit`] — and what it retains), [`migrate`] (the embedded migration runner,
 //!   PostgreSQL and SQLite), [`store`] (object stores and idempotent seeding).
-//! - [`build`] (kit source → signed kit; co-signing) and [`apply`] (verified kit → site, once, on
-//!   record; status).
+//! - [`build`] (kit source → signed kit; co-signing), [`apply`] (verified kit → site, once, on
+//!   record; status; the record of accepted kits) and [`diff`] (what changed between two kits).
 //! - [`cli`]: one file per command group, thin.
 #![forbid(unsafe_code)]
 
@@ -27,6 +27,7 @@ pub mod apply;
 pub mod build;
 pub mod cli;
 pub mod confine;
+pub mod diff;
 pub mod exit;
 pub mod failpoint;
 pub mod kit;

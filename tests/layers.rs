@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("build", 4),
     ("apply", 4),
     ("transfer", 4),
+    ("diff", 4),
     ("cli", 5),
 ];
 

@@ -147,6 +147,42 @@ pub struct TrustArgs {
     pub key_validity: KeyValidityArg,
 }
 
+/// Trust arguments for commands that also work without verifying (`inspect`, `diff`): with
+/// `--trust`, the kit is verified; without, its header is shown as NOT VERIFIED.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OptionalTrustArgs {
+    /// Verify against these trusted keys / policy before showing anything.
+    #[arg(long = "trust", value_name = "PUB|POLICY")]
+    pub trust: Vec<PathBuf>,
+    /// With --trust: distinct trusted keys that must have signed.
+    #[arg(long, value_name = "K", requires = "trust")]
+    pub threshold: Option<usize>,
+    /// With --trust: UNSAFE, accept an expired kit.
+    #[arg(long, requires = "trust")]
+    pub allow_expired: bool,
+    /// With --trust: judge key validity at the clock or at the kit's signed creation time.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "AT",
+        default_value = "clock",
+        requires = "trust"
+    )]
+    pub key_validity: KeyValidityArg,
+}
+
+impl OptionalTrustArgs {
+    /// The trust arguments, when `--trust` was given.
+    pub fn given(&self) -> Option<TrustArgs> {
+        (!self.trust.is_empty()).then(|| TrustArgs {
+            trust: self.trust.clone(),
+            threshold: self.threshold,
+            allow_expired: self.allow_expired,
+            key_validity: self.key_validity,
+        })
+    }
+}
+
 /// `--key-validity`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyValidityArg {

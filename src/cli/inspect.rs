@@ -1,10 +1,10 @@
 //! `offkit inspect`: what a kit contains and who signed it. Without `--trust` only the header is
 //! read and everything shown is labelled NOT VERIFIED.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::common::{KeyValidityArg, TrustArgs};
+use super::common::OptionalTrustArgs;
 use super::kitview::{KitReport, SignerView};
 use super::{CliError, CliResult, Global, print_json};
 use crate::exit::Exit;
@@ -20,42 +20,20 @@ use crate::trust::verify::verify_kit;
 pub struct Args {
     /// The kit file.
     pub kit: PathBuf,
-    /// Verify against these trusted keys / policy before showing anything.
-    #[arg(long = "trust", value_name = "PUB|POLICY")]
-    pub trust: Vec<PathBuf>,
-    /// With --trust: distinct trusted keys that must have signed.
-    #[arg(long, value_name = "K", requires = "trust")]
-    pub threshold: Option<usize>,
-    /// With --trust: UNSAFE, accept an expired kit.
-    #[arg(long, requires = "trust")]
-    pub allow_expired: bool,
-    /// With --trust: judge key validity at the clock or at the kit's signed creation time.
-    #[arg(
-        long,
-        value_enum,
-        value_name = "AT",
-        default_value = "clock",
-        requires = "trust"
-    )]
-    pub key_validity: KeyValidityArg,
+    #[command(flatten)]
+    pub trust: OptionalTrustArgs,
 }
 
 /// Runs `offkit inspect`.
 pub fn run(args: Args, global: &Global) -> CliResult {
     let started = Instant::now();
     let shown = args.kit.display().to_string();
-    let report = if args.trust.is_empty() {
-        unverified(&args, &shown, started)?
-    } else {
-        let trust = TrustArgs {
-            trust: args.trust.clone(),
-            threshold: args.threshold,
-            allow_expired: args.allow_expired,
-            key_validity: args.key_validity,
-        };
+    let report = if let Some(trust) = args.trust.given() {
         let policy = trust.policy()?;
         let v = verify_kit(&args.kit, &policy, &trust.options())?;
         KitReport::verified(&shown, &v, started.elapsed().as_millis() as u64)
+    } else {
+        unverified(&args, &shown, started)?
     };
     if global.json {
         return print_json(&report);
@@ -68,7 +46,43 @@ pub fn run(args: Args, global: &Global) -> CliResult {
 }
 
 fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, CliError> {
-    let mut reader = KitReader::open(&args.kit, Limits::default()).map_err(|e| {
+    let header = read_unverified(&args.kit)?;
+    Ok(KitReport {
+        kit: shown.to_owned(),
+        status: "NOT VERIFIED",
+        verified: false,
+        kit_sha256: None,
+        manifest_sha256: Some(header.manifest_sha256),
+        signers: header
+            .keyids
+            .into_iter()
+            .map(|keyid| SignerView {
+                keyid,
+                name: String::new(),
+            })
+            .collect(),
+        failures: Vec::new(),
+        warnings: Vec::new(),
+        key_validity: None,
+        manifest: Some(header.manifest),
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// What a kit's header says, read without authenticating it (`inspect` and `diff` without
+/// `--trust`): to be shown as NOT VERIFIED.
+pub struct UnverifiedHeader {
+    /// The manifest as written.
+    pub manifest: Manifest,
+    /// Its SHA-256.
+    pub manifest_sha256: String,
+    /// The envelope's keyids, shown only when well formed.
+    pub keyids: Vec<String>,
+}
+
+/// Reads a kit's header without authenticating it.
+pub fn read_unverified(kit: &Path) -> Result<UnverifiedHeader, CliError> {
+    let mut reader = KitReader::open(kit, Limits::default()).map_err(|e| {
         let f = Failure::from(e);
         CliError::msg(Exit::Io, f.message)
     })?;
@@ -86,7 +100,7 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
         )
     })?;
     // Unauthenticated: keyids are shown only when well formed, never as raw text.
-    let signers = serde_json::from_slice::<Envelope>(&header.dsse.bytes)
+    let keyids = serde_json::from_slice::<Envelope>(&header.dsse.bytes)
         .map(|env| {
             env.signatures
                 .into_iter()
@@ -94,24 +108,12 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
                     Some(k) => k.to_string(),
                     None => "(malformed keyid)".to_owned(),
                 })
-                .map(|keyid| SignerView {
-                    keyid,
-                    name: String::new(),
-                })
                 .collect()
         })
         .unwrap_or_default();
-    Ok(KitReport {
-        kit: shown.to_owned(),
-        status: "NOT VERIFIED",
-        verified: false,
-        kit_sha256: None,
-        manifest_sha256: Some(header.manifest.sha256.to_string()),
-        signers,
-        failures: Vec::new(),
-        warnings: Vec::new(),
-        key_validity: None,
-        manifest: Some(manifest),
-        duration_ms: started.elapsed().as_millis() as u64,
+    Ok(UnverifiedHeader {
+        manifest,
+        manifest_sha256: header.manifest.sha256.to_string(),
+        keyids,
     })
 }

@@ -13,6 +13,7 @@ use crate::exit::{Exit, ExitCoded};
 pub mod apply;
 pub mod build;
 pub mod common;
+pub mod diff;
 pub mod extract;
 pub mod inspect;
 pub mod keygen;
@@ -102,6 +103,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Verify a kit, then write its files into a folder (all or nothing).
     Extract(extract::Args),
+    /// What changed from one kit to another (migrations, seeds, SBOM packages, signers, fields).
+    Diff(diff::Args),
     /// Verify a kit, then apply it to the database and object store (once, on record).
     Apply(apply::Args),
     /// What of a kit is applied, pending or conflicting at this site.
@@ -137,6 +140,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(a, &cli.global),
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Extract(a) => extract::run(a, &cli.global),
+        Command::Diff(a) => diff::run(a, &cli.global),
         Command::Apply(a) => apply::run(a, &cli.global),
         Command::Status(a) => apply::status(a, &cli.global),
         Command::History(a) => apply::history(a, &cli.global),

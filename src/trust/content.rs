@@ -33,6 +33,9 @@ pub enum Retain {
     Nothing,
     /// The migrations and rollbacks, in memory.
     Sql,
+    /// The migrations, rollbacks and SBOMs, in memory (`diff`); refused when the signed SBOMs
+    /// total more than [`MAX_RETAINED_SBOM_BYTES`].
+    SqlAndSboms,
     /// Every payload file, written under `dir` (open, empty, and kept): every file and folder is
     /// created through the handle, never through a link. With `durable`, each file is synced
     /// before the next.
@@ -49,6 +52,9 @@ pub enum Retain {
         work_dir: Option<PathBuf>,
     },
 }
+
+/// Most bytes of SBOMs [`Retain::SqlAndSboms`] keeps in memory.
+pub const MAX_RETAINED_SBOM_BYTES: u64 = 256 << 20;
 
 /// A file of a verified kit that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +92,20 @@ pub enum ContentError {
         /// The path.
         path: KitPath,
     },
+    /// The path is not an SBOM of the kit.
+    #[error("{path}: not an SBOM of this kit")]
+    NotSbom {
+        /// The path.
+        path: KitPath,
+    },
+    /// The kit's SBOMs are too large to hold in memory.
+    #[error(
+        "the kit's SBOMs take {bytes} bytes, more than the {MAX_RETAINED_SBOM_BYTES} held in memory"
+    )]
+    TooLarge {
+        /// Their total size.
+        bytes: u64,
+    },
     /// The verifying pass did not keep this file (a caller asked for the wrong [`Retain`]), or it
     /// was already handed out.
     #[error("{path}: not retained by the verifying pass, or already taken")]
@@ -114,9 +134,10 @@ impl ContentError {
                 (FailureKind::RemovedAfterVerification, path.to_string())
             }
             ContentError::Added { path } => (FailureKind::AddedAfterVerification, path.clone()),
-            ContentError::NotSql { path } | ContentError::NotRetained { path } => {
-                (FailureKind::Internal, path.to_string())
-            }
+            ContentError::NotSql { path }
+            | ContentError::NotSbom { path }
+            | ContentError::NotRetained { path } => (FailureKind::Internal, path.to_string()),
+            ContentError::TooLarge { .. } => (FailureKind::OversizedEntry, "sboms".to_owned()),
             ContentError::Io { path, .. } => (FailureKind::IoError, path.clone()),
         };
         Failure::at(kind, entry, self.to_string())
@@ -137,6 +158,7 @@ enum Stored {
 pub struct Content {
     stored: Stored,
     sql: HashMap<KitPath, FileEntry>,
+    sboms: HashMap<KitPath, FileEntry>,
 }
 
 impl std::fmt::Debug for Content {
@@ -150,11 +172,18 @@ impl std::fmt::Debug for Content {
     }
 }
 
-fn sql_index(manifest: &Manifest) -> HashMap<KitPath, FileEntry> {
-    manifest
-        .sql_files()
-        .map(|f| (f.path.clone(), f.clone()))
-        .collect()
+fn index<'a>(files: impl Iterator<Item = &'a FileEntry>) -> HashMap<KitPath, FileEntry> {
+    files.map(|f| (f.path.clone(), f.clone())).collect()
+}
+
+impl Content {
+    fn new(stored: Stored, manifest: &Manifest) -> Content {
+        Content {
+            stored,
+            sql: index(manifest.sql_files()),
+            sboms: index(manifest.sboms.iter()),
+        }
+    }
 }
 
 impl Content {
@@ -166,7 +195,23 @@ impl Content {
         let entry = self
             .sql
             .get(path)
-            .ok_or_else(|| ContentError::NotSql { path: path.clone() })?;
+            .ok_or_else(|| ContentError::NotSql { path: path.clone() })?
+            .clone();
+        self.take(path, &entry)
+    }
+
+    /// The verified bytes of the SBOM at `path`, as [`Content::take_sql`] hands out SQL (kept by
+    /// [`Retain::SqlAndSboms`] or in a folder).
+    pub fn take_sbom(&mut self, path: &KitPath) -> Result<Vec<u8>, ContentError> {
+        let entry = self
+            .sboms
+            .get(path)
+            .ok_or_else(|| ContentError::NotSbom { path: path.clone() })?
+            .clone();
+        self.take(path, &entry)
+    }
+
+    fn take(&mut self, path: &KitPath, entry: &FileEntry) -> Result<Vec<u8>, ContentError> {
         match &mut self.stored {
             Stored::Nothing => Err(ContentError::NotRetained { path: path.clone() }),
             Stored::Memory(files) => {
@@ -270,10 +315,25 @@ impl Retain {
             Retain::Nothing => Box::new(Discard),
             // The signed SQL total was bounded by `Manifest::check`.
             Retain::Sql => Box::new(MemorySink {
-                sql: manifest.sql_files().map(|f| f.path.clone()).collect(),
+                keep: manifest.sql_files().map(|f| f.path.clone()).collect(),
                 files: HashMap::new(),
                 current: None,
             }),
+            Retain::SqlAndSboms => {
+                let bytes = manifest.sboms.iter().map(|f| f.size).sum::<u64>();
+                if bytes > MAX_RETAINED_SBOM_BYTES {
+                    return Err(ContentError::TooLarge { bytes });
+                }
+                Box::new(MemorySink {
+                    keep: manifest
+                        .sql_files()
+                        .chain(&manifest.sboms)
+                        .map(|f| f.path.clone())
+                        .collect(),
+                    files: HashMap::new(),
+                    current: None,
+                })
+            }
             Retain::Files { dir, durable } => Box::new(FolderSink {
                 root: dir.clone(),
                 temp: None,
@@ -332,24 +392,22 @@ impl PayloadSink for Discard {
 
 impl RetainSink for Discard {
     fn finish(self: Box<Self>, manifest: &Manifest) -> Result<Content, ContentError> {
-        Ok(Content {
-            stored: Stored::Nothing,
-            sql: sql_index(manifest),
-        })
+        Ok(Content::new(Stored::Nothing, manifest))
     }
 }
 
-/// Keeps the SQL files in memory.
+/// Keeps the SQL files (and the SBOMs) in memory.
 struct MemorySink {
-    sql: HashSet<KitPath>,
+    keep: HashSet<KitPath>,
     files: HashMap<KitPath, Vec<u8>>,
     current: Option<(KitPath, Vec<u8>)>,
 }
 
 impl PayloadSink for MemorySink {
     fn begin(&mut self, path: &KitPath, size: u64) -> io::Result<()> {
-        // The size was checked against the signed manifest, whose SQL total is bounded.
-        self.current = self.sql.contains(path).then(|| {
+        // The size was checked against the signed manifest, whose SQL total is bounded (and the
+        // SBOMs' by the sink's maker).
+        self.current = self.keep.contains(path).then(|| {
             let cap = usize::try_from(size).unwrap_or(0);
             (path.clone(), Vec::with_capacity(cap))
         });
@@ -371,10 +429,7 @@ impl PayloadSink for MemorySink {
 
 impl RetainSink for MemorySink {
     fn finish(self: Box<Self>, manifest: &Manifest) -> Result<Content, ContentError> {
-        Ok(Content {
-            stored: Stored::Memory(self.files),
-            sql: sql_index(manifest),
-        })
+        Ok(Content::new(Stored::Memory(self.files), manifest))
     }
 }
 
@@ -421,13 +476,13 @@ impl PayloadSink for FolderSink {
 
 impl RetainSink for FolderSink {
     fn finish(self: Box<Self>, manifest: &Manifest) -> Result<Content, ContentError> {
-        Ok(Content {
-            stored: Stored::Folder {
+        Ok(Content::new(
+            Stored::Folder {
                 root: self.root,
                 _temp: self.temp,
             },
-            sql: sql_index(manifest),
-        })
+            manifest,
+        ))
     }
 }
 
@@ -460,6 +515,7 @@ mod tests {
                 _temp: None,
             },
             sql,
+            sboms: HashMap::new(),
         }
     }
 
