@@ -66,6 +66,7 @@ fn migration(kit: &mut VerifiedKit, entry: &MigrationEntry) -> Result<Migration,
         });
     }
     m.declared = entry.destructive.as_ref().map(|d| d.reason.to_string());
+    m.realigned_from = entry.realign.as_ref().map(|r| r.from.to_string());
     if let Some(r) = &entry.rollback {
         m.rollback = Some(Rollback::from_bytes(
             r.path.as_str(),

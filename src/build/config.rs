@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::kit::digest::Sha256Hex;
 pub use crate::kit::manifest::Target;
 use crate::kit::migration_name::MigrationName;
 use crate::kit::names::{Identifier, KitName, NameError, Reason, Timestamp, Version};
@@ -49,6 +50,9 @@ pub struct KitConfig {
     pub schemas: BTreeMap<Identifier, Identifier>,
     /// Migrations declared destructive (`[destructive]`, keyed `module/name`), with why.
     pub destructive: BTreeMap<(Identifier, String), Reason>,
+    /// Shipped migrations whose checksum changed on purpose (`[realign]`, keyed `module/name`):
+    /// the checksum they were shipped with, and why.
+    pub realign: BTreeMap<(Identifier, String), (Sha256Hex, Reason)>,
 }
 
 /// The file as written (text values, checked into [`KitConfig`]).
@@ -72,6 +76,15 @@ struct RawConfig {
     modules: BTreeMap<String, RawModule>,
     #[serde(default)]
     destructive: BTreeMap<String, String>,
+    #[serde(default)]
+    realign: BTreeMap<String, RawRealign>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRealign {
+    from: String,
+    reason: String,
 }
 
 #[derive(Deserialize)]
@@ -162,22 +175,37 @@ impl KitConfig {
             };
             schemas.insert(module, schema);
         }
-        let mut destructive = BTreeMap::new();
-        for (key, reason) in &raw.destructive {
+        let migration_key = |table: &str, key: &str| {
             let (module, name) = key.split_once('/').unwrap_or(("", key));
             let bad_key = || ConfigError::Invalid {
                 path: path.to_owned(),
-                field: "destructive".to_owned(),
+                field: table.to_owned(),
                 value: crate::util::printable_short(key),
                 rule: "keys are \"<module>/<migration name>\", e.g. \"core/120_drop_legacy\"",
             };
             let module = Identifier::new(module).map_err(|_| bad_key())?;
             let name = MigrationName::parse(name).map_err(|_| bad_key())?;
+            Ok::<_, ConfigError>((module, name.as_str().to_owned()))
+        };
+        let mut destructive = BTreeMap::new();
+        for (key, reason) in &raw.destructive {
             let reason = Reason::new(reason).map_err(field(&format!("destructive.{key}")))?;
-            destructive.insert((module, name.as_str().to_owned()), reason);
+            destructive.insert(migration_key("destructive", key)?, reason);
+        }
+        let mut realign = BTreeMap::new();
+        for (key, r) in &raw.realign {
+            let from = Sha256Hex::new(&r.from).map_err(|_| ConfigError::Invalid {
+                path: path.to_owned(),
+                field: format!("realign.{key}.from"),
+                value: crate::util::printable_short(&r.from),
+                rule: "the SHA-256 the migration was shipped with: 64 lowercase hex digits",
+            })?;
+            let reason = Reason::new(&r.reason).map_err(field(&format!("realign.{key}.reason")))?;
+            realign.insert(migration_key("realign", key)?, (from, reason));
         }
         Ok(KitConfig {
             destructive,
+            realign,
             name: KitName::new(&raw.name).map_err(field("name"))?,
             version: Version::new(&raw.version).map_err(field("version"))?,
             channel: KitName::new(&raw.channel).map_err(field("channel"))?,

@@ -32,7 +32,7 @@ use crate::kit::frame::{
 use crate::kit::layout::{FORMAT_MARKER, KIT_SBOM, LAYOUT, MANIFEST, MANIFEST_SCHEMA};
 use crate::kit::manifest::{
     DestructiveEntry, FileEntry, Manifest, MigrationEntry, ModuleEntry, PayloadSummary,
-    RequirementEntry, SeedEntry, TargetEntry, ToolEntry, media_type_for,
+    RealignEntry, RequirementEntry, SeedEntry, TargetEntry, ToolEntry, media_type_for,
 };
 use crate::kit::names::Timestamp;
 use crate::kit::path::KitPath;
@@ -67,6 +67,9 @@ pub struct BuildOptions {
     pub threads: usize,
     /// Existing-output policy.
     pub overwrite: Overwrite,
+    /// The channel's previous kit (`--previous`): every migration it shipped must be in this one,
+    /// unchanged or with a declared realignment.
+    pub previous: Option<std::path::PathBuf>,
 }
 
 impl Default for BuildOptions {
@@ -76,6 +79,7 @@ impl Default for BuildOptions {
             source_date_epoch: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             overwrite: Overwrite::Refuse,
+            previous: None,
         }
     }
 }
@@ -139,6 +143,25 @@ pub enum BuildError {
         /// The existing file.
         path: String,
     },
+    /// The previous kit could not be read.
+    #[error("the previous kit {path}: {message}")]
+    Previous {
+        /// The kit.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// Migrations the previous kit shipped were changed or removed.
+    #[error(
+        "migrations shipped in {previous} were changed or removed: {}; a shipped migration must never change (sites refuse it on its checksum): ship a new migration, or declare the change in kit.toml [realign] with the old checksum and why",
+        changes.join("; ")
+    )]
+    HistoryChanged {
+        /// The previous kit.
+        previous: String,
+        /// One line per migration.
+        changes: Vec<String>,
+    },
     /// The kit would pass a limit every verifier enforces.
     #[error("the kit cannot be built")]
     Limit(#[from] HeaderLimit),
@@ -157,11 +180,58 @@ impl ExitCoded for BuildError {
         match self {
             BuildError::NoKey | BuildError::DuplicateKey { .. } => Exit::Usage,
             BuildError::Manifest(_) => Exit::Internal,
-            BuildError::NotUtf8 { .. } | BuildError::BadTime(_) | BuildError::Limit(_) => {
-                Exit::InvalidSource
-            }
+            BuildError::NotUtf8 { .. }
+            | BuildError::BadTime(_)
+            | BuildError::Limit(_)
+            | BuildError::HistoryChanged { .. } => Exit::InvalidSource,
             _ => Exit::Io,
         }
+    }
+}
+
+/// Refuses `manifest` when it changes or drops a migration the previous kit (`previous`) shipped,
+/// unless the change is declared (a realignment from the shipped checksum). The previous kit's
+/// header is read without authentication: it is the release team's own kit, and a forged one
+/// could only make this check weaker, never the kit.
+fn check_history(manifest: &Manifest, previous: &Path) -> Result<(), BuildError> {
+    use crate::kit::reader::{Keep, KitReader};
+    let fail = |message: String| BuildError::Previous {
+        path: previous.display().to_string(),
+        message,
+    };
+    let header = KitReader::open(previous, crate::kit::layout::Limits::default())
+        .and_then(|mut r| r.read_header(Keep::All))
+        .map_err(|e| fail(e.to_string()))?;
+    let old: Manifest =
+        serde_json::from_slice(&header.manifest.bytes).map_err(|e| fail(e.to_string()))?;
+    let mut changes = Vec::new();
+    for (module, shipped) in old.migrations() {
+        let now = manifest
+            .modules
+            .iter()
+            .find(|m| m.name == module.name)
+            .and_then(|m| m.migrations.iter().find(|x| x.name == shipped.name));
+        let key = format!("{}/{}", module.name, shipped.name);
+        match now {
+            None => changes.push(format!("{key} removed")),
+            Some(m) if m.file.sha256 == shipped.file.sha256 => {}
+            Some(m)
+                if m.realign
+                    .as_ref()
+                    .is_some_and(|r| r.from == shipped.file.sha256) => {}
+            Some(m) => changes.push(format!(
+                "{key} changed ({} → {})",
+                shipped.file.sha256, m.file.sha256
+            )),
+        }
+    }
+    if changes.is_empty() {
+        Ok(())
+    } else {
+        Err(BuildError::HistoryChanged {
+            previous: previous.display().to_string(),
+            changes,
+        })
     }
 }
 
@@ -229,6 +299,9 @@ pub fn build(
     manifest
         .check()
         .map_err(|e| BuildError::Manifest(e.to_string()))?;
+    if let Some(previous) = &opts.previous {
+        check_history(&manifest, previous)?;
+    }
     let manifest_bytes = manifest.to_bytes();
 
     // SHA256SUMS covers offkit-layout, manifest.json and every payload file.
@@ -451,6 +524,13 @@ fn make_manifest(
                         tx: facts[i].tx,
                         rollback: rollback.map(entry),
                         destructive,
+                        realign: config
+                            .realign
+                            .get(&(module.clone(), name.as_str().to_owned()))
+                            .map(|(from, reason)| RealignEntry {
+                                from: from.clone(),
+                                reason: reason.clone(),
+                            }),
                     });
                 }
             }

@@ -147,6 +147,14 @@ pub enum SourceError {
         /// The module.
         module: String,
     },
+    /// `kit.toml` realigns a migration the source does not have, or to the checksum it has.
+    #[error("kit.toml: [realign] \"{key}\": {reason}")]
+    BadRealign {
+        /// `module/name`.
+        key: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A migration file is empty.
     #[error("{path}: empty migration file")]
     EmptyMigration {
@@ -346,6 +354,26 @@ impl KitSource {
         let migrations = undeclared(&set);
         if !migrations.is_empty() {
             return Err(SourceError::UndeclaredDestructive { migrations });
+        }
+        for ((module, name), (from, _)) in &self.config.realign {
+            let found = set
+                .modules
+                .iter()
+                .find(|m| m.name == module.as_str())
+                .and_then(|m| m.migrations.iter().find(|x| x.name.as_str() == name));
+            let bad = |reason| SourceError::BadRealign {
+                key: format!("{module}/{name}"),
+                reason,
+            };
+            match found {
+                None => return Err(bad("no such migration in the source")),
+                Some(m) if m.checksum == from.as_str() => {
+                    return Err(bad(
+                        "`from` is the migration's current checksum; name the one it was shipped with",
+                    ));
+                }
+                Some(_) => {}
+            }
         }
         Ok(())
     }

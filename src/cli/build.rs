@@ -13,8 +13,8 @@ use crate::trust::keys::SecretKey;
 pub struct Args {
     /// The kit source folder (kit.toml, migrations/, rollback/, seeds/, sboms/, attestations/).
     pub source: PathBuf,
-    /// A private signing key (PKCS#8 PEM, mode 0600). Repeat for several signers; the first also
-    /// signs SHA256SUMS.sig.
+    /// A private signing key (PKCS#8 PEM, mode 0600). Repeat for several signers; each also signs
+    /// SHA256SUMS (the first as SHA256SUMS.sig, the others as SHA256SUMS.<keyid>.sig).
     #[arg(long = "key", value_name = "KEY", required = true)]
     pub keys: Vec<PathBuf>,
     /// Output folder; the kit is written as OUT/NAME-VERSION.kit.tar.zst.
@@ -29,6 +29,10 @@ pub struct Args {
     /// Replace an existing kit file with different content.
     #[arg(long)]
     pub force: bool,
+    /// The channel's previous kit: refuse to build if a migration it shipped was changed or
+    /// removed (unless kit.toml [realign] declares the change).
+    #[arg(long, value_name = "KIT")]
+    pub previous: Option<PathBuf>,
 }
 
 /// Runs `offkit build`.
@@ -54,6 +58,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         } else {
             Overwrite::Refuse
         },
+        previous: args.previous.clone(),
         ..BuildOptions::default()
     };
     if let Some(t) = args.threads {

@@ -77,6 +77,22 @@ pub struct MigrationEntry {
     /// `[destructive]`); a site applies it only when its operator allows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destructive: Option<DestructiveEntry>,
+    /// Present when the release team declared that this already-shipped migration's checksum
+    /// changed on purpose (kit.toml `[realign]`): a site whose history holds `from` records the
+    /// new checksum instead of refusing the kit for drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub realign: Option<RealignEntry>,
+}
+
+/// A declared checksum realignment: the checksum the migration was shipped with, and why it
+/// changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealignEntry {
+    /// The checksum sites applied.
+    pub from: Sha256Hex,
+    /// Why it changed (from kit.toml), for operators and auditors.
+    pub reason: crate::kit::names::Reason,
 }
 
 /// A migration declared destructive: why, and what the build's classifier found in it.
@@ -342,6 +358,16 @@ impl Manifest {
                         ));
                     }
                 }
+                if mig
+                    .realign
+                    .as_ref()
+                    .is_some_and(|r| r.from == mig.file.sha256)
+                {
+                    return bad(format!(
+                        "{}: a realignment must name the checksum the migration had, not its own",
+                        mig.name
+                    ));
+                }
                 if mig.category == Category::Data && mig.tx == TxMode::NoTransaction {
                     return bad(format!(
                         "{}: a data migration cannot be marked no-transaction",
@@ -467,6 +493,7 @@ pub(crate) mod tests {
             tx: TxMode::Transaction,
             rollback: None,
             destructive: None,
+            realign: None,
             name,
         }
     }

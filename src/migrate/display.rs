@@ -11,6 +11,7 @@ fn state_word(state: &State) -> &'static str {
     match state {
         State::Applied { .. } => "applied",
         State::Pending => "pending",
+        State::Realign { .. } => "realign",
         State::Drift { .. } => "DRIFT",
         State::Missing { .. } => "MISSING",
         State::OutOfOrder { .. } => "OUT-OF-ORDER",
@@ -33,6 +34,9 @@ impl fmt::Display for Status {
                 }
                 State::InProgress { started_at, .. } => format!("since {started_at}"),
                 State::Drift { applied_at, .. } => format!("applied {applied_at}"),
+                State::Realign { applied_at, .. } => {
+                    format!("applied {applied_at}; its checksum realigned by the kit")
+                }
                 State::OutOfOrder { applied_after } => format!("below applied {applied_after}"),
                 State::Pending => String::new(),
             };

@@ -48,6 +48,14 @@ pub enum State {
     },
     /// Not applied yet.
     Pending,
+    /// Applied with the checksum the kit declares it had before a signed realignment: the
+    /// history row takes the new checksum when the kit runs.
+    Realign {
+        /// The checksum recorded in the database (the shipped one).
+        applied_checksum: String,
+        /// When it was applied.
+        applied_at: String,
+    },
     /// Applied with another checksum: the file changed after it was applied.
     Drift {
         /// The checksum recorded in the database.
@@ -82,6 +90,7 @@ impl State {
         match self {
             State::Applied { .. } => "applied",
             State::Pending => "pending",
+            State::Realign { .. } => "realign",
             State::Drift { .. } => "drift",
             State::Missing { .. } => "missing",
             State::OutOfOrder { .. } => "out-of-order",
@@ -91,7 +100,10 @@ impl State {
 
     /// True for states that stop a run.
     pub fn is_problem(&self) -> bool {
-        !matches!(self, State::Applied { .. } | State::Pending)
+        !matches!(
+            self,
+            State::Applied { .. } | State::Realign { .. } | State::Pending
+        )
     }
 }
 
@@ -167,7 +179,9 @@ impl fmt::Display for Problem {
                     .map(|e| format!(", failed: {e}"))
                     .unwrap_or_default()
             ),
-            State::Applied { .. } | State::Pending => write!(f, "{m}/{n}: ok"),
+            State::Applied { .. } | State::Realign { .. } | State::Pending => {
+                write!(f, "{m}/{n}: ok")
+            }
         }
     }
 }
@@ -249,6 +263,11 @@ fn entry_for(module: &Module, m: &Migration, history: &History, index: &Index<'_
                 applied_at: row.applied_at.clone(),
                 applied_by: row.applied_by.clone(),
                 duration_ms: row.duration_ms,
+            }
+        } else if m.realigned_from.as_deref() == Some(row.checksum.as_str()) {
+            State::Realign {
+                applied_checksum: row.checksum.clone(),
+                applied_at: row.applied_at.clone(),
             }
         } else {
             State::Drift {
@@ -410,6 +429,7 @@ mod tests {
                     findings: Vec::new(),
                     declared: None,
                     rollback: None,
+                    realigned_from: None,
                 })
                 .collect(),
         }

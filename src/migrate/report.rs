@@ -226,8 +226,26 @@ pub struct RunReport {
     pub not_selected: Vec<NotSelected>,
     /// Problems the options allowed (out of order, missing), reported rather than refused.
     pub allowed_problems: Vec<Problem>,
+    /// Applied migrations whose history checksum the kit's signed realignment replaces
+    /// (kit.toml `[realign]`): planned, and `done` once the run recorded them.
+    pub realigned: Vec<Realigned>,
     /// Totals.
     pub counts: Counts,
+}
+
+/// A history row's checksum replaced under the kit's signed realignment.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Realigned {
+    /// The module.
+    pub module: String,
+    /// The migration.
+    pub name: String,
+    /// The checksum the history held (the shipped one).
+    pub from: String,
+    /// The kit's checksum, now in the history.
+    pub to: String,
+    /// True once recorded in the history.
+    pub done: bool,
 }
 
 impl RunReport {

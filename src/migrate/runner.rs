@@ -19,7 +19,7 @@ use crate::migrate::error::{
 use crate::migrate::history::{self, HISTORY_TABLE, History, IN_PROGRESS_TABLE, STATE_SCHEMA};
 use crate::migrate::lock::{Locked, Session, now_rfc3339};
 use crate::migrate::plan::{self, Missing, ModuleFilter, OutOfOrder, State};
-use crate::migrate::report::{NotSelected, Outcome, RunReport, Step, StepDestructive};
+use crate::migrate::report::{NotSelected, Outcome, Realigned, RunReport, Step, StepDestructive};
 use crate::migrate::safety::{self, Safety, StepTimeouts};
 use crate::migrate::source::{Migration, MigrationSet, Module};
 use crate::migrate::sqltext;
@@ -411,6 +411,44 @@ impl Planned<'_> {
     }
 }
 
+/// Records the kit's signed realignments: each history row still holding the shipped checksum
+/// takes the kit's (one row, or the run stops: the history changed under the lock).
+fn realign(
+    driver: &mut dyn Driver,
+    set: &MigrationSet,
+    realigned: &mut [Realigned],
+) -> Result<(), MigrateError> {
+    for r in realigned.iter_mut() {
+        let Some(module) = set.modules.iter().find(|m| m.name == r.module) else {
+            continue;
+        };
+        let table = driver.dialect().table(&module.schema, HISTORY_TABLE);
+        let sql =
+            format!("UPDATE {table} SET checksum = $1 WHERE migration_name = $2 AND checksum = $3");
+        let what = format!("realigning the checksum of {}/{}", r.module, r.name);
+        let n = driver
+            .execute(
+                &sql,
+                &[
+                    r.to.as_str().into(),
+                    r.name.as_str().into(),
+                    r.from.as_str().into(),
+                ],
+            )
+            .map_err(|e| MigrateError::db(what.clone(), e))?;
+        if n != 1 {
+            return Err(MigrateError::db(
+                what,
+                crate::migrate::DbError::msg(format!(
+                    "{n} history rows held the shipped checksum, expected one"
+                )),
+            ));
+        }
+        r.done = true;
+    }
+    Ok(())
+}
+
 /// Reads the history once and plans the selected migrations; refuses (with the plan in the
 /// report) when the history disagrees with the kit. Reads only.
 pub(crate) fn prepare<'a>(
@@ -446,6 +484,22 @@ pub(crate) fn prepare<'a>(
         return Err(fail(&mut report, err, already, started));
     }
     report.allowed_problems = status.problems();
+    report.realigned = status
+        .entries
+        .iter()
+        .filter_map(|e| match &e.state {
+            State::Realign {
+                applied_checksum, ..
+            } => Some(Realigned {
+                module: e.module.clone(),
+                name: e.name.clone(),
+                from: applied_checksum.clone(),
+                to: e.checksum.clone().unwrap_or_default(),
+                done: false,
+            }),
+            _ => None,
+        })
+        .collect();
 
     let all: BTreeSet<Category> = Category::ALL.into_iter().collect();
     let pending = status.pending(&all);
@@ -554,6 +608,9 @@ fn run_or_plan(
     // Every refusal is behind us: only now is anything created.
     if let Err(e) = history::ensure_tables(driver, &p.schemas) {
         return Err(p.fail(MigrateError::db("creating the history and state tables", e)));
+    }
+    if let Err(e) = realign(driver, set, &mut p.report.realigned) {
+        return Err(p.fail(e));
     }
     let (schema_steps, data_steps) = p.steps.split_at(p.schema_steps);
     let (history, already, started) = (&p.history, p.already, p.started);

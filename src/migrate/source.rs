@@ -60,6 +60,10 @@ pub struct Migration {
     pub declared: Option<String>,
     /// Its rollback, if the kit has one.
     pub rollback: Option<Rollback>,
+    /// The checksum it was shipped with, when the kit declares it changed on purpose (kit.toml
+    /// `[realign]`, the signed manifest): a history row with that checksum is realigned to this
+    /// one instead of being drift.
+    pub realigned_from: Option<String>,
 }
 
 impl Migration {
@@ -104,6 +108,7 @@ impl Migration {
             findings,
             declared: None,
             rollback: None,
+            realigned_from: None,
         })
     }
 }
