@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::db::TestDb;
 use common::{Workspace, outcome, run, write};
 
 struct Release {
@@ -83,13 +84,22 @@ fn sha256(path: &Path) -> String {
 }
 
 #[test]
-fn an_edited_shipped_migration_is_refused_then_realigned_and_applied() {
+fn an_edited_shipped_migration_is_refused_then_realigned_and_applied_on_sqlite() {
+    scenario(TestDb::sqlite());
+}
+
+#[test]
+fn an_edited_shipped_migration_is_refused_then_realigned_and_applied_on_postgres() {
+    scenario(TestDb::pg());
+}
+
+fn scenario(site: TestDb) {
     let ws = Workspace::new();
     let (key, public) = ws.key("release");
     let r = Release { ws, key, public };
     let (code, err, v1) = r.build("v1", 1, false, "", None);
     assert_eq!(code, 0, "{err}");
-    let db = format!("sqlite://{}", r.ws.path("site.db").display());
+    let db = site.url();
     let (code, out, err) = r.apply(&v1, &db);
     assert_eq!(code, 0, "{out}{err}");
 
@@ -143,6 +153,17 @@ fn an_edited_shipped_migration_is_refused_then_realigned_and_applied() {
         "{out}"
     );
 
+    // The history row holds the kit's checksum now.
+    let edited = sha256(
+        &r.ws
+            .path("src-v2")
+            .join("migrations/inventory/001_create_items.sql"),
+    );
+    let held = site.rows(&format!(
+        "SELECT checksum FROM {} WHERE migration_name = '001_create_items'",
+        site.history("inventory")
+    ));
+    assert_eq!(held, vec![vec![edited]]);
     // The history now holds the new checksum: the old kit's file is the drifted one.
     let (_, out, _) = outcome(&run(&[
         "migrations",

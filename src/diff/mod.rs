@@ -410,7 +410,11 @@ mod tests {
         };
         let d = diff(&facts(a.clone()), &facts(b));
         assert_eq!(d.edited_migrations, 1);
-        assert!(d.migrations.iter().any(|m| m.change == Some(Change::Changed)));
+        assert!(
+            d.migrations
+                .iter()
+                .any(|m| m.change == Some(Change::Changed))
+        );
         assert!(
             d.migrations
                 .iter()
