@@ -1,8 +1,11 @@
 //! The verifier: the only way to obtain a [`VerifiedKit`].
 //!
 //! Two steps over one streaming read of the kit file. [`authenticate`] reads the header (bounded,
-//! nothing else before it) and authenticates it completely: DSSE signatures over the in-toto
-//! statement (a threshold of distinct trusted keys, [`signatures`]), the detached signatures over
+//! nothing else before it; keeping only the envelope and the signatures, hashing the rest) and
+//! authenticates it completely: DSSE signatures over the in-toto statement (a threshold of
+//! distinct trusted keys, [`signatures`]) — then, authenticated, reads the header a second time
+//! keeping `manifest.json` and `SHA256SUMS`, each with the digest the first read found — the
+//! detached signatures over
 //! SHA256SUMS, the agreement of SHA256SUMS, the statement's subjects and the manifest
 //! (`agreement`), the manifest's own rules, and expiry. The [`AuthenticatedKit`] it returns lets
 //! a caller check cheap things against the signed manifest (the target database, the channel's
