@@ -14,7 +14,7 @@ pub struct Args {
     /// The kit source folder (kit.toml, migrations/, rollback/, seeds/, sboms/, attestations/).
     pub source: PathBuf,
     /// A private signing key (PKCS#8 PEM, mode 0600). Repeat for several signers; each also signs
-    /// SHA256SUMS (the first as SHA256SUMS.sig, the others as SHA256SUMS.<keyid>.sig).
+    /// SHA256SUMS (the first as `SHA256SUMS.sig`, the others as `SHA256SUMS.<keyid>.sig`).
     #[arg(long = "key", value_name = "KEY", required = true)]
     pub keys: Vec<PathBuf>,
     /// Output folder; the kit is written as OUT/NAME-VERSION.kit.tar.zst.
@@ -30,7 +30,7 @@ pub struct Args {
     #[arg(long)]
     pub force: bool,
     /// The channel's previous kit: refuse to build if a migration it shipped was changed or
-    /// removed (unless kit.toml [realign] declares the change).
+    /// removed (unless kit.toml `[realign]` declares the change).
     #[arg(long, value_name = "KIT")]
     pub previous: Option<PathBuf>,
 }
