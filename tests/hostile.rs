@@ -689,6 +689,29 @@ fn pax_records_other_than_builds_are_refused() {
 }
 
 #[test]
+fn a_byte_in_the_padding_after_an_entrys_data_is_refused() {
+    let c = case();
+    // Found by fuzzing (fuzz/regressions/verify_kit): the padding after an entry's data was read
+    // without being checked. Here, after the first payload entry whose size is not a multiple
+    // of 512.
+    let mut tar = forge::tar_bytes(&c.entries);
+    let mut offset = 0;
+    for e in &c.entries {
+        let end = offset + 512 + e.data.len();
+        if c.entries.iter().position(|x| x.path == e.path).unwrap() >= PAYLOAD
+            && e.data.len() % 512 != 0
+        {
+            tar[end] = 0x09;
+            break;
+        }
+        offset = end.div_ceil(512) * 512;
+    }
+    let out = c.ws.path("hostile/padding-byte.kit.tar.zst");
+    forge::write_raw(&tar, &out);
+    c.assert_refused(&out, "non-canonical-entry");
+}
+
+#[test]
 fn bytes_after_the_end_marker_are_refused_even_zeros() {
     let c = case();
     let mut tar = forge::tar_bytes(&c.entries);

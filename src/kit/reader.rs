@@ -119,13 +119,13 @@ pub enum ReadError {
         /// What is wrong.
         message: String,
     },
-    /// An entry's tar header is not the one `offkit build` writes for it.
-    #[error("{entry}: the tar header's {field} differs from the one offkit build writes")]
+    /// An entry's tar header (or the padding after its data) is not what `offkit build` writes.
+    #[error("{entry}: {what} differs from what offkit build writes")]
     NonCanonicalEntry {
         /// The entry.
         entry: String,
-        /// The first field that differs.
-        field: &'static str,
+        /// What differs: the first header field, or the padding.
+        what: String,
     },
     /// A signature entry is not in its canonical form.
     #[error("{entry}: {reason}")]
@@ -201,6 +201,12 @@ impl ReadError {
             TarError::BadHeader { offset, reason } => ReadError::MalformedTar { offset, reason },
             TarError::TrailingData { offset } => ReadError::TrailingData { offset },
             TarError::ExcessPadding { max } => ReadError::DecompressionBomb { limit: max },
+            TarError::NonZeroPadding { offset } => ReadError::NonCanonicalEntry {
+                entry: entry.unwrap_or("").to_owned(),
+                what: format!(
+                    "the zero padding after its data (a non-zero byte at offset {offset})"
+                ),
+            },
             TarError::Sink(source) => ReadError::Sink {
                 entry: entry.unwrap_or("").to_owned(),
                 source,
@@ -597,7 +603,7 @@ impl KitReader {
         {
             return Err(ReadError::NonCanonicalEntry {
                 entry: path.to_string(),
-                field,
+                what: format!("the tar header's {field}"),
             });
         }
         self.current = Some(path.to_string());

@@ -467,13 +467,16 @@ impl ConnInfo {
         env: &dyn Environment,
     ) -> Result<(ConnInfo, BTreeMap<String, String>), ConnInfoError> {
         debug_assert!(claimed.iter().all(|k| !known(k)), "claims a libpq keyword");
-        let text = text.trim();
+        // Not trimmed at the end before the keyword form is read: a value may end with an
+        // escaped space (`password=s3cret\ `), which libpq keeps; the tokenizer skips the
+        // whitespace between words itself.
+        let text = text.trim_start();
         let mut params = Params {
             map: BTreeMap::new(),
             claimed,
         };
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            parse_url(text, &mut params)?;
+            parse_url(text.trim_end(), &mut params)?;
         } else {
             parse_keywords(text, &mut params)?;
         }
@@ -796,6 +799,9 @@ pub(crate) mod tests {
         assert_eq!(c.dbname, "my db");
         assert_eq!(c.password.unwrap().expose(), "it's");
         assert_eq!(c.sslmode, SslMode::Require);
+        // An escaped final space is part of the value, as libpq reads it (found by fuzzing).
+        let c = parse("  host=h password=s3cret\\ ").unwrap();
+        assert_eq!(c.password.unwrap().expose(), "s3cret ");
     }
 
     #[test]

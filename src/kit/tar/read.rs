@@ -90,6 +90,13 @@ pub enum TarError {
         /// The allowance that was passed.
         max: u64,
     },
+    /// The zero padding after an entry's data holds another byte: unsigned bytes no writer puts
+    /// there.
+    #[error("non-zero byte in the padding after an entry's data at offset {offset}")]
+    NonZeroPadding {
+        /// Uncompressed offset of the byte.
+        offset: u64,
+    },
     /// The consumer of an entry's data failed (e.g. a write during extraction).
     #[error("{0}")]
     Sink(#[source] io::Error),
@@ -244,7 +251,14 @@ impl<R: BufRead> TarReader<R> {
             remaining -= n as u64;
         }
         let mut padbuf = [0u8; BLOCK];
-        self.read_exact_or_truncated(&mut padbuf[..pad])
+        let at = self.offset;
+        self.read_exact_or_truncated(&mut padbuf[..pad])?;
+        match padbuf[..pad].iter().position(|&b| b != 0) {
+            Some(i) => Err(TarError::NonZeroPadding {
+                offset: at + i as u64,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Skips the current entry's data.
@@ -514,6 +528,18 @@ mod tests {
         bytes.extend_from_slice(&END_OF_ARCHIVE);
         let mut r = TarReader::new(&bytes[..]);
         assert!(matches!(r.next_entry(), Err(TarError::BadHeader { .. })));
+    }
+
+    #[test]
+    fn padding_after_data_must_be_zero() {
+        let mut bytes = archive(&[("a.txt", b"hello")]);
+        bytes[512 + 5] = 0x09; // the first padding byte after the 5 data bytes
+        let mut r = TarReader::new(&bytes[..]);
+        r.next_entry().unwrap();
+        assert!(matches!(
+            r.skip_data(),
+            Err(TarError::NonZeroPadding { offset: 517 })
+        ));
     }
 
     #[test]
