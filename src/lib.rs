@@ -29,6 +29,8 @@ pub mod cli;
 pub mod confine;
 pub mod exit;
 pub mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kit;
 pub mod migrate;
 pub mod pg;
