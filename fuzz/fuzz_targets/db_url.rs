@@ -99,12 +99,18 @@ fn backslashed(secret: &str) -> String {
 /// it is a leak: they must not end the authority before it, start the query elsewhere, or open
 /// a quote or a value that would swallow it.
 fn in_place(s: &Structured) -> bool {
-    let [a, b, _] = &s.parts;
+    let [a, b, c] = &s.parts;
     let none = |t: &str, chars: &str| !t.chars().any(|x| chars.contains(x));
     match s.form % FORMS {
         0 => none(a, ":/?#@"),
-        1 | 4 | 5 => none(a, "?#") && none(b, "#") && (b.is_empty() || b.ends_with('&')),
-        _ => none(a, "'\\") && !a.trim_end().ends_with('='),
+        // An `@` after the query would make all before it the user name (libpq looks for the
+        // credentials up to the first `/`, not the first `?`).
+        1 | 4 | 5 => {
+            none(a, "?#") && none(b, "#@") && none(c, "@") && (b.is_empty() || b.ends_with('&'))
+        }
+        // Keyword forms: the text before must be keywords (not a URL that would take the rest
+        // as its path) and must not open a quote or a value.
+        _ => none(a, "'\\") && !a.contains("://") && !a.trim_end().ends_with('='),
     }
 }
 
@@ -120,7 +126,13 @@ fn exact_possible(s: &Structured) -> bool {
             0 => none(b, "@"),
             1 | 4 | 5 => c.is_empty() || c.starts_with('&'),
             // A trailing backslash in the unquoted form escapes the separating space.
-            6 => none(b, "'") && !a.trim().is_empty() && !s.secret.ends_with('\\'),
+            // An empty unquoted value would take the next word as the value (as in libpq).
+            6 => {
+                none(b, "'")
+                    && !a.trim().is_empty()
+                    && !s.secret.is_empty()
+                    && !s.secret.ends_with('\\')
+            }
             _ => none(b, "'") && !a.trim().is_empty(),
         }
 }

@@ -34,7 +34,26 @@ const S3_KEYS: [(&str, Field); 3] = [
     ("session_token", Field::SessionToken),
 ];
 
-fn fill(s: &Structured, secret: &str) -> (String, Field) {
+/// The forms, filled with `secret`: the URL, where the secret lands, and the texts it was written
+/// as (each must stay unshown).
+fn fill(s: &Structured, secret: &str) -> (String, Field, Vec<String>) {
+    let (text, field) = template(s, secret);
+    let needles = vec![
+        secret.to_owned(),
+        secrets::encode(secret, s.style),
+        url_password(secret, s.style),
+        secrets::encode(&url_password(secret, s.style), Style::Unreserved),
+    ];
+    (text, field, needles)
+}
+
+/// A password in the userinfo of a URL the `url` crate reads (WHATWG URL): written as in `style`,
+/// with `?` encoded even when loose (it would end the authority there, unlike in libpq).
+fn url_password(secret: &str, style: Style) -> String {
+    secrets::encode(secret, style).replace('?', "%3F")
+}
+
+fn template(s: &Structured, secret: &str) -> (String, Field) {
     let [a, b, c] = &s.parts;
     let enc = secrets::encode(secret, s.style);
     match s.form % FORMS {
@@ -53,11 +72,22 @@ fn fill(s: &Structured, secret: &str) -> (String, Field) {
                 Field::SecretAccessKey,
             )
         }
-        4 => (
-            format!("s3://{a}?{b}endpoint=http://minio:{enc}@{c}"),
+        // An endpoint with credentials, written as a query value (percent-encoded once more: the
+        // query is decoded before the endpoint is read).
+        4 => {
+            let endpoint = format!("http://minio:{}@{c}", url_password(secret, s.style));
+            (
+                format!(
+                    "s3://{a}?{b}endpoint={}",
+                    secrets::encode(&endpoint, Style::Unreserved)
+                ),
+                Field::Refused,
+            )
+        }
+        5 => (
+            format!("s3://AKIAUSER:{}@{a}", url_password(secret, s.style)),
             Field::Refused,
         ),
-        5 => (format!("s3://AKIAUSER:{enc}@{a}"), Field::Refused),
         6 => (format!("postgres://{a}:{enc}@{b}"), Field::Password),
         7 => (
             format!("postgresql://{a}?{b}password={enc}{c}"),
@@ -77,12 +107,16 @@ fn fill(s: &Structured, secret: &str) -> (String, Field) {
 /// password), so that showing it is a leak: they must not end the authority before it or start
 /// the query elsewhere.
 fn in_place(s: &Structured) -> bool {
-    let [a, b, _] = &s.parts;
+    let [a, b, c] = &s.parts;
     let none = |t: &str, chars: &str| !t.chars().any(|x| chars.contains(x));
     match s.form % FORMS {
         5 => true,
         6 => none(a, ":/?#@"),
-        _ => none(a, "?#") && none(b, "#") && (b.is_empty() || b.ends_with('&')),
+        // In the endpoint form the free text after the secret is the endpoint's host: it must
+        // not end the query value.
+        4 => none(a, "?#") && none(b, "#@") && none(c, "&#") && (b.is_empty() || b.ends_with('&')),
+        // An `@` after the query would make a PostgreSQL URL's text before it the user name.
+        _ => none(a, "?#") && none(b, "#@") && none(c, "@") && (b.is_empty() || b.ends_with('&')),
     }
 }
 
@@ -162,13 +196,12 @@ fn plain(text: &str) {
 }
 
 fn structured(s: &Structured) {
-    let (text, field) = fill(s, &s.secret);
+    let (text, field, needles) = fill(s, &s.secret);
     let (out, parsed) = shown(&text);
     if secrets::judged(&s.secret) && in_place(s) {
         let twin = secrets::twin(&s.secret);
-        let (twin_text, _) = fill(s, &twin);
+        let (twin_text, _, _) = fill(s, &twin);
         let (twin_out, _) = shown(&twin_text);
-        let needles = [s.secret.clone(), secrets::encode(&s.secret, s.style)];
         secrets::assert_not_shown(&needles, &out, &twin_out, &text);
     }
     if let Some(url) = parsed

@@ -30,8 +30,9 @@ pub enum Style {
     Full,
     /// Unreserved characters (RFC 3986 §2.3) as they are, everything else percent-encoded.
     Unreserved,
-    /// Only what must be encoded (`%`, `/`, `@`, `&`, `#`, whitespace and controls): how people
-    /// write passwords by hand. Whether the parser reads such a secret back exactly is not
+    /// Only what must be encoded (`%`, `/`, `@`, `&`, `#`, `\`, whitespace and controls): how
+    /// people write passwords by hand. (A raw `\` would end an `http://` authority, WHATWG URL
+    /// §4.4, so a secret written with one is not in a password position.) Whether the parser reads such a secret back exactly is not
     /// judged, only that it never shows it.
     Loose,
 }
@@ -76,7 +77,7 @@ pub fn encode(s: &str, style: Style) -> String {
         let keep = match style {
             Style::Full => false,
             Style::Unreserved => c.is_ascii_alphanumeric() || "-._~".contains(c),
-            Style::Loose => !("%/@&#".contains(c) || c.is_whitespace() || c.is_control()),
+            Style::Loose => !("%/@&#\\".contains(c) || c.is_whitespace() || c.is_control()),
         };
         if keep {
             out.push(c);
@@ -171,7 +172,10 @@ mod tests {
     fn encodings() {
         assert_eq!(encode("a/b c", Style::Full), "%61%2F%62%20%63");
         assert_eq!(encode("a/b~c", Style::Unreserved), "a%2Fb~c");
-        assert_eq!(encode("p?ss/w@rd é", Style::Loose), "p?ss%2Fw%40rd%20é");
+        assert_eq!(
+            encode("p?ss/w@rd é\\", Style::Loose),
+            "p?ss%2Fw%40rd%20é%5C"
+        );
         assert_eq!(quote_keyword_value(r"it's\"), r"'it\'s\\'");
     }
 
