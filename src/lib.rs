@@ -30,6 +30,8 @@ pub mod confine;
 pub mod diff;
 pub mod exit;
 pub mod failpoint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kit;
 pub mod migrate;
 pub mod pg;

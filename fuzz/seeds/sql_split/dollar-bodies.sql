@@ -1,0 +1,3 @@
+CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;
+DO $$ BEGIN PERFORM 1; END $$;
+SELECT $1, a$b FROM t;

@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS advisory_linksets_expires_at;
