@@ -120,17 +120,22 @@ fn revoked_and_out_of_window_keys_do_not_count() {
     assert_eq!(code, 5, "{err}");
 }
 
-#[test]
-fn expired_kits_are_refused_unless_explicitly_allowed() {
-    let ws = Workspace::new();
-    let (key, public) = ws.key("a");
+/// The quickstart kit with `expires` set, signed by `key`.
+fn quickstart_expiring(ws: &Workspace, key: &Path, expires: &str) -> PathBuf {
     let src = ws.example_source("quickstart");
     let toml = std::fs::read_to_string(src.join("kit.toml")).unwrap();
     write(
         &src.join("kit.toml"),
-        format!("{toml}expires = \"2026-06-01T00:00:00Z\"\n"),
+        format!("{toml}expires = \"{expires}\"\n"),
     );
-    let kit = ws.build(&src, &[&key]);
+    ws.build(&src, &[key])
+}
+
+#[test]
+fn expired_kits_are_refused_unless_explicitly_allowed() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("a");
+    let kit = quickstart_expiring(&ws, &key, "2026-06-01T00:00:00Z");
     let (code, out, _) = verify(&kit, &[&public], &[]);
     assert_eq!(code, 3);
     assert_eq!(failure_kinds(&out), ["expired"]);
@@ -406,15 +411,9 @@ fn verify_at(clock: &str, kit: &Path, trust: &Path, extra: &[&str]) -> (i32, ser
 fn key_validity_can_be_judged_at_the_signed_creation_time_and_a_wrong_clock_is_reported() {
     let ws = Workspace::new();
     let (key, _) = ws.key("a");
-    let src = ws.example_source("quickstart");
-    let toml = std::fs::read_to_string(src.join("kit.toml")).unwrap();
     // Created 2026-01-01 (the tests' SOURCE_DATE_EPOCH), expires 2028-01-01; the key is valid
     // during 2026 only.
-    write(
-        &src.join("kit.toml"),
-        format!("{toml}expires = \"2028-01-01T00:00:00Z\"\n"),
-    );
-    let kit = ws.build(&src, &[&key]);
+    let kit = quickstart_expiring(&ws, &key, "2028-01-01T00:00:00Z");
     let trust = policy(
         &ws,
         "[[keys]]\nname = \"a\"\npublic_key = \"a.pub\"\nnot_before = \"2025-12-01T00:00:00Z\"\nnot_after = \"2026-12-31T00:00:00Z\"\n",
