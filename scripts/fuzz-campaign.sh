@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:?usage: scripts/fuzz-campaign.sh SECONDS [TARGET...]}"
 shift
+cargo fuzz --version >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 source fuzz/options.sh
 (cd fuzz && cargo +nightly fuzz build)
 targets=("$@")
