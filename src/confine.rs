@@ -231,20 +231,25 @@ impl Confined {
         .map_err(io::Error::from)
     }
 
+    /// The names in the folder (`.` and `..` left out; a name that is not UTF-8 is given
+    /// lossily, so that opening it fails rather than reaching another file).
+    pub fn names(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::read_from(self.dir.as_fd())? {
+            let entry = entry?;
+            let n = entry.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                names.push(OsStr::from_bytes(n).to_string_lossy().into_owned());
+            }
+        }
+        Ok(names)
+    }
+
     /// Removes `name` and everything below it, never following a link.
     pub fn remove_tree(&self, name: &str) -> io::Result<()> {
         match self.sub(name) {
             Ok(sub) => {
-                let mut names = Vec::new();
-                let dir = rustix::fs::Dir::read_from(sub.dir.as_fd())?;
-                for entry in dir {
-                    let entry = entry?;
-                    let n = entry.file_name().to_bytes();
-                    if n != b"." && n != b".." {
-                        names.push(OsStr::from_bytes(n).to_string_lossy().into_owned());
-                    }
-                }
-                for n in names {
+                for n in sub.names()? {
                     sub.remove_tree(&n)?;
                 }
                 rustix::fs::unlinkat(&*self.dir, name, AtFlags::REMOVEDIR)?;

@@ -22,6 +22,7 @@ pub mod migrations;
 pub mod sign;
 pub mod store;
 pub mod transfer;
+pub mod trust;
 pub mod verify;
 
 /// A command's failure: what went wrong and which exit code it maps to.
@@ -117,6 +118,9 @@ enum Command {
     /// Check object stores, list and fetch objects, seed a folder.
     #[command(subcommand)]
     Store(store::Command),
+    /// The site trust store: pin, rotate and show trusted keys (TUF root versions).
+    #[command(subcommand)]
+    Trust(trust::Command),
 }
 
 /// Parses the process arguments, runs the command and returns its exit code.
@@ -146,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::History(a) => apply::history(a, &cli.global),
         Command::Migrations(cmd) => migrations::run(cmd, &cli.global),
         Command::Store(cmd) => store::run(cmd, &cli.global),
+        Command::Trust(cmd) => trust::run(cmd, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -160,6 +160,18 @@ impl PublicKey {
         }
     }
 
+    /// An Ed25519 public key from its 32-byte encoding (RFC 8032), as TUF metadata carries it;
+    /// `None` when the bytes are not a point on the curve.
+    pub fn from_raw(bytes: &[u8]) -> Option<PublicKey> {
+        let bytes: &[u8; 32] = bytes.try_into().ok()?;
+        VerifyingKey::from_bytes(bytes).ok().map(Self::from_key)
+    }
+
+    /// The 32-byte encoding of the key (RFC 8032).
+    pub fn raw(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     /// The keyid (hex SHA-256 of the SPKI DER).
     pub fn keyid(&self) -> &KeyId {
         &self.keyid

@@ -7,7 +7,9 @@ pub mod extract;
 pub mod failure;
 pub mod keys;
 pub mod policy;
+pub mod root;
 pub mod sign;
+pub mod store;
 pub mod verify;
 
 pub use content::{ContentError, Retain};

@@ -1,7 +1,8 @@
 //! Trust policies: which keys a site accepts, when, and how many must sign.
 //!
-//! `--trust` takes either public key files (each trusted, threshold 1 unless `--threshold`) or a
-//! TOML policy file (docs/FORMAT.md, "Trust policy"):
+//! `--trust` takes public key files (each trusted, threshold 1 unless `--threshold`), a site trust
+//! store (a folder, [`crate::trust::store`]: its newest version's kit keys and threshold, each key
+//! valid until that version expires) or a TOML policy file (docs/FORMAT.md, "Trust policy"):
 //!
 //! ```toml
 //! threshold = 2                       # distinct trusted keys that must sign (default 1)
@@ -26,6 +27,7 @@ use time::OffsetDateTime;
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::names::parse_time;
 use crate::trust::keys::{KeyError, KeyId, PublicKey};
+use crate::trust::store::{StoreError, TrustStore};
 
 /// The role a key needs to sign kits.
 pub const KIT_ROLE: &str = "kit";
@@ -134,6 +136,9 @@ pub enum PolicyError {
     /// A key file failed to load.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// A trust store (`--trust DIR`) could not be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
     /// The policy file is malformed.
     #[error("{path}: {message}")]
     Malformed {
@@ -172,6 +177,7 @@ impl ExitCoded for PolicyError {
     fn exit(&self) -> Exit {
         match self {
             PolicyError::Key(k) => k.exit(),
+            PolicyError::Store(s) => s.exit(),
             PolicyError::Empty | PolicyError::Weakened { .. } => Exit::Usage,
             _ => Exit::Key,
         }
@@ -260,6 +266,13 @@ impl TrustPolicy {
         let mut revoked = BTreeSet::new();
         let mut merged_threshold = 1usize;
         for path in paths {
+            if path.is_dir() {
+                let store = TrustStore::open(path)?;
+                let current = store.current();
+                merged_threshold = merged_threshold.max(current.kit_role().threshold().get());
+                keys.extend(current.kit_keys());
+                continue;
+            }
             let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
                 path: path.display().to_string(),
                 source,
