@@ -446,3 +446,164 @@ fn an_expired_trust_version_refuses_kits_at_the_clock_not_at_the_signing_time() 
     let (code, out, _) = verify(&kit, &store, &["--key-validity", "signing-time"]);
     assert_eq!(code, 0, "{out}");
 }
+
+/// The quickstart source carrying `versions` (files) in its `trust/` folder, built signed by
+/// `key` into `out`; returns (exit code, kit path or build output).
+fn build_carrying(ws: &Workspace, versions: &[&Path], key: &str, out: &str) -> (i32, String) {
+    let src = ws.path(&format!("src-{out}"));
+    common::copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("kits/quickstart"),
+        &src,
+    );
+    std::fs::create_dir_all(src.join("trust")).unwrap();
+    for v in versions {
+        std::fs::copy(v, src.join("trust").join(v.file_name().unwrap())).unwrap();
+    }
+    let (code, stdout, stderr) = ws.try_build(&src, &[&ws.key(key).0], out, common::EPOCH);
+    if code == 0 {
+        (0, stdout.lines().next().unwrap().to_owned())
+    } else {
+        (code, format!("{stdout}{stderr}"))
+    }
+}
+
+#[test]
+fn a_kit_carries_its_rotation_and_extract_adds_it_to_the_store() {
+    let ws = Workspace::new();
+    let [v1, v2, v3] = chain(&ws);
+    let store = ws.path("trust");
+    assert_eq!(trust(&["init", v1.to_str().unwrap()], &store).0, 0);
+    let (code, kit) = build_carrying(&ws, &[&v2, &v3], "k2", "carrying");
+    assert_eq!(code, 0, "{kit}");
+    let kit = PathBuf::from(kit);
+
+    // A stock tar still reads the kit; the versions are header entries before the envelope.
+    let listing = Command::new("tar")
+        .args(["--zstd", "-tf"])
+        .arg(&kit)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    let names: Vec<&str> = listing.lines().collect();
+    let at = |n: &str| names.iter().position(|x| *x == n).unwrap();
+    assert!(at("trust/2.root.json") < at("trust/3.root.json"));
+    assert!(at("trust/3.root.json") < at("manifest.dsse.json"));
+
+    // Verify walks the rotation in memory and leaves the store as it was.
+    let (code, out, err) = verify(&kit, &store, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("trust version(s) 2, 3 carried by the kit were accepted in memory"),
+        "{out}"
+    );
+    assert!(!store.join("2.root.json").exists());
+
+    // Extract adds it, byte for byte.
+    let to = ws.path("extracted");
+    let (code, out, err) = outcome(&run(&[
+        "extract",
+        kit.to_str().unwrap(),
+        "--trust",
+        store.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("the trust store moved to version 3 (version(s) 2, 3 carried by the kit)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(store.join("3.root.json")).unwrap(),
+        std::fs::read(&v3).unwrap()
+    );
+    // The trust versions are not payload: not extracted.
+    assert!(!to.join("trust").exists());
+    // Now version 3 rules: a kit by k1 is refused; the carrying kit verifies with nothing new.
+    let (code, out, _) = verify(&kit_signed_by(&ws, "k1"), &store, &[]);
+    assert_eq!(code, 3, "{out}");
+    let (code, out, _) = verify(&kit, &store, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("carried by the kit"), "{out}");
+}
+
+#[test]
+fn a_kit_carrying_a_rotation_that_does_not_follow_the_store_is_refused() {
+    let ws = Workspace::new();
+    let [v1, ..] = chain(&ws);
+    let store = ws.path("trust");
+    assert_eq!(trust(&["init", v1.to_str().unwrap()], &store).0, 0);
+
+    // An attacker's version 2, signed by their own key only: a chain of one, which build
+    // accepts; the site refuses it as forged.
+    let forged = make(
+        &ws,
+        "forged/2.root.json",
+        Version {
+            version: 2,
+            expires: FAR,
+            root: &["attacker"],
+            kit: &["attacker"],
+            signers: &["attacker"],
+        },
+    );
+    let (code, kit) = build_carrying(&ws, &[&forged], "attacker", "forged");
+    assert_eq!(code, 0, "{kit}");
+    let (code, out, _) = verify(Path::new(&kit), &store, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(failure_kinds(&out), ["untrusted-rotation"]);
+    assert!(
+        out.contains("version 2 is not signed by a threshold of version 1's root keys"),
+        "{out}"
+    );
+    // Extract refuses it too, and the store does not move.
+    let (code, _, _) = outcome(&run(&[
+        "extract",
+        &kit,
+        "--trust",
+        store.to_str().unwrap(),
+        "--to",
+        ws.path("x").to_str().unwrap(),
+    ]));
+    assert_eq!(code, 3);
+    assert!(!store.join("2.root.json").exists());
+
+    // An attacker's own version 1 (another anchor): the store holds another version 1.
+    let other1 = make(
+        &ws,
+        "other/1.root.json",
+        Version {
+            version: 1,
+            expires: FAR,
+            root: &["attacker"],
+            kit: &["attacker"],
+            signers: &["attacker"],
+        },
+    );
+    let (code, kit) = build_carrying(&ws, &[&other1], "attacker", "other");
+    assert_eq!(code, 0, "{kit}");
+    let (code, out, _) = verify(Path::new(&kit), &store, &[]);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(failure_kinds(&out), ["untrusted-rotation"]);
+    assert!(out.contains("differs from the trusted version 1"), "{out}");
+
+    // Build refuses a chain with a gap, or one whose steps do not verify, naming the file.
+    let [_, v2, v3] = chain(&ws);
+    let (code, out) = build_carrying(&ws, &[&v1, &v3], "k2", "gap");
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("version 3 skips version 2"), "{out}");
+    let forged3 = make(
+        &ws,
+        "forged/3.root.json",
+        Version {
+            version: 3,
+            expires: FAR,
+            root: &["attacker"],
+            kit: &["attacker"],
+            signers: &["attacker"],
+        },
+    );
+    let (code, out) = build_carrying(&ws, &[&v2, &forged3], "k2", "fork");
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("is not signed by"), "{out}");
+}

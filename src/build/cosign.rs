@@ -130,6 +130,7 @@ pub fn add_signature(
             sums: &header.sums.bytes,
             sums_sig: &header.sums_sig,
             cosigner_sigs: &cosigners,
+            trust_versions: &header.trust_versions,
             dsse: &envelope.to_bytes(),
         },
         verified.manifest().created.unix_seconds(),

@@ -162,6 +162,9 @@ pub enum BuildError {
         /// One line per migration.
         changes: Vec<String>,
     },
+    /// The trust versions in the source's `trust/` do not form a chain.
+    #[error("the trust versions in trust/ cannot be carried")]
+    Trust(#[source] crate::trust::store::StoreError),
     /// The kit would pass a limit every verifier enforces.
     #[error("the kit cannot be built")]
     Limit(#[from] HeaderLimit),
@@ -184,6 +187,8 @@ impl ExitCoded for BuildError {
             | BuildError::BadTime(_)
             | BuildError::Limit(_)
             | BuildError::HistoryChanged { .. } => Exit::InvalidSource,
+            BuildError::Trust(e) if e.exit() == Exit::Io => Exit::Io,
+            BuildError::Trust(_) => Exit::InvalidSource,
             _ => Exit::Io,
         }
     }
@@ -235,6 +240,24 @@ fn check_history(manifest: &Manifest, previous: &Path) -> Result<(), BuildError>
     }
 }
 
+/// Reads the trust versions of the source's `trust/` and checks that they form a chain a site
+/// can walk (the first signed by its own root keys, each next by the one before and itself);
+/// [`header_tar`] enforces their limits.
+fn trust_versions(source: &KitSource) -> Result<Vec<(u64, Vec<u8>)>, BuildError> {
+    use crate::trust::store::{check_chain, read_version};
+    let versions = source
+        .trust_versions
+        .iter()
+        .map(|(_, path)| read_version(path))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(BuildError::Trust)?;
+    check_chain(&versions).map_err(BuildError::Trust)?;
+    Ok(versions
+        .into_iter()
+        .map(|v| (v.version(), v.bytes().to_vec()))
+        .collect())
+}
+
 /// Builds and signs a kit from a checked source into `out_dir`.
 pub fn build(
     source: &KitSource,
@@ -254,6 +277,7 @@ pub fn build(
     }
     let (created, reproducible) = creation_time(source, opts.source_date_epoch)?;
     let mtime = created.unix_seconds();
+    let carried = trust_versions(source)?;
     let write_err = |path: &Path| {
         let path = path.display().to_string();
         move |source| BuildError::Write { path, source }
@@ -346,6 +370,7 @@ pub fn build(
             sums: &sums_bytes,
             sums_sig: &sums_sig,
             cosigner_sigs: &cosigner_sigs,
+            trust_versions: &carried,
             dsse: &envelope.to_bytes(),
         },
         mtime,

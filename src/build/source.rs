@@ -63,6 +63,9 @@ pub struct KitSource {
     pub config: KitConfig,
     /// Its files, sorted by kit path.
     pub files: Vec<SourceFile>,
+    /// `trust/N.root.json`: trust versions the kit carries in its header (not payload), by
+    /// version.
+    pub trust_versions: Vec<(u64, PathBuf)>,
 }
 
 /// A build rule the source breaks.
@@ -224,10 +227,12 @@ impl ExitCoded for SourceError {
     }
 }
 
-const TOP_RULE: &str = "a kit source holds kit.toml and the folders migrations/, rollback/, seeds/, sboms/, attestations/";
+const TOP_RULE: &str = "a kit source holds kit.toml and the folders migrations/, rollback/, seeds/, sboms/, attestations/, trust/";
 const MODULE_RULE: &str =
     "migrations and rollbacks live in migrations/<module>/ and rollback/<module>/";
 const SBOM_RULE: &str = "SBOMs are sboms/<name>.spdx.json or sboms/<name>.cdx.json (kit.spdx.json is reserved for the generated SBOM)";
+const TRUST_RULE: &str =
+    "trust/ holds trust versions named N.root.json (TUF root metadata), no sub-folders";
 const FLAT_RULE: &str = "attestations/ holds files directly, no sub-folders";
 
 impl KitSource {
@@ -236,6 +241,7 @@ impl KitSource {
         let config = KitConfig::load(root)?;
         let mut files = Vec::new();
         let mut folded: HashMap<String, KitPath> = HashMap::new();
+        let mut trust_versions = Vec::new();
         let walker = walkdir::WalkDir::new(root)
             .min_depth(1)
             .follow_links(false)
@@ -273,6 +279,12 @@ impl KitSource {
             if !ft.is_dir() && !ft.is_file() {
                 return Err(SourceError::SpecialFile { path: shown });
             }
+            if ft.is_file()
+                && let Some(n) = crate::kit::layout::parse_trust_version_name(kit_path.as_str())
+            {
+                trust_versions.push((n, entry.path().to_path_buf()));
+                continue;
+            }
             if let Some(role) = classify(&kit_path, ft.is_dir(), &shown)? {
                 files.push(SourceFile {
                     path: kit_path,
@@ -282,10 +294,12 @@ impl KitSource {
             }
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
+        trust_versions.sort();
         let source = KitSource {
             root: root.to_path_buf(),
             config,
             files,
+            trust_versions,
         };
         source.check_relations()?;
         Ok(source)
@@ -389,6 +403,7 @@ fn classify(path: &KitPath, is_dir: bool, shown: &str) -> Result<Option<Role>, S
     match (parts.as_slice(), is_dir) {
         (["kit.toml"], false) => Ok(None),
         ([top], true) if crate::kit::layout::PAYLOAD_DIRS.contains(top) => Ok(None),
+        (["trust"], true) => Ok(None),
         ([_], _) => Err(unknown(TOP_RULE)),
         (["migrations" | "rollback", module], true) => match Identifier::new(module) {
             Ok(_) => Ok(None),
@@ -435,6 +450,7 @@ fn classify(path: &KitPath, is_dir: bool, shown: &str) -> Result<Option<Role>, S
         (["sboms", ..], _) => Err(unknown(SBOM_RULE)),
         (["attestations", _], false) => Ok(Some(Role::Attestation)),
         (["attestations", ..], _) => Err(unknown(FLAT_RULE)),
+        (["trust", ..], _) => Err(unknown(TRUST_RULE)),
         _ => Err(unknown(TOP_RULE)),
     }
 }

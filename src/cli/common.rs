@@ -293,6 +293,24 @@ impl RecordArgs {
     }
 }
 
+/// Adds the trust versions a verified kit carries (`carried`, its `trust/N.root.json` entries) to
+/// the site's trust store (`--trust DIR`), each checked again on the way in; says on stderr where
+/// the store moved.
+pub fn persist_rotation(policy: &TrustPolicy, carried: &[(u64, Vec<u8>)]) -> Result<(), CliError> {
+    let added = policy.persist_carried(carried)?;
+    if let Some(last) = added.last() {
+        eprintln!(
+            "offkit: the trust store moved to version {last} (version(s) {} carried by the kit)",
+            added
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// Reads `SOURCE_DATE_EPOCH` (reproducible-builds.org): seconds since 1970, UTC.
 pub fn source_date_epoch() -> Result<Option<i64>, CliError> {
     match std::env::var("SOURCE_DATE_EPOCH") {

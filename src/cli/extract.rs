@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::common::{RecordArgs, TrustArgs};
+use super::common::{RecordArgs, TrustArgs, persist_rotation};
 use super::kitview::KitReport;
 use super::{CliResult, Global, print_json};
 use crate::trust::extract::extract_authenticated;
@@ -34,6 +34,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     let downgraded = args.record.check(&record, &authenticated)?;
     let extracted = extract_authenticated(authenticated, &args.to)?;
     args.record.record(&mut record, &extracted, "extract")?;
+    persist_rotation(&policy, &extracted.header().trust_versions)?;
     let mut report = KitReport::verified(
         &args.kit.display().to_string(),
         &extracted,

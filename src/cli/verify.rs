@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::common::{RecordArgs, TrustArgs};
+use super::common::{RecordArgs, TrustArgs, persist_rotation};
 use super::kitview::KitReport;
 use super::{CliError, CliResult, Global, print_json};
 use crate::exit::ExitCoded;
@@ -48,6 +48,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     };
     if let (Ok(v), Some(r)) = (&verified, &mut record) {
         args.state.record(r, v, "verify --record")?;
+        persist_rotation(&policy, &v.header().trust_versions)?;
     }
     match verified {
         Ok(v) => {

@@ -53,6 +53,8 @@ pub struct HeaderEntries<'a> {
     pub sums_sig: &'a [u8],
     /// `SHA256SUMS.<keyid>.sig` of co-signers, sorted by keyid.
     pub cosigner_sigs: &'a [(String, Vec<u8>)],
+    /// `trust/N.root.json`: trust versions the kit carries, consecutive.
+    pub trust_versions: &'a [(u64, Vec<u8>)],
     /// `manifest.dsse.json`.
     pub dsse: &'a [u8],
 }
@@ -78,6 +80,19 @@ pub enum HeaderLimit {
         /// The envelope's size.
         bytes: u64,
     },
+    /// More trust versions, or more of their bytes, than a kit carries.
+    #[error(
+        "{count} trust versions of {bytes} bytes; a kit carries at most {} of at most {} bytes each, {} bytes in all",
+        layout::MAX_TRUST_VERSIONS,
+        layout::MAX_TRUST_VERSION_BYTES,
+        layout::MAX_TRUST_BYTES
+    )]
+    TrustVersions {
+        /// How many.
+        count: usize,
+        /// Their bytes.
+        bytes: u64,
+    },
     /// More signatures than [`MAX_SIGNATURES`].
     #[error("{count} signatures; a kit carries at most {MAX_SIGNATURES}")]
     TooManySignatures {
@@ -87,12 +102,25 @@ pub enum HeaderLimit {
 }
 
 /// The header entries as tar bytes: `offkit-layout`, `manifest.json`, `SHA256SUMS`,
-/// `SHA256SUMS.sig`, the co-signers' detached signatures, `manifest.dsse.json`, all with mtime
+/// `SHA256SUMS.sig`, the co-signers' detached signatures, the trust versions carried,
+/// `manifest.dsse.json`, all with mtime
 /// `mtime`. Refused when the header passes the limits a verifier enforces.
 pub fn header_tar(h: &HeaderEntries<'_>, mtime: u64) -> Result<Vec<u8>, HeaderLimit> {
     let count = 1 + h.cosigner_sigs.len();
     if count > MAX_SIGNATURES {
         return Err(HeaderLimit::TooManySignatures { count });
+    }
+    let trust_bytes: u64 = h.trust_versions.iter().map(|(_, b)| b.len() as u64).sum();
+    if h.trust_versions.len() > layout::MAX_TRUST_VERSIONS
+        || trust_bytes > layout::MAX_TRUST_BYTES
+        || h.trust_versions
+            .iter()
+            .any(|(_, b)| b.len() as u64 > layout::MAX_TRUST_VERSION_BYTES)
+    {
+        return Err(HeaderLimit::TrustVersions {
+            count: h.trust_versions.len(),
+            bytes: trust_bytes,
+        });
     }
     let envelope = h.dsse.len() as u64;
     if envelope > MAX_ENVELOPE_BYTES {
@@ -105,6 +133,9 @@ pub fn header_tar(h: &HeaderEntries<'_>, mtime: u64) -> Result<Vec<u8>, HeaderLi
     append_entry(&mut tar, SUMS_SIG, h.sums_sig, mtime);
     for (keyid, sig) in h.cosigner_sigs {
         append_entry(&mut tar, &layout::cosigner_sig_name(keyid), sig, mtime);
+    }
+    for (n, bytes) in h.trust_versions {
+        append_entry(&mut tar, &layout::trust_version_name(*n), bytes, mtime);
     }
     append_entry(&mut tar, DSSE, h.dsse, mtime);
     let bytes = tar.len() as u64;
@@ -393,6 +424,7 @@ mod tests {
             sums: b"sums",
             sums_sig: &sig,
             cosigner_sigs: &cosigners,
+            trust_versions: &[],
             dsse: b"{}",
         };
         let fixed = header_tar(&entries(b""), 7).unwrap().len() as u64;
@@ -440,6 +472,62 @@ mod tests {
         assert!(matches!(
             header_tar(&too_many, 7),
             Err(HeaderLimit::TooManySignatures { count: 65 })
+        ));
+    }
+
+    #[test]
+    fn trust_versions_are_read_consecutive_and_within_their_limits() {
+        use crate::kit::layout::{Limits, MAX_TRUST_VERSION_BYTES};
+        use crate::kit::reader::{Keep, KitReader, ReadError};
+        use crate::kit::tar::END_OF_ARCHIVE;
+
+        let sig = [9u8; 64];
+        let read = |versions: &[(u64, Vec<u8>)]| {
+            let tar = header_tar(
+                &HeaderEntries {
+                    manifest: b"m",
+                    sums: b"s",
+                    sums_sig: &sig,
+                    cosigner_sigs: &[],
+                    trust_versions: versions,
+                    dsse: b"{}",
+                },
+                7,
+            )
+            .unwrap();
+            let mut kit = compress_frame(&mut new_compressor(1).unwrap(), &tar).unwrap();
+            kit.extend(compress_frame(&mut new_compressor(1).unwrap(), &END_OF_ARCHIVE).unwrap());
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("k.kit.tar.zst");
+            std::fs::write(&path, kit).unwrap();
+            KitReader::open(&path, Limits::default())
+                .unwrap()
+                .read_header(Keep::Envelope)
+        };
+        let two = vec![(4, b"four".to_vec()), (5, b"five".to_vec())];
+        assert_eq!(read(&two).unwrap().trust_versions, two);
+        let gap = vec![(4, b"four".to_vec()), (6, b"six".to_vec())];
+        match read(&gap) {
+            Err(ReadError::NonCanonicalEntry { entry, what }) => {
+                assert_eq!(entry, "trust/6.root.json");
+                assert!(what.contains("not the one after version 4"), "{what}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let big = vec![(1, vec![b' '; MAX_TRUST_VERSION_BYTES as usize + 1])];
+        assert!(matches!(
+            header_tar(
+                &HeaderEntries {
+                    manifest: b"m",
+                    sums: b"s",
+                    sums_sig: &sig,
+                    cosigner_sigs: &[],
+                    trust_versions: &big,
+                    dsse: b"{}",
+                },
+                7
+            ),
+            Err(HeaderLimit::TrustVersions { count: 1, .. })
         ));
     }
 

@@ -57,10 +57,32 @@ pub fn parse_cosigner_sig_name(name: &str) -> Option<&str> {
     .then_some(keyid)
 }
 
+/// Largest trust version a kit carries (`trust/N.root.json`, TUF root metadata).
+pub const MAX_TRUST_VERSION_BYTES: u64 = 1 << 20;
+/// Most bytes of trust versions one kit carries: held before authentication, with the envelope.
+pub const MAX_TRUST_BYTES: u64 = 4 << 20;
+/// Most trust versions one kit carries.
+pub const MAX_TRUST_VERSIONS: usize = 64;
+
+/// The header entry of trust version `n`: `trust/<n>.root.json`.
+pub fn trust_version_name(n: u64) -> String {
+    format!("trust/{n}.root.json")
+}
+
+/// The version in `trust/<n>.root.json` (decimal, no leading zero), if `name` has that shape.
+pub fn parse_trust_version_name(name: &str) -> Option<u64> {
+    let n = name.strip_prefix("trust/")?.strip_suffix(".root.json")?;
+    if n.is_empty() || n.starts_with('0') || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
+}
+
 /// True for names that belong in the header frame.
 pub fn is_header_name(name: &str) -> bool {
     matches!(name, LAYOUT | MANIFEST | SUMS | SUMS_SIG | DSSE)
         || parse_cosigner_sig_name(name).is_some()
+        || parse_trust_version_name(name).is_some()
 }
 
 /// Most uncompressed bytes the signed header may take, tar headers included. Before

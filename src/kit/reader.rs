@@ -247,6 +247,8 @@ pub struct RawHeader {
     pub sums_sig: Vec<u8>,
     /// `SHA256SUMS.<keyid>.sig` of co-signers.
     pub cosigner_sigs: Vec<(String, Vec<u8>)>,
+    /// `trust/N.root.json`: the trust versions the kit carries (version, bytes), consecutive.
+    pub trust_versions: Vec<(u64, Vec<u8>)>,
     /// `manifest.dsse.json`.
     pub dsse: HeaderEntry,
     /// Uncompressed bytes of the header.
@@ -325,10 +327,21 @@ impl KitReader {
         let sums_sig = self.header_entry(SUMS_SIG, true)?.bytes;
         check_signature_size(SUMS_SIG, sums_sig.len() as u64)?;
         let mut cosigner_sigs: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut trust_versions: Vec<(u64, Vec<u8>)> = Vec::new();
         loop {
             let entry = self.next_checked()?;
             let name = entry.path.as_str().to_owned();
+            if let Some(n) = layout::parse_trust_version_name(&name) {
+                self.read_trust_version(&name, n, entry.size, &mut trust_versions)?;
+                continue;
+            }
             if let Some(keyid) = layout::parse_cosigner_sig_name(&name) {
+                if !trust_versions.is_empty() {
+                    return Err(ReadError::HeaderOrder {
+                        entry: name,
+                        expected: DSSE,
+                    });
+                }
                 // Sorted by keyid, as `offkit sign` writes them: a repeat is out of order, found
                 // in constant time.
                 if cosigner_sigs
@@ -373,11 +386,52 @@ impl KitReader {
                 sums,
                 sums_sig,
                 cosigner_sigs,
+                trust_versions,
                 dsse,
                 header_bytes: self.offset(),
                 mtime: self.mtime.unwrap_or(0),
             });
         }
+    }
+
+    /// Reads the trust version entry `name` (version `n`, `size` bytes): consecutive versions,
+    /// each and all together within their limits (docs/FORMAT.md, "Limits").
+    fn read_trust_version(
+        &mut self,
+        name: &str,
+        n: u64,
+        size: u64,
+        versions: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<(), ReadError> {
+        if let Some((last, _)) = versions.last()
+            && last.checked_add(1) != Some(n)
+        {
+            return Err(ReadError::NonCanonicalEntry {
+                entry: name.to_owned(),
+                what: format!("its version (not the one after version {last})"),
+            });
+        }
+        if versions.len() >= layout::MAX_TRUST_VERSIONS {
+            return Err(ReadError::NonCanonicalEntry {
+                entry: name.to_owned(),
+                what: format!(
+                    "the number of trust versions (more than {})",
+                    layout::MAX_TRUST_VERSIONS
+                ),
+            });
+        }
+        let held: u64 = versions.iter().map(|(_, b)| b.len() as u64).sum();
+        let limit = layout::MAX_TRUST_VERSION_BYTES.min(layout::MAX_TRUST_BYTES - held);
+        if size > limit {
+            return Err(ReadError::OversizedEntry {
+                entry: name.to_owned(),
+                size,
+                limit,
+            });
+        }
+        let bytes = self.read_small(name, size)?;
+        versions.push((n, bytes));
+        Ok(())
     }
 
     /// Reads the header entry `expected`; with `keep` false, hashes it without keeping it.
@@ -423,6 +477,7 @@ impl KitReader {
             (SUMS, again.sums.sha256 != first.sums.sha256),
             (SUMS_SIG, again.sums_sig != first.sums_sig),
             (DSSE, again.cosigner_sigs != first.cosigner_sigs),
+            (DSSE, again.trust_versions != first.trust_versions),
             (DSSE, again.dsse.sha256 != first.dsse.sha256),
             (
                 DSSE,

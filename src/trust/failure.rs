@@ -85,6 +85,9 @@ pub enum FailureKind {
     /// reformatted DSSE envelope fields, a detached signature that is not 64 bytes, co-signer
     /// entries out of keyid order.
     NonCanonicalSignature,
+    /// A trust version the kit carries (`trust/N.root.json`) does not follow the site's trust
+    /// store: forged, skipped, malformed, or another version under a number the store holds.
+    UntrustedRotation,
     /// The kit's `expires` time has passed.
     Expired,
     /// Reading the kit failed.

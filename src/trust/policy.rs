@@ -127,6 +127,16 @@ pub struct TrustPolicy {
     keys: Vec<TrustedKey>,
     threshold: NonZeroUsize,
     revoked: BTreeSet<KeyId>,
+    store: Option<Box<StoreSource>>,
+}
+
+/// A policy's trust store (`--trust DIR`), and what the other `--trust` arguments contribute,
+/// so that the policy can be remade from a newer version a kit carries.
+#[derive(Debug, Clone)]
+struct StoreSource {
+    store: TrustStore,
+    others: Vec<TrustedKey>,
+    others_threshold: usize,
 }
 
 /// Why a trust policy could not be used.
@@ -241,6 +251,7 @@ impl TrustPolicy {
             keys,
             threshold,
             revoked,
+            store: None,
         })
     }
 
@@ -265,12 +276,15 @@ impl TrustPolicy {
         let mut keys = Vec::new();
         let mut revoked = BTreeSet::new();
         let mut merged_threshold = 1usize;
+        let mut store: Option<TrustStore> = None;
         for path in paths {
             if path.is_dir() {
-                let store = TrustStore::open(path)?;
-                let current = store.current();
-                merged_threshold = merged_threshold.max(current.kit_role().threshold().get());
-                keys.extend(current.kit_keys());
+                if store.is_some() {
+                    return Err(PolicyError::Invalid(
+                        "more than one trust store given; a site has one".into(),
+                    ));
+                }
+                store = Some(TrustStore::open(path)?);
                 continue;
             }
             let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
@@ -291,20 +305,88 @@ impl TrustPolicy {
                 keys.extend(p.keys);
             }
         }
+        let policy_threshold = merged_threshold.max(
+            store
+                .as_ref()
+                .map_or(1, |s| s.current().kit_role().threshold().get()),
+        );
+        let mut others_threshold = merged_threshold;
         if let Some(t) = threshold {
-            if t < merged_threshold {
+            if t < policy_threshold {
                 return Err(PolicyError::Weakened {
                     given: t,
-                    policy: merged_threshold,
+                    policy: policy_threshold,
                 });
             }
-            merged_threshold = t;
+            others_threshold = t;
         }
-        let threshold = NonZeroUsize::new(merged_threshold).ok_or(PolicyError::Threshold {
+        let Some(store) = store else {
+            let threshold = NonZeroUsize::new(others_threshold).ok_or(PolicyError::Threshold {
+                threshold: 0,
+                keys: keys.len(),
+            })?;
+            return Self::new(keys, threshold, revoked);
+        };
+        Self::from_store(store, keys, others_threshold, revoked)
+    }
+
+    /// The policy of `store`'s newest version merged with the `others` keys and threshold.
+    fn from_store(
+        store: TrustStore,
+        others: Vec<TrustedKey>,
+        others_threshold: usize,
+        revoked: BTreeSet<KeyId>,
+    ) -> Result<TrustPolicy, PolicyError> {
+        let current = store.current();
+        let mut keys = others.clone();
+        keys.extend(current.kit_keys());
+        let threshold = others_threshold.max(current.kit_role().threshold().get());
+        let threshold = NonZeroUsize::new(threshold).ok_or(PolicyError::Threshold {
             threshold: 0,
             keys: keys.len(),
         })?;
-        Self::new(keys, threshold, revoked)
+        let mut policy = Self::new(keys, threshold, revoked)?;
+        policy.store = Some(Box::new(StoreSource {
+            store,
+            others,
+            others_threshold,
+        }));
+        Ok(policy)
+    }
+
+    /// The policy once the trust versions a kit carries (`(version, bytes)`, consecutive) are
+    /// walked from this policy's trust store, in memory, and the versions that were new; `None`
+    /// when the policy has no trust store or the kit carries nothing newer. A carried version
+    /// that does not follow the store (forged, skipped, another version under a number the store
+    /// holds) refuses the kit; versions before the store's first are passed over.
+    pub fn with_carried(
+        &self,
+        carried: &[(u64, Vec<u8>)],
+    ) -> Result<Option<(TrustPolicy, Vec<u64>)>, PolicyError> {
+        let Some(src) = &self.store else {
+            return Ok(None);
+        };
+        let mut chain = src.store.clone();
+        let walked = chain.take_carried(carried, false)?;
+        if walked.is_empty() {
+            return Ok(None);
+        }
+        let policy = Self::from_store(
+            chain,
+            src.others.clone(),
+            src.others_threshold,
+            self.revoked.clone(),
+        )?;
+        Ok(Some((policy, walked)))
+    }
+
+    /// Adds the trust versions a verified kit carries to this policy's trust store (when it has
+    /// one), each checked again against the store as it is on disk; returns the versions added.
+    pub fn persist_carried(&self, carried: &[(u64, Vec<u8>)]) -> Result<Vec<u64>, PolicyError> {
+        match &self.store {
+            None => Ok(Vec::new()),
+            Some(src) => Ok(TrustStore::open(src.store.path())?.take_carried(carried, true)?),
+        }
     }
 
     /// The trusted keys.

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use crate::confine::Confined;
 use crate::exit::{Exit, ExitCoded};
+use crate::kit::layout::trust_version_name;
 use crate::trust::root::{Count, MAX_ROOT_BYTES, RootError, RootVersion, describe};
 
 /// Most versions a store holds (a rotation a week for a century fits).
@@ -118,6 +119,21 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The file or kit entry a refused version came from.
+    pub fn origin(&self) -> Option<&str> {
+        match self {
+            StoreError::Root(e) => Some(&e.origin),
+            StoreError::NotSelfSigned { origin, .. }
+            | StoreError::Forged { origin, .. }
+            | StoreError::Skipped { origin, .. }
+            | StoreError::Older { origin, .. }
+            | StoreError::Conflict { origin, .. } => Some(origin),
+            _ => None,
+        }
+    }
+}
+
 impl ExitCoded for StoreError {
     fn exit(&self) -> Exit {
         match self {
@@ -137,7 +153,7 @@ pub enum Accepted {
 }
 
 /// An open, checked trust store.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TrustStore {
     dir: Confined,
     versions: Vec<RootVersion>,
@@ -234,12 +250,9 @@ impl TrustStore {
             if v.version() != n {
                 return Err(not_a_store(format!("{name} holds version {}", v.version())));
             }
-            match versions.last() {
-                None => check_self_signed(&v)?,
-                Some(previous) => check_step(previous, &v)?,
-            }
             versions.push(v);
         }
+        check_chain(&versions)?;
         Ok(TrustStore {
             dir: folder,
             versions,
@@ -267,6 +280,49 @@ impl TrustStore {
     /// for byte is a no-op. Expiry is not judged here (TUF §5.3.4: an intermediate version may
     /// have expired); kits are judged against the newest version's expiry.
     pub fn accept(&mut self, next: RootVersion) -> Result<Accepted, StoreError> {
+        let accepted = self.check_next(&next)?;
+        if accepted == Accepted::New {
+            self.write(&next)?;
+            self.versions.push(next);
+        }
+        Ok(accepted)
+    }
+
+    /// As [`TrustStore::accept`], in memory only: what verification does with the versions a kit
+    /// carries before the kit is trusted.
+    pub fn advance(&mut self, next: RootVersion) -> Result<Accepted, StoreError> {
+        let accepted = self.check_next(&next)?;
+        if accepted == Accepted::New {
+            self.versions.push(next);
+        }
+        Ok(accepted)
+    }
+
+    /// Walks the trust versions a kit carries (`(version, bytes)` of its `trust/N.root.json`
+    /// entries) from the current version: written to the folder with `write`, else in memory
+    /// only. Versions before the store's first are passed over; returns those that were new.
+    pub fn take_carried(
+        &mut self,
+        carried: &[(u64, Vec<u8>)],
+        write: bool,
+    ) -> Result<Vec<u64>, StoreError> {
+        let first = self.versions[0].version();
+        let mut new = Vec::new();
+        for (n, bytes) in carried.iter().filter(|(n, _)| *n >= first) {
+            let v = RootVersion::parse(bytes, &trust_version_name(*n))?;
+            let accepted = if write {
+                self.accept(v)?
+            } else {
+                self.advance(v)?
+            };
+            if accepted == Accepted::New {
+                new.push(*n);
+            }
+        }
+        Ok(new)
+    }
+
+    fn check_next(&self, next: &RootVersion) -> Result<Accepted, StoreError> {
         let current = self.current().version();
         let first = self.versions[0].version();
         let n = next.version();
@@ -295,9 +351,7 @@ impl TrustStore {
                 current,
             });
         }
-        check_step(self.current(), &next)?;
-        self.write(&next)?;
-        self.versions.push(next);
+        check_step(self.current(), next)?;
         Ok(Accepted::New)
     }
 
@@ -317,6 +371,28 @@ impl TrustStore {
         self.dir.rename_to(&tmp, &self.dir, &name).map_err(io)?;
         self.dir.sync().map_err(io)
     }
+}
+
+/// Checks a chain of consecutive versions on its own: the first signed by its own root keys, each
+/// later one a valid step from the one before (what `build` checks of the versions a kit carries,
+/// and `open` of a store).
+pub fn check_chain(versions: &[RootVersion]) -> Result<(), StoreError> {
+    let Some(first) = versions.first() else {
+        return Ok(());
+    };
+    check_self_signed(first)?;
+    for w in versions.windows(2) {
+        if w[1].version() != w[0].version() + 1 {
+            return Err(StoreError::Skipped {
+                origin: w[1].origin().to_owned(),
+                version: w[1].version(),
+                expected: w[0].version() + 1,
+                current: w[0].version(),
+            });
+        }
+        check_step(&w[0], &w[1])?;
+    }
+    Ok(())
 }
 
 fn check_self_signed(v: &RootVersion) -> Result<(), StoreError> {

@@ -372,6 +372,29 @@ fn authenticate_header(
             "payload is not standard padded Base64",
         )
     })?;
+    // A rotation the kit carries is walked from the site's trust store first (each version is
+    // signed by the one before it, so none of this trusts the kit); the kit is then judged by the
+    // newest version's keys.
+    let rotated = policy.with_carried(&header.trust_versions).map_err(|e| {
+        let entry = match &e {
+            crate::trust::policy::PolicyError::Store(s) => s.origin().unwrap_or(DSSE),
+            _ => DSSE,
+        }
+        .to_owned();
+        Failure::at(K::UntrustedRotation, entry, e.to_string())
+    })?;
+    let mut warnings = Vec::new();
+    let policy = match &rotated {
+        Some((p, walked)) => {
+            warnings.push(format!(
+                "trust version(s) {} carried by the kit were accepted in memory after the site's trust store; the kit is judged by version {} (offkit extract, apply or verify --record adds them to the store)",
+                walked.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+                walked.last().copied().unwrap_or_default()
+            ));
+            p
+        }
+        None => policy,
+    };
     let checked = signatures::check(&envelope.signatures, &message, policy)?;
     // Key windows at the clock now; at the kit's signed creation time once the statement is read
     // (it is authenticated by trusted keys whatever their windows, enough of them to count).
@@ -391,7 +414,6 @@ fn authenticate_header(
     let first = header;
     let header = KitReader::reread_header(path, opts.limits, &first).map_err(Failure::from)?;
     drop(first);
-    let mut warnings = Vec::new();
     check_detached(
         &header,
         &envelope_signatures,
