@@ -16,7 +16,8 @@ pub enum Exit {
     Verification = 3,
     /// The kit source folder breaks a build rule (naming standard, unknown file, kit.toml).
     InvalidSource = 4,
-    /// A key or trust policy could not be used (unreadable, malformed, insecure permissions).
+    /// A key, trust policy or trust version could not be used (unreadable, malformed, insecure
+    /// permissions), or a trust store refused a version (forged, skipped, older, conflicting).
     Key = 5,
     /// A file-system or I/O error (missing file, refusing to overwrite, disk full).
     Io = 6,
@@ -54,7 +55,7 @@ impl Exit {
         (Exit::InvalidSource, "kit source breaks a build rule"),
         (
             Exit::Key,
-            "key or trust policy unusable (malformed, unreadable, insecure permissions)",
+            "key, trust policy or trust version unusable (malformed, unreadable, insecure permissions, refused rotation)",
         ),
         (Exit::Io, "file-system or I/O error"),
         (Exit::LockBusy, "lock busy: another runner holds it"),
