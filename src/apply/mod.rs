@@ -30,6 +30,7 @@ pub mod accepted;
 pub mod compat;
 pub mod ledger;
 pub mod load;
+pub mod receipt;
 pub mod report;
 pub mod seeds;
 pub mod status;

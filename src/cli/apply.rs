@@ -99,6 +99,13 @@ pub struct Args {
     /// Also write the JSON report here (its SHA-256 is recorded in the ledger).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Sign a receipt of this apply with the site's key (PKCS#8 PEM, mode 0600): a DSSE
+    /// envelope over the ledger entry and the report, for the vendor (`offkit receipt verify`).
+    #[arg(long, value_name = "KEY", requires = "receipt")]
+    pub receipt_key: Option<PathBuf>,
+    /// Where to write the receipt (with `--receipt-key`).
+    #[arg(long, value_name = "FILE", requires = "receipt_key")]
+    pub receipt: Option<PathBuf>,
 }
 
 /// Runs `offkit apply`.
@@ -109,6 +116,11 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     }
     let policy = args.site.trust.policy()?;
     let verify = args.site.trust.options();
+    let receipt_key = args
+        .receipt_key
+        .as_deref()
+        .map(crate::trust::keys::SecretKey::load)
+        .transpose()?;
     let Site { mut session, store } = args.site.open()?;
     let kit = KitFile {
         path: &args.kit,
@@ -123,6 +135,9 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     if let Some(path) = &args.report {
         crate::util::write_atomic(path, &report.to_json(), 0o644, true)
             .map_err(|e| io_error(format!("writing the report {}", path.display()), e))?;
+    }
+    if let (Some(key), Some(out), Some(id)) = (&receipt_key, &args.receipt, report.ledger_id) {
+        write_receipt(&mut session, id, &report, key, out)?;
     }
     if global.json {
         print_json(&report)?;
@@ -251,6 +266,42 @@ fn ledger_rows(session: &mut Session, kit: Option<&str>) -> Result<Vec<Row>, Cli
         return Ok(Vec::new());
     }
     ledger::list(driver, kit).map_err(db_err)
+}
+
+/// Signs and writes the receipt of ledger entry `id`, whose report is `report`.
+fn write_receipt(
+    session: &mut Session,
+    id: i64,
+    report: &crate::apply::report::ApplyReport,
+    key: &crate::trust::keys::SecretKey,
+    out: &std::path::Path,
+) -> CliResult {
+    let row = ledger_row(session, id)?;
+    let report_json: serde_json::Value =
+        serde_json::from_slice(&report.to_json()).map_err(|e| CliError::new(Exit::Internal, e))?;
+    let database = session.url().redacted();
+    let bytes = crate::apply::receipt::issue(
+        &row,
+        &database,
+        Some(&report_json),
+        std::slice::from_ref(key),
+    );
+    crate::util::write_atomic(out, &bytes, 0o644, true)
+        .map_err(|e| io_error(format!("writing the receipt {}", out.display()), e))?;
+    eprintln!(
+        "offkit: receipt of ledger entry #{id} signed by {} written to {}",
+        key.keyid(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Ledger entry `id`.
+pub fn ledger_row(session: &mut Session, id: i64) -> Result<Row, CliError> {
+    ledger_rows(session, None)?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| CliError::msg(Exit::Usage, format!("the ledger has no entry #{id}")))
 }
 
 /// Arguments of `offkit status`.

@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod kitview;
 pub mod migrations;
+pub mod receipt;
 pub mod sign;
 pub mod store;
 pub mod transfer;
@@ -118,6 +119,9 @@ enum Command {
     /// Check object stores, list and fetch objects, seed a folder.
     #[command(subcommand)]
     Store(store::Command),
+    /// Site-signed receipts of applies: issue from the ledger, verify on the vendor's side.
+    #[command(subcommand)]
+    Receipt(receipt::Command),
     /// The site trust store: pin, rotate and show trusted keys (TUF root versions).
     #[command(subcommand)]
     Trust(trust::Command),
@@ -150,6 +154,7 @@ pub fn main() -> ExitCode {
         Command::History(a) => apply::history(a, &cli.global),
         Command::Migrations(cmd) => migrations::run(cmd, &cli.global),
         Command::Store(cmd) => store::run(cmd, &cli.global),
+        Command::Receipt(cmd) => receipt::run(cmd, &cli.global),
         Command::Trust(cmd) => trust::run(cmd, &cli.global),
     };
     match result {

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Trust versions made and checked by python-tuf (PyPI `tuf`), independently of offkit's code.
 
-    root.py make OUT --version N --expires T --root PUB... [--root-threshold K]
+    tuf_root.py make OUT --version N --expires T --root PUB... [--root-threshold K]
                 --kit PUB... [--kit-threshold K] --sign KEY...
-    root.py check TRUSTED NEW     exit 0 when python-tuf accepts NEW after TRUSTED (TUF 5.3.4:
+    tuf_root.py check TRUSTED NEW     exit 0 when python-tuf accepts NEW after TRUSTED (TUF 5.3.4:
                                   signed by a threshold of TRUSTED's root keys and of its own,
                                   version exactly one more), else prints why and exits 1
-    root.py check-self ROOT       exit 0 when ROOT is signed by a threshold of its own root keys
+    tuf_root.py check-self ROOT       exit 0 when ROOT is signed by a threshold of its own root keys
 
 Keys are offkit's Ed25519 PEM files (SPKI public, PKCS#8 private). Used by tests/trust_store.rs.
 """
