@@ -84,6 +84,13 @@ pub fn add_signature(
         let path = path.display().to_string();
         move |source| SignError::Io { path, source }
     };
+    // A signature goes into the header frame of a whole kit; parts would be left inconsistent.
+    if matches!(crate::kit::parts::find(kit), Ok(Some(_)) | Err(_)) {
+        return Err(SignError::Layout(format!(
+            "{} names the parts of a split kit: join them (offkit join), sign the kit, split it again",
+            kit.display()
+        )));
+    }
     let verified = verify_kit(kit, policy, opts)?;
     let header = verified.header();
     let mut envelope: Envelope = serde_json::from_slice(&header.dsse.bytes)

@@ -12,11 +12,23 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use crate::kit::digest::Sha256Hex;
 use crate::kit::frame::{compress_frame, new_compressor};
 use crate::kit::layout::FRAME_BYTES;
+use crate::kit::manifest::FrameEntry;
 
-/// Offsets of the marks and the total bytes written.
-type WriterResult = io::Result<(Vec<u64>, u64)>;
+/// What the writer thread wrote.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// At each mark: the output offset and the number of frames before it.
+    pub marks: Vec<(u64, usize)>,
+    /// Every frame written, by compressed size and SHA-256, in order.
+    pub frames: Vec<FrameEntry>,
+    /// Total bytes written.
+    pub written: u64,
+}
+
+type WriterResult = io::Result<Finished>;
 
 enum Job {
     Block(u64, Vec<u8>),
@@ -189,8 +201,7 @@ impl FrameWriter {
 fn write_in_order<W: Write>(mut out: W, done: Receiver<Done>) -> WriterResult {
     let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
     let mut next = 0u64;
-    let mut written = 0u64;
-    let mut marks = Vec::new();
+    let mut done_so_far = Finished::default();
     for msg in done {
         let seq = match &msg {
             Done::Frame(s, _) | Done::Mark(s) => *s,
@@ -201,15 +212,21 @@ fn write_in_order<W: Write>(mut out: W, done: Receiver<Done>) -> WriterResult {
                 Done::Frame(_, frame) => {
                     let frame = frame?;
                     out.write_all(&frame)?;
-                    written += frame.len() as u64;
+                    done_so_far.written += frame.len() as u64;
+                    done_so_far.frames.push(FrameEntry {
+                        size: frame.len() as u64,
+                        sha256: Sha256Hex::of(&frame),
+                    });
                 }
-                Done::Mark(_) => marks.push(written),
+                Done::Mark(_) => done_so_far
+                    .marks
+                    .push((done_so_far.written, done_so_far.frames.len())),
             }
             next += 1;
         }
     }
     out.flush()?;
-    Ok((marks, written))
+    Ok(done_so_far)
 }
 
 #[cfg(test)]
@@ -236,10 +253,12 @@ mod tests {
         w.write_all(a).unwrap();
         w.mark().unwrap();
         w.write_all(b).unwrap();
-        let (marks, total) = w.finish().unwrap();
+        let done = w.finish().unwrap();
         let bytes = sink.0.lock().unwrap().clone();
-        assert_eq!(total as usize, bytes.len());
-        (bytes, marks)
+        assert_eq!(done.written as usize, bytes.len());
+        let sizes: u64 = done.frames.iter().map(|f| f.size).sum();
+        assert_eq!(sizes, done.written);
+        (bytes, done.marks.iter().map(|m| m.0).collect())
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::kit::frame::{
 };
 use crate::kit::layout::{FORMAT_MARKER, KIT_SBOM, LAYOUT, MANIFEST, MANIFEST_SCHEMA};
 use crate::kit::manifest::{
-    DestructiveEntry, FileEntry, Manifest, MigrationEntry, ModuleEntry, PayloadSummary,
+    DestructiveEntry, FileEntry, FrameEntry, Manifest, MigrationEntry, ModuleEntry, PayloadSummary,
     RealignEntry, RequirementEntry, SeedEntry, TargetEntry, ToolEntry, media_type_for,
 };
 use crate::kit::names::Timestamp;
@@ -319,7 +319,27 @@ pub fn build(
         size: sbom_bytes.len() as u64,
     };
 
-    let manifest = make_manifest(source, &packed.facts, sbom_entry, &created)?;
+    let mut sbom_tar = Vec::new();
+    append_entry(&mut sbom_tar, KIT_SBOM, &sbom_bytes, mtime);
+    let sbom_frame = compress_frame(
+        &mut new_compressor(opts.level).map_err(write_err(out_dir))?,
+        &sbom_tar,
+    )
+    .map_err(write_err(out_dir))?;
+    drop(sbom_tar);
+
+    let mut manifest = make_manifest(source, &packed.facts, sbom_entry, &created)?;
+    // The frame index: the payload frames before the SBOM, the SBOM's, the rest.
+    let (before, after) = packed.frames.split_at(packed.split_frame);
+    manifest.payload.frames = before
+        .iter()
+        .cloned()
+        .chain(std::iter::once(FrameEntry {
+            size: sbom_frame.len() as u64,
+            sha256: Sha256Hex::of(&sbom_frame),
+        }))
+        .chain(after.iter().cloned())
+        .collect();
     manifest
         .check()
         .map_err(|e| BuildError::Manifest(e.to_string()))?;
@@ -377,13 +397,6 @@ pub fn build(
     )?;
     let header = header_frame(&header_tar_bytes).map_err(write_err(out_dir))?;
     drop(header_tar_bytes);
-    let mut sbom_tar = Vec::new();
-    append_entry(&mut sbom_tar, KIT_SBOM, &sbom_bytes, mtime);
-    let sbom_frame = compress_frame(
-        &mut new_compressor(opts.level).map_err(write_err(out_dir))?,
-        &sbom_tar,
-    )
-    .map_err(write_err(out_dir))?;
 
     // Assemble: header, payload before the SBOM, the SBOM, the rest.
     let final_path = out_dir.join(format!(
@@ -597,7 +610,11 @@ fn make_manifest(
         seeds,
         sboms,
         attestations,
-        payload: PayloadSummary { files: 0, bytes: 0 },
+        payload: PayloadSummary {
+            files: 0,
+            bytes: 0,
+            frames: Vec::new(),
+        },
         tool: ToolEntry {
             name: "offkit".to_owned(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -605,7 +622,8 @@ fn make_manifest(
     };
     // Totals that overflow are refused by `Manifest::check` right after.
     let (files, bytes) = manifest.totals().unwrap_or((0, 0));
-    manifest.payload = PayloadSummary { files, bytes };
+    manifest.payload.files = files;
+    manifest.payload.bytes = bytes;
     Ok(manifest)
 }
 

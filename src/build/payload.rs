@@ -8,11 +8,12 @@ use std::io::{self, Read};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::frames::FrameWriter;
+use super::frames::{Finished, FrameWriter};
 use super::source::{Role, SourceFile};
 use super::{BuildError, BuildOptions};
 use crate::kit::digest::Sha256Hex;
 use crate::kit::layout::KIT_SBOM;
+use crate::kit::manifest::FrameEntry;
 use crate::kit::migration_name::TxMode;
 use crate::kit::tar::{header_bytes, padding};
 
@@ -40,6 +41,10 @@ pub(super) struct Packed {
     pub facts: Vec<FileFacts>,
     /// Offset in the payload frames where the kit SBOM belongs.
     pub split_offset: u64,
+    /// The payload frames, by compressed size and SHA-256.
+    pub frames: Vec<FrameEntry>,
+    /// How many of them come before the kit SBOM's frame.
+    pub split_frame: usize,
 }
 
 pub(super) fn pack(
@@ -83,14 +88,17 @@ pub(super) fn pack(
     }
     // Always stop the threads; a writer failure is the more precise error.
     let finished = w.finish();
-    let (marks, _) = match (result, finished) {
+    let Finished { marks, frames, .. } = match (result, finished) {
         (_, Err(source)) => return Err(write_error(source)),
         (Err(e), _) => return Err(e),
         (Ok(()), Ok(done)) => done,
     };
+    let (split_offset, split_frame) = marks.first().copied().unwrap_or((0, 0));
     Ok(Packed {
         facts,
-        split_offset: marks.first().copied().unwrap_or(0),
+        split_offset,
+        frames,
+        split_frame,
     })
 }
 

@@ -33,6 +33,10 @@ pub struct Args {
     /// removed (unless kit.toml `[realign]` declares the change).
     #[arg(long, value_name = "KIT")]
     pub previous: Option<PathBuf>,
+    /// Also cut the kit into parts of at most SIZE for removable media (as `offkit split`; the
+    /// whole kit stays beside them): bytes, or with K, M, G, T (binary), or `fat32`.
+    #[arg(long, value_name = "SIZE", value_parser = super::parts::part_size)]
+    pub max_part_size: Option<u64>,
 }
 
 /// Runs `offkit build`.
@@ -66,7 +70,17 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     }
     let out = build(&source, &keys, &args.out, &opts)?;
     if global.json {
-        return print_json(&out);
+        let Some(max) = args.max_part_size else {
+            return print_json(&out);
+        };
+        let parts = crate::kit::parts::split(&out.path, max, &args.out)?;
+        let mut v = serde_json::to_value(&out).map_err(|e| CliError::new(Exit::Internal, e))?;
+        v["parts"] = parts
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .into();
+        return print_json(&v);
     }
     println!("{}", out.path.display());
     println!("sha256 {}", out.sha256);
@@ -91,6 +105,9 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         eprintln!(
             "note: SOURCE_DATE_EPOCH is not set and kit.toml has no `created`: the kit records the current time and is not reproducible"
         );
+    }
+    if let Some(max) = args.max_part_size {
+        super::parts::split_and_report(&out.path, max, &args.out, global)?;
     }
     Ok(())
 }

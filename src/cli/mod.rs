@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod kitview;
 pub mod migrations;
+pub mod parts;
 pub mod receipt;
 pub mod sign;
 pub mod store;
@@ -107,6 +108,10 @@ enum Command {
     Extract(extract::Args),
     /// What changed from one kit to another (migrations, seeds, SBOM packages, signers, fields).
     Diff(diff::Args),
+    /// Cut a kit into parts of at most a given size (removable media), at frame boundaries.
+    Split(parts::SplitArgs),
+    /// Put a split kit's parts back together, byte for byte (each part checked first).
+    Join(parts::JoinArgs),
     /// Verify a kit, then apply it to the database and object store (once, on record).
     Apply(apply::Args),
     /// What of a kit is applied, pending or conflicting at this site.
@@ -149,6 +154,8 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a, &cli.global),
         Command::Extract(a) => extract::run(a, &cli.global),
         Command::Diff(a) => diff::run(a, &cli.global),
+        Command::Split(a) => parts::run_split(a, &cli.global),
+        Command::Join(a) => parts::run_join(a, &cli.global),
         Command::Apply(a) => apply::run(a, &cli.global),
         Command::Status(a) => apply::status(a, &cli.global),
         Command::History(a) => apply::history(a, &cli.global),

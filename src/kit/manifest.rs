@@ -181,7 +181,25 @@ pub struct PayloadSummary {
     pub files: u64,
     /// Sum of payload file sizes.
     pub bytes: u64,
+    /// The frame index: every zstd frame after the header frame, in file order, by compressed
+    /// size and SHA-256 (docs/FORMAT.md, "The frame index"). Lets a kit be cut into parts at
+    /// frame boundaries and each part checked on its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<FrameEntry>,
 }
+
+/// One compressed frame of the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrameEntry {
+    /// Compressed bytes.
+    pub size: u64,
+    /// SHA-256 of the compressed bytes.
+    pub sha256: Sha256Hex,
+}
+
+/// Most frames a frame index may list (8 TiB of payload in 8 MiB frames).
+pub const MAX_FRAMES: usize = 1 << 20;
 
 /// The tool that built the kit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -415,6 +433,15 @@ impl Manifest {
                 "{files} payload files is more than this offkit accepts ({MAX_FILES})"
             ));
         }
+        if self.payload.frames.len() > MAX_FRAMES {
+            return bad(format!(
+                "the frame index lists {} frames, more than {MAX_FRAMES}",
+                self.payload.frames.len()
+            ));
+        }
+        if let Some(i) = self.payload.frames.iter().position(|f| f.size == 0) {
+            return bad(format!("frame {} of the frame index has size 0", i + 1));
+        }
         let sql = self.sql_bytes()?;
         if sql > MAX_SQL_BYTES {
             return bad(format!(
@@ -525,14 +552,22 @@ pub(crate) mod tests {
             }],
             sboms: vec![entry(KIT_SBOM, 5)],
             attestations: Vec::new(),
-            payload: PayloadSummary { files: 0, bytes: 0 },
+            payload: PayloadSummary {
+                files: 0,
+                bytes: 0,
+                frames: Vec::new(),
+            },
             tool: ToolEntry {
                 name: "offkit".into(),
                 version: "0".into(),
             },
         };
         let (files, bytes) = m.totals().unwrap();
-        m.payload = PayloadSummary { files, bytes };
+        m.payload = PayloadSummary {
+            files,
+            bytes,
+            frames: Vec::new(),
+        };
         m
     }
 
@@ -587,7 +622,11 @@ pub(crate) mod tests {
         let sql = refused(|m| {
             m.modules[0].migrations[0].file.size = MAX_SQL_BYTES;
             let (files, bytes) = m.totals().unwrap();
-            m.payload = PayloadSummary { files, bytes };
+            m.payload = PayloadSummary {
+                files,
+                bytes,
+                frames: Vec::new(),
+            };
         });
         assert!(sql.contains("several kits"), "{sql}");
         let dup = refused(|m| {

@@ -18,6 +18,7 @@ use crate::kit::layout::{
     self, DSSE, FORMAT_MARKER, LAYOUT, Limits, MANIFEST, MAX_SIGNATURES, SIGNATURE_BYTES, SUMS,
     SUMS_SIG,
 };
+use crate::kit::parts::{PartError, PartsPlan};
 use crate::kit::path::{KitPath, PathError};
 use crate::kit::stream::{DecodeFailure, DecodedStream, StreamEnd};
 use crate::kit::tar::{EntryKind, RawEntry, TarError, TarReader, header_bytes, header_difference};
@@ -164,6 +165,9 @@ pub enum ReadError {
     /// The kit file could not be read.
     #[error("cannot read the kit: {0}")]
     Io(String),
+    /// A part of a split kit is missing, cut wrong, or not the kit's.
+    #[error(transparent)]
+    Part(#[from] PartError),
     /// The kit file read a second time is not what the first read found.
     #[error("{entry}: the kit file changed while it was being verified")]
     ChangedWhileReading {
@@ -195,6 +199,7 @@ impl ReadError {
                     message: e.to_string(),
                 },
                 Some(DecodeFailure::Io(m)) => ReadError::Io(m.clone()),
+                Some(DecodeFailure::Part(p)) => ReadError::Part(p.clone()),
                 None => ReadError::Io(io.to_string()),
             },
             TarError::Truncated { offset } => ReadError::Truncated { at: Some(offset) },
@@ -278,17 +283,50 @@ pub struct KitReader {
 
 impl KitReader {
     /// Opens a kit file; decompression starts on a background thread.
+    ///
+    /// `path` may name the parts of a split kit ([`crate::kit::parts::find`]): the reader then
+    /// reads part 1 alone, which holds the header; [`KitReader::open_parts`] reads the whole kit
+    /// from its parts once the header's frame index is authenticated.
     pub fn open(path: &Path, limits: Limits) -> Result<KitReader, ReadError> {
-        // A block more than the header budget: room for the first payload entry's header.
-        let initial = limits.header_bytes.saturating_add(2 * 512);
-        let stream = DecodedStream::open(path, initial)
-            .map_err(|e| ReadError::Io(format!("{}: {e}", path.display())))?;
-        Ok(KitReader {
+        let file = match crate::kit::parts::find(path)? {
+            Some(parts) => parts.files[0].clone(),
+            None => path.to_path_buf(),
+        };
+        let stream = DecodedStream::open(&file, Self::initial_limit(&limits))
+            .map_err(|e| ReadError::Io(format!("{}: {e}", file.display())))?;
+        Ok(Self::over(stream, limits))
+    }
+
+    /// Opens the whole kit from its parts, each checked against the signed frame index before
+    /// it is used ([`PartsPlan`]), and reads its header again: it must be `first`, the header
+    /// authenticated from part 1 (else [`ReadError::ChangedWhileReading`]). The reader is left
+    /// at the first payload entry.
+    pub fn open_parts(
+        plan: &PartsPlan,
+        limits: Limits,
+        first: &RawHeader,
+    ) -> Result<(KitReader, RawHeader), ReadError> {
+        let stream =
+            DecodedStream::open_reader(Box::new(plan.reader()), Self::initial_limit(&limits))
+                .map_err(|e| ReadError::Io(format!("{}: {e}", plan.parts().first_name())))?;
+        let mut reader = Self::over(stream, limits);
+        let again = reader.read_header(Keep::All)?;
+        same_header(first, &again)?;
+        Ok((reader, again))
+    }
+
+    /// A block more than the header budget: room for the first payload entry's header.
+    fn initial_limit(limits: &Limits) -> u64 {
+        limits.header_bytes.saturating_add(2 * 512)
+    }
+
+    fn over(stream: DecodedStream, limits: Limits) -> KitReader {
+        KitReader {
             tar: TarReader::new(stream),
             limits,
             current: None,
             mtime: None,
-        })
+        }
     }
 
     /// The bounds this reader enforces.
@@ -471,25 +509,8 @@ impl KitReader {
         first: &RawHeader,
     ) -> Result<RawHeader, ReadError> {
         let again = KitReader::open(path, limits)?.read_header(Keep::All)?;
-        let differs = [
-            (LAYOUT, again.layout.sha256 != first.layout.sha256),
-            (MANIFEST, again.manifest.sha256 != first.manifest.sha256),
-            (SUMS, again.sums.sha256 != first.sums.sha256),
-            (SUMS_SIG, again.sums_sig != first.sums_sig),
-            (DSSE, again.cosigner_sigs != first.cosigner_sigs),
-            (DSSE, again.trust_versions != first.trust_versions),
-            (DSSE, again.dsse.sha256 != first.dsse.sha256),
-            (
-                DSSE,
-                (again.header_bytes, again.mtime) != (first.header_bytes, first.mtime),
-            ),
-        ];
-        match differs.iter().find(|(_, d)| *d) {
-            Some((entry, _)) => Err(ReadError::ChangedWhileReading {
-                entry: (*entry).to_owned(),
-            }),
-            None => Ok(again),
-        }
+        same_header(first, &again)?;
+        Ok(again)
     }
 
     fn check_expected(&self, name: &str, expected: &'static str) -> Result<(), ReadError> {
@@ -670,6 +691,29 @@ impl KitReader {
 }
 
 /// A detached signature entry is a raw Ed25519 signature: exactly [`SIGNATURE_BYTES`] bytes.
+/// Refuses `again` when it is not the header `first` (entry for entry, by digest).
+fn same_header(first: &RawHeader, again: &RawHeader) -> Result<(), ReadError> {
+    let differs = [
+        (LAYOUT, again.layout.sha256 != first.layout.sha256),
+        (MANIFEST, again.manifest.sha256 != first.manifest.sha256),
+        (SUMS, again.sums.sha256 != first.sums.sha256),
+        (SUMS_SIG, again.sums_sig != first.sums_sig),
+        (DSSE, again.cosigner_sigs != first.cosigner_sigs),
+        (DSSE, again.trust_versions != first.trust_versions),
+        (DSSE, again.dsse.sha256 != first.dsse.sha256),
+        (
+            DSSE,
+            (again.header_bytes, again.mtime) != (first.header_bytes, first.mtime),
+        ),
+    ];
+    match differs.iter().find(|(_, d)| *d) {
+        Some((entry, _)) => Err(ReadError::ChangedWhileReading {
+            entry: (*entry).to_owned(),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_signature_size(entry: &str, size: u64) -> Result<(), ReadError> {
     if size == SIGNATURE_BYTES {
         return Ok(());

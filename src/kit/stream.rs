@@ -46,6 +46,9 @@ pub enum DecodeFailure {
     /// Reading the kit file failed.
     #[error("reading the kit file: {0}")]
     Io(String),
+    /// A part of a split kit is missing, cut wrong, or not the kit's.
+    #[error("{0}")]
+    Part(#[from] crate::kit::parts::PartError),
 }
 
 impl DecodeFailure {
@@ -92,7 +95,13 @@ impl DecodedStream {
     /// Opens `path` and starts decompressing it on a new thread. At most `limit` decompressed
     /// bytes are delivered before [`DecodeFailure::LimitExceeded`].
     pub fn open(path: &Path, limit: u64) -> io::Result<DecodedStream> {
-        let file = File::open(path)?;
+        Self::open_reader(Box::new(File::open(path)?), limit)
+    }
+
+    /// As [`DecodedStream::open`], over the compressed bytes `input` gives (the parts of a split
+    /// kit, [`crate::kit::parts::PartsReader`]).
+    pub fn open_reader(input: Box<dyn Read + Send>, limit: u64) -> io::Result<DecodedStream> {
+        let file = input;
         let (tx, rx) = sync_channel(IN_FLIGHT);
         let (recycle_tx, recycle_rx) = sync_channel(2);
         let handle = std::thread::Builder::new()
@@ -196,7 +205,7 @@ const IN_CHUNK: usize = 512 << 10;
 
 /// The decompression thread. Compressed chunks go to a third thread that hashes them (the kit
 /// file's SHA-256, of exactly the bytes decompressed), so neither hashing pass slows the other.
-fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
+fn produce(mut file: Box<dyn Read + Send>, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
     use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
     let (hash_tx, hash_rx) = sync_channel::<std::sync::Arc<Vec<u8>>>(IN_FLIGHT);
     // Input buffers go back to the reader once hashed, so memory stays a few fixed buffers.
@@ -239,7 +248,12 @@ fn produce(mut file: File, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
         input.resize(IN_CHUNK, 0);
         let n = match crate::util::read_full(&mut file, &mut input) {
             Ok(n) => n,
-            Err(e) => return fail(DecodeFailure::Io(e.to_string())),
+            Err(e) => {
+                return fail(match crate::kit::parts::PartError::of(&e) {
+                    Some(p) => DecodeFailure::Part(p.clone()),
+                    None => DecodeFailure::Io(e.to_string()),
+                });
+            }
         };
         if n == 0 {
             break;

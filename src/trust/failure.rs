@@ -90,6 +90,9 @@ pub enum FailureKind {
     UntrustedRotation,
     /// The kit's `expires` time has passed.
     Expired,
+    /// A part of a split kit is missing, truncated, swapped, stale or from another kit (its
+    /// size or a frame differs from the signed frame index), or the kit has no frame index.
+    PartMismatch,
     /// Reading the kit failed.
     IoError,
     /// Writing extracted data failed.
@@ -186,6 +189,7 @@ impl From<ReadError> for Failure {
                 (K::NonCanonicalSignature, Some(entry.clone()))
             }
             ReadError::Io(_) => (K::IoError, None),
+            ReadError::Part(p) => (K::PartMismatch, Some(p.part.clone())),
             ReadError::ChangedWhileReading { entry } => {
                 (K::ChangedDuringVerification, Some(entry.clone()))
             }

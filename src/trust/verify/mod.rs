@@ -31,7 +31,7 @@ use crate::kit::layout::{self, DSSE, Limits, MANIFEST, MANIFEST_SCHEMA, SUMS_SIG
 use crate::kit::manifest::Manifest;
 use crate::kit::names::Timestamp;
 use crate::kit::path::KitPath;
-use crate::kit::reader::{Keep, KitReader, RawHeader};
+use crate::kit::reader::{Keep, KitReader, RawHeader, ReadError};
 use crate::kit::sums;
 use crate::trust::content::{Content, ContentError, Retain};
 use crate::trust::failure::{Failure, FailureKind as K};
@@ -329,8 +329,33 @@ pub fn authenticate(
     let header = reader
         .read_header(Keep::Envelope)
         .map_err(|e| VerifyFailure::one(e.into()))?;
-    let auth = authenticate_header(path, header, policy, opts).map_err(VerifyFailure::one)?;
+    let mut auth = authenticate_header(path, header, policy, opts).map_err(VerifyFailure::one)?;
+    // A split kit: the header came from part 1; the payload is read from every part, each
+    // checked against the frame index the header just authenticated.
+    let parts =
+        crate::kit::parts::find(path).map_err(|e| VerifyFailure::one(ReadError::from(e).into()))?;
+    if let Some(parts) = parts {
+        drop(reader);
+        let (r, header) =
+            open_parts(parts, &auth, opts).map_err(|e| VerifyFailure::one(e.into()))?;
+        reader = r;
+        auth.header = header;
+    }
     Ok(AuthenticatedKit { auth, reader })
+}
+
+/// The reader of a split kit's payload, its parts planned against the authenticated frame index.
+fn open_parts(
+    parts: crate::kit::parts::Parts,
+    auth: &Authenticated,
+    opts: &VerifyOptions,
+) -> Result<(KitReader, RawHeader), ReadError> {
+    let first = &parts.files[0];
+    let header_frame = std::fs::File::open(first)
+        .and_then(|mut f| crate::kit::frame::first_frame_len(&mut f, parts.sizes[0]))
+        .map_err(|e| ReadError::Io(format!("{}: {e}", first.display())))?;
+    let plan = parts.plan(header_frame as u64, &auth.manifest.payload.frames)?;
+    KitReader::open_parts(&plan, opts.limits, &auth.header)
 }
 
 /// Authenticates the header: signatures first, then parsing, then agreement of the three lists,
