@@ -5,12 +5,15 @@
 pub mod db;
 pub mod forge;
 pub mod pg;
+mod state;
 
 #[allow(unused_imports)]
 pub use db::{Kit, TestDb, offkit_bin};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use state::fresh_state;
 
 /// A fixed creation time so builds are reproducible.
 pub const EPOCH: &str = "1767225600"; // 2026-01-01T00:00:00Z
@@ -32,23 +35,6 @@ pub fn cmd() -> Command {
     c.env("SOURCE_DATE_EPOCH", EPOCH)
         .env("OFFKIT_STATE", fresh_state());
     c
-}
-
-/// A path for a record of accepted kits that no other invocation uses, in a temporary folder of
-/// this test process.
-fn fresh_state() -> PathBuf {
-    use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    static N: AtomicU64 = AtomicU64::new(0);
-    let dir = DIR.get_or_init(|| {
-        tempfile::Builder::new()
-            .prefix("offkit-test-state-")
-            .tempdir()
-            .unwrap()
-    });
-    dir.path()
-        .join(format!("{}.sqlite", N.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// Runs offkit with `args` and returns its output.

@@ -6,10 +6,18 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A command for the offkit binary under test.
+// Loaded by path beside `common` in some tests and without it in others: each copy is the same
+// small module.
+#[allow(clippy::duplicate_mod)]
+#[path = "state.rs"]
+mod state;
+
+/// A command for the offkit binary under test, with a record of accepted kits of its own (never
+/// the user's: a test must not meet the records of earlier runs).
 pub fn offkit() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_offkit"));
-    c.env_remove("OFFKIT_FAILPOINT");
+    c.env_remove("OFFKIT_FAILPOINT")
+        .env("OFFKIT_STATE", state::fresh_state());
     c
 }
 
