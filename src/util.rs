@@ -188,6 +188,15 @@ pub fn random_hex(bytes: usize) -> String {
     hex::encode(b)
 }
 
+/// `items` one after the other, separated by `, `.
+pub fn comma_list<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -127,6 +127,21 @@ fn chain(ws: &Workspace) -> [PathBuf; 3] {
     ]
 }
 
+/// A version `version` an attacker made: its root and kit key is theirs, signed by `signers`.
+fn attacker_version(ws: &Workspace, file: &str, version: u32, signers: &[&str]) -> PathBuf {
+    make(
+        ws,
+        file,
+        Version {
+            version,
+            expires: FAR,
+            root: &["attacker"],
+            kit: &["attacker"],
+            signers,
+        },
+    )
+}
+
 fn kit_signed_by(ws: &Workspace, key: &str) -> PathBuf {
     let src = ws.example_source("quickstart");
     ws.build_in(&src, &[&ws.key(key).0], &format!("kit-{key}"))
@@ -207,17 +222,7 @@ fn forged_skipped_older_and_conflicting_versions_are_refused_by_name() {
 
     // Forged with an old key: an attacker holding r1 (version 1's root key) signs a version 3
     // naming their own key. python-tuf refuses it too.
-    let forged = make(
-        &ws,
-        "forged/3.root.json",
-        Version {
-            version: 3,
-            expires: FAR,
-            root: &["attacker"],
-            kit: &["attacker"],
-            signers: &["r1", "attacker"],
-        },
-    );
+    let forged = attacker_version(&ws, "forged/3.root.json", 3, &["r1", "attacker"]);
     assert!(!python(&["check", v2.to_str().unwrap(), forged.to_str().unwrap()]).0);
     let (code, _, err) = trust(&["update", forged.to_str().unwrap()], &store);
     assert_eq!(code, 5, "{err}");
@@ -313,17 +318,7 @@ fn a_store_edited_by_hand_is_refused_when_it_is_used() {
     assert_eq!(verify(&kit, &store, &[]).0, 0);
 
     // A version dropped into the folder is only as good as its signatures.
-    let forged = make(
-        &ws,
-        "forged/3.root.json",
-        Version {
-            version: 3,
-            expires: FAR,
-            root: &["attacker"],
-            kit: &["attacker"],
-            signers: &["attacker"],
-        },
-    );
+    let forged = attacker_version(&ws, "forged/3.root.json", 3, &["attacker"]);
     std::fs::copy(&forged, store.join("3.root.json")).unwrap();
     let (code, out, err) = verify(&kit, &store, &[]);
     assert_eq!(code, 5, "{out}{err}");
@@ -536,17 +531,7 @@ fn a_kit_carrying_a_rotation_that_does_not_follow_the_store_is_refused() {
 
     // An attacker's version 2, signed by their own key only: a chain of one, which build
     // accepts; the site refuses it as forged.
-    let forged = make(
-        &ws,
-        "forged/2.root.json",
-        Version {
-            version: 2,
-            expires: FAR,
-            root: &["attacker"],
-            kit: &["attacker"],
-            signers: &["attacker"],
-        },
-    );
+    let forged = attacker_version(&ws, "forged/2.root.json", 2, &["attacker"]);
     let (code, kit) = build_carrying(&ws, &[&forged], "attacker", "forged");
     assert_eq!(code, 0, "{kit}");
     let (code, out, _) = verify(Path::new(&kit), &store, &[]);
@@ -569,17 +554,7 @@ fn a_kit_carrying_a_rotation_that_does_not_follow_the_store_is_refused() {
     assert!(!store.join("2.root.json").exists());
 
     // An attacker's own version 1 (another anchor): the store holds another version 1.
-    let other1 = make(
-        &ws,
-        "other/1.root.json",
-        Version {
-            version: 1,
-            expires: FAR,
-            root: &["attacker"],
-            kit: &["attacker"],
-            signers: &["attacker"],
-        },
-    );
+    let other1 = attacker_version(&ws, "other/1.root.json", 1, &["attacker"]);
     let (code, kit) = build_carrying(&ws, &[&other1], "attacker", "other");
     assert_eq!(code, 0, "{kit}");
     let (code, out, _) = verify(Path::new(&kit), &store, &[]);
@@ -592,17 +567,7 @@ fn a_kit_carrying_a_rotation_that_does_not_follow_the_store_is_refused() {
     let (code, out) = build_carrying(&ws, &[&v1, &v3], "k2", "gap");
     assert_eq!(code, 4, "{out}");
     assert!(out.contains("version 3 skips version 2"), "{out}");
-    let forged3 = make(
-        &ws,
-        "forged/3.root.json",
-        Version {
-            version: 3,
-            expires: FAR,
-            root: &["attacker"],
-            kit: &["attacker"],
-            signers: &["attacker"],
-        },
-    );
+    let forged3 = attacker_version(&ws, "forged/3.root.json", 3, &["attacker"]);
     let (code, out) = build_carrying(&ws, &[&v2, &forged3], "k2", "fork");
     assert_eq!(code, 4, "{out}");
     assert!(out.contains("is not signed by"), "{out}");

@@ -301,11 +301,7 @@ pub fn persist_rotation(policy: &TrustPolicy, carried: &[(u64, Vec<u8>)]) -> Res
     if let Some(last) = added.last() {
         eprintln!(
             "offkit: the trust store moved to version {last} (version(s) {} carried by the kit)",
-            added
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::util::comma_list(&added)
         );
     }
     Ok(())

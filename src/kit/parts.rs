@@ -135,11 +135,7 @@ pub fn find(path: &Path) -> Result<Option<Parts>, PartError> {
             part_name(&kit, missing),
             format!(
                 "part {missing} is missing (parts {} are here)",
-                numbers
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::util::comma_list(&numbers)
             ),
         ));
     }

@@ -413,7 +413,7 @@ fn authenticate_header(
         Some((p, walked)) => {
             warnings.push(format!(
                 "trust version(s) {} carried by the kit were accepted in memory after the site's trust store; the kit is judged by version {} (offkit extract, apply or verify --record adds them to the store)",
-                walked.iter().map(u64::to_string).collect::<Vec<_>>().join(", "),
+                crate::util::comma_list(walked),
                 walked.last().copied().unwrap_or_default()
             ));
             p
