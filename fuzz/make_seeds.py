@@ -191,6 +191,22 @@ def header_seeds(kits):
     write("sha256sums", "one-line", "0" * 64 + "  offkit-layout\n")
 
 
+def trust_root_seeds(offkit, out):
+    """TUF root versions as offkit writes and signs them (with the development key: the same
+    bytes on every machine, Ed25519 being deterministic), one signed and one not."""
+    pub, key = str(ROOT / "keys" / "dev-release.pub"), str(ROOT / "keys" / "dev-release.key")
+    for version, sign in ((1, True), (2, False)):
+        path = os.path.join(out, f"{version}.root.json")
+        subprocess.run([offkit, "trust", "new", "--version", str(version),
+                        "--expires", "2099-01-01T00:00:00Z", "--root-key", pub,
+                        "--kit-key", pub, "--out", path], check=True, capture_output=True)
+        if sign:
+            subprocess.run([offkit, "trust", "sign", path, "--key", key], check=True,
+                           capture_output=True)
+        write("trust_root", f"{version}.root.json", pathlib.Path(path).read_bytes())
+    write("trust_root", "canonical.json", '{"b": [1, -2, true, null], "a": "x\\"}')
+
+
 def policy_seeds():
     pem = DEV_PUB.strip()
     keyid = "1f3c95a3ae43b8375339971f9f4e14e975cefebb1282f01221769e4e357e8091"
@@ -345,6 +361,7 @@ def main():
         shutil.rmtree(SEEDS)
     with tempfile.TemporaryDirectory() as out:
         kits = build_kits(args.offkit, out)
+        trust_root_seeds(args.offkit, out)
     tar_seeds(kits)
     kit_seeds(kits)
     header_seeds(kits)

@@ -11,7 +11,7 @@ fuzz_bin_dir() {
 fuzz_dict() {
   case "$1" in
     tar_reader | kit_reader | verify_kit) echo fuzz/dict/kit.dict ;;
-    manifest_json | dsse_envelope | sha256sums) echo fuzz/dict/json.dict ;;
+    manifest_json | dsse_envelope | sha256sums | trust_root) echo fuzz/dict/json.dict ;;
     trust_policy | kit_toml) echo fuzz/dict/toml.dict ;;
     sql_split) echo fuzz/dict/sql.dict ;;
     db_url | store_url) echo fuzz/dict/url.dict ;;

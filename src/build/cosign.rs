@@ -138,6 +138,7 @@ pub fn add_signature(
             sums_sig: &header.sums_sig,
             cosigner_sigs: &cosigners,
             trust_versions: &header.trust_versions,
+            provenance: header.provenance.as_deref(),
             dsse: &envelope.to_bytes(),
         },
         verified.manifest().created.unix_seconds(),

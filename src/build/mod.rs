@@ -258,6 +258,70 @@ fn trust_versions(source: &KitSource) -> Result<Vec<(u64, Vec<u8>)>, BuildError>
         .collect())
 }
 
+/// The kit's SLSA provenance v1 (docs/FORMAT.md, "provenance.dsse.json"): a DSSE envelope signed
+/// by the building keys over an in-toto statement whose subject is `manifest.json` (which names
+/// every file of the kit) — what was built (the source tree's digest), from what parameters
+/// (`kit.toml`, the compression level), by which builder. Nothing of the build host enters it, so
+/// it is as reproducible as the kit.
+fn provenance(
+    source: &KitSource,
+    facts: &[payload::FileFacts],
+    manifest_bytes: &[u8],
+    created: &Timestamp,
+    opts: &BuildOptions,
+    keys: &[SecretKey],
+) -> Result<Vec<u8>, BuildError> {
+    use crate::kit::layout::{OFFKIT_BUILD_TYPE, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE};
+    // The source tree: `sha256  path` lines of its files in path order, as SHA256SUMS writes them.
+    let tree: String = source
+        .files
+        .iter()
+        .zip(facts)
+        .map(|(f, x)| format!("{}  {}\n", x.sha256, f.path))
+        .collect();
+    let toml_path = source.root.join("kit.toml");
+    let toml = std::fs::read(&toml_path).map_err(|e| BuildError::Source {
+        path: toml_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let mut kit_toml = serde_json::json!({"sha256": crate::util::sha256_hex(&toml)});
+    if toml.len() <= 64 << 10 {
+        kit_toml["content"] = String::from_utf8_lossy(&toml).into_owned().into();
+    }
+    let statement = serde_json::json!({
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": MANIFEST, "digest": {"sha256": crate::util::sha256_hex(manifest_bytes)}}],
+        "predicateType": SLSA_PROVENANCE_TYPE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": OFFKIT_BUILD_TYPE,
+                "externalParameters": {
+                    "kitToml": kit_toml,
+                    "compressionLevel": opts.level,
+                },
+                "resolvedDependencies": [{
+                    "name": "kit-source",
+                    "digest": {"sha256": crate::util::sha256_hex(tree.as_bytes())},
+                    "annotations": {
+                        "files": source.files.len(),
+                        "trustVersions": source.trust_versions.len(),
+                    },
+                }],
+            },
+            "runDetails": {
+                "builder": {
+                    "id": "https://offkit.dev/builder/offkit",
+                    "version": {"offkit": env!("CARGO_PKG_VERSION")},
+                },
+                "metadata": {"startedOn": created.as_str(), "finishedOn": created.as_str()},
+            },
+        },
+    });
+    let payload =
+        serde_json::to_vec(&statement).map_err(|e| BuildError::Manifest(e.to_string()))?;
+    Ok(sign_envelope(&payload, keys).to_bytes())
+}
+
 /// Builds and signs a kit from a checked source into `out_dir`.
 pub fn build(
     source: &KitSource,
@@ -391,6 +455,14 @@ pub fn build(
             sums_sig: &sums_sig,
             cosigner_sigs: &cosigner_sigs,
             trust_versions: &carried,
+            provenance: Some(&provenance(
+                source,
+                &packed.facts,
+                &manifest_bytes,
+                &created,
+                opts,
+                keys,
+            )?),
             dsse: &envelope.to_bytes(),
         },
         mtime,

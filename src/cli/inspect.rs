@@ -64,6 +64,7 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
         failures: Vec::new(),
         warnings: Vec::new(),
         key_validity: None,
+        provenance: None,
         manifest: Some(header.manifest),
         duration_ms: started.elapsed().as_millis() as u64,
     })

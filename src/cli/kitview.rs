@@ -44,6 +44,9 @@ pub struct KitReport {
     /// time (verified kits).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_validity: Option<KeyValidity>,
+    /// The kit's verified SLSA provenance (verified kits that carry one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::trust::verify::provenance::Provenance>,
     /// The manifest, when it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Manifest>,
@@ -71,6 +74,7 @@ impl KitReport {
             failures: Vec::new(),
             warnings: v.warnings().to_vec(),
             key_validity: Some(v.key_validity().clone()),
+            provenance: v.provenance().cloned(),
             manifest: Some(v.manifest().clone()),
             duration_ms,
         }
@@ -104,6 +108,15 @@ impl KitReport {
                 format!(" ({})", s.name)
             };
             println!("  signer           {}{name}", s.keyid);
+        }
+        if let Some(p) = &self.provenance {
+            println!(
+                "  provenance       SLSA v1, built by {} {} from source sha256 {} (signed by {})",
+                p.builder_id,
+                p.builder_version,
+                p.source_sha256,
+                p.signed_by.join(", ")
+            );
         }
         if let Some(m) = &self.manifest {
             print_manifest(m);

@@ -72,6 +72,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
                 failures: failure.failures.clone(),
                 warnings: Vec::new(),
                 key_validity: None,
+                provenance: None,
                 manifest: None,
                 duration_ms: started.elapsed().as_millis() as u64,
             };

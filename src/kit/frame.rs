@@ -55,6 +55,8 @@ pub struct HeaderEntries<'a> {
     pub cosigner_sigs: &'a [(String, Vec<u8>)],
     /// `trust/N.root.json`: trust versions the kit carries, consecutive.
     pub trust_versions: &'a [(u64, Vec<u8>)],
+    /// `provenance.dsse.json`, when the kit carries its provenance.
+    pub provenance: Option<&'a [u8]>,
     /// `manifest.dsse.json`.
     pub dsse: &'a [u8],
 }
@@ -93,6 +95,15 @@ pub enum HeaderLimit {
         /// Their bytes.
         bytes: u64,
     },
+    /// A provenance larger than a verifier reads.
+    #[error(
+        "the provenance would take {bytes} bytes; a kit carries at most {}",
+        layout::MAX_PROVENANCE_BYTES
+    )]
+    Provenance {
+        /// Its size.
+        bytes: u64,
+    },
     /// More signatures than [`MAX_SIGNATURES`].
     #[error("{count} signatures; a kit carries at most {MAX_SIGNATURES}")]
     TooManySignatures {
@@ -122,6 +133,13 @@ pub fn header_tar(h: &HeaderEntries<'_>, mtime: u64) -> Result<Vec<u8>, HeaderLi
             bytes: trust_bytes,
         });
     }
+    if let Some(p) = h.provenance
+        && p.len() as u64 > layout::MAX_PROVENANCE_BYTES
+    {
+        return Err(HeaderLimit::Provenance {
+            bytes: p.len() as u64,
+        });
+    }
     let envelope = h.dsse.len() as u64;
     if envelope > MAX_ENVELOPE_BYTES {
         return Err(HeaderLimit::EnvelopeTooLarge { bytes: envelope });
@@ -136,6 +154,9 @@ pub fn header_tar(h: &HeaderEntries<'_>, mtime: u64) -> Result<Vec<u8>, HeaderLi
     }
     for (n, bytes) in h.trust_versions {
         append_entry(&mut tar, &layout::trust_version_name(*n), bytes, mtime);
+    }
+    if let Some(p) = h.provenance {
+        append_entry(&mut tar, layout::PROVENANCE, p, mtime);
     }
     append_entry(&mut tar, DSSE, h.dsse, mtime);
     let bytes = tar.len() as u64;
@@ -425,6 +446,7 @@ mod tests {
             sums_sig: &sig,
             cosigner_sigs: &cosigners,
             trust_versions: &[],
+            provenance: None,
             dsse: b"{}",
         };
         let fixed = header_tar(&entries(b""), 7).unwrap().len() as u64;
@@ -490,6 +512,7 @@ mod tests {
                     sums_sig: &sig,
                     cosigner_sigs: &[],
                     trust_versions: versions,
+                    provenance: None,
                     dsse: b"{}",
                 },
                 7,
@@ -523,6 +546,7 @@ mod tests {
                     sums_sig: &sig,
                     cosigner_sigs: &[],
                     trust_versions: &big,
+                    provenance: None,
                     dsse: b"{}",
                 },
                 7

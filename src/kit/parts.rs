@@ -265,32 +265,113 @@ impl PartsPlan {
         &self.parts
     }
 
-    /// A reader of the whole kit from its parts, checking each part before handing it out.
+    /// A reader of the whole kit from its parts, checking each part whole before handing out its
+    /// first byte.
     pub fn reader(&self) -> PartsReader {
         PartsReader {
             plan: self.clone(),
             index: 0,
             current: None,
+            checked_first: true,
+        }
+    }
+
+    /// A reader of the whole kit from its parts that checks each frame as it passes: for copies
+    /// that are thrown away on an error (`join`, `split`), in one read of each part.
+    pub fn streaming_reader(&self) -> PartsReader {
+        PartsReader {
+            checked_first: false,
+            ..self.reader()
         }
     }
 }
 
-/// Reads the parts of a kit in order as one stream. Before the first byte of a part is handed
-/// out, the part is read once and every frame of it hashed and compared with the signed index
-/// (part 1's header frame excepted: the signatures cover its content); a part that changes size
-/// meanwhile is refused.
+/// Checks the bytes of one part, as they come, against the frames the plan gives it.
+struct PartCheck {
+    frames: Vec<FrameEntry>,
+    /// Bytes to pass over first (part 1's header frame).
+    skip: u64,
+    /// The frame being hashed, and what is left of it.
+    k: usize,
+    left: u64,
+    hasher: Sha256,
+    /// The number of the part's first frame in the index (1-based), for messages.
+    first_frame: usize,
+}
+
+impl PartCheck {
+    fn new(plan: &PartsPlan, i: usize) -> PartCheck {
+        let frames = plan.frames[i].clone();
+        PartCheck {
+            left: frames.first().map_or(0, |f| f.size),
+            frames,
+            skip: if i == 0 { plan.header_frame } else { 0 },
+            k: 0,
+            hasher: Sha256::new(),
+            first_frame: plan.frames[..i].iter().map(Vec::len).sum::<usize>() + 1,
+        }
+    }
+
+    fn feed(&mut self, mut data: &[u8]) -> Result<(), String> {
+        let skipped = usize::try_from(self.skip)
+            .unwrap_or(usize::MAX)
+            .min(data.len());
+        self.skip -= skipped as u64;
+        data = &data[skipped..];
+        while !data.is_empty() {
+            let Some(frame) = self.frames.get(self.k) else {
+                return Err("holds more bytes than its frames".into());
+            };
+            let n = usize::try_from(self.left)
+                .unwrap_or(usize::MAX)
+                .min(data.len());
+            self.hasher.update(&data[..n]);
+            self.left -= n as u64;
+            data = &data[n..];
+            if self.left == 0 {
+                let h = std::mem::replace(&mut self.hasher, Sha256::new());
+                if Sha256Hex::from_hasher(h) != frame.sha256 {
+                    return Err(format!(
+                        "frame {} is not the one the kit's signed frame index lists: the part is stale, swapped, damaged or from another kit",
+                        self.first_frame + self.k
+                    ));
+                }
+                self.k += 1;
+                self.left = self.frames.get(self.k).map_or(0, |f| f.size);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), String> {
+        if self.skip > 0 || self.k < self.frames.len() {
+            return Err("ends before its last frame".into());
+        }
+        Ok(())
+    }
+}
+
+/// Reads the parts of a kit in order as one stream, checking each against the signed frame
+/// index (part 1's header frame excepted: the signatures cover its content); a part that
+/// changes size meanwhile is refused. Made by [`PartsPlan::reader`] (each part checked whole
+/// before its first byte is handed out) or [`PartsPlan::streaming_reader`] (checked as it is
+/// read: for copies, whose result is not used before the last byte).
 pub struct PartsReader {
     plan: PartsPlan,
     index: usize,
-    current: Option<io::Take<File>>,
+    current: Option<(io::Take<File>, Option<PartCheck>)>,
+    checked_first: bool,
 }
 
 impl PartsReader {
-    /// Opens part `i` and checks it against the index; returns it rewound.
-    fn open_checked(&self, i: usize) -> io::Result<io::Take<File>> {
+    fn error(&self, i: usize, message: String) -> io::Error {
+        io::Error::other(PartError::new(self.plan.parts.name(i), message))
+    }
+
+    /// Opens part `i`; checked first when the reader checks parts before use.
+    fn open(&self, i: usize) -> io::Result<(io::Take<File>, Option<PartCheck>)> {
         let parts = &self.plan.parts;
-        let name = parts.name(i);
-        let err = |m: String| io::Error::other(PartError::new(name.clone(), m));
+        let err = |m: String| self.error(i, m);
         let mut file = File::open(&parts.files[i]).map_err(|e| err(e.to_string()))?;
         let size = file.metadata().map_err(|e| err(e.to_string()))?.len();
         if size != parts.sizes[i] {
@@ -299,30 +380,23 @@ impl PartsReader {
                 parts.sizes[i]
             )));
         }
+        let mut check = PartCheck::new(&self.plan, i);
+        if !self.checked_first {
+            return Ok((file.take(size), Some(check)));
+        }
         let mut buf = vec![0u8; 1 << 20];
-        if i == 0 {
-            file.seek(SeekFrom::Start(self.plan.header_frame))?;
-        }
-        let first_frame = self.plan.frames[..i].iter().map(Vec::len).sum::<usize>() + 1;
-        for (k, frame) in self.plan.frames[i].iter().enumerate() {
-            let mut h = Sha256::new();
-            let mut left = frame.size;
-            while left > 0 {
-                let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
-                file.read_exact(&mut buf[..n])
-                    .map_err(|e| err(format!("cannot be read: {e}")))?;
-                h.update(&buf[..n]);
-                left -= n as u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| err(format!("cannot be read: {e}")))?;
+            if n == 0 {
+                break;
             }
-            if Sha256Hex::from_hasher(h) != frame.sha256 {
-                return Err(err(format!(
-                    "frame {} is not the one the kit's signed frame index lists: the part is stale, swapped, damaged or from another kit",
-                    first_frame + k
-                )));
-            }
+            check.feed(&buf[..n]).map_err(err)?;
         }
+        check.finish().map_err(err)?;
         file.seek(SeekFrom::Start(0))?;
-        Ok(file.take(size))
+        Ok((file.take(size), None))
     }
 }
 
@@ -333,9 +407,17 @@ impl Read for PartsReader {
                 if self.index >= self.plan.parts.files.len() {
                     return Ok(0);
                 }
-                self.current = Some(self.open_checked(self.index)?);
+                self.current = Some(self.open(self.index)?);
             }
-            let n = self.current.as_mut().map_or(Ok(0), |f| f.read(out))?;
+            let i = self.index;
+            let (file, check) = self.current.as_mut().expect("opened above");
+            let n = file.read(out)?;
+            if let Some(c) = check {
+                let checked = if n > 0 { c.feed(&out[..n]) } else { c.finish() };
+                if let Err(m) = checked {
+                    return Err(self.error(i, m));
+                }
+            }
             if n > 0 || out.is_empty() {
                 return Ok(n);
             }
@@ -520,22 +602,18 @@ fn unauthenticated_index(file: &Path) -> Result<(u64, Vec<FrameEntry>), SplitErr
     Ok((header_frame as u64, manifest.payload.frames))
 }
 
-/// Writes `reader`'s bytes (at most `len`) to the new file `path`: a temporary file in its
-/// folder, synced, then renamed into place without replacing anything.
-fn write_new(path: &Path, reader: &mut impl Read, len: u64) -> Result<(), SplitError> {
+/// Copies exactly `len` bytes of `reader` into a new temporary file in `dir`, synced. A part
+/// error from a checking reader is returned as such.
+fn copy_to_temp(
+    dir: &Path,
+    reader: &mut impl Read,
+    len: u64,
+    shown: &Path,
+) -> Result<tempfile::NamedTempFile, SplitError> {
     let io_err = |source| SplitError::Io {
-        path: path.display().to_string(),
+        path: shown.display().to_string(),
         source,
     };
-    if path.exists() {
-        return Err(SplitError::Exists {
-            path: path.display().to_string(),
-        });
-    }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".offkit-part-")
         .tempfile_in(dir)
@@ -558,13 +636,63 @@ fn write_new(path: &Path, reader: &mut impl Read, len: u64) -> Result<(), SplitE
         .set_permissions(std::fs::Permissions::from_mode(0o644))
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(io_err)?;
-    tmp.persist_noclobber(path).map_err(|e| io_err(e.error))?;
-    crate::util::sync_dir(dir).map_err(io_err)
+    Ok(tmp)
+}
+
+/// The folder a new file `path` goes into.
+fn folder_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Moves finished temporary files to their names (never replacing a file), then syncs the
+/// folder: all or nothing up to the rename of each.
+fn place_all(files: Vec<(tempfile::NamedTempFile, PathBuf)>) -> Result<(), SplitError> {
+    let mut dir = None;
+    for (tmp, path) in files {
+        tmp.persist_noclobber(&path).map_err(|e| SplitError::Io {
+            path: path.display().to_string(),
+            source: e.error,
+        })?;
+        dir = Some(folder_of(&path).to_path_buf());
+    }
+    if let Some(d) = dir {
+        crate::util::sync_dir(&d).map_err(|source| SplitError::Io {
+            path: d.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads `reader` to its end (so that a checking reader checks the last part's end).
+fn read_to_end_checked(reader: &mut impl Read, shown: &Path) -> Result<(), SplitError> {
+    let mut rest = Vec::new();
+    reader
+        .take(1)
+        .read_to_end(&mut rest)
+        .map_err(|e| match PartError::of(&e) {
+            Some(p) => SplitError::Part(p.clone()),
+            None => SplitError::Io {
+                path: shown.display().to_string(),
+                source: e,
+            },
+        })?;
+    if rest.is_empty() {
+        Ok(())
+    } else {
+        Err(SplitError::Part(PartError::new(
+            shown.display().to_string(),
+            "holds bytes past the kit's frames",
+        )))
+    }
 }
 
 /// Cuts the kit at `kit` into parts of at most `max` bytes at frame boundaries, written into
-/// `out_dir` as `NAME.kit.tar.zst.001`…; first checks every frame of the kit against its frame
-/// index, so that no part is written that a site would refuse. Returns the part files.
+/// `out_dir` as `NAME.kit.tar.zst.001`…, in one read of the kit that checks every frame against
+/// its frame index, so that no part is written that a site would refuse (all parts are placed
+/// only once every one is written). Returns the part files.
 pub fn split(kit: &Path, max: u64, out_dir: &Path) -> Result<Vec<PathBuf>, SplitError> {
     let (header_frame, frames) = unauthenticated_index(kit)?;
     let name = kit
@@ -572,42 +700,32 @@ pub fn split(kit: &Path, max: u64, out_dir: &Path) -> Result<Vec<PathBuf>, Split
         .and_then(|n| n.to_str())
         .unwrap_or("kit.kit.tar.zst")
         .to_owned();
-    let whole = Parts {
-        kit: name.clone(),
-        files: vec![kit.to_path_buf()],
-        sizes: vec![
-            std::fs::metadata(kit)
-                .map_err(|source| SplitError::Io {
-                    path: kit.display().to_string(),
-                    source,
-                })?
-                .len(),
-        ],
-    };
-    // Every frame checked: a recompressed kit (valid whole, its frames not its index's) is
-    // refused.
-    let not_indexed = || {
-        SplitError::Part(PartError::new(
-            &name,
-            "its frames are not the ones its signed frame index lists (was it recompressed?); only a kit as offkit build or offkit sign wrote it can be split",
-        ))
-    };
+    let size = std::fs::metadata(kit)
+        .map_err(|source| SplitError::Io {
+            path: kit.display().to_string(),
+            source,
+        })?
+        .len();
     if frames.is_empty() {
         return Err(SplitError::Part(PartError::new(
             &name,
             "the kit has no frame index (built by an older offkit?); rebuild it to split it",
         )));
     }
+    let not_indexed = || {
+        SplitError::Part(PartError::new(
+            &name,
+            "its frames are not the ones its signed frame index lists (was it recompressed?); only a kit as offkit build or offkit sign wrote it can be split",
+        ))
+    };
+    let whole = Parts {
+        kit: name.clone(),
+        files: vec![kit.to_path_buf()],
+        sizes: vec![size],
+    };
     let plan = whole
         .plan(header_frame, &frames)
         .map_err(|_| not_indexed())?;
-    io::copy(&mut plan.reader(), &mut io::sink()).map_err(|e| match PartError::of(&e) {
-        Some(_) => not_indexed(),
-        None => SplitError::Io {
-            path: kit.display().to_string(),
-            source: e,
-        },
-    })?;
     // Greedy cuts: as many whole frames as fit in each part.
     if header_frame > max {
         return Err(SplitError::TooSmall {
@@ -646,13 +764,21 @@ pub fn split(kit: &Path, max: u64, out_dir: &Path) -> Result<Vec<PathBuf>, Split
             path: p.display().to_string(),
         });
     }
-    let mut file = File::open(kit).map_err(|source| SplitError::Io {
-        path: kit.display().to_string(),
-        source,
-    })?;
+    // One read of the kit, every frame checked as it passes into its part.
+    let mut reader = plan.streaming_reader();
+    let mut written = Vec::with_capacity(count);
     for (n, path) in paths.iter().enumerate() {
-        write_new(path, &mut file, cuts[n + 1] - cuts[n])?;
+        let tmp =
+            copy_to_temp(out_dir, &mut reader, cuts[n + 1] - cuts[n], path).map_err(
+                |e| match e {
+                    SplitError::Part(_) => not_indexed(),
+                    e => e,
+                },
+            )?;
+        written.push((tmp, path.clone()));
     }
+    read_to_end_checked(&mut reader, kit).map_err(|_| not_indexed())?;
+    place_all(written)?;
     Ok(paths)
 }
 
@@ -670,6 +796,15 @@ pub fn join(path: &Path, out: &Path) -> Result<(usize, u64), SplitError> {
     let count = parts.files.len();
     let plan = parts.plan(header_frame, &frames)?;
     let total: u64 = plan.parts().sizes.iter().sum();
-    write_new(out, &mut plan.reader(), total)?;
+    if out.exists() {
+        return Err(SplitError::Exists {
+            path: out.display().to_string(),
+        });
+    }
+    // One read of each part, every frame checked as it is copied; the kit appears only whole.
+    let mut reader = plan.streaming_reader();
+    let tmp = copy_to_temp(folder_of(out), &mut reader, total, out)?;
+    read_to_end_checked(&mut reader, out)?;
+    place_all(vec![(tmp, out.to_path_buf())])?;
     Ok((count, total))
 }

@@ -254,6 +254,8 @@ pub struct RawHeader {
     pub cosigner_sigs: Vec<(String, Vec<u8>)>,
     /// `trust/N.root.json`: the trust versions the kit carries (version, bytes), consecutive.
     pub trust_versions: Vec<(u64, Vec<u8>)>,
+    /// `provenance.dsse.json`: the kit's SLSA provenance, when it carries one.
+    pub provenance: Option<Vec<u8>>,
     /// `manifest.dsse.json`.
     pub dsse: HeaderEntry,
     /// Uncompressed bytes of the header.
@@ -366,9 +368,31 @@ impl KitReader {
         check_signature_size(SUMS_SIG, sums_sig.len() as u64)?;
         let mut cosigner_sigs: Vec<(String, Vec<u8>)> = Vec::new();
         let mut trust_versions: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut provenance: Option<Vec<u8>> = None;
         loop {
             let entry = self.next_checked()?;
             let name = entry.path.as_str().to_owned();
+            if name == layout::PROVENANCE {
+                if provenance.is_some() {
+                    return Err(ReadError::HeaderOrder {
+                        entry: name,
+                        expected: DSSE,
+                    });
+                }
+                if entry.size > layout::MAX_PROVENANCE_BYTES {
+                    return Err(ReadError::OversizedEntry {
+                        entry: name,
+                        size: entry.size,
+                        limit: layout::MAX_PROVENANCE_BYTES,
+                    });
+                }
+                provenance = Some(self.read_small(&name, entry.size)?);
+                continue;
+            }
+            if provenance.is_some() {
+                // Only the envelope follows the provenance.
+                self.check_expected(&name, DSSE)?;
+            }
             if let Some(n) = layout::parse_trust_version_name(&name) {
                 self.read_trust_version(&name, n, entry.size, &mut trust_versions)?;
                 continue;
@@ -425,6 +449,7 @@ impl KitReader {
                 sums_sig,
                 cosigner_sigs,
                 trust_versions,
+                provenance,
                 dsse,
                 header_bytes: self.offset(),
                 mtime: self.mtime.unwrap_or(0),
@@ -690,7 +715,6 @@ impl KitReader {
     }
 }
 
-/// A detached signature entry is a raw Ed25519 signature: exactly [`SIGNATURE_BYTES`] bytes.
 /// Refuses `again` when it is not the header `first` (entry for entry, by digest).
 fn same_header(first: &RawHeader, again: &RawHeader) -> Result<(), ReadError> {
     let differs = [
@@ -700,6 +724,7 @@ fn same_header(first: &RawHeader, again: &RawHeader) -> Result<(), ReadError> {
         (SUMS_SIG, again.sums_sig != first.sums_sig),
         (DSSE, again.cosigner_sigs != first.cosigner_sigs),
         (DSSE, again.trust_versions != first.trust_versions),
+        (layout::PROVENANCE, again.provenance != first.provenance),
         (DSSE, again.dsse.sha256 != first.dsse.sha256),
         (
             DSSE,
@@ -714,6 +739,7 @@ fn same_header(first: &RawHeader, again: &RawHeader) -> Result<(), ReadError> {
     }
 }
 
+/// A detached signature entry is a raw Ed25519 signature: exactly [`SIGNATURE_BYTES`] bytes.
 fn check_signature_size(entry: &str, size: u64) -> Result<(), ReadError> {
     if size == SIGNATURE_BYTES {
         return Ok(());

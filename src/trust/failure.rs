@@ -88,6 +88,9 @@ pub enum FailureKind {
     /// A trust version the kit carries (`trust/N.root.json`) does not follow the site's trust
     /// store: forged, skipped, malformed, or another version under a number the store holds.
     UntrustedRotation,
+    /// The kit's SLSA provenance (`provenance.dsse.json`) is malformed, not signed by a key that
+    /// signed the kit, or not about this kit's manifest.
+    BadProvenance,
     /// The kit's `expires` time has passed.
     Expired,
     /// A part of a split kit is missing, truncated, swapped, stale or from another kit (its

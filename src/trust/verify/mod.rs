@@ -15,6 +15,7 @@
 
 mod agreement;
 mod payload;
+pub mod provenance;
 pub mod signatures;
 
 pub use payload::PayloadSink;
@@ -102,6 +103,7 @@ struct Authenticated {
     warnings: Vec<String>,
     accepted_expired: Option<Timestamp>,
     key_validity: KeyValidity,
+    provenance: Option<provenance::Provenance>,
     header: RawHeader,
 }
 
@@ -164,6 +166,10 @@ macro_rules! authenticated_accessors {
         /// The expiry that had passed when the kit was accepted under `--allow-expired`.
         pub fn accepted_expired(&self) -> Option<&Timestamp> {
             self.auth.accepted_expired.as_ref()
+        }
+        /// The kit's verified SLSA provenance, when it carries one.
+        pub fn provenance(&self) -> Option<&provenance::Provenance> {
+            self.auth.provenance.as_ref()
         }
         /// The authenticated header entries.
         pub fn header(&self) -> &RawHeader {
@@ -584,6 +590,13 @@ fn authenticate_header(
             }
         }
     }
+    // The provenance, if the kit carries one, about exactly this manifest and signed by a key
+    // that counted for the kit.
+    let provenance = header
+        .provenance
+        .as_deref()
+        .map(|p| provenance::check_provenance(p, policy, &header.manifest.sha256, &signers))
+        .transpose()?;
     Ok(Authenticated {
         path: path.to_path_buf(),
         manifest,
@@ -591,6 +604,7 @@ fn authenticate_header(
         warnings,
         accepted_expired,
         key_validity,
+        provenance,
         header,
     })
 }
