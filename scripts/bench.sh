@@ -5,7 +5,7 @@
 #   scripts/bench.sh store    seeding vs rclone copy --checksum            (bench/store/run.sh)
 #   scripts/bench.sh store-migrate  store migrate vs rclone copy --checksum (bench/store/migrate.sh)
 #   scripts/bench.sh site     status / migrations --kit vs verify, 100,000 seeds (bench/site/run.sh)
-#   scripts/bench.sh parts    split/join/verify of a 5.5 GiB kit vs split, cat (bench/parts/run.sh)
+#   scripts/bench.sh parts    split/join/verify of a 5.3 GiB kit vs split, cat (bench/parts/run.sh)
 #   scripts/bench.sh all
 # Figures and how to read them: docs/BENCHMARKS.md.
 set -euo pipefail

@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{Workspace, outcome, run};
+use common::{Workspace, dsse_verdict, outcome, run};
 
 struct Site {
     ws: Workspace,
@@ -61,35 +60,6 @@ fn verify(receipt: &Path, trust: &Path, extra: &[&str]) -> (i32, String, String)
     outcome(&run(&args))
 }
 
-/// python-securesystemslib's verdict on the receipt (and the kit), independent of offkit.
-fn python_verdict(
-    receipt: &Path,
-    public: &Path,
-    keyid: &str,
-    kit: Option<&Path>,
-) -> (bool, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/dsse_verify.py");
-    let mut c = Command::new("python3");
-    c.arg(script).arg(receipt).arg(public).arg(keyid);
-    if let Some(k) = kit {
-        c.arg(k);
-    }
-    let o = c.output().expect("python3 runs");
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!err.contains("Traceback"), "{err}");
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-    )
-}
-
-fn keyid(public: &Path) -> String {
-    offkit::trust::PublicKey::load(public)
-        .unwrap()
-        .keyid()
-        .to_string()
-}
-
 #[test]
 fn an_apply_writes_a_receipt_that_offkit_and_securesystemslib_verify() {
     let s = Site::new();
@@ -137,7 +107,7 @@ fn an_apply_writes_a_receipt_that_offkit_and_securesystemslib_verify() {
     assert!(!text.contains("BEGIN PRIVATE KEY"));
 
     // An implementation that shares no code with offkit agrees.
-    let (ok, said) = python_verdict(&receipt, &site_pub, &keyid(&site_pub), Some(&s.kit));
+    let (ok, said) = dsse_verdict(&receipt, &site_pub, &[&s.kit]);
     assert!(ok, "{said}");
     assert_eq!(said.trim(), "https://offkit.dev/apply-receipt/v1");
 }
@@ -177,7 +147,7 @@ fn forged_foreign_and_mismatched_receipts_are_refused() {
     let (code, _, err) = verify(&forged, &site_pub, &[]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("bad-signature"), "{err}");
-    assert!(!python_verdict(&forged, &site_pub, &keyid(&site_pub), None).0);
+    assert!(!dsse_verdict(&forged, &site_pub, &[]).0);
 
     // A genuine receipt shown with another kit.
     let other_kit = s.ws.path("other.kit.tar.zst");
@@ -188,7 +158,7 @@ fn forged_foreign_and_mismatched_receipts_are_refused() {
         err.contains("is not the kit this receipt is about"),
         "{err}"
     );
-    assert!(!python_verdict(&receipt, &site_pub, &keyid(&site_pub), Some(&other_kit)).0);
+    assert!(!dsse_verdict(&receipt, &site_pub, &[&other_kit]).0);
 
     // Not a receipt at all.
     let (code, _, err) = verify(&s.kit, &site_pub, &[]);

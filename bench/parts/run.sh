@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Parts benchmark: offkit split / join / verify of a split kit against GNU split, cat and the
-# whole-kit verify, in one run, on one kit of SIZE_GIB (default 5.5) GiB: three quarters random
+# whole-kit verify, in one run, on one kit of SIZE_GIB (default 7, about 5.3 GiB compressed) GiB: three quarters random
 # bytes, one quarter text, so that both incompressible and compressible frames are cut.
-#   usage: bench/parts/run.sh [SIZE_GIB=5.5] [RUNS=1]
+#   usage: bench/parts/run.sh [SIZE_GIB=7] [RUNS=1]
 # Prints a Markdown table (median wall seconds, ratio, peak RSS) for docs/BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SIZE=${1:-5.5}; RUNS=${2:-1}
+SIZE=${1:-7}; RUNS=${2:-1}
 W=${BENCH_DIR:-/tmp/offkit-bench-parts}
 cargo build --release --quiet
 OFFKIT=$PWD/target/release/offkit
@@ -53,9 +53,11 @@ for size in 700M fat32; do
   measure "split_$size" "$OFFKIT split $KIT --max-part-size $size --out $W/p-$size"
   PREP="rm -rf $W/g-$size; mkdir -p $W/g-$size"
   measure "gnusplit_$size" "split -b $bytes -a 3 --numeric-suffixes=1 $KIT $W/g-$size/parts-1.0.0.kit.tar.zst."
+  measure "gnusplit_sync_$size" "split -b $bytes -a 3 --numeric-suffixes=1 $KIT $W/g-$size/parts-1.0.0.kit.tar.zst. && sync $W/g-$size/*"
   PREP="rm -f $W/joined.kit.tar.zst"
   measure "join_$size" "$OFFKIT join $W/p-$size --out $W/joined.kit.tar.zst"
   measure "cat_$size" "cat $W/p-$size/*.kit.tar.zst.[0-9][0-9][0-9] > $W/joined.kit.tar.zst"
+  measure "cat_sync_$size" "cat $W/p-$size/*.kit.tar.zst.[0-9][0-9][0-9] > $W/joined.kit.tar.zst && sync $W/joined.kit.tar.zst"
   PREP=""
   cmp "$W/joined.kit.tar.zst" "$KIT"
   measure "verify_parts_$size" "$OFFKIT verify $W/p-$size --trust $W/keys/bench.pub"
@@ -72,12 +74,16 @@ Kit: $(python3 -c "print(f'{$KIT_BYTES/2**30:.2f}')") GiB compressed (3/4 random
 |---|---|---:|---:|---:|
 | split, 700 MiB | \`offkit split KIT --max-part-size 700M\` | ${SECS[split_700M]} | 1.00 | $(mib ${RSS[split_700M]}) |
 | split, 700 MiB | \`split -b 700M\` | ${SECS[gnusplit_700M]} | $(ratio ${SECS[gnusplit_700M]} ${SECS[split_700M]}) | $(mib ${RSS[gnusplit_700M]}) |
+| split, 700 MiB | \`split -b 700M\` then \`sync\` the parts (durable, as offkit's) | ${SECS[gnusplit_sync_700M]} | $(ratio ${SECS[gnusplit_sync_700M]} ${SECS[split_700M]}) | $(mib ${RSS[gnusplit_sync_700M]}) |
 | split, FAT32 | \`offkit split KIT --max-part-size fat32\` | ${SECS[split_fat32]} | 1.00 | $(mib ${RSS[split_fat32]}) |
 | split, FAT32 | \`split -b 4294967295\` | ${SECS[gnusplit_fat32]} | $(ratio ${SECS[gnusplit_fat32]} ${SECS[split_fat32]}) | $(mib ${RSS[gnusplit_fat32]}) |
+| split, FAT32 | \`split -b 4294967295\` then \`sync\` | ${SECS[gnusplit_sync_fat32]} | $(ratio ${SECS[gnusplit_sync_fat32]} ${SECS[split_fat32]}) | $(mib ${RSS[gnusplit_sync_fat32]}) |
 | join, 700 MiB parts | \`offkit join DIR --out KIT\` | ${SECS[join_700M]} | 1.00 | $(mib ${RSS[join_700M]}) |
 | join, 700 MiB parts | \`cat DIR/*.[0-9][0-9][0-9] > KIT\` | ${SECS[cat_700M]} | $(ratio ${SECS[cat_700M]} ${SECS[join_700M]}) | $(mib ${RSS[cat_700M]}) |
+| join, 700 MiB parts | \`cat … > KIT\` then \`sync KIT\` (durable, as offkit's) | ${SECS[cat_sync_700M]} | $(ratio ${SECS[cat_sync_700M]} ${SECS[join_700M]}) | $(mib ${RSS[cat_sync_700M]}) |
 | join, FAT32 parts | \`offkit join DIR --out KIT\` | ${SECS[join_fat32]} | 1.00 | $(mib ${RSS[join_fat32]}) |
 | join, FAT32 parts | \`cat\` | ${SECS[cat_fat32]} | $(ratio ${SECS[cat_fat32]} ${SECS[join_fat32]}) | $(mib ${RSS[cat_fat32]}) |
+| join, FAT32 parts | \`cat\` then \`sync\` | ${SECS[cat_sync_fat32]} | $(ratio ${SECS[cat_sync_fat32]} ${SECS[join_fat32]}) | $(mib ${RSS[cat_sync_fat32]}) |
 | verify | \`offkit verify KIT\` (whole) | ${SECS[verify_whole]} | 1.00 | $(mib ${RSS[verify_whole]}) |
 | verify | \`offkit verify DIR\` (700 MiB parts) | ${SECS[verify_parts_700M]} | $(ratio ${SECS[verify_parts_700M]} ${SECS[verify_whole]}) | $(mib ${RSS[verify_parts_700M]}) |
 | verify | \`offkit verify DIR\` (FAT32 parts) | ${SECS[verify_parts_fat32]} | $(ratio ${SECS[verify_parts_fat32]} ${SECS[verify_whole]}) | $(mib ${RSS[verify_parts_fat32]}) |

@@ -11,7 +11,7 @@
 //! frame by frame against the index before handing out its bytes.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -602,8 +602,9 @@ fn unauthenticated_index(file: &Path) -> Result<(u64, Vec<FrameEntry>), SplitErr
     Ok((header_frame as u64, manifest.payload.frames))
 }
 
-/// Copies exactly `len` bytes of `reader` into a new temporary file in `dir`, synced. A part
-/// error from a checking reader is returned as such.
+/// Copies exactly `len` bytes of `reader` into a new temporary file in `dir` (synced later, by
+/// [`place_all`], so that the disk writes one file while the next is copied). A part error from
+/// a checking reader is returned as such.
 fn copy_to_temp(
     dir: &Path,
     reader: &mut impl Read,
@@ -618,13 +619,25 @@ fn copy_to_temp(
         .prefix(".offkit-part-")
         .tempfile_in(dir)
         .map_err(io_err)?;
-    let copied =
-        io::copy(&mut reader.take(len), tmp.as_file_mut()).map_err(|e| {
-            match PartError::of(&e) {
+    // 1 MiB at a time: io::copy's 8 KiB would mean a million system calls per GiB.
+    let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
+    while copied < len {
+        let want = usize::try_from(len - copied)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = reader
+            .read(&mut buf[..want])
+            .map_err(|e| match PartError::of(&e) {
                 Some(p) => SplitError::Part(p.clone()),
                 None => io_err(e),
-            }
-        })?;
+            })?;
+        if n == 0 {
+            break;
+        }
+        tmp.as_file_mut().write_all(&buf[..n]).map_err(io_err)?;
+        copied += n as u64;
+    }
     if copied != len {
         return Err(io_err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
@@ -634,7 +647,6 @@ fn copy_to_temp(
     use std::os::unix::fs::PermissionsExt;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .and_then(|()| tmp.as_file().sync_all())
         .map_err(io_err)?;
     Ok(tmp)
 }
@@ -646,9 +658,15 @@ fn folder_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
-/// Moves finished temporary files to their names (never replacing a file), then syncs the
-/// folder: all or nothing up to the rename of each.
+/// Syncs finished temporary files, moves them to their names (never replacing a file), then
+/// syncs the folder: nothing appears before every file is on disk.
 fn place_all(files: Vec<(tempfile::NamedTempFile, PathBuf)>) -> Result<(), SplitError> {
+    for (tmp, path) in &files {
+        tmp.as_file().sync_all().map_err(|source| SplitError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
     let mut dir = None;
     for (tmp, path) in files {
         tmp.persist_noclobber(&path).map_err(|e| SplitError::Io {

@@ -178,3 +178,28 @@ pub fn failure_kinds(stdout: &str) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// python-securesystemslib's verdict on a DSSE envelope signed by the key `public` (the keyid
+/// offkit gives it), each of `files` a subject with its SHA-256 (tests/python/dsse_verify.py):
+/// an implementation that shares no code with offkit. Returns (accepted, what it printed).
+pub fn dsse_verdict(envelope: &Path, public: &Path, files: &[&Path]) -> (bool, String) {
+    let keyid = offkit::trust::PublicKey::load(public)
+        .unwrap()
+        .keyid()
+        .to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/dsse_verify.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .arg(envelope)
+        .arg(public)
+        .arg(keyid)
+        .args(files)
+        .output()
+        .expect("python3 runs (scripts/test-deps.sh installs securesystemslib)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("Traceback"), "{err}");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
