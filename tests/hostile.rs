@@ -18,8 +18,9 @@ struct Case {
     entries: Vec<Entry>,
 }
 
-/// Position of the first payload entry (after the five header entries).
-const PAYLOAD: usize = 5;
+/// Position of the first payload entry (after the six header entries: offkit-layout,
+/// manifest.json, SHA256SUMS, SHA256SUMS.sig, provenance.dsse.json, manifest.dsse.json).
+const PAYLOAD: usize = 6;
 
 fn case() -> Case {
     let ws = Workspace::new();
@@ -37,6 +38,11 @@ fn case() -> Case {
 }
 
 impl Case {
+    /// Where a further detached signature goes: after the others, before the provenance.
+    fn signature_slot(&self) -> usize {
+        forge::find(&self.entries, "provenance.dsse.json")
+    }
+
     /// Writes `entries` as `hostile/<name>.kit.tar.zst`.
     fn forge(&self, name: &str, entries: &[Entry]) -> PathBuf {
         let out = self.ws.path(&format!("hostile/{name}.kit.tar.zst"));
@@ -746,7 +752,7 @@ fn an_envelope_not_in_builds_form_is_refused() {
 #[test]
 fn a_detached_signature_by_nobody_is_refused() {
     let c = case();
-    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let d = c.signature_slot();
     let nobody = format!("SHA256SUMS.{}.sig", "ab".repeat(32));
     // 64 bytes by a key that did not sign the envelope.
     let kit = c.forge(
@@ -793,7 +799,7 @@ fn a_bogus_first_signature_cannot_carry_a_garbage_detached_signature() {
 #[test]
 fn co_signer_entries_out_of_order_or_repeated_are_refused() {
     let c = case();
-    let d = forge::find(&c.entries, "manifest.dsse.json");
+    let d = c.signature_slot();
     let a = format!("SHA256SUMS.{}.sig", "a".repeat(64));
     let b = format!("SHA256SUMS.{}.sig", "b".repeat(64));
     for (name, first, second) in [("cosig-order", &b, &a), ("cosig-repeat", &a, &a)] {

@@ -541,7 +541,13 @@ impl KitReader {
     fn check_expected(&self, name: &str, expected: &'static str) -> Result<(), ReadError> {
         if name == expected {
             Ok(())
-        } else if expected == SUMS_SIG && name == DSSE {
+        } else if expected == SUMS_SIG
+            && (name == DSSE
+                || name == layout::PROVENANCE
+                || layout::parse_trust_version_name(name).is_some()
+                || layout::parse_cosigner_sig_name(name).is_some())
+        {
+            // A later header entry where the first detached signature belongs: it is missing.
             Err(ReadError::MissingSignature)
         } else if layout::is_header_name(name) {
             Err(ReadError::HeaderOrder {

@@ -138,7 +138,12 @@ pub fn resign(
     key: &offkit::trust::SecretKey,
     predicate: &serde_json::Value,
 ) {
-    let header = ["SHA256SUMS", "SHA256SUMS.sig", "manifest.dsse.json"];
+    let header = [
+        "SHA256SUMS",
+        "SHA256SUMS.sig",
+        "manifest.dsse.json",
+        "provenance.dsse.json",
+    ];
     let mut lines: Vec<(String, String)> = entries
         .iter()
         .filter(|e| e.kind == EntryType::Regular && !header.contains(&e.name().as_str()))
@@ -159,11 +164,28 @@ pub fn resign(
         &serde_json::to_vec(&statement).unwrap(),
         std::slice::from_ref(key),
     );
+    // The provenance, if the kit carries one, re-signed about the manifest as it now is.
+    let manifest_sha256 = entries
+        .iter()
+        .find(|e| e.name() == "manifest.json")
+        .map(|e| offkit::util::sha256_hex(&e.data));
+    let provenance = |old: &[u8]| -> Vec<u8> {
+        let env: offkit::kit::dsse::Envelope = serde_json::from_slice(old).unwrap();
+        let mut st: serde_json::Value =
+            serde_json::from_slice(&env.payload_bytes().unwrap()).unwrap();
+        st["subject"][0]["digest"]["sha256"] = manifest_sha256.clone().unwrap_or_default().into();
+        offkit::trust::sign::sign_envelope(
+            &serde_json::to_vec(&st).unwrap(),
+            std::slice::from_ref(key),
+        )
+        .to_bytes()
+    };
     for e in entries.iter_mut() {
         match e.name().as_str() {
             "SHA256SUMS" => e.data = sums.clone().into_bytes(),
             "SHA256SUMS.sig" => e.data = key.sign(sums.as_bytes()).to_vec(),
             "manifest.dsse.json" => e.data = envelope.to_bytes(),
+            "provenance.dsse.json" => e.data = provenance(&e.data),
             _ => {}
         }
     }
