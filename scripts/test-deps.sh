@@ -3,7 +3,9 @@
 #   PostgreSQL on 127.0.0.1:5432 (trust auth; DATABASE_URL overrides), rclone (S3 server for the
 #   store tests), pyspdxtools (the SPDX validator), GNU tar with zstd, openssl, sha256sum, and
 #   mount/umount (the disk-full tests in tests/faults.rs mount a small tmpfs: they need root),
-#   faketime (libfaketime: the clock-skew tests in tests/trust.rs set the clock with it).
+#   faketime (libfaketime: the clock-skew tests in tests/trust.rs set the clock with it),
+#   python-tuf and python-securesystemslib (independent checks of trust versions, receipts and
+#   provenance) and chromium (the audit report rendered in a real headless browser).
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -22,6 +24,8 @@ for tool in zstd tar openssl sha256sum python3; do
 done
 have mount && have umount || apt_install mount
 have faketime || apt_install faketime
+# A real headless browser renders the audit report in tests/audit_report.rs.
+have chromium || apt_install chromium
 [ "$(id -u)" -eq 0 ] || echo "test-deps: warning: tests/faults.rs mounts tmpfs file systems and fails unless run as root" >&2
 
 PIP="python3 -m pip"
@@ -45,4 +49,4 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
 fi
 have cargo-nextest || cargo install --locked cargo-nextest >/dev/null
-echo "test-deps: ready (postgres, rclone $(rclone version 2>/dev/null | head -n1 | cut -d' ' -f2), pyspdxtools, tar+zstd, openssl, faketime)"
+echo "test-deps: ready (postgres, rclone $(rclone version 2>/dev/null | head -n1 | cut -d' ' -f2), pyspdxtools, python-tuf, tar+zstd, openssl, faketime, chromium)"

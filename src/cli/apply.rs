@@ -259,7 +259,7 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
     Ok(())
 }
 
-fn ledger_rows(session: &mut Session, kit: Option<&str>) -> Result<Vec<Row>, CliError> {
+pub fn ledger_rows(session: &mut Session, kit: Option<&str>) -> Result<Vec<Row>, CliError> {
     let db_err = |e| CliError::new(Exit::Database, anyhow::anyhow!("reading the ledger: {e}"));
     let driver = session.driver();
     if !ledger::exists(driver).map_err(db_err)? {

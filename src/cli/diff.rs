@@ -8,11 +8,11 @@ use serde::Serialize;
 use super::common::{OptionalTrustArgs, human_bytes};
 use super::inspect::read_unverified;
 use super::{CliError, CliResult, Global, print_json};
-use crate::diff::{Change, KitDiff, KitFacts, diff, sbom_packages};
+use crate::diff::{Change, KitDiff, KitFacts, Package, diff, sbom_packages};
 use crate::exit::Exit;
 use crate::kit::path::printable;
 use crate::trust::Retain;
-use crate::trust::verify::authenticate;
+use crate::trust::verify::{VerifiedKit, authenticate};
 
 /// Arguments of `offkit diff`.
 #[derive(Debug, clap::Args)]
@@ -70,16 +70,7 @@ fn facts(kit: &Path, trust: &OptionalTrustArgs) -> Result<KitFacts, CliError> {
     };
     let policy = trust.policy()?;
     let mut v = authenticate(kit, &policy, &trust.options())?.verify(Retain::SqlAndSboms)?;
-    let mut packages = BTreeMap::new();
-    for sbom in v.manifest().sboms.clone() {
-        let bytes = v
-            .content_mut()
-            .take_sbom(&sbom.path)
-            .map_err(|e| CliError::msg(Exit::Verification, e.to_string()))?;
-        if let Some(p) = sbom_packages(&bytes) {
-            packages.insert(sbom.path.to_string(), p);
-        }
-    }
+    let packages = packages_of(&mut v)?;
     Ok(KitFacts {
         manifest: v.manifest().clone(),
         manifest_sha256: v.manifest_sha256().to_string(),
@@ -90,6 +81,22 @@ fn facts(kit: &Path, trust: &OptionalTrustArgs) -> Result<KitFacts, CliError> {
             .collect::<BTreeSet<_>>(),
         packages: Some(packages),
     })
+}
+
+/// The packages of every SBOM of a kit verified with [`Retain::SqlAndSboms`], by SBOM path (SBOMs
+/// that are neither SPDX nor CycloneDX JSON left out).
+pub fn packages_of(v: &mut VerifiedKit) -> Result<BTreeMap<String, Vec<Package>>, CliError> {
+    let mut packages = BTreeMap::new();
+    for sbom in v.manifest().sboms.clone() {
+        let bytes = v
+            .content_mut()
+            .take_sbom(&sbom.path)
+            .map_err(|e| CliError::msg(Exit::Verification, e.to_string()))?;
+        if let Some(p) = sbom_packages(&bytes) {
+            packages.insert(sbom.path.to_string(), p);
+        }
+    }
+    Ok(packages)
 }
 
 /// Runs `offkit diff`: exit 0 when the kits differ in nothing compared, 15 when they differ.

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::exit::{Exit, ExitCoded};
 
 pub mod apply;
+pub mod audit;
 pub mod build;
 pub mod common;
 pub mod diff;
@@ -124,6 +125,8 @@ enum Command {
     /// Check object stores, list and fetch objects, seed a folder.
     #[command(subcommand)]
     Store(store::Command),
+    /// An auditor's report: one self-contained HTML page on a kit and/or a site's ledger.
+    Report(audit::Args),
     /// Site-signed receipts of applies: issue from the ledger, verify on the vendor's side.
     #[command(subcommand)]
     Receipt(receipt::Command),
@@ -161,6 +164,7 @@ pub fn main() -> ExitCode {
         Command::History(a) => apply::history(a, &cli.global),
         Command::Migrations(cmd) => migrations::run(cmd, &cli.global),
         Command::Store(cmd) => store::run(cmd, &cli.global),
+        Command::Report(a) => audit::run(a, &cli.global),
         Command::Receipt(cmd) => receipt::run(cmd, &cli.global),
         Command::Trust(cmd) => trust::run(cmd, &cli.global),
     };
