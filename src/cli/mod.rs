@@ -137,6 +137,7 @@ enum Command {
 
 /// Parses the process arguments, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -172,7 +173,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if is_broken_pipe(&e.error) {
-                return ExitCode::SUCCESS;
+                return ExitCode::from(CLOSED_STDOUT);
             }
             // An error may quote bytes of a kit or a file: never let them drive the terminal.
             let text = crate::kit::path::printable_text(&chain_text(&e.error));
@@ -194,6 +195,30 @@ pub fn chain_text(e: &anyhow::Error) -> String {
         }
     }
     out
+}
+
+/// The exit code when stdout was closed before offkit finished writing to it (`offkit verify …
+/// | head -1`): 128 + SIGPIPE, what a shell reports for a program SIGPIPE stopped, so that a
+/// pipeline under `set -o pipefail` never takes a cut-off refusal for a success.
+pub const CLOSED_STDOUT: u8 = 141;
+
+/// A closed stdout ends offkit quietly with [`CLOSED_STDOUT`], as `ls` or `rg` end: the standard
+/// library's `println!` panics on a broken pipe (Rust ignores SIGPIPE), and this hook turns that
+/// one panic into the exit; every other panic is reported as before.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(i32::from(CLOSED_STDOUT));
+        }
+        default(info);
+    }));
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
