@@ -84,8 +84,17 @@ pub struct Global {
 }
 
 /// offkit: build, sign, verify and apply offline kits.
+/// `offkit --version`: the tool's version, the kit format it writes and reads, and the source
+/// revision it was built from (build.rs).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (kit format offkit/v1, source ",
+    env!("OFFKIT_SOURCE_REVISION"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
-#[command(name = "offkit", version, about, after_help = crate::exit::table_text())]
+#[command(name = "offkit", version = VERSION, about, after_help = crate::exit::table_text())]
 pub struct Cli {
     #[command(flatten)]
     global: Global,

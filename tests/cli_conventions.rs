@@ -1,5 +1,6 @@
-//! A closed stdout (`offkit verify … | head -1`) ends offkit quietly with 141 (128 + SIGPIPE), as
-//! `ls` or `rg` end — never a panic, and never a success for a refusal that could not be printed.
+//! Conventions every command keeps: a closed stdout (`offkit verify … | head -1`) ends offkit
+//! quietly with 141 (128 + SIGPIPE), as `ls` or `rg` end — never a panic, and never a success for
+//! a refusal that could not be printed; `--version` names the kit format and the source revision.
 
 mod common;
 
@@ -47,5 +48,33 @@ fn a_closed_stdout_ends_quietly_with_141_for_success_and_refusal_alike() {
         let (code, err) = with_closed_stdout(&args);
         assert_eq!(code, 141, "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn version_names_the_kit_format_and_the_source_revision() {
+    let o = common::run(&["--version"]);
+    assert!(o.status.success());
+    let text = String::from_utf8(o.stdout).unwrap();
+    let prefix = format!(
+        "offkit {} (kit format offkit/v1, source ",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.starts_with(&prefix), "{text}");
+    let revision = text[prefix.len()..].trim_end().trim_end_matches(')');
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    match head {
+        // Built from this checkout: its commit, marked when tracked files differ from it.
+        Some(head) => assert!(
+            revision == head || revision == format!("{head}-modified"),
+            "{revision} is not {head}"
+        ),
+        None => assert!(!revision.is_empty()),
     }
 }
