@@ -26,6 +26,8 @@ have mount && have umount || apt_install mount
 have faketime || apt_install faketime
 # A real headless browser renders the audit report in tests/audit_report.rs.
 have chromium || apt_install chromium
+# man renders the generated man pages in tests/cli_conventions.rs.
+have man || apt_install man-db
 [ "$(id -u)" -eq 0 ] || echo "test-deps: warning: tests/faults.rs mounts tmpfs file systems and fails unless run as root" >&2
 
 PIP="python3 -m pip"

@@ -78,3 +78,60 @@ fn version_names_the_kit_format_and_the_source_revision() {
         None => assert!(!revision.is_empty()),
     }
 }
+
+#[test]
+fn completions_load_in_bash_and_every_command_has_a_man_page() {
+    let script = common::run(&["completions", "bash"]);
+    assert!(script.status.success());
+    let ws = Workspace::new();
+    let file = ws.path("offkit.bash");
+    std::fs::write(&file, &script.stdout).unwrap();
+    // Loaded by a real bash, the script registers a completion for offkit.
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p offkit", file.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("offkit"));
+    for shell in ["zsh", "fish"] {
+        let o = common::run(&["completions", shell]);
+        assert!(o.status.success() && !o.stdout.is_empty(), "{shell}");
+    }
+
+    let dir = ws.path("man");
+    let o = common::run(&["man", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let help = String::from_utf8(common::run(&["--help"]).stdout).unwrap();
+    // Every command `--help` lists has its page, and man renders each without a warning.
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() > 15, "{commands:?}");
+    for c in commands {
+        let page = dir.join(format!("offkit-{c}.1"));
+        let o = std::process::Command::new("man")
+            .args(["--warnings", "-l"])
+            .arg(&page)
+            .env("MANWIDTH", "80")
+            .env("MAN_KEEP_FORMATTING", "0")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{c}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains(&format!("offkit-{c}")), "{c}: {text}");
+        let warnings = String::from_utf8_lossy(&o.stderr);
+        assert!(warnings.trim().is_empty(), "{c}: {warnings}");
+    }
+    let verify = std::fs::read_to_string(dir.join("offkit-verify.1")).unwrap();
+    assert!(verify.contains("trust"));
+}

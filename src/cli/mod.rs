@@ -19,6 +19,7 @@ pub mod extract;
 pub mod inspect;
 pub mod keygen;
 pub mod kitview;
+pub mod manuals;
 pub mod migrations;
 pub mod parts;
 pub mod receipt;
@@ -139,6 +140,10 @@ enum Command {
     /// Site-signed receipts of applies: issue from the ledger, verify on the vendor's side.
     #[command(subcommand)]
     Receipt(receipt::Command),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(manuals::CompletionsArgs),
+    /// Write a man page for offkit and for every command into a folder.
+    Man(manuals::ManArgs),
     /// The site trust store: pin, rotate and show trusted keys (TUF root versions).
     #[command(subcommand)]
     Trust(trust::Command),
@@ -177,6 +182,8 @@ pub fn main() -> ExitCode {
         Command::Report(a) => audit::run(a, &cli.global),
         Command::Receipt(cmd) => receipt::run(cmd, &cli.global),
         Command::Trust(cmd) => trust::run(cmd, &cli.global),
+        Command::Completions(a) => manuals::completions(a, &cli.global),
+        Command::Man(a) => manuals::man(a, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
