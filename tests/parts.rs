@@ -306,6 +306,15 @@ fn a_missing_truncated_swapped_stale_or_foreign_part_is_named() {
     std::fs::rename(d.join(format!("{}", parts.len() + 1)), d.join(&extra_name)).unwrap();
     refused(&ws, &d, parts.len() + 1, "beyond the kit's end");
 
+    // A first part that is not there (in a folder, and with no folder at all).
+    std::fs::create_dir_all(ws.path("empty")).unwrap();
+    let (code, out, _) = verify(&ws.path("nowhere/k-1.0.0.kit.tar.zst.001"), &ws);
+    assert_eq!(code, 3, "{out}");
+    assert_eq!(failure_kinds(&out), ["part-mismatch"]);
+    let (code, out, _) = verify(&ws.path("empty/k-1.0.0.kit.tar.zst.001"), &ws);
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("part 1 is missing"), "{out}");
+
     // join names the broken part too, and writes nothing.
     let d = copy_parts(&ws, &dir, "join-stale");
     std::fs::copy(&other[1], d.join(name(1))).unwrap();

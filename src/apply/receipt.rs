@@ -258,7 +258,7 @@ pub fn verify(
     let mut kit = None;
     let mut manifest_sha256 = None;
     for s in statement.subject {
-        if s.name.ends_with(".kit.tar.zst") {
+        if s.name.ends_with(".kit.tar.zst") && kit.is_none() {
             kit = Some((s.name, s.digest.sha256));
         } else if s.name.ends_with("/manifest.json") {
             manifest_sha256 = Some(s.digest.sha256);

@@ -259,6 +259,9 @@ fn kit_sections(o: &mut String, k: &KitPart) {
         esc(k.status),
         esc(&k.path)
     );
+    if k.status == "REFUSED" {
+        o.push_str("<p class=\"note\">The kit was refused: what follows the reasons is what its header claims, unverified — the keyids are those its envelope names, not signers.</p>");
+    }
     if k.status == "NOT VERIFIED" {
         o.push_str("<p class=\"note\">No trust was given: everything below is what the kit says about itself, not checked.</p>");
     }

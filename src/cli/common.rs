@@ -297,7 +297,18 @@ impl RecordArgs {
 /// the site's trust store (`--trust DIR`), each checked again on the way in; says on stderr where
 /// the store moved.
 pub fn persist_rotation(policy: &TrustPolicy, carried: &[(u64, Vec<u8>)]) -> Result<(), CliError> {
-    let added = policy.persist_carried(carried)?;
+    // The kit is accepted whatever happens here (it verified against the rotation in memory);
+    // a store that cannot take the versions is said, not turned into a failure of the command.
+    let added = match policy.persist_carried(carried) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!(
+                "offkit: warning: the trust versions this kit carries were not added to the trust store: {}",
+                crate::kit::path::printable_text(&e.to_string())
+            );
+            return Ok(());
+        }
+    };
     if let Some(last) = added.last() {
         eprintln!(
             "offkit: the trust store moved to version {last} (version(s) {} carried by the kit)",

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 
 use crate::kit::layout::{
     self, DSSE, FORMAT_MARKER, LAYOUT, MANIFEST, MAX_ENVELOPE_BYTES, MAX_HEADER_BYTES,
-    MAX_SIGNATURES, SUMS, SUMS_SIG,
+    MAX_HEADER_FRAME_BYTES, MAX_SIGNATURES, SUMS, SUMS_SIG,
 };
 use crate::kit::tar::{header_bytes, padding};
 
@@ -171,30 +171,36 @@ pub fn header_frame(tar: &[u8]) -> io::Result<Vec<u8>> {
     compress_frame(&mut new_compressor(HEADER_LEVEL)?, tar)
 }
 
-/// Size of the first zstd frame of `file` (of `total` bytes), reading as much as it needs.
+/// Size of the first zstd frame of `file` (of `total` bytes), found by walking its block headers
+/// ([`FrameWalker`], which also refuses frames `offkit build` never writes) in 64 KiB reads:
+/// memory is fixed, and no header frame larger than [`MAX_HEADER_FRAME_BYTES`] is looked through.
 pub fn first_frame_len(file: &mut impl Read, total: u64) -> io::Result<usize> {
-    let mut buf = Vec::new();
-    let mut want: u64 = 1 << 20;
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
+    let mut walker = FrameWalker::default();
+    let mut buf = vec![0u8; 64 << 10];
+    let limit = total.min(MAX_HEADER_FRAME_BYTES);
+    let mut read = 0u64;
     loop {
-        let target = usize::try_from(want.min(total)).unwrap_or(usize::MAX);
-        if buf.len() < target {
-            let start = buf.len();
-            buf.resize(target, 0);
-            file.read_exact(&mut buf[start..])?;
+        if let Some(end) = walker.first_end {
+            return usize::try_from(end).map_err(|_| invalid("frame too large".into()));
         }
-        match zstd::zstd_safe::find_frame_compressed_size(&buf) {
-            Ok(n) => return Ok(n),
-            Err(_) if (buf.len() as u64) < total => want = want.saturating_mul(4),
-            Err(code) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "no complete zstd frame at the start ({})",
-                        zstd::zstd_safe::get_error_name(code)
-                    ),
-                ));
-            }
+        if read >= limit {
+            return Err(invalid(format!(
+                "no complete zstd frame in the first {limit} bytes (a header frame is at most {MAX_HEADER_FRAME_BYTES})"
+            )));
         }
+        let want = usize::try_from(limit - read)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = file.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file ends inside its first zstd frame",
+            ));
+        }
+        walker.feed(&buf[..n]).map_err(|e| invalid(e.to_string()))?;
+        read += n as u64;
     }
 }
 
@@ -258,6 +264,8 @@ pub struct FrameWalker {
     offset: u64,
     /// Offset of the current frame.
     frame_start: u64,
+    /// Where the first frame ended, once it has.
+    first_end: Option<u64>,
 }
 
 impl Default for FrameWalker {
@@ -268,6 +276,7 @@ impl Default for FrameWalker {
             filled: 0,
             offset: 0,
             frame_start: 0,
+            first_end: None,
         }
     }
 }
@@ -335,6 +344,12 @@ impl FrameWalker {
                         let h = u32::from(self.field[0])
                             | u32::from(self.field[1]) << 8
                             | u32::from(self.field[2]) << 16;
+                        if h >> 3 == 0 && h & 1 == 0 {
+                            // Input that yields nothing and is not the end: an encoder never
+                            // writes it, and millions of them would make a reader work for
+                            // nothing.
+                            return Err(self.header_error("has an empty block before its last"));
+                        }
                         let left = match (h >> 1) & 3 {
                             1 => 1, // RLE: one byte repeated Block_Size times
                             3 => return Err(self.header_error("has a reserved block type")),
@@ -362,6 +377,9 @@ impl FrameWalker {
             };
             self.offset += used as u64;
             data = &data[used..];
+            if self.first_end.is_none() && self.at_frame_boundary() && self.offset > 0 {
+                self.first_end = Some(self.offset);
+            }
         }
         Ok(())
     }
@@ -578,5 +596,36 @@ mod tests {
             walk_in_pieces(b"PK\x03\x04", 4),
             Err(FrameShapeError::Header { offset: 0, .. })
         ));
+    }
+
+    #[test]
+    fn empty_blocks_before_the_last_are_refused_and_the_first_frame_is_found_in_fixed_memory() {
+        let mut c = new_compressor(3).unwrap();
+        let good = compress_frame(&mut c, b"hello").unwrap();
+        // The frame header of `good`: magic, descriptor (single segment, checksum, 1-byte
+        // content size), content size; then an empty raw block that is not the last, then the
+        // rest of `good`'s blocks and checksum.
+        let header_len = 4 + 1 + 1;
+        assert_eq!(
+            good[4], 0x24,
+            "single segment, checksum, one-byte content size"
+        );
+        let mut padded = good[..header_len].to_vec();
+        padded.extend([0, 0, 0]); // raw block, size 0, not last
+        padded.extend(&good[header_len..]);
+        assert_eq!(
+            walk_in_pieces(&padded, 7),
+            Err(FrameShapeError::Header {
+                offset: 0,
+                reason: "has an empty block before its last"
+            })
+        );
+        let mut two = good.clone();
+        two.extend(&good);
+        assert_eq!(
+            first_frame_len(&mut &two[..], two.len() as u64).unwrap(),
+            good.len()
+        );
+        assert!(first_frame_len(&mut &good[..good.len() - 1], good.len() as u64).is_err());
     }
 }

@@ -101,6 +101,10 @@ pub fn is_header_name(name: &str) -> bool {
 /// whole header. `offkit build` refuses a kit whose header would be larger (docs/FORMAT.md,
 /// "Limits").
 pub const MAX_HEADER_BYTES: u64 = 96 << 20;
+/// Largest compressed header frame a reader looks through to find where it ends: zstd's bound on
+/// the compressed size of [`MAX_HEADER_BYTES`] (RFC 8878 blocks of 128 KiB, 3 bytes each), with
+/// room to spare.
+pub const MAX_HEADER_FRAME_BYTES: u64 = MAX_HEADER_BYTES + (MAX_HEADER_BYTES >> 7);
 /// Largest DSSE envelope entry: the envelope and the one PAE copy of its payload (three quarters
 /// of its size) are everything a verifier holds before authentication, together under 64 MiB.
 pub const MAX_ENVELOPE_BYTES: u64 = 36 << 20;

@@ -127,6 +127,9 @@ pub fn find(path: &Path) -> Result<Option<Parts>, PartError> {
         })
         .collect();
     numbers.sort_unstable();
+    if numbers.is_empty() {
+        return Err(PartError::new(part_name(&kit, 1), "part 1 is missing"));
+    }
     if numbers.len() > MAX_PARTS {
         return Err(PartError::new(&kit, format!("more than {MAX_PARTS} parts")));
     }
@@ -195,12 +198,17 @@ impl Parts {
                 "the kit has no frame index, so its parts cannot be checked: join them (offkit join, or cat) and use the whole kit",
             ));
         }
-        let total: u64 = header_frame + frames.iter().map(|f| f.size).sum::<u64>();
+        let total = frames
+            .iter()
+            .try_fold(header_frame, |t, f| t.checked_add(f.size))
+            .ok_or_else(|| PartError::new(&self.kit, "the frame index adds up past 2^64 bytes"))?;
         let mut per_part = Vec::with_capacity(self.files.len());
         let mut next = 0usize; // next frame of the index
         let mut at = 0u64; // offset in the kit
         for (i, &size) in self.sizes.iter().enumerate() {
-            let end = at + size;
+            let end = at
+                .checked_add(size)
+                .ok_or_else(|| PartError::new(self.name(i), "the parts add up past 2^64 bytes"))?;
             if size == 0 {
                 return Err(PartError::new(self.name(i), "is empty"));
             }
@@ -226,7 +234,7 @@ impl Parts {
                         ),
                     ));
                 };
-                boundary += f.size;
+                boundary = boundary.saturating_add(f.size);
                 held.push(f.clone());
                 next += 1;
             }
@@ -595,6 +603,9 @@ fn unauthenticated_index(file: &Path) -> Result<(u64, Vec<FrameEntry>), SplitErr
     let manifest: crate::kit::manifest::Manifest =
         serde_json::from_slice(&header.manifest.bytes)
             .map_err(|e| read(ReadError::Io(format!("manifest.json: {e}"))))?;
+    manifest
+        .check()
+        .map_err(|e| read(ReadError::Io(format!("manifest.json: {e}"))))?;
     let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let header_frame = File::open(file)
         .and_then(|mut f| crate::kit::frame::first_frame_len(&mut f, total))
@@ -668,12 +679,20 @@ fn place_all(files: Vec<(tempfile::NamedTempFile, PathBuf)>) -> Result<(), Split
         })?;
     }
     let mut dir = None;
+    let mut placed: Vec<PathBuf> = Vec::new();
     for (tmp, path) in files {
-        tmp.persist_noclobber(&path).map_err(|e| SplitError::Io {
-            path: path.display().to_string(),
-            source: e.error,
-        })?;
+        if let Err(e) = tmp.persist_noclobber(&path) {
+            // All or nothing: the files already placed go again.
+            for p in &placed {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(SplitError::Io {
+                path: path.display().to_string(),
+                source: e.error,
+            });
+        }
         dir = Some(folder_of(&path).to_path_buf());
+        placed.push(path);
     }
     if let Some(d) = dir {
         crate::util::sync_dir(&d).map_err(|source| SplitError::Io {
@@ -777,7 +796,19 @@ pub fn split(kit: &Path, max: u64, out_dir: &Path) -> Result<Vec<PathBuf>, Split
     let paths: Vec<PathBuf> = (1..=count)
         .map(|n| out_dir.join(part_name(&name, n)))
         .collect();
-    if let Some(p) = paths.iter().find(|p| p.exists()) {
+    // Any part of this kit already there (even past the count made now) would mix with these.
+    if let Some(p) = std::fs::read_dir(out_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_part_name)
+                .is_some_and(|(k, _)| k == name)
+        })
+    {
         return Err(SplitError::Exists {
             path: p.display().to_string(),
         });

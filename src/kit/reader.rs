@@ -506,6 +506,15 @@ impl KitReader {
         let entry = self.next_checked()?;
         let name = entry.path.as_str().to_owned();
         self.check_expected(&name, expected)?;
+        // Entries of a fixed size are refused by their declared size, before any byte is held.
+        if expected == SUMS_SIG {
+            check_signature_size(SUMS_SIG, entry.size)?;
+        }
+        if expected == LAYOUT && entry.size != FORMAT_MARKER.len() as u64 {
+            return Err(ReadError::UnknownFormat {
+                found: format!("an offkit-layout entry of {} bytes", entry.size),
+            });
+        }
         if keep {
             let bytes = self.read_small(&name, entry.size)?;
             return Ok(HeaderEntry {

@@ -310,6 +310,13 @@ impl TrustStore {
         let mut new = Vec::new();
         for (n, bytes) in carried.iter().filter(|(n, _)| *n >= first) {
             let v = RootVersion::parse(bytes, &trust_version_name(*n))?;
+            if v.version() != *n {
+                return Err(RootError {
+                    origin: trust_version_name(*n),
+                    message: format!("holds version {}, not {n}", v.version()),
+                }
+                .into());
+            }
             let accepted = if write {
                 self.accept(v)?
             } else {
