@@ -300,3 +300,46 @@ fn a_kit_whose_header_no_verifier_would_read_is_refused_by_build() {
     let written: Vec<_> = std::fs::read_dir(ws.path("out")).map_or(Vec::new(), |d| d.collect());
     assert!(written.is_empty(), "build left {written:?}");
 }
+
+#[test]
+fn the_readme_s_reproducible_build_gives_the_sha256_it_promises() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let command = "$ SOURCE_DATE_EPOCH=1767225600 offkit build kits/concelier-lnm --key keys/dev-release.key --out dist";
+    let at = readme
+        .find(command)
+        .expect("the README shows the reproducible build");
+    let promised = readme[at..]
+        .lines()
+        .find_map(|l| l.strip_prefix("sha256 "))
+        .expect("and the SHA-256 it prints")
+        .trim()
+        .to_owned();
+    let ws = Workspace::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // A clone does not keep the key's 0600 mode (git records only the executable bit).
+    let key = ws.path("dev-release.key");
+    std::fs::copy(root.join("keys/dev-release.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out_dir = ws.path("dist");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let o = common::cmd()
+        .env("SOURCE_DATE_EPOCH", "1767225600")
+        .args(["build", "kits/concelier-lnm", "--key"])
+        .arg(&key)
+        .arg("--out")
+        .arg(&out_dir)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.lines().any(|l| l == format!("sha256 {promised}")),
+        "the README promises {promised}; the build printed:\n{out}"
+    );
+}
