@@ -55,18 +55,8 @@ fn the_report_renders_the_kit_the_trust_decision_and_the_ledger_in_a_browser() {
     let ws = Workspace::new();
     let (key, public) = ws.key("release");
     let kit = ws.build(&ws.example_source("quickstart"), &[&key]);
-    let db = format!("sqlite://{}", ws.path("site.db").display());
-    let store = format!("file://{}", ws.path("store").display());
-    let (code, out, err) = outcome(&run(&[
-        "apply",
-        kit.to_str().unwrap(),
-        "--trust",
-        public.to_str().unwrap(),
-        "--db",
-        &db,
-        "--store",
-        &store,
-    ]));
+    let db = ws.site_db();
+    let (code, out, err) = ws.apply(&kit, &public, &[]);
     assert_eq!(code, 0, "{out}{err}");
     let html = ws.path("report.html");
     let (code, out, err) = report(&[

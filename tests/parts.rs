@@ -19,18 +19,8 @@ fn source(ws: &Workspace, name: &str, blobs: usize) -> PathBuf {
         &src,
     );
     std::fs::create_dir_all(src.join("seeds/blobs")).unwrap();
-    let mut seed = name.bytes().fold(0x9E37_79B9_7F4A_7C15u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
-    });
     for i in 0..blobs {
-        let data: Vec<u8> = (0..9_000_000)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                (seed >> 24) as u8
-            })
-            .collect();
+        let data = common::noise(&format!("{name}/b{i}"), 9_000_000);
         std::fs::write(src.join(format!("seeds/blobs/b{i}.bin")), data).unwrap();
     }
     src
@@ -176,18 +166,7 @@ fn parts_join_byte_for_byte_and_every_command_reads_them() {
         std::fs::read(to.join("seeds/blobs/b3.bin")).unwrap(),
         std::fs::read(src.join("seeds/blobs/b3.bin")).unwrap()
     );
-    let db = format!("sqlite://{}", ws.path("site.db").display());
-    let store = format!("file://{}", ws.path("store").display());
-    let (code, out, err) = outcome(&run(&[
-        "apply",
-        small_parts[0].to_str().unwrap(),
-        "--trust",
-        public.to_str().unwrap(),
-        "--db",
-        &db,
-        "--store",
-        &store,
-    ]));
+    let (code, out, err) = ws.apply(&small_parts[0], &public, &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         std::fs::read(ws.path("store/blobs/b0.bin")).unwrap(),

@@ -21,7 +21,7 @@ impl Site {
         let (release_key, release_pub) = ws.key("release");
         let src = ws.example_source("quickstart");
         let kit = ws.build(&src, &[&release_key]);
-        let db = format!("sqlite://{}", ws.path("site/offkit.db").display());
+        let db = ws.site_db();
         std::fs::create_dir_all(ws.path("site")).unwrap();
         Site {
             ws,
@@ -32,19 +32,7 @@ impl Site {
     }
 
     fn apply(&self, extra: &[&str]) -> (i32, String, String) {
-        let store = format!("file://{}", self.ws.path("site/store").display());
-        let mut args = vec![
-            "apply",
-            self.kit.to_str().unwrap(),
-            "--trust",
-            self.release_pub.to_str().unwrap(),
-            "--db",
-            &self.db,
-            "--store",
-            &store,
-        ];
-        args.extend(extra);
-        outcome(&run(&args))
+        self.ws.apply(&self.kit, &self.release_pub, extra)
     }
 }
 

@@ -41,20 +41,9 @@ pub struct Seed {
 impl Seed {
     /// `len` incompressible bytes, different for each key.
     pub fn noise(key: &str, len: usize) -> Seed {
-        let mut x = key.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        }) | 1;
-        let bytes = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
         Seed {
             key: key.to_owned(),
-            bytes,
+            bytes: crate::common::noise(key, len),
         }
     }
 

@@ -37,6 +37,22 @@ pub fn cmd() -> Command {
     c
 }
 
+/// `len` incompressible bytes, the same for the same `key` on every run, different for each key
+/// (xorshift seeded by the key's FNV-1a hash).
+pub fn noise(key: &str, len: usize) -> Vec<u8> {
+    let mut x = key.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    }) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Runs offkit with `args` and returns its output.
 pub fn run(args: &[&str]) -> Output {
     cmd().args(args).output().expect("offkit runs")
@@ -77,6 +93,25 @@ impl Workspace {
             k.write_pair(&prefix).unwrap();
         }
         (key, prefix.with_extension("pub"))
+    }
+
+    /// `sqlite://` URL of this workspace's site database (`site.db`).
+    pub fn site_db(&self) -> String {
+        format!("sqlite://{}", self.path("site.db").display())
+    }
+
+    /// Runs `offkit apply KIT --trust PUBLIC` onto this workspace's site database and folder store
+    /// (`store/`), with `extra` arguments; returns exit code, stdout, stderr.
+    pub fn apply(&self, kit: &Path, public: &Path, extra: &[&str]) -> (i32, String, String) {
+        let store = format!("file://{}", self.path("store").display());
+        let mut c = cmd();
+        c.arg("apply")
+            .arg(kit)
+            .arg("--trust")
+            .arg(public)
+            .args(["--db", &self.site_db(), "--store", &store])
+            .args(extra);
+        outcome(&c.output().unwrap())
     }
 
     /// Copies a source tree from `kits/NAME` into the workspace.
