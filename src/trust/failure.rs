@@ -208,6 +208,120 @@ impl From<ReadError> for Failure {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn every_failure_kind_is_in_the_format_document() {
+        use FailureKind as K;
+        // Listing every kind here without a wildcard: a new kind fails to compile until added.
+        fn listed(k: K) {
+            match k {
+                K::UnknownFormat
+                | K::MalformedJson
+                | K::MalformedSums
+                | K::PayloadBeforeHeader
+                | K::HeaderOrder
+                | K::MissingSignature
+                | K::BadSignature
+                | K::UntrustedSigner
+                | K::RevokedKey
+                | K::ThresholdNotMet
+                | K::SubjectMismatch
+                | K::ManifestMismatch
+                | K::InvalidManifest
+                | K::UnsafePath
+                | K::NonUtf8Path
+                | K::Symlink
+                | K::HardLink
+                | K::SpecialFile
+                | K::UnsupportedEntry
+                | K::DuplicateEntry
+                | K::CaseCollision
+                | K::ExtraFile
+                | K::MissingFile
+                | K::EntryOrder
+                | K::SizeMismatch
+                | K::DigestMismatch
+                | K::OversizedEntry
+                | K::Truncated
+                | K::CorruptCompression
+                | K::DecompressionBomb
+                | K::TrailingData
+                | K::MalformedArchive
+                | K::NonCanonicalCompression
+                | K::NonCanonicalEntry
+                | K::NonCanonicalSignature
+                | K::UntrustedRotation
+                | K::BadProvenance
+                | K::Expired
+                | K::PartMismatch
+                | K::IoError
+                | K::WriteError
+                | K::ChangedDuringVerification
+                | K::ChangedAfterVerification
+                | K::RemovedAfterVerification
+                | K::AddedAfterVerification
+                | K::Internal => {}
+            }
+        }
+        let all = [
+            K::UnknownFormat,
+            K::MalformedJson,
+            K::MalformedSums,
+            K::PayloadBeforeHeader,
+            K::HeaderOrder,
+            K::MissingSignature,
+            K::BadSignature,
+            K::UntrustedSigner,
+            K::RevokedKey,
+            K::ThresholdNotMet,
+            K::SubjectMismatch,
+            K::ManifestMismatch,
+            K::InvalidManifest,
+            K::UnsafePath,
+            K::NonUtf8Path,
+            K::Symlink,
+            K::HardLink,
+            K::SpecialFile,
+            K::UnsupportedEntry,
+            K::DuplicateEntry,
+            K::CaseCollision,
+            K::ExtraFile,
+            K::MissingFile,
+            K::EntryOrder,
+            K::SizeMismatch,
+            K::DigestMismatch,
+            K::OversizedEntry,
+            K::Truncated,
+            K::CorruptCompression,
+            K::DecompressionBomb,
+            K::TrailingData,
+            K::MalformedArchive,
+            K::NonCanonicalCompression,
+            K::NonCanonicalEntry,
+            K::NonCanonicalSignature,
+            K::UntrustedRotation,
+            K::BadProvenance,
+            K::Expired,
+            K::PartMismatch,
+            K::IoError,
+            K::WriteError,
+            K::ChangedDuringVerification,
+            K::ChangedAfterVerification,
+            K::RemovedAfterVerification,
+            K::AddedAfterVerification,
+            K::Internal,
+        ];
+        let format = include_str!("../../docs/FORMAT.md");
+        let table = &format[format.find("## 10. Failure kinds").unwrap()..];
+        for k in all {
+            listed(k);
+            assert!(
+                table.contains(&format!("`{}`", k.as_str())),
+                "{} is not in docs/FORMAT.md §10",
+                k.as_str()
+            );
+        }
+    }
     use super::*;
 
     #[test]
