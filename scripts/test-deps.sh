@@ -5,7 +5,8 @@
 #   mount/umount (the disk-full tests in tests/faults.rs mount a small tmpfs: they need root),
 #   faketime (libfaketime: the clock-skew tests in tests/trust.rs set the clock with it),
 #   python-tuf and python-securesystemslib (independent checks of trust versions, receipts and
-#   provenance) and chromium (the audit report rendered in a real headless browser).
+#   provenance), the reference Sigstore client (PyPI sigstore: offline bundle verdicts) and
+#   chromium (the audit report rendered in a real headless browser).
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -36,6 +37,8 @@ have pyspdxtools || $PIP install -q spdx-tools
 # python-tuf makes and checks the trust versions of tests/trust_store.rs (tests/python/tuf_root.py);
 # its python-securesystemslib checks receipts independently (tests/python/dsse_verify.py).
 python3 -c 'import tuf.api.metadata' 2>/dev/null || $PIP install -q tuf
+# The reference Sigstore client cross-checks offkit's verdicts on real bundles (tests/sigstore.rs).
+have sigstore || $PIP install -q sigstore
 # pyenv shims need a rehash after a fresh install.
 have pyenv && pyenv rehash >/dev/null 2>&1 || true
 
@@ -51,4 +54,4 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
 fi
 have cargo-nextest || cargo install --locked cargo-nextest >/dev/null
-echo "test-deps: ready (postgres, rclone $(rclone version 2>/dev/null | head -n1 | cut -d' ' -f2), pyspdxtools, python-tuf, tar+zstd, openssl, faketime, chromium)"
+echo "test-deps: ready (postgres, rclone $(rclone version 2>/dev/null | head -n1 | cut -d' ' -f2), pyspdxtools, python-tuf, sigstore, tar+zstd, openssl, faketime, chromium)"

@@ -12,9 +12,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::kit::digest::Sha256Hex;
-pub use crate::kit::manifest::Target;
+pub use crate::kit::manifest::{SigstoreEntry, Target};
 use crate::kit::migration_name::MigrationName;
 use crate::kit::names::{Identifier, KitName, NameError, Reason, Timestamp, Version};
+use crate::kit::path::KitPath;
 
 /// A dependency on an earlier kit having been applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub struct KitConfig {
     /// Shipped migrations whose checksum changed on purpose (`[realign]`, keyed `module/name`):
     /// the checksum they were shipped with, and why.
     pub realign: BTreeMap<(Identifier, String), (Sha256Hex, Reason)>,
+    /// The Sigstore bundles under `attestations/` and what each is about (`[[sigstore]]`).
+    pub sigstore: Vec<SigstoreEntry>,
 }
 
 /// The file as written (text values, checked into [`KitConfig`]).
@@ -78,6 +81,21 @@ struct RawConfig {
     destructive: BTreeMap<String, String>,
     #[serde(default)]
     realign: BTreeMap<String, RawRealign>,
+    #[serde(default)]
+    sigstore: Vec<RawSigstore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigstore {
+    bundle: String,
+    kind: String,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -203,9 +221,57 @@ impl KitConfig {
             let reason = Reason::new(&r.reason).map_err(field(&format!("realign.{key}.reason")))?;
             realign.insert(migration_key("realign", key)?, (from, reason));
         }
+        let mut sigstore = Vec::new();
+        for (i, b) in raw.sigstore.iter().enumerate() {
+            let at = |key: &str| format!("sigstore[{i}].{key}");
+            let kit_path = |v: &str, key: &str, rule: &'static str| {
+                KitPath::new(v).map_err(|_| ConfigError::Invalid {
+                    path: path.to_owned(),
+                    field: at(key),
+                    value: crate::util::printable_short(v),
+                    rule,
+                })
+            };
+            let digest = b
+                .digest
+                .as_deref()
+                .map(|d| {
+                    Sha256Hex::new(d.strip_prefix("sha256:").unwrap_or(d)).map_err(|_| {
+                        ConfigError::Invalid {
+                            path: path.to_owned(),
+                            field: at("digest"),
+                            value: crate::util::printable_short(d),
+                            rule: "the artifact's SHA-256: 64 lowercase hex digits, optionally after sha256:",
+                        }
+                    })
+                })
+                .transpose()?;
+            sigstore.push(SigstoreEntry {
+                bundle: kit_path(
+                    &b.bundle,
+                    "bundle",
+                    "the bundle's path in the kit, e.g. \"attestations/runner.sigstore.json\"",
+                )?,
+                kind: KitName::new(&b.kind).map_err(field(&at("kind")))?,
+                subject: b
+                    .subject
+                    .as_deref()
+                    .map(|v| {
+                        kit_path(
+                            v,
+                            "subject",
+                            "the path in the kit of the file the bundle is about, e.g. \"sboms/runner.spdx.json\"",
+                        )
+                    })
+                    .transpose()?,
+                digest,
+                name: b.name.clone(),
+            });
+        }
         Ok(KitConfig {
             destructive,
             realign,
+            sigstore,
             name: KitName::new(&raw.name).map_err(field("name"))?,
             version: Version::new(&raw.version).map_err(field("version"))?,
             channel: KitName::new(&raw.channel).map_err(field("channel"))?,

@@ -682,6 +682,7 @@ fn make_manifest(
         seeds,
         sboms,
         attestations,
+        sigstore: config.sigstore.clone(),
         payload: PayloadSummary {
             files: 0,
             bytes: 0,
@@ -692,6 +693,19 @@ fn make_manifest(
             version: env!("CARGO_PKG_VERSION").to_owned(),
         },
     };
+    // A declared bundle that is not one is the release engineer's to know now, not the site's.
+    for declared in &manifest.sigstore {
+        if let Some(f) = source.files.iter().find(|f| f.path == declared.bundle) {
+            let bytes = std::fs::read(&f.disk).map_err(|e| BuildError::Source {
+                path: f.path.to_string(),
+                message: e.to_string(),
+            })?;
+            crate::trust::sigstore::parse_bundle(&bytes).map_err(|e| BuildError::Source {
+                path: f.path.to_string(),
+                message: format!("declared in kit.toml as a Sigstore bundle: {e}"),
+            })?;
+        }
+    }
     // Totals that overflow are refused by `Manifest::check` right after.
     let (files, bytes) = manifest.totals().unwrap_or((0, 0));
     manifest.payload.files = files;

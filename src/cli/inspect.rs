@@ -65,6 +65,7 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
         warnings: Vec::new(),
         key_validity: None,
         provenance: None,
+        attestations: Vec::new(),
         manifest: Some(header.manifest),
         duration_ms: started.elapsed().as_millis() as u64,
     })

@@ -47,6 +47,9 @@ pub struct KitReport {
     /// The kit's verified SLSA provenance (verified kits that carry one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provenance: Option<crate::trust::verify::provenance::Provenance>,
+    /// The Sigstore bundles the kit declares and their verdicts (verified kits).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<crate::trust::sigstore::Attestation>,
     /// The manifest, when it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Manifest>,
@@ -75,6 +78,7 @@ impl KitReport {
             warnings: v.warnings().to_vec(),
             key_validity: Some(v.key_validity().clone()),
             provenance: v.provenance().cloned(),
+            attestations: v.attestations().to_vec(),
             manifest: Some(v.manifest().clone()),
             duration_ms,
         }
@@ -117,6 +121,23 @@ impl KitReport {
                 p.source_sha256,
                 p.signed_by.join(", ")
             );
+        }
+        for a in &self.attestations {
+            match (&a.identity, &a.issuer) {
+                (Some(id), Some(issuer)) => println!(
+                    "  sigstore         {} ({}) for {}: verified, signed by {id} ({issuer}){}",
+                    a.bundle,
+                    a.kind,
+                    a.subject,
+                    a.signed_at
+                        .as_ref()
+                        .map_or(String::new(), |t| format!(" at {t}"))
+                ),
+                _ => println!(
+                    "  sigstore         {} ({}) for {}: {}",
+                    a.bundle, a.kind, a.subject, a.verdict
+                ),
+            }
         }
         if let Some(m) = &self.manifest {
             print_manifest(m);
@@ -205,6 +226,17 @@ pub fn print_manifest(m: &Manifest) {
         println!("  sbom             {}", s.path);
     }
     for a in &m.attestations {
-        println!("  attestation      {}", a.path);
+        match m.sigstore.iter().find(|s| s.bundle == a.path) {
+            Some(s) => println!(
+                "  attestation      {} (Sigstore bundle, kind {}, for {})",
+                a.path,
+                s.kind,
+                s.subject.as_ref().map_or_else(
+                    || format!("sha256:{}", s.digest.as_ref().map_or("", |d| d.as_str())),
+                    |p| p.to_string()
+                )
+            ),
+            None => println!("  attestation      {}", a.path),
+        }
     }
 }

@@ -73,6 +73,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
                 warnings: Vec::new(),
                 key_validity: None,
                 provenance: None,
+                attestations: Vec::new(),
                 manifest: None,
                 duration_ms: started.elapsed().as_millis() as u64,
             };

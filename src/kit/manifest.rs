@@ -56,6 +56,33 @@ pub struct FileEntry {
     pub size: u64,
 }
 
+/// A Sigstore bundle the kit carries and what it vouches for: a file of the kit (`subject`) or an
+/// artifact outside it named by digest (`digest`, with an optional `name` for people).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigstoreEntry {
+    /// The bundle: a file listed under `attestations/`.
+    pub bundle: KitPath,
+    /// What kind of attestation it is (`sbom`, `image`, `provenance`…): the site's policy names
+    /// the identities it accepts per kind.
+    pub kind: KitName,
+    /// The kit file the bundle is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<KitPath>,
+    /// The SHA-256 of an artifact outside the kit the bundle is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Sha256Hex>,
+    /// What that artifact is, for people (an image reference, a file name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The largest Sigstore bundle a kit may carry (real ones are a few KiB; each is parsed in memory).
+pub const MAX_SIGSTORE_BUNDLE_BYTES: u64 = 1 << 20;
+
+/// The most Sigstore bundles a kit may declare.
+pub const MAX_SIGSTORE_BUNDLES: usize = 1000;
+
 /// A migration of a module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,6 +271,10 @@ pub struct Manifest {
     pub sboms: Vec<FileEntry>,
     /// Further signed statements shipped with the release.
     pub attestations: Vec<FileEntry>,
+    /// The Sigstore bundles among `attestations`, each bound to what it is about (docs/FORMAT.md,
+    /// "Sigstore bundles"). Absent when the kit declares none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sigstore: Vec<SigstoreEntry>,
     /// Totals.
     pub payload: PayloadSummary,
     /// The building tool.
@@ -418,6 +449,7 @@ impl Manifest {
                 return bad(format!("{} should be under {dir}", f.path));
             }
         }
+        self.check_sigstore()?;
         if !self.sboms.iter().any(|f| f.path.as_str() == KIT_SBOM) {
             return bad(format!("the kit's own SBOM {KIT_SBOM} is not listed"));
         }
@@ -447,6 +479,72 @@ impl Manifest {
             return bad(format!(
                 "the migrations and rollbacks total {sql} bytes, more than a kit may carry ({MAX_SQL_BYTES}); ship the release as several kits"
             ));
+        }
+        Ok(())
+    }
+
+    /// The Sigstore declarations' rules: each names a bundle listed under `attestations/` (once,
+    /// within [`MAX_SIGSTORE_BUNDLE_BYTES`]) and exactly one subject: another file of the kit, or
+    /// a digest with an optional printable name.
+    fn check_sigstore(&self) -> Result<(), ManifestError> {
+        let bad = |m: String| Err(ManifestError(m));
+        if self.sigstore.len() > MAX_SIGSTORE_BUNDLES {
+            return bad(format!(
+                "{} Sigstore bundles is more than a kit may declare ({MAX_SIGSTORE_BUNDLES})",
+                self.sigstore.len()
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.sigstore {
+            let Some(file) = self.attestations.iter().find(|f| f.path == s.bundle) else {
+                return bad(format!(
+                    "Sigstore bundle {} is not listed under attestations",
+                    s.bundle
+                ));
+            };
+            if !seen.insert(&s.bundle) {
+                return bad(format!("Sigstore bundle {} is declared twice", s.bundle));
+            }
+            if file.size > MAX_SIGSTORE_BUNDLE_BYTES {
+                return bad(format!(
+                    "Sigstore bundle {} is {} bytes, more than a bundle may be ({MAX_SIGSTORE_BUNDLE_BYTES})",
+                    s.bundle, file.size
+                ));
+            }
+            match (&s.subject, &s.digest) {
+                (Some(subject), None) => {
+                    if s.name.is_some() {
+                        return bad(format!(
+                            "Sigstore bundle {}: a name goes with a digest, not a subject file",
+                            s.bundle
+                        ));
+                    }
+                    if subject == &s.bundle || !self.files().any(|f| &f.path == subject) {
+                        return bad(format!(
+                            "Sigstore bundle {}: its subject {subject} is not another file of the kit",
+                            s.bundle
+                        ));
+                    }
+                }
+                (None, Some(_)) => {
+                    if let Some(name) = &s.name
+                        && (name.is_empty()
+                            || name.len() > 512
+                            || name.chars().any(char::is_control))
+                    {
+                        return bad(format!(
+                            "Sigstore bundle {}: its name must be 1 to 512 bytes without control characters",
+                            s.bundle
+                        ));
+                    }
+                }
+                _ => {
+                    return bad(format!(
+                        "Sigstore bundle {}: give exactly one of subject (a kit file) or digest",
+                        s.bundle
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -552,6 +650,7 @@ pub(crate) mod tests {
             }],
             sboms: vec![entry(KIT_SBOM, 5)],
             attestations: Vec::new(),
+            sigstore: Vec::new(),
             payload: PayloadSummary {
                 files: 0,
                 bytes: 0,

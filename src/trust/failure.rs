@@ -91,6 +91,13 @@ pub enum FailureKind {
     /// The kit's SLSA provenance (`provenance.dsse.json`) is malformed, not signed by a key that
     /// signed the kit, or not about this kit's manifest.
     BadProvenance,
+    /// A Sigstore bundle the kit declares does not verify offline against the site's pinned
+    /// trusted root, is not about its declared subject, or was signed by an identity the site's
+    /// policy does not accept for its kind.
+    BadAttestation,
+    /// The site's policy requires an attestation (a kind, about a file or digest) the kit does not
+    /// carry verified.
+    MissingAttestation,
     /// The kit's `expires` time has passed.
     Expired,
     /// A part of a split kit is missing, truncated, swapped, stale or from another kit (its
@@ -252,6 +259,8 @@ mod tests {
                 | K::NonCanonicalSignature
                 | K::UntrustedRotation
                 | K::BadProvenance
+                | K::BadAttestation
+                | K::MissingAttestation
                 | K::Expired
                 | K::PartMismatch
                 | K::IoError
@@ -301,6 +310,8 @@ mod tests {
             K::NonCanonicalSignature,
             K::UntrustedRotation,
             K::BadProvenance,
+            K::BadAttestation,
+            K::MissingAttestation,
             K::Expired,
             K::PartMismatch,
             K::IoError,

@@ -9,6 +9,7 @@ pub mod keys;
 pub mod policy;
 pub mod root;
 pub mod sign;
+pub mod sigstore;
 pub mod store;
 pub mod verify;
 

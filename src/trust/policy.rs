@@ -15,11 +15,24 @@
 //! not_before = "2026-01-01T00:00:00Z" # optional validity window
 //! not_after = "2027-01-01T00:00:00Z"
 //! roles = ["kit"]                     # default ["kit"]; only "kit" keys sign kits
+//!
+//! [sigstore]                          # Sigstore bundles in kits ([`crate::trust::sigstore`])
+//! trusted_root = "trusted_root.json"  # pinned; relative to the policy file
+//!
+//! [[sigstore.identities]]             # who may sign which kinds of attestation
+//! kinds = ["sbom"]                    # or ["*"]
+//! san = "release@example.com"         # or san_pattern = "https://github.com/acme/*" (* only)
+//! issuer = "https://accounts.google.com"
+//!
+//! [[sigstore.require]]                # attestations every kit must carry, verified
+//! kind = "sbom"
+//! subject = "sboms/runner.spdx.json"  # or digest = "sha256:…"; or neither (any subject)
 //! ```
 
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -27,6 +40,7 @@ use time::OffsetDateTime;
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::names::parse_time;
 use crate::trust::keys::{KeyError, KeyId, PublicKey};
+use crate::trust::sigstore::{RawSigstore, SigstorePolicy};
 use crate::trust::store::{StoreError, TrustStore};
 
 /// The role a key needs to sign kits.
@@ -128,6 +142,7 @@ pub struct TrustPolicy {
     threshold: NonZeroUsize,
     revoked: BTreeSet<KeyId>,
     store: Option<Box<StoreSource>>,
+    sigstore: Option<Arc<SigstorePolicy>>,
 }
 
 /// A policy's trust store (`--trust DIR`), and what the other `--trust` arguments contribute,
@@ -203,6 +218,8 @@ struct PolicyFile {
     revoked: Vec<String>,
     #[serde(default)]
     keys: Vec<PolicyKey>,
+    #[serde(default)]
+    sigstore: Option<RawSigstore>,
 }
 
 #[derive(Deserialize)]
@@ -252,6 +269,7 @@ impl TrustPolicy {
             threshold,
             revoked,
             store: None,
+            sigstore: None,
         })
     }
 
@@ -277,6 +295,7 @@ impl TrustPolicy {
         let mut revoked = BTreeSet::new();
         let mut merged_threshold = 1usize;
         let mut store: Option<TrustStore> = None;
+        let mut sigstore: Option<(SigstorePolicy, &Path)> = None;
         for path in paths {
             if path.is_dir() {
                 if store.is_some() {
@@ -300,6 +319,16 @@ impl TrustPolicy {
                 keys.push(TrustedKey::new(name, key));
             } else {
                 let p = parse_file(&text, path)?;
+                if let Some(s) = p.sigstore {
+                    if let Some((_, first)) = &sigstore {
+                        return Err(PolicyError::Invalid(format!(
+                            "{} and {} both have a [sigstore] table; a site pins one",
+                            first.display(),
+                            path.display()
+                        )));
+                    }
+                    sigstore = Some((s, path));
+                }
                 merged_threshold = merged_threshold.max(p.threshold);
                 revoked.extend(p.revoked);
                 keys.extend(p.keys);
@@ -320,14 +349,19 @@ impl TrustPolicy {
             }
             others_threshold = t;
         }
-        let Some(store) = store else {
-            let threshold = NonZeroUsize::new(others_threshold).ok_or(PolicyError::Threshold {
-                threshold: 0,
-                keys: keys.len(),
-            })?;
-            return Self::new(keys, threshold, revoked);
+        let mut policy = match store {
+            None => {
+                let threshold =
+                    NonZeroUsize::new(others_threshold).ok_or(PolicyError::Threshold {
+                        threshold: 0,
+                        keys: keys.len(),
+                    })?;
+                Self::new(keys, threshold, revoked)?
+            }
+            Some(store) => Self::from_store(store, keys, others_threshold, revoked)?,
         };
-        Self::from_store(store, keys, others_threshold, revoked)
+        policy.sigstore = sigstore.map(|(s, _)| Arc::new(s));
+        Ok(policy)
     }
 
     /// The policy of `store`'s newest version merged with the `others` keys and threshold.
@@ -371,12 +405,13 @@ impl TrustPolicy {
         if walked.is_empty() {
             return Ok(None);
         }
-        let policy = Self::from_store(
+        let mut policy = Self::from_store(
             chain,
             src.others.clone(),
             src.others_threshold,
             self.revoked.clone(),
         )?;
+        policy.sigstore = self.sigstore.clone();
         Ok(Some((policy, walked)))
     }
 
@@ -387,6 +422,11 @@ impl TrustPolicy {
             None => Ok(Vec::new()),
             Some(src) => Ok(TrustStore::open(src.store.path())?.take_carried(carried, true)?),
         }
+    }
+
+    /// What the site pins for Sigstore bundles, when its policy has a `[sigstore]` table.
+    pub fn sigstore(&self) -> Option<&Arc<SigstorePolicy>> {
+        self.sigstore.as_ref()
     }
 
     /// The trusted keys.
@@ -415,6 +455,7 @@ struct FilePolicy {
     keys: Vec<TrustedKey>,
     threshold: usize,
     revoked: Vec<KeyId>,
+    sigstore: Option<SigstorePolicy>,
 }
 
 fn parse_file(text: &str, path: &Path) -> Result<FilePolicy, PolicyError> {
@@ -480,10 +521,16 @@ fn parse_file(text: &str, path: &Path) -> Result<FilePolicy, PolicyError> {
         .iter()
         .map(|r| KeyId::parse(r).map_err(|e| bad(format!("revoked: {e}"))))
         .collect::<Result<_, _>>()?;
+    let sigstore = file
+        .sigstore
+        .map(|raw| SigstorePolicy::from_raw(raw, base))
+        .transpose()
+        .map_err(bad)?;
     Ok(FilePolicy {
         keys,
         threshold: file.threshold.unwrap_or(1),
         revoked,
+        sigstore,
     })
 }
 

@@ -20,7 +20,9 @@ pub mod signatures;
 
 pub use payload::PayloadSink;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -38,6 +40,7 @@ use crate::trust::content::{Content, ContentError, Retain};
 use crate::trust::failure::{Failure, FailureKind as K};
 use crate::trust::keys::KeyId;
 use crate::trust::policy::TrustPolicy;
+use crate::trust::sigstore::{self, Attestation, SigstorePolicy};
 
 /// Whether an expired kit is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +108,7 @@ struct Authenticated {
     key_validity: KeyValidity,
     provenance: Option<provenance::Provenance>,
     header: RawHeader,
+    sigstore: Option<Arc<SigstorePolicy>>,
 }
 
 /// When the signers' keys were judged valid.
@@ -139,6 +143,7 @@ pub struct VerifiedKit {
     kit_sha256: Sha256Hex,
     kit_size: u64,
     content: Content,
+    attestations: Vec<Attestation>,
 }
 
 macro_rules! authenticated_accessors {
@@ -198,11 +203,12 @@ impl AuthenticatedKit {
         )
         .map_err(|f| fail(vec![f]))?;
         reader.set_total_limit(bound);
-        let mut sink = retain
+        let inner = retain
             .sink(&auth.manifest)
             .map_err(|e| fail(vec![e.failure()]))?;
+        let mut sink = BundleTap::new(&auth.manifest, inner);
         let mut failures = Vec::new();
-        payload::stream(&mut reader, &auth.manifest, sink.as_mut(), &mut failures);
+        payload::stream(&mut reader, &auth.manifest, &mut sink, &mut failures);
         let end = if failures.iter().any(|f| !payload::is_recoverable(f.kind)) {
             None
         } else {
@@ -216,7 +222,20 @@ impl AuthenticatedKit {
         };
         match end {
             Some(end) if failures.is_empty() => {
-                let content = sink
+                // Every byte matched its signed digest: the bundles can be judged. Nothing retained
+                // is kept when one fails (the sink is dropped unfinished).
+                let BundleTap { inner, bundles, .. } = sink;
+                let mut auth = auth;
+                let attestations =
+                    sigstore::check(&auth.manifest, &bundles, auth.sigstore.as_deref())
+                        .map_err(fail)?;
+                if attestations.iter().any(|a| a.verdict == "not-checked") {
+                    auth.warnings.push(format!(
+                        "the kit carries {} Sigstore bundle(s) that were not checked: the trust policy pins no Sigstore trusted root ([sigstore] in a policy file)",
+                        attestations.len()
+                    ));
+                }
+                let content = inner
                     .finish(&auth.manifest)
                     .map_err(|e| fail(vec![e.failure()]))?;
                 Ok(VerifiedKit {
@@ -224,6 +243,7 @@ impl AuthenticatedKit {
                     kit_sha256: end.sha256,
                     kit_size: end.compressed,
                     content,
+                    attestations,
                 })
             }
             _ => Err(fail(failures)),
@@ -233,6 +253,12 @@ impl AuthenticatedKit {
 
 impl VerifiedKit {
     authenticated_accessors!();
+
+    /// The Sigstore bundles the kit declares, each with its verdict (all verified, or all not
+    /// checked when the site's policy pins no Sigstore trusted root).
+    pub fn attestations(&self) -> &[Attestation] {
+        &self.attestations
+    }
 
     /// SHA-256 of the kit file.
     pub fn kit_sha256(&self) -> &Sha256Hex {
@@ -267,6 +293,55 @@ impl VerifiedKit {
     /// The retained content (extraction relocates it).
     pub(crate) fn content_mut(&mut self) -> &mut Content {
         &mut self.content
+    }
+}
+
+/// A sink that keeps a copy of each declared Sigstore bundle (each at most
+/// [`crate::kit::manifest::MAX_SIGSTORE_BUNDLE_BYTES`], checked on the signed manifest) on its way
+/// to the caller's sink.
+struct BundleTap<'m, S: ?Sized> {
+    declared: std::collections::HashSet<&'m KitPath>,
+    current: Option<(KitPath, Vec<u8>)>,
+    bundles: HashMap<KitPath, Vec<u8>>,
+    inner: Box<S>,
+}
+
+impl<'m, S: ?Sized> BundleTap<'m, S> {
+    fn new(manifest: &'m Manifest, inner: Box<S>) -> Self {
+        BundleTap {
+            declared: manifest.sigstore.iter().map(|s| &s.bundle).collect(),
+            current: None,
+            bundles: HashMap::new(),
+            inner,
+        }
+    }
+}
+
+impl<S: PayloadSink + ?Sized> PayloadSink for BundleTap<'_, S> {
+    fn begin(&mut self, path: &KitPath, size: u64) -> std::io::Result<()> {
+        self.current = self.declared.contains(path).then(|| {
+            let cap = size.min(crate::kit::manifest::MAX_SIGSTORE_BUNDLE_BYTES) as usize;
+            (path.clone(), Vec::with_capacity(cap))
+        });
+        self.inner.begin(path, size)
+    }
+
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if let Some((_, buf)) = &mut self.current {
+            // The entry's size was checked against the signed one before its data; this bound
+            // holds whatever the reader does.
+            if (buf.len() + data.len()) as u64 <= crate::kit::manifest::MAX_SIGSTORE_BUNDLE_BYTES {
+                buf.extend_from_slice(data);
+            }
+        }
+        self.inner.write(data)
+    }
+
+    fn end(&mut self) -> std::io::Result<()> {
+        if let Some((path, buf)) = self.current.take() {
+            self.bundles.insert(path, buf);
+        }
+        self.inner.end()
     }
 }
 
@@ -606,6 +681,7 @@ fn authenticate_header(
         key_validity,
         provenance,
         header,
+        sigstore: policy.sigstore().cloned(),
     })
 }
 
