@@ -359,6 +359,20 @@ fn a_required_attestation_must_be_carried_and_verified() {
     assert_eq!(code, 3, "{out}{err}");
     assert!(err.contains("[missing-attestation]"), "{out}{err}");
     assert!(common::tree(&ws.path("store")).is_empty());
+    // An extraction writes nothing.
+    let to = ws.path("extracted");
+    let (code, out, err) = outcome(&run(&[
+        "extract",
+        without.to_str().unwrap(),
+        "--trust",
+        trust.to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+        "--state",
+        ws.path("accepted.db").to_str().unwrap(),
+    ]));
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(common::tree(&to).is_empty(), "{:?}", common::tree(&to));
 }
 
 #[test]
@@ -431,4 +445,47 @@ fn build_refuses_a_declared_bundle_that_is_not_one_and_a_binding_to_nothing() {
         err.contains("seeds/sigstore/absent.txt is not another file of the kit"),
         "{err}"
     );
+}
+
+#[test]
+fn the_audit_report_names_each_bundle_its_signer_and_verdict_in_a_browser() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let kit = ws.build(
+        &source_with(
+            &ws,
+            "report",
+            &[
+                ("bundle_v3.txt", "bundle_v3.txt.sigstore"),
+                ("staging-rekor-v2.txt", "staging-rekor-v2.txt.sigstore.json"),
+            ],
+        ),
+        &[&key],
+    );
+    let rules = format!(
+        "{}{}",
+        identity("\"release\"", "william@yossarian.net", GITHUB),
+        identity("\"release\"", "jku@goto.fi", GITHUB)
+    );
+    let trust = policy(&ws, "report", &public, "staging.json", &rules);
+    let html = ws.path("report.html");
+    let (code, out, err) = outcome(&run(&[
+        "report",
+        kit.to_str().unwrap(),
+        "--trust",
+        trust.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+    ]));
+    assert_eq!(code, 0, "{out}{err}");
+    let (dom, _) = common::browser::render(&html, &ws.path("report.png"));
+    for fact in [
+        "<td>attestations/bundle_v3.txt.sigstore</td><td>release</td><td>seeds/sigstore/bundle_v3.txt</td><td>verified</td><td>william@yossarian.net (https://github.com/login/oauth) at 2024-04-02T19:19:09Z</td>",
+        "<td>attestations/staging-rekor-v2.txt.sigstore.json</td><td>release</td><td>seeds/sigstore/staging-rekor-v2.txt</td><td>verified</td><td>jku@goto.fi (https://github.com/login/oauth)",
+    ] {
+        assert!(
+            dom.contains(fact),
+            "the rendered page lacks {fact:?}:\n{dom}"
+        );
+    }
 }

@@ -48,6 +48,7 @@ struct KitPart {
     warnings: Vec<String>,
     key_validity: Option<String>,
     provenance: Option<Provenance>,
+    attestations: Vec<crate::trust::sigstore::Attestation>,
     packages: BTreeMap<String, Vec<Package>>,
 }
 
@@ -103,6 +104,7 @@ fn kit_part(kit: &std::path::Path, trust: &OptionalTrustArgs) -> Result<KitPart,
             warnings: Vec::new(),
             key_validity: None,
             provenance: None,
+            attestations: Vec::new(),
             packages: BTreeMap::new(),
         })
     };
@@ -129,6 +131,7 @@ fn kit_part(kit: &std::path::Path, trust: &OptionalTrustArgs) -> Result<KitPart,
                     warnings: Vec::new(),
                     key_validity: None,
                     provenance: None,
+                    attestations: Vec::new(),
                     packages: BTreeMap::new(),
                 })
             });
@@ -158,6 +161,7 @@ fn kit_part(kit: &std::path::Path, trust: &OptionalTrustArgs) -> Result<KitPart,
             kv.judged_at
         )),
         provenance: v.provenance().cloned(),
+        attestations: v.attestations().to_vec(),
         packages,
     })
 }
@@ -394,13 +398,56 @@ fn kit_sections(o: &mut String, k: &KitPart) {
     if m.attestations.is_empty() {
         o.push_str("<p class=\"note\">none</p>");
     } else {
-        o.push_str("<p class=\"note\">Carried in the kit and checked against its signed digests; their own signatures are not evaluated by this offkit.</p>");
+        o.push_str("<p class=\"note\">Every file is checked against the kit's signed digests. Sigstore bundles are judged against the site's pinned trusted root and identity rules (when its policy has them).</p>");
         let rows: Vec<Vec<String>> = m
             .attestations
             .iter()
-            .map(|a| vec![a.path.to_string(), a.size.to_string(), a.sha256.to_string()])
+            .map(|a| {
+                let declared = m.sigstore.iter().find(|s| s.bundle == a.path);
+                let verdict = k.attestations.iter().find(|v| v.bundle == a.path);
+                let (kind, subject) = match (declared, verdict) {
+                    (_, Some(v)) => (v.kind.to_string(), v.subject.clone()),
+                    (Some(d), None) => (
+                        d.kind.to_string(),
+                        d.subject.as_ref().map_or_else(
+                            || format!("sha256:{}", d.digest.as_ref().map_or("", |x| x.as_str())),
+                            |p| p.to_string(),
+                        ),
+                    ),
+                    (None, None) => ("—".to_owned(), "—".to_owned()),
+                };
+                let (outcome, signer) = match verdict {
+                    Some(v) => (
+                        v.verdict.to_owned(),
+                        match (&v.identity, &v.issuer) {
+                            (Some(id), Some(iss)) => format!(
+                                "{id} ({iss}){}",
+                                v.signed_at
+                                    .as_ref()
+                                    .map_or(String::new(), |t| format!(" at {t}"))
+                            ),
+                            _ => "—".to_owned(),
+                        },
+                    ),
+                    None if declared.is_some() => ("not verified".to_owned(), "—".to_owned()),
+                    None => ("file digest only".to_owned(), "—".to_owned()),
+                };
+                vec![
+                    a.path.to_string(),
+                    kind,
+                    subject,
+                    outcome,
+                    signer,
+                    a.sha256.to_string(),
+                ]
+            })
             .collect();
-        table(o, "attestations", &["file", "bytes", "sha256"], &rows);
+        table(
+            o,
+            "attestations",
+            &["file", "kind", "about", "verdict", "signer", "sha256"],
+            &rows,
+        );
     }
 
     o.push_str("<h2>SBOM packages</h2>");

@@ -2,6 +2,7 @@
 //! kit sources, and rewrite kits entry by entry to forge hostile ones.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod db;
 pub mod forge;
 pub mod pg;
