@@ -489,3 +489,44 @@ fn the_audit_report_names_each_bundle_its_signer_and_verdict_in_a_browser() {
         );
     }
 }
+
+#[test]
+fn a_bundle_about_an_artifact_outside_the_kit_is_bound_by_digest() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let digest =
+        offkit::kit::digest::Sha256Hex::of(&std::fs::read(fixture("bundle_v3.txt")).unwrap());
+    let trust = policy(
+        &ws,
+        "digest",
+        &public,
+        "staging.json",
+        &identity("\"image\"", "william@yossarian.net", GITHUB),
+    );
+    let kit_declaring = |name: &str, digest: &str| {
+        let src = ws.example_source("quickstart");
+        let renamed = ws.path(&format!("src-{name}"));
+        std::fs::rename(&src, &renamed).unwrap();
+        write(
+            &renamed.join("attestations/image.sigstore"),
+            std::fs::read(fixture("bundle_v3.txt.sigstore")).unwrap(),
+        );
+        let mut toml = std::fs::read_to_string(renamed.join("kit.toml")).unwrap();
+        toml.push_str(&format!(
+            "\n[[sigstore]]\nbundle = \"attestations/image.sigstore\"\nkind = \"image\"\ndigest = \"sha256:{digest}\"\nname = \"registry.example/runner:1.4\"\n"
+        ));
+        std::fs::write(renamed.join("kit.toml"), toml).unwrap();
+        ws.build_in(&renamed, &[&key], name)
+    };
+    let (code, v) = verify(&kit_declaring("right", digest.as_str()), &trust);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        v["attestations"][0]["subject"],
+        format!("sha256:{digest} (registry.example/runner:1.4)").as_str()
+    );
+    assert_eq!(v["manifest"]["sigstore"][0]["digest"], digest.as_str());
+    let other = offkit::kit::digest::Sha256Hex::of(b"another image");
+    let (code, v) = verify(&kit_declaring("wrong", other.as_str()), &trust);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(failure_kinds(&v.to_string()), ["bad-attestation"]);
+}
