@@ -91,6 +91,28 @@ impl Exit {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// Its name in JSON error documents (`error.kind` when no finer kind is known).
+    pub fn name(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Internal => "internal",
+            Exit::Usage => "usage",
+            Exit::Verification => "verification",
+            Exit::InvalidSource => "invalid-source",
+            Exit::Key => "key",
+            Exit::Io => "io",
+            Exit::LockBusy => "lock-busy",
+            Exit::Database => "database",
+            Exit::MigrationState => "migration-state",
+            Exit::Pending => "pending",
+            Exit::Incompatible => "incompatible",
+            Exit::Store => "store",
+            Exit::PartialFailure => "partial-failure",
+            Exit::Destructive => "destructive",
+            Exit::Different => "different",
+        }
+    }
 }
 
 /// Errors that know which exit code they stand for.

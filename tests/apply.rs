@@ -133,7 +133,7 @@ fn quick_start_on_sqlite_applies_once_and_the_second_apply_changes_nothing() {
     });
     assert_eq!(code, 0);
     let rows = json(&out);
-    let rows = rows.as_array().unwrap();
+    let rows = rows["entries"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
     assert!(
         rows.iter()

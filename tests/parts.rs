@@ -147,7 +147,7 @@ fn parts_join_byte_for_byte_and_every_command_reads_them() {
         assert_eq!(code, 0, "{out}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
-            v["kitSha256"].as_str().unwrap(),
+            v["kit_sha256"].as_str().unwrap(),
             offkit::util::sha256_hex(&whole)
         );
     }

@@ -205,7 +205,7 @@ fn file_to_s3_dry_run_run_compare_conflict_rollback_and_secrets() {
     // The ledger lists both runs; rollback of the first removes exactly its 21 copies.
     let (code, out, _) = run(none, &["migrations", "--db", &db, "--json"]);
     assert_eq!(code, 0);
-    let runs = json(&out);
+    let runs = json(&out)["runs"].clone();
     assert_eq!(runs[0]["state"], "succeeded");
     assert_eq!(runs[0]["copied"], 21);
     assert_eq!(runs[1]["state"], "failed");
@@ -216,7 +216,7 @@ fn file_to_s3_dry_run_run_compare_conflict_rollback_and_secrets() {
     let left: Vec<String> = fingerprint(&to, none).into_iter().map(|(k, _)| k).collect();
     assert_eq!(left, ["set/new-a.json", "set/new-b.json"]);
     let (_, out, _) = run(none, &["migrations", "--db", &db, "--json"]);
-    assert_eq!(json(&out)[0]["state"], "rolled-back");
+    assert_eq!(json(&out)["runs"][0]["state"], "rolled-back");
 
     // The secret was never shown nor recorded.
     let (_, list, _) = run(none, &["migrations", "--db", &db]);
@@ -262,7 +262,7 @@ fn kill_resume_rollback(
         assert_eq!(r["resumed"], true);
         assert_eq!(fingerprint(&to, env), reference, "{point}");
         let (_, out, _) = run(env, &["migrations", "--db", &db, "--json"]);
-        let runs = json(&out);
+        let runs = json(&out)["runs"].clone();
         assert_eq!(runs.as_array().unwrap().len(), 1, "{point}");
         // Nothing was in the destination before: every object is this run's copy, once.
         assert_eq!(runs[0]["copied"], 21, "{point}: {out}");
@@ -909,7 +909,7 @@ fn killed_while_deleting_sources_rollback_restores_and_resume_finishes() {
             assert!(fingerprint(&from, none).is_empty(), "{out}");
             assert_eq!(fingerprint(&to, none), reference);
             let (_, out, _) = run(none, &["migrations", "--db", &db, "--json"]);
-            assert_eq!(json(&out)[0]["deleted_sources"], 21, "{out}");
+            assert_eq!(json(&out)["runs"][0]["deleted_sources"], 21, "{out}");
         }
     }
 }

@@ -140,7 +140,7 @@ fn secrets_never_appear_and_cli_works() {
         cli::run(cli::offkit().args(["store", "ls", "--json", "--sha256", &url]));
     assert!(out.status.success());
     let listed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 4);
+    assert_eq!(listed["objects"].as_array().unwrap().len(), 4);
     // Failures: no such database, unknown option.
     let mut gone = u.clone();
     gone.set_path("/offkit_store_no_such_db");

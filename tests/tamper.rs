@@ -111,7 +111,7 @@ impl Site {
 }
 
 fn assert_refused(report: &serde_json::Value, code: i32, kind: &str, entry: &str) {
-    let error = report["error"].as_str().unwrap_or_default();
+    let error = report["error"]["message"].as_str().unwrap_or_default();
     assert_eq!(code, 3, "{report:#}");
     assert_eq!(report["outcome"], "failed");
     assert!(error.contains(&format!("[{kind}]")), "{error}");

@@ -431,8 +431,8 @@ fn key_validity_can_be_judged_at_the_signed_creation_time_and_a_wrong_clock_is_r
     let args = ["--key-validity", "signing-time"];
     let (code, r) = verify_at("2027-06-01 00:00:00", &kit, &trust, &args);
     assert_eq!(code, 0, "{r}");
-    assert_eq!(r["keyValidity"]["basis"], "signing-time", "{r}");
-    assert_eq!(r["keyValidity"]["judged_at"], "2026-01-01T00:00:00Z", "{r}");
+    assert_eq!(r["key_validity"]["basis"], "signing-time", "{r}");
+    assert_eq!(r["key_validity"]["judged_at"], "2026-01-01T00:00:00Z", "{r}");
     assert!(
         r["warnings"].to_string().contains("signed creation time"),
         "{r}"
@@ -444,7 +444,7 @@ fn key_validity_can_be_judged_at_the_signed_creation_time_and_a_wrong_clock_is_r
     // A clock earlier than the kit's creation time is reported, not silently trusted.
     let (code, r) = verify_at("2025-12-15 00:00:00", &kit, &trust, &[]);
     assert_eq!(code, 0, "{r}");
-    assert_eq!(r["keyValidity"]["basis"], "clock", "{r}");
+    assert_eq!(r["key_validity"]["basis"], "clock", "{r}");
     assert!(
         r["warnings"]
             .to_string()

@@ -216,7 +216,7 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
     let mut session = args.db.connect()?;
     let rows = ledger_rows(&mut session, args.kit.as_deref())?;
     if global.json {
-        return print_json(&rows);
+        return print_json(&serde_json::json!({ "entries": rows }));
     }
     println!("Database: {}", session.url().redacted());
     if rows.is_empty() {

@@ -20,7 +20,6 @@ pub struct SignerView {
 
 /// What a report says about a kit.
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub struct KitReport {
     /// The kit file.
     pub kit: String,

@@ -160,7 +160,27 @@ pub fn main() -> ExitCode {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     ExitCode::SUCCESS
                 }
-                _ => ExitCode::from(Exit::Usage.code()),
+                _ => {
+                    // The command line could not be read, but a script that asked for JSON still
+                    // gets its one document.
+                    if std::env::args_os().any(|a| a == "--json") {
+                        let rendered = e.to_string();
+                        let message = rendered
+                            .lines()
+                            .next()
+                            .unwrap_or("invalid command line")
+                            .trim_start_matches("error: ");
+                        let _ = write_json_document(
+                            Exit::Usage,
+                            Some(serde_json::json!({
+                                "kind": Exit::Usage.name(),
+                                "message": crate::kit::path::printable(message),
+                                "entry": null,
+                            })),
+                        );
+                    }
+                    ExitCode::from(Exit::Usage.code())
+                }
             };
         }
     };
@@ -185,18 +205,41 @@ pub fn main() -> ExitCode {
         Command::Completions(a) => manuals::completions(a, &cli.global),
         Command::Man(a) => manuals::man(a, &cli.global),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let exit = match &result {
+        Ok(()) => Exit::Ok,
+        Err(e) if is_broken_pipe(&e.error) => return ExitCode::from(CLOSED_STDOUT),
+        Err(e) => e.exit,
+    };
+    // An error may quote bytes of a kit or a file: never let them drive the terminal.
+    let text = result
+        .as_ref()
+        .err()
+        .map(|e| crate::kit::path::printable_text(&chain_text(&e.error)));
+    if let Some(text) = &text {
+        let _ = writeln!(std::io::stderr(), "offkit: error: {text}");
+    }
+    if cli.global.json {
+        let error = result.as_ref().err().zip(text.as_deref()).map(|(e, text)| {
+            let first = e
+                .error
+                .chain()
+                .find_map(|c| c.downcast_ref::<crate::trust::VerifyFailure>())
+                .and_then(|v| v.failures.first());
+            serde_json::json!({
+                "kind": first.map_or_else(|| exit.name().to_owned(), |f| f.kind.as_str()),
+                "message": text,
+                "entry": first.and_then(|f| f.entry.as_deref()),
+            })
+        });
+        if let Err(e) = write_json_document(exit, error) {
             if is_broken_pipe(&e.error) {
                 return ExitCode::from(CLOSED_STDOUT);
             }
-            // An error may quote bytes of a kit or a file: never let them drive the terminal.
-            let text = crate::kit::path::printable_text(&chain_text(&e.error));
-            let _ = writeln!(std::io::stderr(), "offkit: error: {text}");
-            ExitCode::from(e.exit.code())
+            let _ = writeln!(std::io::stderr(), "offkit: error: {}", chain_text(&e.error));
+            return ExitCode::from(Exit::Io.code());
         }
     }
+    ExitCode::from(exit.code())
 }
 
 /// The error and its causes, `: `-separated, each cause said once: a cause whose text the message
@@ -244,13 +287,104 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Writes a JSON value to stdout followed by a newline.
+/// The version of offkit's JSON output contract (docs/schema/): every document a command prints
+/// with `--json` is an object that starts with it.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// The command's JSON document, serialised, until `main` adds the outcome and writes it.
+static JSON_DOCUMENT: std::sync::Mutex<Option<Vec<u8>>> = std::sync::Mutex::new(None);
+
+/// A command's JSON document with the contract's version first.
+#[derive(serde::Serialize)]
+struct Versioned<'a, T: serde::Serialize> {
+    schema_version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Sets the command's JSON document (an object: lists go in a named field). `main` writes it to
+/// stdout when the command ends, with `schema_version` first and `exit_code` (and, when the
+/// command failed, `error`) last: one document per run, whatever happened.
 pub fn print_json(value: &impl serde::Serialize) -> CliResult {
-    let mut bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| CliError::new(Exit::Internal, e))?;
-    bytes.push(b'\n');
-    // Serialise first, then write: a closed pipe is then an I/O error (ignored by main), not a
-    // serialisation failure.
+    let versioned = Versioned {
+        schema_version: JSON_SCHEMA_VERSION,
+        body: value,
+    };
+    let bytes =
+        serde_json::to_vec_pretty(&versioned).map_err(|e| CliError::new(Exit::Internal, e))?;
+    *JSON_DOCUMENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+    Ok(())
+}
+
+/// `document` (a JSON object serde_json wrote pretty) with its own top-level `error` (reports
+/// that record an error as text) replaced by the contract's: `exit_code`, then `error` when given,
+/// last. The members keep their order; the result is checked against the same change made on
+/// parsed values, which is used instead should the two ever differ.
+fn with_outcome(
+    document: &[u8],
+    exit: Exit,
+    error: Option<serde_json::Value>,
+) -> Result<Vec<u8>, CliError> {
+    let internal = |e: serde_json::Error| CliError::new(Exit::Internal, e);
+    let mut expected: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(document).map_err(internal)?;
+    expected.remove("error");
+    expected.insert("exit_code".into(), exit.code().into());
+    if let Some(e) = &error {
+        expected.insert("error".into(), e.clone());
+    }
+    let text = String::from_utf8_lossy(document);
+    // Top-level members start at two spaces of indentation; a member's value runs to the next.
+    let mut kept = Vec::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with("  \"") {
+            skipping = line.starts_with("  \"error\": ");
+        } else if line.starts_with('}') {
+            skipping = false;
+        }
+        if !skipping {
+            kept.push(line);
+        }
+    }
+    let mut out = kept.join("\n");
+    let body_end = out.trim_end().trim_end_matches('}').trim_end().trim_end_matches(',').len();
+    out.truncate(body_end);
+    out.push_str(&format!(",\n  \"exit_code\": {}", exit.code()));
+    if let Some(error) = &error {
+        let error = serde_json::to_string_pretty(error)
+            .map_err(internal)?
+            .replace('\n', "\n  ");
+        out.push_str(&format!(",\n  \"error\": {error}"));
+    }
+    out.push_str("\n}\n");
+    let made: serde_json::Value = serde_json::from_str(&out).map_err(internal)?;
+    if made == serde_json::Value::Object(expected.clone()) {
+        Ok(out.into_bytes())
+    } else {
+        let mut bytes = serde_json::to_vec_pretty(&expected).map_err(internal)?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}
+
+/// Writes the run's one JSON document: the command's, or (when it set none) `{"schema_version",
+/// "status": "error"}`; then `exit_code`, and `error` (`{"kind", "message", "entry"}`) when the
+/// run failed (docs/schema/common.schema.json).
+fn write_json_document(exit: Exit, error: Option<serde_json::Value>) -> CliResult {
+    let document = JSON_DOCUMENT
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let bytes = match document {
+        Some(b) => b,
+        None => serde_json::to_vec_pretty(&Versioned {
+            schema_version: JSON_SCHEMA_VERSION,
+            body: &serde_json::json!({ "status": if error.is_some() { "error" } else { "ok" } }),
+        })
+        .map_err(|e| CliError::new(Exit::Internal, e))?,
+    };
+    let bytes = with_outcome(&bytes, exit, error)?;
     std::io::stdout()
         .lock()
         .write_all(&bytes)
@@ -260,6 +394,32 @@ pub fn print_json(value: &impl serde::Serialize) -> CliResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outcome_goes_last_and_replaces_a_report_error_text_nested_ones_kept() {
+        let doc = serde_json::to_vec_pretty(&serde_json::json!({
+            "schema_version": 1,
+            "objects": [{"key": "a", "error": "x"}],
+            "error": "apply failed\nsecond line",
+        }))
+        .unwrap();
+        let error = serde_json::json!({"kind": "store", "message": "m", "entry": null});
+        let out = with_outcome(&doc, Exit::Store, Some(error.clone())).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["error"], error);
+        assert_eq!(v["objects"][0]["error"], "x");
+        assert_eq!(v["exit_code"], 12);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.trim_end().ends_with("}\n}"), "{text}");
+        assert_eq!(text.matches("\"error\"").count(), 2, "{text}");
+        // Success: a report's null error goes, nothing else is added but the code.
+        let doc = b"{\n  \"schema_version\": 1,\n  \"error\": null\n}";
+        let out = with_outcome(doc, Exit::Ok, None).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\n  \"schema_version\": 1,\n  \"exit_code\": 0\n}\n"
+        );
+    }
 
     #[test]
     fn a_cause_is_said_once() {

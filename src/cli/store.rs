@@ -173,7 +173,7 @@ fn ls(url: &StoreUrl, prefix: Option<&str>, sha256: bool, global: &Global) -> Cl
         }
     }
     if global.json {
-        return print_json(&items);
+        return print_json(&serde_json::json!({ "objects": items }));
     }
     let mut out = std::io::stdout().lock();
     for i in &items {

@@ -256,7 +256,7 @@ pub fn list(a: ListArgs, global: &Global) -> CliResult {
         Vec::new()
     };
     if global.json {
-        return print_json(&runs);
+        return print_json(&serde_json::json!({ "runs": runs }));
     }
     if runs.is_empty() {
         println!("no store migration runs recorded");
