@@ -187,12 +187,19 @@ pub fn check_report(row: &Row, path: &Path) -> Result<Value, ReceiptError> {
 pub struct VerifiedReceipt {
     /// The site keys whose signatures counted.
     pub signers: Vec<Signer>,
-    /// The kit file name and SHA-256, when the attempt read the kit.
+    /// The kit file name and SHA-256, when the attempt read the kit (JSON: `{"file", "sha256"}`).
+    #[serde(serialize_with = "kit_json")]
     pub kit: Option<(String, String)>,
     /// The kit's manifest SHA-256.
     pub manifest_sha256: String,
     /// The signed predicate: `ledger_entry`, `database`, `issued_at`, `report`.
     pub predicate: Value,
+}
+
+fn kit_json<S: serde::Serializer>(kit: &Option<(String, String)>, s: S) -> Result<S::Ok, S::Error> {
+    kit.as_ref()
+        .map(|(file, sha256)| serde_json::json!({ "file": file, "sha256": sha256 }))
+        .serialize(s)
 }
 
 impl VerifiedReceipt {

@@ -22,6 +22,7 @@ pub struct SignerView {
 #[derive(Debug, Serialize)]
 pub struct KitReport {
     /// The kit file.
+    #[serde(rename = "kit_file")]
     pub kit: String,
     /// `VERIFIED`, `REFUSED` or `NOT VERIFIED`.
     pub status: &'static str,

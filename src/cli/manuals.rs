@@ -25,7 +25,8 @@ pub struct ManArgs {
 }
 
 /// Prints the completion script for a shell.
-pub fn completions(args: CompletionsArgs, _global: &Global) -> CliResult {
+pub fn completions(args: CompletionsArgs, global: &Global) -> CliResult {
+    super::data_on_stdout(global, "completions")?;
     let mut cmd = Cli::command();
     clap_complete::generate(args.shell, &mut cmd, "offkit", &mut std::io::stdout());
     Ok(())

@@ -364,7 +364,12 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
         Command::Verify(t) => status(t, global, true),
         Command::Check(t) => check(t, global),
         Command::Run(a) => run_cmd(a, global),
-        Command::Script(a) => script_cmd(a),
+        Command::Script(a) => {
+            if a.out.is_none() {
+                super::data_on_stdout(global, "migrations script without --out")?;
+            }
+            script_cmd(a)
+        }
         Command::Rollback(a) => rollback(a, global),
         Command::ImportLegacy(a) => import_legacy(a, global),
         Command::Resolve(a) => resolve(a, global),

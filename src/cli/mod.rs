@@ -287,6 +287,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Refuses `--json` for a command whose stdout is its data (a script, an object's bytes): the two
+/// cannot share stdout.
+pub fn data_on_stdout(global: &Global, what: &str) -> CliResult {
+    if global.json {
+        return Err(CliError::msg(
+            Exit::Usage,
+            format!("{what} writes to stdout, so --json does not apply"),
+        ));
+    }
+    Ok(())
+}
+
 /// The version of offkit's JSON output contract (docs/schema/): every document a command prints
 /// with `--json` is an object that starts with it.
 pub const JSON_SCHEMA_VERSION: u32 = 1;

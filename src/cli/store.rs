@@ -108,7 +108,12 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
             prefix,
             sha256,
         } => ls(&parse_url(&url)?, prefix.as_deref(), sha256, global),
-        Command::Get { url, key, output } => get(&parse_url(&url)?, &key, output),
+        Command::Get { url, key, output } => {
+            if output.is_none() {
+                super::data_on_stdout(global, "store get without --out")?;
+            }
+            get(&parse_url(&url)?, &key, output)
+        }
         Command::PutDir(args) => put_dir(args, global),
         Command::Migrate(args) => super::transfer::migrate(args, global),
         Command::Migrations(args) => super::transfer::list(args, global),

@@ -111,8 +111,21 @@ pub struct KitDiff {
     pub sboms: Vec<FileChange>,
     /// SBOM packages (`None` when the SBOMs were not read: the kits were not verified).
     pub packages: Option<Vec<PackageChange>>,
-    /// Signer keyids only in the first, only in the second kit.
+    /// Signer keyids only in the first, only in the second kit (JSON: `{"only_in_a",
+    /// "only_in_b"}`).
+    #[serde(serialize_with = "signers_json")]
     pub signers: (Vec<String>, Vec<String>),
+}
+
+fn signers_json<S: serde::Serializer>(
+    signers: &(Vec<String>, Vec<String>),
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("Signers", 2)?;
+    st.serialize_field("only_in_a", &signers.0)?;
+    st.serialize_field("only_in_b", &signers.1)?;
+    st.end()
 }
 
 impl KitDiff {
