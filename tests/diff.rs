@@ -110,7 +110,11 @@ fn two_lnm_releases_differ_in_what_changed_and_an_edited_migration_is_loud() {
                 && p["version"] == serde_json::json!(["21.103.0", "21.104.0"])),
         "{out}"
     );
-    assert_eq!(r["signers"]["only_in_b"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(
+        r["signers"]["only_in_b"].as_array().unwrap().len(),
+        1,
+        "{out}"
+    );
     let fields: Vec<&str> = r["fields"]
         .as_array()
         .unwrap()

@@ -88,8 +88,7 @@ fn cli_put_dir_ls_get_and_progress_lines() {
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["totals"]["skipped"], 12);
-    let file: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let file: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     // The report file is the report; stdout is that report in the JSON contract (its version and
     // the exit code added).
     let mut printed = json.clone();

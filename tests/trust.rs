@@ -432,7 +432,10 @@ fn key_validity_can_be_judged_at_the_signed_creation_time_and_a_wrong_clock_is_r
     let (code, r) = verify_at("2027-06-01 00:00:00", &kit, &trust, &args);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["key_validity"]["basis"], "signing-time", "{r}");
-    assert_eq!(r["key_validity"]["judged_at"], "2026-01-01T00:00:00Z", "{r}");
+    assert_eq!(
+        r["key_validity"]["judged_at"], "2026-01-01T00:00:00Z",
+        "{r}"
+    );
     assert!(
         r["warnings"].to_string().contains("signed creation time"),
         "{r}"

@@ -91,8 +91,8 @@ pub enum SourceLabel {
         path: PathBuf,
         /// Kit name and version.
         kit: String,
-        /// Keyids whose signatures counted.
-        signers: Vec<crate::trust::KeyId>,
+        /// The keys whose signatures counted.
+        signers: Vec<crate::trust::Signer>,
     },
 }
 
@@ -110,7 +110,7 @@ impl std::fmt::Display for SourceLabel {
                 path.display(),
                 signers
                     .iter()
-                    .map(ToString::to_string)
+                    .map(|s| s.keyid.to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
@@ -140,7 +140,7 @@ impl SourceArgs {
             let label = SourceLabel::VerifiedKit {
                 path: kit.clone(),
                 kit: format!("{} {}", m.name, m.version),
-                signers: verified.signers().iter().map(|s| s.keyid.clone()).collect(),
+                signers: verified.signers().to_vec(),
             };
             return Ok((set, label));
         }

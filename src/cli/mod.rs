@@ -360,7 +360,12 @@ fn with_outcome(
         }
     }
     let mut out = kept.join("\n");
-    let body_end = out.trim_end().trim_end_matches('}').trim_end().trim_end_matches(',').len();
+    let body_end = out
+        .trim_end()
+        .trim_end_matches('}')
+        .trim_end()
+        .trim_end_matches(',')
+        .len();
     out.truncate(body_end);
     out.push_str(&format!(",\n  \"exit_code\": {}", exit.code()));
     if let Some(error) = &error {
