@@ -141,3 +141,80 @@ fn completions_load_in_bash_and_every_command_has_a_man_page() {
     let verify = std::fs::read_to_string(dir.join("offkit-verify.1")).unwrap();
     assert!(verify.contains("trust"));
 }
+
+#[test]
+fn common_mix_ups_are_named_with_what_to_give_instead() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    let kit = ws.build(&src, &[&key]);
+    let (kit_s, key_s, pub_s, src_s) = (
+        kit.to_str().unwrap(),
+        key.to_str().unwrap(),
+        public.to_str().unwrap(),
+        src.to_str().unwrap(),
+    );
+    let db = format!("sqlite://{}", ws.path("site.db").display());
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        // The private key as --trust: named, never parsed as ASN.1 for the operator to decode.
+        (
+            vec!["verify", kit_s, "--trust", key_s],
+            2,
+            "is a private key; a trusted key is a public key",
+        ),
+        // The public key as --key: not "chmod 600 the public key".
+        (
+            vec!["build", src_s, "--key", pub_s, "--out", "."],
+            2,
+            "is a public key; signing takes the private key",
+        ),
+        // A source folder where a kit goes, and a kit where a source folder goes.
+        (
+            vec!["verify", src_s, "--trust", pub_s],
+            6,
+            "is a kit source folder, not a kit: build it first",
+        ),
+        (
+            vec!["apply", src_s, "--trust", pub_s, "--db", &db],
+            6,
+            "is a kit source folder, not a kit",
+        ),
+        (
+            vec!["build", kit_s, "--key", key_s, "--out", "."],
+            2,
+            "is a built kit (verify, inspect or apply it); build takes a kit source folder",
+        ),
+        // A database URL as the store, a store URL as the database.
+        (
+            vec!["store", "ls", &db],
+            2,
+            "sqlite:// is a database URL: it goes to --db",
+        ),
+        (
+            vec!["history", "--db", "file:///srv/objects"],
+            2,
+            "file:// is an object-store URL (it goes to --store)",
+        ),
+        (
+            vec!["history", "--db", "s3://bucket/prefix"],
+            2,
+            "s3:// is an object-store URL (it goes to --store)",
+        ),
+    ];
+    for (args, code, says) in cases {
+        let (c, out, err) = common::outcome(
+            &common::cmd()
+                .current_dir(ws.path(""))
+                .args(&args)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(c, code, "{args:?}: {out}{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("ASN.1") && !err.contains("chmod"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!ws.path("site.db").exists());
+}

@@ -317,7 +317,11 @@ fn every_command_prints_one_document_that_validates_against_its_schema() {
     c.ok("history", &["history", "--db", &db]);
     c.fails(
         "history",
-        &["history", "--db", "sqlite:///no/such/dir/x.db"],
+        &[
+            "history",
+            "--db",
+            "postgres://postgres@127.0.0.1:1/none?connect_timeout=5",
+        ],
         8,
     );
     c.ok(

@@ -75,6 +75,14 @@ pub enum SourceError {
     /// `kit.toml` is missing or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The source is a file, not a folder (a built kit given to `build`, say).
+    #[error("{path} is {what}; build takes a kit source folder (kit.toml, migrations/, seeds/, …)")]
+    NotAFolder {
+        /// The file.
+        path: String,
+        /// What it seems to be.
+        what: &'static str,
+    },
     /// A file or folder could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
@@ -220,6 +228,7 @@ impl ExitCoded for SourceError {
     fn exit(&self) -> Exit {
         match self {
             SourceError::Io { .. } => Exit::Io,
+            SourceError::NotAFolder { .. } => Exit::Usage,
             SourceError::Config(ConfigError::Read { .. }) => Exit::Io,
             SourceError::Migrations(e) => e.exit(),
             _ => Exit::InvalidSource,
@@ -238,6 +247,17 @@ const FLAT_RULE: &str = "attestations/ holds files directly, no sub-folders";
 impl KitSource {
     /// Scans and checks a kit source folder.
     pub fn scan(root: &Path) -> Result<KitSource, SourceError> {
+        if root.is_file() {
+            let name = root.to_string_lossy();
+            return Err(SourceError::NotAFolder {
+                path: root.display().to_string(),
+                what: if name.ends_with(".kit.tar.zst") || name.contains(".kit.tar.zst.part") {
+                    "a built kit (verify, inspect or apply it)"
+                } else {
+                    "a file"
+                },
+            });
+        }
         let config = KitConfig::load(root)?;
         let mut files = Vec::new();
         let mut folded: HashMap<String, KitPath> = HashMap::new();

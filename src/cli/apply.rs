@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use super::common::{DbArgs, LockArgs, SafetyArgs, SeedArgs, TrustArgs, connect};
+use super::common::{DbArgs, LockArgs, SafetyArgs, SeedArgs, TrustArgs, connect, connect_existing};
 use super::migrations::CategoryArg;
 use super::{CliError, CliResult, Global, io_error, print_json};
 use crate::apply::ledger::{self, Row};
@@ -46,11 +46,16 @@ struct Site {
 }
 
 impl SiteArgs {
-    /// Parses the URLs (no I/O), connects, opens the store. The kit is not read yet.
-    fn open(&self) -> Result<Site, CliError> {
+    /// Parses the URLs (no I/O), connects, opens the store. The kit is not read yet. With
+    /// `read_only`, a SQLite database that does not exist is read as empty, not created.
+    fn open(&self, read_only: bool) -> Result<Site, CliError> {
         let store_url = StoreUrl::parse(&self.store).map_err(crate::store::StoreError::from)?;
         let db_url = self.db.url()?;
-        let session = connect(&db_url)?;
+        let session = if read_only {
+            connect_existing(&db_url)?
+        } else {
+            connect(&db_url)?
+        };
         let store = crate::store::open(&store_url)?;
         Ok(Site { session, store })
     }
@@ -121,7 +126,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         .as_deref()
         .map(crate::trust::keys::SecretKey::load)
         .transpose()?;
-    let Site { mut session, store } = args.site.open()?;
+    let Site { mut session, store } = args.site.open(args.dry_run)?;
     let kit = KitFile {
         path: &args.kit,
         policy: &policy,
@@ -132,11 +137,20 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         Ok(r) => (r, None),
         Err(f) => ((*f.report).clone(), Some(f)),
     };
+    // Refused before anything was written: a database file this run created goes again.
+    let session = if failure.is_some() && report.ledger_id.is_none() {
+        session.close_discarding_unused();
+        None
+    } else {
+        Some(session)
+    };
     if let Some(path) = &args.report {
         crate::util::write_atomic(path, &report.to_json(), 0o644, true)
             .map_err(|e| io_error(format!("writing the report {}", path.display()), e))?;
     }
-    if let (Some(key), Some(out), Some(id)) = (&receipt_key, &args.receipt, report.ledger_id) {
+    if let (Some(key), Some(out), Some(id), Some(mut session)) =
+        (&receipt_key, &args.receipt, report.ledger_id, session)
+    {
         write_receipt(&mut session, id, &report, key, out)?;
     }
     if global.json {
@@ -213,7 +227,7 @@ pub struct HistoryArgs {
 
 /// Runs `offkit history`: the ledger of kit applications.
 pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
-    let mut session = args.db.connect()?;
+    let mut session = args.db.connect_existing()?;
     let rows = ledger_rows(&mut session, args.kit.as_deref())?;
     if global.json {
         return print_json(&serde_json::json!({ "entries": rows }));
@@ -317,7 +331,7 @@ pub struct StatusArgs {
 /// Runs `offkit status`: what of this kit is applied, pending or conflicting at this site. Only
 /// the SQL is kept from the verifying pass; seeds are compared by their signed digests.
 pub fn status(args: StatusArgs, global: &Global) -> CliResult {
-    let Site { mut session, store } = args.site.open()?;
+    let Site { mut session, store } = args.site.open(true)?;
     let kit = args.site.trust.authenticate(&args.kit)?;
     let report = crate::apply::status::status(kit, &mut session, store.as_ref())?;
     if global.json {

@@ -68,7 +68,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     let ledger = match &args.db {
         Some(url) => {
             let db = DbArgs { db: url.clone() };
-            let mut session = db.connect()?;
+            let mut session = db.connect_existing()?;
             let rows = super::apply::ledger_rows(&mut session, None)?;
             Some((session.url().redacted(), rows))
         }

@@ -39,11 +39,25 @@ impl DbArgs {
     pub fn connect(&self) -> Result<Session, CliError> {
         connect(&self.url()?)
     }
+
+    /// Connects to the database for a command that only reads: a SQLite file that does not exist
+    /// is read as empty, never created.
+    pub fn connect_existing(&self) -> Result<Session, CliError> {
+        connect_existing(&self.url()?)
+    }
 }
 
 /// Connects to a parsed database URL; remarks (an ignored password file) go to stderr.
 pub fn connect(url: &DbUrl) -> Result<Session, CliError> {
-    let session = Session::connect(url)?;
+    warn(Session::connect(url)?)
+}
+
+/// [`connect`] for a command that only reads ([`Session::connect_existing`]).
+pub fn connect_existing(url: &DbUrl) -> Result<Session, CliError> {
+    warn(Session::connect_existing(url)?)
+}
+
+fn warn(session: Session) -> Result<Session, CliError> {
     for w in session.warnings() {
         eprintln!("offkit: warning: {}", crate::util::escape_controls(w));
     }

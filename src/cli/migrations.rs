@@ -378,7 +378,7 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
 
 fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
     let filter = ModuleFilter::parse(&t.module);
-    let mut session = t.db.connect()?;
+    let mut session = t.db.connect_existing()?;
     let (set, label) = t.source.load(session.dialect())?;
     let status = session.status(&set, &filter)?;
     let problems = status.problems();
@@ -408,7 +408,7 @@ fn status(t: TargetArgs, global: &Global, verify: bool) -> CliResult {
 
 fn check(t: TargetArgs, global: &Global) -> CliResult {
     let filter = ModuleFilter::parse(&t.module);
-    let mut session = t.db.connect()?;
+    let mut session = t.db.connect_existing()?;
     let (set, label) = t.source.load(session.dialect())?;
     let status = session.status(&set, &filter)?;
     let problems = status.problems();
@@ -544,7 +544,7 @@ fn mode(dry_run: bool) -> RunMode {
 fn script_cmd(a: ScriptArgs) -> CliResult {
     let opts = run_options(&a.plan, RunMode::Apply, OnError::Continue);
     let target = &a.plan.target;
-    let mut session = target.db.connect()?;
+    let mut session = target.db.connect_existing()?;
     let (set, label) = target.source.load(session.dialect())?;
     let script = session.script(&set, &opts, &label.to_string())?;
     match &a.out {

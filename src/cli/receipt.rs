@@ -61,7 +61,7 @@ pub fn run(cmd: Command, global: &Global) -> CliResult {
 
 fn issue_cmd(args: IssueArgs, global: &Global) -> CliResult {
     let key = SecretKey::load(&args.key)?;
-    let mut session = args.db.connect()?;
+    let mut session = args.db.connect_existing()?;
     let row = ledger_row(&mut session, args.entry)?;
     let report = args
         .report

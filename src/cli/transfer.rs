@@ -248,7 +248,7 @@ pub fn migrate(a: MigrateArgs, global: &Global) -> CliResult {
 
 /// `offkit store migrations`.
 pub fn list(a: ListArgs, global: &Global) -> CliResult {
-    let mut session = a.db.connect()?;
+    let mut session = a.db.connect_existing()?;
     let driver = session.driver();
     let runs = if record::exists(driver).map_err(db)? {
         record::list(driver).map_err(db)?
@@ -407,7 +407,7 @@ struct RunReport {
 
 /// `offkit store report`.
 pub fn report(a: ReportArgs, global: &Global) -> CliResult {
-    let mut session = a.db.connect()?;
+    let mut session = a.db.connect_existing()?;
     let driver = session.driver();
     if !record::exists(driver).map_err(db)? {
         return Err(tr::TransferError::UnknownRun(a.run_id).into());

@@ -292,6 +292,14 @@ impl KitReader {
     pub fn open(path: &Path, limits: Limits) -> Result<KitReader, ReadError> {
         let file = match crate::kit::parts::find(path)? {
             Some(parts) => parts.files[0].clone(),
+            None if path.is_dir() => {
+                let what = if path.join("kit.toml").is_file() {
+                    "a kit source folder, not a kit: build it first (offkit build DIR --key KEY --out OUT) and give the .kit.tar.zst file"
+                } else {
+                    "a folder with no kit in it (give the .kit.tar.zst file, the first part of a split kit, or the folder of its parts)"
+                };
+                return Err(ReadError::Io(format!("{} is {what}", path.display())));
+            }
             None => path.to_path_buf(),
         };
         let stream = DecodedStream::open(&file, Self::initial_limit(&limits))

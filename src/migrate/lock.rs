@@ -42,6 +42,8 @@ pub struct Session {
     url: DbUrl,
     driver: Box<dyn Driver>,
     warnings: Vec<String>,
+    /// The SQLite file this session created by opening it (it did not exist before).
+    created: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Session {
@@ -51,8 +53,38 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// Connects to `url` for a command that only reads: as [`Session::connect`], except that a
+    /// SQLite file that does not exist is not created — it is read as the empty database it would
+    /// be (in memory), and a warning says so.
+    pub fn connect_existing(url: &DbUrl) -> Result<Session, MigrateError> {
+        if let DbUrl::Sqlite(p) = url
+            && !p.exists()
+        {
+            let driver = drivers::sqlite::Sqlite::empty_in_memory().map_err(|source| {
+                MigrateError::Connect {
+                    url: url.redacted(),
+                    source,
+                }
+            })?;
+            return Ok(Session {
+                url: url.clone(),
+                driver: Box::new(driver),
+                created: None,
+                warnings: vec![format!(
+                    "{} does not exist: read as an empty database (nothing was created)",
+                    url.redacted()
+                )],
+            });
+        }
+        Self::connect(url)
+    }
+
     /// Connects to `url` (PostgreSQL) or opens it (SQLite, created if absent).
     pub fn connect(url: &DbUrl) -> Result<Session, MigrateError> {
+        let created = match url {
+            DbUrl::Sqlite(p) if !p.exists() => Some(p.clone()),
+            _ => None,
+        };
         let (driver, warnings): (Box<dyn Driver>, Vec<String>) = match url {
             DbUrl::Postgres(info) => {
                 let connected =
@@ -83,7 +115,33 @@ impl Session {
             url: url.clone(),
             driver,
             warnings,
+            created,
         })
+    }
+
+    /// Closes the session; when it created its SQLite file and nothing was written in it (no
+    /// table), removes the file, so that a refused command leaves no empty database behind.
+    /// Returns whether it did.
+    pub fn close_discarding_unused(mut self) -> bool {
+        let Some(path) = self.created.take() else {
+            return false;
+        };
+        let empty = self
+            .driver
+            .query("SELECT count(*) FROM sqlite_master", &[])
+            .ok()
+            .and_then(|rows| rows.first().and_then(|r| r.first().cloned()))
+            .is_some_and(|v| v == drivers::Value::Int(0));
+        drop(self);
+        if !empty {
+            return false;
+        }
+        for suffix in ["", "-journal", "-wal", "-shm", ".offkit-lock"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+        true
     }
 
     /// Remarks from connecting that the operator should see (an ignored password file).

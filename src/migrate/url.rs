@@ -29,6 +29,11 @@ pub enum UrlError {
         "unsupported database URL: use postgres://USER@HOST:PORT/DB, a key=value connection string (host=… dbname=…), or sqlite://PATH"
     )]
     Scheme,
+    /// An object-store URL given as a database.
+    #[error(
+        "{0} is an object-store URL (it goes to --store); a database URL is postgres://USER@HOST:PORT/DB or sqlite://PATH"
+    )]
+    StoreUrl(&'static str),
     /// `sqlite://` without a path.
     #[error("sqlite:// needs a file path, e.g. sqlite://./offkit.db")]
     EmptySqlitePath,
@@ -60,6 +65,11 @@ impl DbUrl {
             || is_keyword_string(url)
         {
             return Ok(DbUrl::Postgres(Box::new(ConnInfo::parse(url)?)));
+        }
+        for scheme in ["file://", "s3://"] {
+            if url.starts_with(scheme) {
+                return Err(UrlError::StoreUrl(scheme));
+            }
         }
         Err(UrlError::Scheme)
     }

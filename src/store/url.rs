@@ -22,7 +22,8 @@ pub use crate::util::Secret;
 pub enum UrlError {
     /// The scheme is not one offkit knows.
     #[error(
-        "unknown store URL scheme {scheme}: use file://DIR, s3://BUCKET/PREFIX or postgres://…?table=SCHEMA.TABLE"
+        "unknown store URL scheme {scheme}: use file://DIR, s3://BUCKET/PREFIX or postgres://…?table=SCHEMA.TABLE{}",
+        if scheme == "sqlite://" { " (sqlite:// is a database URL: it goes to --db)" } else { "" }
     )]
     UnknownScheme {
         /// The scheme (`minio://`), or a generic word when the text before `://` does not look

@@ -26,6 +26,16 @@ pub enum KeyError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A private key where a public one is expected, or the reverse.
+    #[error("{path} is {found}; {hint}")]
+    WrongKind {
+        /// The file.
+        path: String,
+        /// What it is.
+        found: &'static str,
+        /// What to give instead.
+        hint: String,
+    },
     /// The file is not a key of the expected kind.
     #[error("{path}: not an Ed25519 {expected} in PEM form ({message})")]
     Malformed {
@@ -69,6 +79,7 @@ impl ExitCoded for KeyError {
     fn exit(&self) -> Exit {
         match self {
             KeyError::Read { .. } | KeyError::Write { .. } => Exit::Io,
+            KeyError::WrongKind { .. } => Exit::Usage,
             _ => Exit::Key,
         }
     }
@@ -122,6 +133,13 @@ impl serde::Serialize for KeyId {
 }
 
 /// An Ed25519 public key with its keyid.
+/// The label of the first PEM block in `text` (`PUBLIC KEY`, `PRIVATE KEY`, …).
+fn pem_label(text: &str) -> Option<&str> {
+    let start = text.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let rest = &text[start..];
+    rest.find("-----").map(|end| &rest[..end])
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
     key: VerifyingKey,
@@ -131,6 +149,13 @@ pub struct PublicKey {
 impl PublicKey {
     /// Parses an SPKI PEM public key; `origin` names it in errors.
     pub fn from_pem(pem: &str, origin: &str) -> Result<PublicKey, KeyError> {
+        if pem_label(pem) == Some("PRIVATE KEY") {
+            return Err(KeyError::WrongKind {
+                path: origin.to_owned(),
+                found: "a private key",
+                hint: "a trusted key is a public key (offkit keygen wrote NAME.pub beside NAME.key); a private key belongs on the signing machine only".into(),
+            });
+        }
         let key =
             VerifyingKey::from_public_key_pem(pem.trim()).map_err(|e| KeyError::Malformed {
                 path: origin.to_owned(),
@@ -229,14 +254,24 @@ impl SecretKey {
             path: shown.clone(),
             source,
         })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(KeyError::InsecurePermissions { path: shown, mode });
-        }
         let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
             path: shown.clone(),
             source,
         })?;
+        // A public key given as --key is a mix-up, not a permissions problem.
+        if pem_label(&text) == Some("PUBLIC KEY") {
+            return Err(KeyError::WrongKind {
+                path: shown,
+                found: "a public key",
+                hint:
+                    "signing takes the private key (offkit keygen wrote NAME.key beside NAME.pub)"
+                        .into(),
+            });
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(KeyError::InsecurePermissions { path: shown, mode });
+        }
         let key = SigningKey::from_pkcs8_pem(text.trim()).map_err(|e| KeyError::Malformed {
             path: shown,
             expected: "PKCS#8 private key",

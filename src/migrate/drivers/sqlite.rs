@@ -31,7 +31,8 @@ const DEADLINE_CHECK_STEPS: i32 = 4096;
 /// A SQLite database file.
 pub struct Sqlite {
     conn: Connection,
-    holder_file: PathBuf,
+    /// Where the lock holder is named (`None`: an in-memory database nobody else can open).
+    holder_file: Option<PathBuf>,
     /// The statement deadline, in nanoseconds after `epoch`; 0 when none is armed.
     deadline: Arc<AtomicU64>,
     epoch: Instant,
@@ -74,9 +75,20 @@ impl Sqlite {
         })?;
         let mut holder = path.as_os_str().to_owned();
         holder.push(".offkit-lock");
+        Self::with_connection(conn, Some(PathBuf::from(holder)))
+    }
+
+    /// An empty database in memory: what a database file that does not exist holds, for commands
+    /// that only read (nothing is created on disk).
+    pub fn empty_in_memory() -> Result<Sqlite, DbError> {
+        let conn = Connection::open_in_memory().map_err(db_error)?;
+        Self::with_connection(conn, None)
+    }
+
+    fn with_connection(conn: Connection, holder_file: Option<PathBuf>) -> Result<Sqlite, DbError> {
         let mut db = Sqlite {
             conn,
-            holder_file: PathBuf::from(holder),
+            holder_file,
             deadline: Arc::new(AtomicU64::new(0)),
             epoch: Instant::now(),
             session: None,
@@ -219,12 +231,18 @@ impl Driver for Sqlite {
             .unwrap_or_default();
         let text = format!("pid={}\nsince={since}\n", std::process::id());
         // Best effort: the lock itself is the database file's, this only names the holder.
-        let _ = std::fs::write(&self.holder_file, text);
+        if let Some(holder) = &self.holder_file {
+            let _ = std::fs::write(holder, text);
+        }
         Ok(true)
     }
 
     fn lock_holder(&mut self) -> Result<Option<LockHolder>, DbError> {
-        let Ok(text) = std::fs::read_to_string(&self.holder_file) else {
+        let Some(text) = self
+            .holder_file
+            .as_ref()
+            .and_then(|h| std::fs::read_to_string(h).ok())
+        else {
             return Ok(None);
         };
         let field = |k: &str| {
@@ -245,7 +263,9 @@ impl Driver for Sqlite {
             since: field("since"),
             detail: Some(format!(
                 "offkit runner (per {})",
-                self.holder_file.display()
+                self.holder_file
+                    .as_deref()
+                    .map_or_else(String::new, |h| h.display().to_string())
             )),
         }))
     }
@@ -293,7 +313,9 @@ impl Driver for Sqlite {
     }
 
     fn unlock(&mut self) -> Result<(), DbError> {
-        let _ = std::fs::remove_file(&self.holder_file);
+        if let Some(holder) = &self.holder_file {
+            let _ = std::fs::remove_file(holder);
+        }
         // Leaving exclusive locking mode takes effect at the next access of the file.
         self.batch("PRAGMA locking_mode = NORMAL; SELECT count(*) FROM sqlite_master;")
     }
