@@ -27,7 +27,8 @@ pub enum Exit {
     Database = 8,
     /// The migration history disagrees with the kit: drift, missing, out of order, in progress.
     MigrationState = 9,
-    /// `migrations check`: release or data migrations are still pending.
+    /// `migrations check`: release or data migrations are still pending; `status`: the kit is not
+    /// complete here.
     Pending = 10,
     /// The kit does not fit this site: downgrade, wrong target, unmet `requires`.
     Incompatible = 11,
@@ -66,7 +67,7 @@ impl Exit {
         ),
         (
             Exit::Pending,
-            "release or data migrations are pending (migrations check)",
+            "something is pending: release or data migrations (migrations check), or a kit not complete here (status)",
         ),
         (
             Exit::Incompatible,

@@ -36,6 +36,37 @@ pub struct KitStatus {
     pub applications: Vec<Row>,
     /// True when every migration is applied and every seed present with its bytes.
     pub complete: bool,
+    /// `complete`, `incomplete` (something is pending: apply would finish it) or `problems`
+    /// (drift, missing, out of order, in progress, or seeds whose stored bytes differ: apply
+    /// would refuse).
+    pub verdict: &'static str,
+    /// The `offkit apply` flags finishing this kit needs beyond the defaults (`--category
+    /// release` for pending release migrations, `--allow-destructive` for pending destructive
+    /// ones).
+    pub apply_flags: Vec<&'static str>,
+    /// Why the kit cannot simply be applied, when the verdict is `problems`.
+    pub problems: Vec<String>,
+}
+
+/// The store an earlier apply of this exact kit (same manifest digest) used, as the ledger
+/// recorded it, when it can be opened again as written (a recorded URL never holds a secret: one
+/// that had any is recorded redacted, and is not used).
+pub fn recorded_store(
+    session: &mut Session,
+    kit: &AuthenticatedKit,
+) -> Result<Option<(String, i64)>, ApplyError> {
+    let driver = session.driver();
+    if !ledger::exists(driver).map_err(ApplyError::Ledger)? {
+        return Ok(None);
+    }
+    let rows =
+        ledger::list(driver, Some(kit.manifest().name.as_str())).map_err(ApplyError::Ledger)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| kit.manifest_sha256() == &r.manifest_sha256)
+        .filter(|r| !r.store.is_empty() && !r.store.contains(crate::util::REDACTED))
+        .max_by_key(|r| r.id)
+        .map(|r| (r.store, r.id)))
 }
 
 /// Verifies `kit` (keeping only its SQL, in memory) and compares it with the database of
@@ -71,7 +102,51 @@ pub fn status(
         .iter()
         .all(|e| matches!(e.state, State::Applied { .. }))
         && seeds.entries.iter().all(|e| e.state == SeedState::Same);
+    let mut problems: Vec<String> = migrations
+        .entries
+        .iter()
+        .filter(|e| e.state.is_problem())
+        .map(|e| format!("{}/{} is {}", e.module, e.name, e.state.name()))
+        .collect();
+    problems.extend(
+        seeds
+            .entries
+            .iter()
+            .filter(|e| matches!(e.state, SeedState::Different { .. }))
+            .map(|e| format!("seed {} differs from the object stored", e.key)),
+    );
+    let pending: Vec<&crate::migrate::plan::Entry> = migrations
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, State::Pending | State::Realign { .. }))
+        .collect();
+    let mut apply_flags = Vec::new();
+    if pending
+        .iter()
+        .any(|e| e.category == crate::kit::migration_name::Category::Release)
+    {
+        apply_flags.push("--category release");
+    }
+    let destructive = kit.manifest().migrations().any(|(module, m)| {
+        m.destructive.is_some()
+            && pending
+                .iter()
+                .any(|e| e.module == module.name.as_str() && e.name == m.name.as_str())
+    });
+    if destructive {
+        apply_flags.push("--allow-destructive");
+    }
+    let verdict = if complete {
+        "complete"
+    } else if problems.is_empty() {
+        "incomplete"
+    } else {
+        "problems"
+    };
     Ok(KitStatus {
+        verdict,
+        apply_flags,
+        problems,
         kit: KitInfo::of_verified(&kit),
         database: session.url().redacted(),
         store: store.url().redacted(),

@@ -5,7 +5,7 @@
 //! authenticated, the database is reached (and, for apply, the lock taken) before the payload is
 //! read.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::common::{DbArgs, LockArgs, SafetyArgs, SeedArgs, TrustArgs, connect, connect_existing};
 use super::migrations::CategoryArg;
@@ -31,9 +31,10 @@ pub struct SiteArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// Object store URL: `file://DIR`, `s3://BUCKET/PREFIX?endpoint=…`,
-    /// `postgres://…?table=SCHEMA.TABLE`.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_STORE)]
-    pub store: String,
+    /// `postgres://…?table=SCHEMA.TABLE` (default: file://./offkit-store; for status, the store
+    /// the ledger recorded for the kit).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Where to keep the verified kit's files while working (default: the system temp folder).
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
@@ -49,15 +50,23 @@ impl SiteArgs {
     /// Parses the URLs (no I/O), connects, opens the store. The kit is not read yet. With
     /// `read_only`, a SQLite database that does not exist is read as empty, not created.
     fn open(&self, read_only: bool) -> Result<Site, CliError> {
-        let store_url = StoreUrl::parse(&self.store).map_err(crate::store::StoreError::from)?;
-        let db_url = self.db.url()?;
-        let session = if read_only {
-            connect_existing(&db_url)?
-        } else {
-            connect(&db_url)?
-        };
+        let store_url = self.store_url(self.store.as_deref().unwrap_or(DEFAULT_STORE))?;
+        let session = self.connect(read_only)?;
         let store = crate::store::open(&store_url)?;
         Ok(Site { session, store })
+    }
+
+    fn store_url(&self, url: &str) -> Result<StoreUrl, CliError> {
+        Ok(StoreUrl::parse(url).map_err(crate::store::StoreError::from)?)
+    }
+
+    fn connect(&self, read_only: bool) -> Result<Session, CliError> {
+        let db_url = self.db.url()?;
+        if read_only {
+            connect_existing(&db_url)
+        } else {
+            connect(&db_url)
+        }
     }
 }
 
@@ -321,27 +330,119 @@ pub fn ledger_row(session: &mut Session, id: i64) -> Result<Row, CliError> {
 /// Arguments of `offkit status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The kit file.
-    #[arg(long, value_name = "KIT")]
-    pub kit: PathBuf,
+    /// The kit file (as in every command that reads a kit).
+    #[arg(value_name = "KIT", required_unless_present = "kit_flag")]
+    pub kit: Option<PathBuf>,
+    /// The kit file, as earlier offkit versions took it.
+    #[arg(long = "kit", value_name = "KIT", hide = true, conflicts_with = "kit")]
+    pub kit_flag: Option<PathBuf>,
     #[command(flatten)]
     pub site: SiteArgs,
 }
 
 /// Runs `offkit status`: what of this kit is applied, pending or conflicting at this site. Only
-/// the SQL is kept from the verifying pass; seeds are compared by their signed digests.
+/// the SQL is kept from the verifying pass; seeds are compared by their signed digests, in the
+/// store given, else the one the ledger recorded for this kit. Exits 0 when the kit is complete
+/// here, 10 when something is pending (the report names the `apply` that finishes it), 9 on
+/// problems apply would refuse (drift, …; 12 when only seeds conflict).
 pub fn status(args: StatusArgs, global: &Global) -> CliResult {
-    let Site { mut session, store } = args.site.open(true)?;
-    let kit = args.site.trust.authenticate(&args.kit)?;
-    let report = crate::apply::status::status(kit, &mut session, store.as_ref())?;
-    if global.json {
-        return print_json(&report);
+    let kit_path = args
+        .kit
+        .or(args.kit_flag)
+        .ok_or_else(|| CliError::msg(Exit::Usage, "give the kit file"))?;
+    let given = args
+        .site
+        .store
+        .as_deref()
+        .map(|s| args.site.store_url(s))
+        .transpose()?;
+    let mut session = args.site.connect(true)?;
+    let kit = args.site.trust.authenticate(&kit_path)?;
+    let (store_url, recorded) = match given {
+        Some(url) => (url, None),
+        None => match crate::apply::status::recorded_store(&mut session, &kit)? {
+            Some((url, id)) => (args.site.store_url(&url)?, Some(id)),
+            None => (args.site.store_url(DEFAULT_STORE)?, None),
+        },
+    };
+    if let Some(id) = recorded {
+        eprintln!(
+            "offkit: note: comparing seeds with {}, the store apply #{id} recorded for this kit (--store to choose another)",
+            store_url.redacted()
+        );
     }
-    print_status(&report);
-    Ok(())
+    let store = crate::store::open(&store_url)?;
+    let report = crate::apply::status::status(kit, &mut session, store.as_ref())?;
+    let advice = advice(&report, &kit_path, &args.site, &store_url);
+    if global.json {
+        print_json(&StatusOut {
+            report: &report,
+            next: advice.as_deref(),
+        })?;
+    } else {
+        print_status(&report, advice.as_deref());
+    }
+    match report.verdict {
+        "complete" => Ok(()),
+        "incomplete" => Err(CliError::msg(
+            Exit::Pending,
+            format!(
+                "the kit is not complete here; {}",
+                advice.unwrap_or_default()
+            ),
+        )),
+        _ => {
+            let seeds_only = report
+                .migrations
+                .entries
+                .iter()
+                .all(|e| !e.state.is_problem());
+            Err(CliError::msg(
+                if seeds_only {
+                    Exit::Store
+                } else {
+                    Exit::MigrationState
+                },
+                format!(
+                    "apply would refuse this kit here: {}",
+                    report.problems.join("; ")
+                ),
+            ))
+        }
+    }
 }
 
-fn print_status(r: &KitStatus) {
+/// `status --json`: the report and the command that would finish the kit.
+#[derive(serde::Serialize)]
+struct StatusOut<'a> {
+    #[serde(flatten)]
+    report: &'a KitStatus,
+    next: Option<&'a str>,
+}
+
+/// The `offkit apply` command line that would finish an incomplete kit (no secrets: URLs are
+/// shown redacted).
+fn advice(r: &KitStatus, kit: &Path, site: &SiteArgs, store: &StoreUrl) -> Option<String> {
+    if r.verdict != "incomplete" {
+        return None;
+    }
+    let mut cmd = format!("run offkit apply {}", kit.display());
+    for t in &site.trust.trust {
+        cmd.push_str(&format!(" --trust {}", t.display()));
+    }
+    cmd.push_str(&format!(
+        " --db {} --store {}",
+        r.database,
+        store.redacted()
+    ));
+    for f in &r.apply_flags {
+        cmd.push(' ');
+        cmd.push_str(f);
+    }
+    Some(cmd)
+}
+
+fn print_status(r: &KitStatus, next: Option<&str>) {
     println!(
         "Kit:      {} {} (VERIFIED; manifest {})",
         r.kit.name, r.kit.version, r.kit.manifest_sha256
@@ -387,14 +488,16 @@ fn print_status(r: &KitStatus) {
             a.finished_at.as_deref().unwrap_or("…")
         );
     }
-    println!(
-        "{}",
-        if r.complete {
-            "COMPLETE: everything in this kit is applied here"
-        } else {
-            "INCOMPLETE: run offkit apply"
+    match r.verdict {
+        "complete" => println!("COMPLETE: everything in this kit is applied here"),
+        "incomplete" => println!("INCOMPLETE: {}", next.unwrap_or("run offkit apply")),
+        _ => {
+            println!("PROBLEMS: apply would refuse this kit here");
+            for p in &r.problems {
+                println!("  {p}");
+            }
         }
-    );
+    }
 }
 
 fn state_text(s: &crate::migrate::State) -> String {
