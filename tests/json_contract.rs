@@ -382,10 +382,8 @@ fn every_command_prints_one_document_that_validates_against_its_schema() {
             &db,
             "--module",
             "inventory",
-            "--migration",
             "001_create_items",
-            "--outcome",
-            "applied",
+            "--applied",
         ],
         2,
     );

@@ -28,6 +28,7 @@
 
 pub mod accepted;
 pub mod compat;
+pub mod journal;
 pub mod ledger;
 pub mod load;
 pub mod receipt;
@@ -559,6 +560,10 @@ fn start_ledger_row(
     let driver = locked.driver();
     ledger::ensure(driver)?;
     r.interrupted_attempts = ledger::mark_interrupted(driver)?;
+    // The lock is held: a migrations command still recorded as running died too.
+    if journal::exists(driver)? {
+        journal::mark_interrupted(driver)?;
+    }
     let signers: Vec<String> = kit.signers().iter().map(|s| s.keyid.to_string()).collect();
     let m = kit.manifest();
     ledger::start(

@@ -232,22 +232,90 @@ pub struct HistoryArgs {
     /// Only this kit (by name).
     #[arg(long, value_name = "NAME")]
     pub kit: Option<String>,
+    /// Which records: kit applications (`apply`), other commands that changed the database
+    /// (`migrations`: run, rollback, resolve, import-legacy), or both.
+    #[arg(long, value_enum, default_value_t = HistoryKind::All)]
+    pub kind: HistoryKind,
+    /// Only what started at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_since)]
+    pub since: Option<time::OffsetDateTime>,
 }
 
-/// Runs `offkit history`: the ledger of kit applications.
+/// The records `history` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HistoryKind {
+    /// Both.
+    All,
+    /// Kit applications (the ledger).
+    Apply,
+    /// Other commands that changed the database (the operations journal).
+    Migrations,
+}
+
+fn parse_since(s: &str) -> Result<time::OffsetDateTime, String> {
+    crate::kit::names::parse_time(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 time"))
+}
+
+/// Runs `offkit history`: the ledger of kit applications and the journal of the other commands
+/// that changed the database. A row still `running` while nobody holds the migration lock is
+/// shown `interrupted` (its process died; the next command that takes the lock records it so).
 pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
     let mut session = args.db.connect_existing()?;
-    let rows = ledger_rows(&mut session, args.kit.as_deref())?;
+    let since = |t: &str| {
+        args.since
+            .is_none_or(|s| crate::kit::names::parse_time(t).is_none_or(|t| t >= s))
+    };
+    let mut rows = if args.kind == HistoryKind::Migrations {
+        Vec::new()
+    } else {
+        ledger_rows(&mut session, args.kit.as_deref())?
+    };
+    rows.retain(|r| since(&r.started_at));
+    let mut operations = if args.kind == HistoryKind::Apply {
+        Vec::new()
+    } else {
+        journal_rows(&mut session)?
+    };
+    operations.retain(|o| {
+        since(&o.started_at)
+            && args
+                .kit
+                .as_ref()
+                .is_none_or(|k| o.subject.starts_with(&format!("{k} ")))
+    });
+    let running = rows.iter().any(|r| r.outcome == ledger::Outcome::Running)
+        || operations
+            .iter()
+            .any(|o| o.outcome == ledger::Outcome::Running);
+    if running && session.lock(std::time::Duration::ZERO).is_ok() {
+        const DEAD: &str = "interrupted: still recorded as running, but no process holds the migration lock (the next apply or migrations command records it)";
+        for r in rows
+            .iter_mut()
+            .filter(|r| r.outcome == ledger::Outcome::Running)
+        {
+            r.outcome = ledger::Outcome::Interrupted;
+            r.error = Some(DEAD.to_owned());
+        }
+        for o in operations
+            .iter_mut()
+            .filter(|o| o.outcome == ledger::Outcome::Running)
+        {
+            o.outcome = ledger::Outcome::Interrupted;
+            o.error = Some(DEAD.to_owned());
+        }
+    }
     if global.json {
-        return print_json(&serde_json::json!({ "entries": rows }));
+        return print_json(&serde_json::json!({ "entries": rows, "operations": operations }));
     }
     println!("Database: {}", session.url().redacted());
-    if rows.is_empty() {
-        println!("  no kit applications recorded");
+    if rows.is_empty() && operations.is_empty() {
+        println!("  nothing recorded");
     }
+    // One timeline, oldest first.
+    let mut lines: Vec<(String, String)> = Vec::new();
     for r in &rows {
-        println!(
-            "#{:<4} {:<11} {} {} (channel {}, seq {})  {} → {}  by {}",
+        let mut text = format!(
+            "#{:<4} {:<11} apply {} {} (channel {}, seq {})  {} → {}  by {}\n      manifest {}  kit {}\n      signers {}  store {}",
             r.id,
             r.outcome.as_str(),
             r.kit_name,
@@ -256,16 +324,14 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
             r.sequence,
             r.started_at,
             r.finished_at.as_deref().unwrap_or("…"),
-            r.applied_by
-        );
-        println!("      manifest {}  kit {}", r.manifest_sha256, r.kit_sha256);
-        println!(
-            "      signers {}  store {}",
+            r.applied_by,
+            r.manifest_sha256,
+            r.kit_sha256,
             r.signer_keyids.join(", "),
             r.store
         );
         if let Some(d) = &r.report_sha256 {
-            println!("      report sha256 {d}");
+            text.push_str(&format!("\n      report sha256 {d}"));
         }
         for o in &r.overrides {
             let label = if o.is_unsafe() {
@@ -273,13 +339,55 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
             } else {
                 "override"
             };
-            println!("      {label}: {}", o.flag());
+            text.push_str(&format!("\n      {label}: {}", o.flag()));
         }
         if let Some(e) = &r.error {
-            println!("      error: {e}");
+            text.push_str(&format!("\n      error: {e}"));
         }
+        lines.push((r.started_at.clone(), text));
+    }
+    for o in &operations {
+        let mut text = format!(
+            "op{:<3} {:<11} {} from {}  {} → {}  by {}",
+            o.id,
+            o.outcome.as_str(),
+            o.command,
+            o.subject,
+            o.started_at,
+            o.finished_at.as_deref().unwrap_or("…"),
+            o.actor
+        );
+        if !o.overrides.is_empty() {
+            text.push_str(&format!("\n      options: {}", o.overrides.join(" ")));
+        }
+        if let Some(d) = &o.report_sha256 {
+            text.push_str(&format!("\n      report sha256 {d}"));
+        }
+        if let Some(e) = &o.error {
+            text.push_str(&format!("\n      error: {e}"));
+        }
+        lines.push((o.started_at.clone(), text));
+    }
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, text) in lines {
+        println!("{}", crate::kit::path::printable_text(&text));
     }
     Ok(())
+}
+
+/// The operations journal's rows (none when the site has no journal).
+fn journal_rows(session: &mut Session) -> Result<Vec<crate::apply::journal::Operation>, CliError> {
+    let db_err = |e| {
+        CliError::new(
+            Exit::Database,
+            anyhow::anyhow!("reading the operations journal: {e}"),
+        )
+    };
+    let driver = session.driver();
+    if !crate::apply::journal::exists(driver).map_err(db_err)? {
+        return Ok(Vec::new());
+    }
+    crate::apply::journal::list(driver).map_err(db_err)
 }
 
 pub fn ledger_rows(session: &mut Session, kit: Option<&str>) -> Result<Vec<Row>, CliError> {

@@ -566,6 +566,88 @@ fn script_cmd(a: ScriptArgs) -> CliResult {
     Ok(())
 }
 
+impl SourceLabel {
+    /// What a journal row says the command worked from.
+    fn subject(&self) -> String {
+        match self {
+            SourceLabel::UnsignedSource { path } => {
+                format!("source {} (unsigned)", path.display())
+            }
+            SourceLabel::VerifiedKit { path, kit, .. } => format!("{kit} ({})", path.display()),
+        }
+    }
+}
+
+impl PlanArgs {
+    /// The options that widen what a run does, as a journal row records them.
+    fn overrides(&self) -> Vec<String> {
+        use clap::ValueEnum;
+        let mut out: Vec<String> = self
+            .category
+            .iter()
+            .filter_map(|c| c.to_possible_value())
+            .map(|v| format!("--category {}", v.get_name()))
+            .collect();
+        for (on, flag) in [
+            (self.force, "--force"),
+            (self.allow_out_of_order, "--allow-out-of-order"),
+            (self.allow_missing, "--allow-missing"),
+        ] {
+            if on {
+                out.push(flag.to_owned());
+            }
+        }
+        out.extend(
+            self.allow_destructive
+                .iter()
+                .map(|d| format!("--allow-destructive {d}")),
+        );
+        out
+    }
+}
+
+/// Runs `f` — a command that changes the database, holding its lock — recorded in the operations
+/// journal ([`crate::apply::journal`]): a `running` row first, its outcome, report digest and
+/// error after. `f` returns its report (as JSON, for the digest) and its result. With
+/// `changes` false (a dry run, a rehearsal) nothing is recorded.
+fn journaled<T>(
+    locked: &mut crate::migrate::Locked<'_>,
+    command: &str,
+    subject: &str,
+    overrides: &[String],
+    changes: bool,
+    f: impl FnOnce(&mut crate::migrate::Locked<'_>) -> (Option<Vec<u8>>, Result<T, CliError>),
+) -> Result<T, CliError> {
+    use crate::apply::journal;
+    use crate::apply::ledger::Outcome;
+    if !changes {
+        return f(locked).1;
+    }
+    let actor = runner::default_applied_by();
+    let id = journal::start(locked.driver(), command, subject, &actor, overrides).map_err(|e| {
+        CliError::msg(
+            Exit::Database,
+            format!("cannot write the operations journal: {e}"),
+        )
+    })?;
+    let (report, result) = f(locked);
+    let digest = report.map(|r| crate::util::sha256_hex(&r));
+    let (outcome, error) = match &result {
+        Ok(_) => (Outcome::Succeeded, None),
+        Err(e) => (Outcome::Failed, Some(super::chain_text(&e.error))),
+    };
+    if let Err(e) = journal::finish(
+        locked.driver(),
+        id,
+        outcome,
+        digest.as_deref(),
+        error.as_deref(),
+    ) {
+        eprintln!("offkit: warning: the operations journal row #{id} was not finished: {e}");
+    }
+    result
+}
+
 fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let mode = if a.rehearse {
         RunMode::Rehearse
@@ -585,29 +667,64 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let mut session = target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
     let (set, label) = target.source.load(locked.dialect())?;
-    let result = locked.run(&set, &opts);
-    let report = match &result {
-        Ok(r) => r,
-        Err(f) => f.report.as_ref(),
-    };
-    print_labelled(&label, report, global)?;
-    result.map(|_| ()).map_err(CliError::from)
+    let changes = !(a.dry_run || a.rehearse);
+    journaled(
+        &mut locked,
+        "migrations run",
+        &label.subject(),
+        &a.plan.overrides(),
+        changes,
+        |locked| {
+            let result = locked.run(&set, &opts);
+            let report = match &result {
+                Ok(r) => r,
+                Err(f) => f.report.as_ref(),
+            };
+            let json = serde_json::to_vec(report).ok();
+            let printed = print_labelled(&label, report, global);
+            (
+                json,
+                printed.and(result.map(|_| ()).map_err(CliError::from)),
+            )
+        },
+    )
 }
 
 fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
     let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
     let (set, label) = a.source.load(locked.dialect())?;
-    let report = locked.rollback(
-        &set,
-        &RollbackOptions {
-            module: a.module,
-            target: a.to.map_or(RollbackTarget::Last, RollbackTarget::To),
-            mode: mode(a.dry_run),
-            safety: a.safety.safety(),
+    let overrides: Vec<String> = std::iter::once(format!("--module {}", a.module))
+        .chain(a.to.iter().map(|t| format!("--to {t}")))
+        .collect();
+    journaled(
+        &mut locked,
+        "migrations rollback",
+        &label.subject(),
+        &overrides,
+        !a.dry_run,
+        |locked| {
+            let report = locked.rollback(
+                &set,
+                &RollbackOptions {
+                    module: a.module.clone(),
+                    target: a
+                        .to
+                        .clone()
+                        .map_or(RollbackTarget::Last, RollbackTarget::To),
+                    mode: mode(a.dry_run),
+                    safety: a.safety.safety(),
+                },
+            );
+            match report {
+                Ok(r) => (
+                    serde_json::to_vec(&r).ok(),
+                    print_labelled(&label, &r, global),
+                ),
+                Err(e) => (None, Err(CliError::from(e))),
+            }
         },
-    )?;
-    print_labelled(&label, &report, global)
+    )
 }
 
 fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
@@ -615,25 +732,59 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
     let mut session = a.target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
     let (set, label) = a.target.source.load(locked.dialect())?;
-    let report = locked.import_legacy(&set, &filter, mode(a.dry_run))?;
-    print_labelled(&label, &report, global)
+    journaled(
+        &mut locked,
+        "migrations import-legacy",
+        &label.subject(),
+        &[format!("--module {}", a.target.module)],
+        !a.dry_run,
+        |locked| match locked.import_legacy(&set, &filter, mode(a.dry_run)) {
+            Ok(r) => (
+                serde_json::to_vec(&r).ok(),
+                print_labelled(&label, &r, global),
+            ),
+            Err(e) => (None, Err(CliError::from(e))),
+        },
+    )
 }
 
 fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
     let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, _label) = a.source.load(locked.dialect())?;
+    let (set, label) = a.source.load(locked.dialect())?;
     let resolution = if a.outcome.applied {
         Resolution::Applied
     } else {
         Resolution::NotApplied
     };
-    let message = locked.resolve(
-        &set,
-        &a.module,
-        &a.name,
-        resolution,
-        &runner::default_applied_by(),
+    let overrides = [format!(
+        "{}/{} {}",
+        a.module,
+        a.name,
+        if a.outcome.applied {
+            "--applied"
+        } else {
+            "--not-applied"
+        }
+    )];
+    let message = journaled(
+        &mut locked,
+        "migrations resolve",
+        &label.subject(),
+        &overrides,
+        true,
+        |locked| {
+            let r = locked
+                .resolve(
+                    &set,
+                    &a.module,
+                    &a.name,
+                    resolution,
+                    &runner::default_applied_by(),
+                )
+                .map_err(CliError::from);
+            (None, r)
+        },
     )?;
     if global.json {
         #[derive(Serialize)]

@@ -1,0 +1,166 @@
+//! A complete audit trail (issue 13): every command that changes the database outside `apply` —
+//! `migrations run`, `rollback`, `resolve`, `import-legacy` — is in `history` beside the kit
+//! applications, with who, what, when, options, outcome and report digest; dry runs are not (they
+//! change nothing); `--kind` and `--since` filter; a run recorded as running whose process died
+//! shows as interrupted.
+
+mod common;
+
+use common::{Workspace, cmd, outcome};
+
+fn offkit(ws: &Workspace, args: &[&str]) -> (i32, String, String) {
+    outcome(&cmd().current_dir(ws.path("")).args(args).output().unwrap())
+}
+
+fn history(ws: &Workspace, db: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["history", "--db", db, "--json"];
+    args.extend(extra);
+    let (code, out, err) = offkit(ws, &args);
+    assert_eq!(code, 0, "{out}{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn rollbacks_and_reruns_between_applies_are_in_history() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let kit = ws.build(&ws.example_source("quickstart"), &[&key]);
+    let (kit, public) = (kit.to_str().unwrap(), public.to_str().unwrap());
+    let db = format!("sqlite://{}", ws.path("site.db").display());
+    let store = format!("file://{}", ws.path("store").display());
+    let site = ["--kit", kit, "--trust", public, "--db", &db];
+
+    let (code, out, err) = offkit(
+        &ws,
+        &[
+            "apply", kit, "--trust", public, "--db", &db, "--store", &store,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let mut rollback = vec!["migrations", "rollback"];
+    rollback.extend(site);
+    rollback.extend(["--module", "inventory", "--to", "S002_stock"]);
+    let (code, out, err) = offkit(&ws, &rollback);
+    assert_eq!(code, 0, "{out}{err}");
+    // A dry run changes nothing and is not recorded.
+    let mut dry = vec!["migrations", "run"];
+    dry.extend(site);
+    dry.extend(["--category", "data", "--dry-run"]);
+    assert_eq!(offkit(&ws, &dry).0, 0);
+    let mut rerun = vec!["migrations", "run"];
+    rerun.extend(site);
+    rerun.extend(["--category", "data", "--json"]);
+    let (code, report, err) = offkit(&ws, &rerun);
+    assert_eq!(code, 0, "{report}{err}");
+    // A refused resolve (nothing in progress) is recorded as failed, with why.
+    let mut resolve = vec!["migrations", "resolve"];
+    resolve.extend(site);
+    resolve.extend(["--module", "inventory", "001_create_items", "--applied"]);
+    assert_eq!(offkit(&ws, &resolve).0, 2);
+
+    let h = history(&ws, &db, &[]);
+    assert_eq!(h["entries"].as_array().unwrap().len(), 1);
+    let ops = h["operations"].as_array().unwrap();
+    let commands: Vec<&str> = ops.iter().map(|o| o["command"].as_str().unwrap()).collect();
+    assert_eq!(
+        commands,
+        [
+            "migrations rollback",
+            "migrations run",
+            "migrations resolve"
+        ]
+    );
+    assert_eq!(ops[0]["outcome"], "succeeded");
+    assert_eq!(
+        ops[0]["overrides"],
+        serde_json::json!(["--module inventory", "--to S002_stock"])
+    );
+    assert_eq!(
+        ops[0]["subject"],
+        format!("quickstart 1.0.0 ({kit})").as_str()
+    );
+    assert!(ops[0]["actor"].as_str().unwrap().contains('@'));
+    assert_eq!(ops[1]["overrides"], serde_json::json!(["--category data"]));
+    // The digest is that of the run's report (the report printed is the same document, in the
+    // contract's envelope).
+    assert_eq!(ops[1]["report_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(ops[2]["outcome"], "failed");
+    assert!(
+        ops[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not in progress"),
+        "{:#}",
+        ops[2]
+    );
+
+    // Filters.
+    assert!(
+        history(&ws, &db, &["--kind", "apply"])["operations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        history(&ws, &db, &["--kind", "migrations"])["entries"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let later = history(&ws, &db, &["--since", "2999-01-01T00:00:00Z"]);
+    assert!(later["entries"].as_array().unwrap().is_empty());
+    assert!(later["operations"].as_array().unwrap().is_empty());
+    assert_eq!(
+        history(&ws, &db, &["--kit", "quickstart"])["operations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        history(&ws, &db, &["--kit", "other"])["operations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (code, _, err) = offkit(&ws, &["history", "--db", &db, "--since", "yesterday"]);
+    assert_eq!(code, 2, "{err}");
+
+    // The human timeline lists all four in order.
+    let (code, out, _) = offkit(&ws, &["history", "--db", &db]);
+    assert_eq!(code, 0);
+    let apply_at = out.find(" apply quickstart 1.0.0").unwrap();
+    let rollback_at = out
+        .find("migrations rollback from quickstart 1.0.0")
+        .unwrap();
+    let run_at = out.find("migrations run from quickstart 1.0.0").unwrap();
+    assert!(apply_at < rollback_at && rollback_at < run_at, "{out}");
+
+    // A run whose process died (left `running`, the lock free) shows as interrupted, and the
+    // next command that takes the lock records it so.
+    let o = std::process::Command::new("python3")
+        .args(["-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"insert into offkit_operations (command, subject, actor, started_at, outcome, overrides) values ('migrations run', 'quickstart 1.0.0 (k)', 'ops@host', '2026-12-01T00:00:00Z', 'running', '[]')\"); c.commit()"])
+        .arg(ws.path("site.db"))
+        .status()
+        .unwrap();
+    assert!(o.success());
+    let h = history(&ws, &db, &["--kind", "migrations"]);
+    let dead = h["operations"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(dead["outcome"], "interrupted", "{dead:#}");
+    assert!(
+        dead["error"]
+            .as_str()
+            .unwrap()
+            .contains("no process holds the migration lock")
+    );
+    assert_eq!(offkit(&ws, &rerun).0, 0);
+    let h = history(&ws, &db, &["--kind", "migrations"]);
+    let ops = h["operations"].as_array().unwrap();
+    assert_eq!(ops[3]["outcome"], "interrupted");
+    assert!(
+        ops[3]["finished_at"].is_string(),
+        "recorded, not only shown: {:#}",
+        ops[3]
+    );
+    assert_eq!(ops.len(), 5);
+}
