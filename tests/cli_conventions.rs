@@ -218,3 +218,75 @@ fn common_mix_ups_are_named_with_what_to_give_instead() {
     }
     assert!(!ws.path("site.db").exists());
 }
+
+#[test]
+fn the_readme_exit_code_table_is_the_one_the_code_uses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("## Exit codes")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has an Exit codes section");
+    let rows: Vec<(u8, String)> = section
+        .lines()
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let code = cells.get(1)?.parse::<u8>().ok()?;
+            Some((code, cells.get(2)?.replace('`', "")))
+        })
+        .collect();
+    let table: Vec<(u8, String)> = offkit::exit::Exit::TABLE
+        .iter()
+        .map(|(e, m)| (e.code(), (*m).to_owned()))
+        .collect();
+    assert_eq!(rows, table);
+    // And `--help` prints it.
+    let (code, out, _) = common::outcome(&common::cmd().arg("--help").output().unwrap());
+    assert_eq!(code, 0);
+    for (c, meaning) in &table {
+        assert!(out.contains(&format!("{c:>2}  {meaning}")), "{out}");
+    }
+}
+
+#[test]
+fn output_folders_are_made_when_missing_by_keygen_build_and_split() {
+    let ws = Workspace::new();
+    let (key, _) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    let run = |args: &[&str]| common::outcome(&common::cmd().args(args).output().unwrap());
+    let (code, out, err) = run(&["keygen", "--out", ws.path("a/b/k").to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let dist = ws.path("c/d");
+    let (code, out, err) = run(&[
+        "build",
+        src.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        dist.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    let kit = out.lines().next().unwrap().to_owned();
+    let (code, out, err) = run(&[
+        "split",
+        &kit,
+        "--max-part-size",
+        "8192",
+        "--out",
+        ws.path("e/f").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(ws.path("e/f").read_dir().unwrap().count() >= 1);
+    // A build refused for its source makes no folder.
+    let (code, _, _) = run(&[
+        "build",
+        ws.path("no-source").to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        ws.path("g").to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(!ws.path("g").exists());
+}

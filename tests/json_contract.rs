@@ -238,7 +238,7 @@ fn every_command_prints_one_document_that_validates_against_its_schema() {
         "split",
         &[
             "split",
-            &kit,
+            &c.p("no-such.kit.tar.zst"),
             "--max-part-size",
             "8192",
             "--out",

@@ -50,7 +50,12 @@ pub fn ensure(driver: &mut dyn Driver) -> Result<(), DbError> {
     if let Some(sql) = d.create_schema(SCHEMA) {
         driver.batch(&sql)?;
     }
-    let id = d.id_column();
+    // SQLite: a rowid key, not AUTOINCREMENT, whose `sqlite_sequence` table could not be taken
+    // back by [`forget`]; rows are never deleted but by it, so ids still only grow.
+    let id = match d {
+        Dialect::Postgres => d.id_column(),
+        Dialect::Sqlite => "id INTEGER PRIMARY KEY",
+    };
     let ts = d.timestamp_type();
     driver.batch(&format!(
         "CREATE TABLE IF NOT EXISTS {} ({id}, command TEXT NOT NULL, subject TEXT NOT NULL, \
@@ -143,6 +148,49 @@ pub fn finish(
             id.into(),
         ],
     )?;
+    Ok(())
+}
+
+/// What [`start`] created besides its row, so that a refusal can take it back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Created {
+    /// The journal table did not exist.
+    pub table: bool,
+    /// Its schema did not exist (PostgreSQL).
+    pub schema: bool,
+}
+
+/// What the journal needs that does not exist yet (reads only).
+pub fn missing(driver: &mut dyn Driver) -> Result<Created, DbError> {
+    let table = !exists(driver)?;
+    let schema = match driver.dialect() {
+        Dialect::Postgres => {
+            let rows = driver.query(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                &[SCHEMA.into()],
+            )?;
+            rows.first().and_then(|r| r.first()).and_then(Value::as_int) == Some(0)
+        }
+        Dialect::Sqlite => false,
+    };
+    Ok(Created { table, schema })
+}
+
+/// Takes back the row of a command that was refused before it changed anything, and the table
+/// and schema [`start`] created for it: a refusal leaves the database as it found it.
+pub fn forget(driver: &mut dyn Driver, id: i64, created: Created) -> Result<(), DbError> {
+    let d = driver.dialect();
+    driver.execute(
+        &format!("DELETE FROM {} WHERE id = $1", table(d)),
+        &[id.into()],
+    )?;
+    if created.table {
+        driver.batch(&format!("DROP TABLE {}", table(d)))?;
+    }
+    if created.schema {
+        // Only when nothing else of offkit's lives there (no CASCADE).
+        let _ = driver.batch(&format!("DROP SCHEMA {}", crate::sql::quote_ident(SCHEMA)));
+    }
     Ok(())
 }
 

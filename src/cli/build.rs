@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::common::{human_bytes, source_date_epoch};
-use super::{CliError, CliResult, Global, print_json};
+use super::{CliError, CliResult, Global, io_error, print_json};
 use crate::build::{BuildOptions, KitSource, Overwrite, build};
 use crate::exit::Exit;
 use crate::trust::keys::SecretKey;
@@ -47,13 +47,14 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         .iter()
         .map(|k| SecretKey::load(k))
         .collect::<Result<Vec<_>, _>>()?;
-    if !args.out.is_dir() {
-        return Err(CliError::msg(
-            Exit::Io,
-            format!("{}: output folder does not exist", args.out.display()),
-        ));
-    }
     let source = KitSource::scan(&args.source)?;
+    // As keygen and split: a missing output folder is made, once the source passed its checks.
+    std::fs::create_dir_all(&args.out).map_err(|e| {
+        io_error(
+            format!("creating the output folder {}", args.out.display()),
+            e,
+        )
+    })?;
     let mut opts = BuildOptions {
         level: args.level,
         source_date_epoch: epoch,

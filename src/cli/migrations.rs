@@ -606,31 +606,50 @@ impl PlanArgs {
     }
 }
 
+/// What a journaled command did: its report (as JSON, for the digest), whether it changed the
+/// database (a refusal changed nothing), and its result.
+struct Journaled<T> {
+    report: Option<Vec<u8>>,
+    changed: bool,
+    result: Result<T, CliError>,
+}
+
 /// Runs `f` — a command that changes the database, holding its lock — recorded in the operations
 /// journal ([`crate::apply::journal`]): a `running` row first, its outcome, report digest and
-/// error after. `f` returns its report (as JSON, for the digest) and its result. With
-/// `changes` false (a dry run, a rehearsal) nothing is recorded.
+/// error after. With `changes` false (a dry run, a rehearsal) nothing is recorded. A command
+/// refused before it changed anything is recorded when the site already has a journal, and
+/// otherwise leaves the database as it was (the journal it would have started is taken back).
 fn journaled<T>(
     locked: &mut crate::migrate::Locked<'_>,
     command: &str,
     subject: &str,
     overrides: &[String],
     changes: bool,
-    f: impl FnOnce(&mut crate::migrate::Locked<'_>) -> (Option<Vec<u8>>, Result<T, CliError>),
+    f: impl FnOnce(&mut crate::migrate::Locked<'_>) -> Journaled<T>,
 ) -> Result<T, CliError> {
     use crate::apply::journal;
     use crate::apply::ledger::Outcome;
     if !changes {
-        return f(locked).1;
+        return f(locked).result;
     }
-    let actor = runner::default_applied_by();
-    let id = journal::start(locked.driver(), command, subject, &actor, overrides).map_err(|e| {
+    let db = |e: crate::migrate::DbError| {
         CliError::msg(
             Exit::Database,
             format!("cannot write the operations journal: {e}"),
         )
-    })?;
-    let (report, result) = f(locked);
+    };
+    let actor = runner::default_applied_by();
+    let created = journal::missing(locked.driver()).map_err(db)?;
+    let id = journal::start(locked.driver(), command, subject, &actor, overrides).map_err(db)?;
+    let Journaled {
+        report,
+        changed,
+        result,
+    } = f(locked);
+    if result.is_err() && !changed && (created.table || created.schema) {
+        journal::forget(locked.driver(), id, created).map_err(db)?;
+        return result;
+    }
     let digest = report.map(|r| crate::util::sha256_hex(&r));
     let (outcome, error) = match &result {
         Ok(_) => (Outcome::Succeeded, None),
@@ -681,11 +700,13 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
                 Err(f) => f.report.as_ref(),
             };
             let json = serde_json::to_vec(report).ok();
+            let changed = report.counts.applied + report.counts.failed > 0;
             let printed = print_labelled(&label, report, global);
-            (
-                json,
-                printed.and(result.map(|_| ()).map_err(CliError::from)),
-            )
+            Journaled {
+                report: json,
+                changed,
+                result: printed.and(result.map(|_| ()).map_err(CliError::from)),
+            }
         },
     )
 }
@@ -717,11 +738,17 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
                 },
             );
             match report {
-                Ok(r) => (
-                    serde_json::to_vec(&r).ok(),
-                    print_labelled(&label, &r, global),
-                ),
-                Err(e) => (None, Err(CliError::from(e))),
+                Ok(r) => Journaled {
+                    report: serde_json::to_vec(&r).ok(),
+                    changed: true,
+                    result: print_labelled(&label, &r, global),
+                },
+                // Refused (or failed) without a report: whether a step ran is unknown; kept.
+                Err(e) => Journaled {
+                    report: None,
+                    changed: true,
+                    result: Err(CliError::from(e)),
+                },
             }
         },
     )
@@ -739,11 +766,16 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
         &[format!("--module {}", a.target.module)],
         !a.dry_run,
         |locked| match locked.import_legacy(&set, &filter, mode(a.dry_run)) {
-            Ok(r) => (
-                serde_json::to_vec(&r).ok(),
-                print_labelled(&label, &r, global),
-            ),
-            Err(e) => (None, Err(CliError::from(e))),
+            Ok(r) => Journaled {
+                report: serde_json::to_vec(&r).ok(),
+                changed: true,
+                result: print_labelled(&label, &r, global),
+            },
+            Err(e) => Journaled {
+                report: None,
+                changed: true,
+                result: Err(CliError::from(e)),
+            },
         },
     )
 }
@@ -783,7 +815,12 @@ fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
                     &runner::default_applied_by(),
                 )
                 .map_err(CliError::from);
-            (None, r)
+            // A resolve either records its one row or is refused before writing anything.
+            Journaled {
+                report: None,
+                changed: r.is_ok(),
+                result: r,
+            }
         },
     )?;
     if global.json {

@@ -73,12 +73,15 @@ pub fn run_split(args: SplitArgs, global: &Global) -> CliResult {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(".")),
     };
-    if !out.is_dir() {
+    if !args.kit.is_file() {
         return Err(CliError::msg(
             Exit::Io,
-            format!("{}: output folder does not exist", out.display()),
+            format!("{}: no such kit file", args.kit.display()),
         ));
     }
+    // As keygen and build: a missing output folder is made.
+    std::fs::create_dir_all(&out)
+        .map_err(|e| super::io_error(format!("creating {}", out.display()), e))?;
     split_and_report(&args.kit, args.max_part_size, &out, global)?;
     Ok(())
 }
