@@ -218,7 +218,7 @@ fn options(args: &Args) -> ApplyOptions {
         },
         conflicts: args.seeding.conflicts(),
         parallelism: args.seeding.parallelism,
-        progress: args.seeding.progress,
+        progress: crate::report::progress::mode(),
         work_dir: args.site.work_dir.clone(),
         ..ApplyOptions::default()
     }

@@ -9,7 +9,6 @@ use crate::apply::accepted::{Acceptance, AcceptedError, AcceptedRecord};
 use crate::apply::compat::DowngradePolicy;
 use crate::exit::Exit;
 use crate::migrate::{DbUrl, MigrateError, Session};
-use crate::report::progress::ProgressMode;
 use crate::store::ConflictPolicy;
 use crate::trust::policy::TrustPolicy;
 use crate::trust::verify::{AuthenticatedKit, ExpiryPolicy, KeyTime, VerifiedKit, VerifyOptions};
@@ -74,9 +73,6 @@ pub struct SeedArgs {
     /// Objects handled at once (default: the store's: 16 for file and S3, 4 for PostgreSQL).
     #[arg(long, value_name = "N", value_parser = parse_parallelism)]
     pub parallelism: Option<usize>,
-    /// How to show progress on stderr.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
 }
 
 impl SeedArgs {

@@ -82,6 +82,10 @@ pub struct Global {
     /// Print machine-readable JSON on stdout instead of human text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How to show the progress of long work (verifying, seeding, copying) on stderr: a bar on a
+    /// terminal and plain `Progress: …` lines elsewhere (auto), always one of them, or nothing.
+    #[arg(long, global = true, value_enum, default_value_t = crate::report::progress::ProgressMode::Auto)]
+    pub progress: crate::report::progress::ProgressMode,
 }
 
 /// offkit: build, sign, verify and apply offline kits.
@@ -184,6 +188,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    crate::report::progress::set_mode(cli.global.progress);
     let result = match cli.command {
         Command::Keygen(a) => keygen::run(a, &cli.global),
         Command::Build(a) => build::run(a, &cli.global),

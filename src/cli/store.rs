@@ -230,7 +230,7 @@ fn put_dir(args: PutDirArgs, global: &Global) -> CliResult {
         },
         conflicts: args.seeding.conflicts(),
         parallelism: args.seeding.parallelism,
-        progress: args.seeding.progress,
+        progress: crate::report::progress::mode(),
     };
     let threads = args
         .seeding

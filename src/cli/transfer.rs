@@ -8,7 +8,6 @@ use super::common::{DbArgs, LockArgs};
 use super::store::{parse_url, raw_url};
 use super::{CliError, CliResult, Global, io_error, print_json};
 use crate::exit::Exit;
-use crate::report::progress::ProgressMode;
 use crate::store::{self, Secret, Store};
 use crate::transfer::layout::Layout;
 use crate::transfer::{self as tr, Ledger, MigrateOptions, record};
@@ -35,9 +34,6 @@ pub struct Scope {
     /// Objects handled at once (default: cores × 4 when a store is S3, else the destination's).
     #[arg(long, value_name = "N", value_parser = parse_positive)]
     parallelism: Option<usize>,
-    /// How to show progress on stderr.
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    progress: ProgressMode,
 }
 
 /// Arguments of `offkit store migrate`.
@@ -163,7 +159,7 @@ fn open_scope(scope: &Scope) -> Result<Opened, CliError> {
         stop_on_error: false,
         delete_source: false,
         resume: None,
-        progress: scope.progress,
+        progress: crate::report::progress::mode(),
         started_by: crate::migrate::runner::default_applied_by(),
     };
     Ok(Opened { src, dst, opts })

@@ -641,7 +641,12 @@ fn run_or_plan(
         let err = MigrateError::db("staging history rows", e);
         return Err(fail(report, err, already, started));
     }
+    let progress = crate::report::progress::Steps::new(
+        "migration",
+        (schema_steps.len() + data_steps.len()) as u64,
+    );
     for (i, ((md, m), row)) in schema_steps.iter().zip(&rows).enumerate() {
+        progress.start(i as u64, &format!("{}/{}", md.name, m.name));
         let t = Instant::now();
         let timeouts = report.steps[i].timeouts;
         let mut retries = 0;
@@ -678,6 +683,7 @@ fn run_or_plan(
     let mut failed = Vec::new();
     let base = schema_steps.len();
     for (k, (md, m)) in data_steps.iter().enumerate() {
+        progress.start((base + k) as u64, &format!("{}/{}", md.name, m.name));
         let t = Instant::now();
         let timeouts = report.steps[base + k].timeouts;
         let (stats, result) = crate::migrate::data::run_data_migration(

@@ -240,9 +240,250 @@ impl Progress {
     }
 }
 
+/// The process's progress setting (`--progress`), for work that has no options of its own to
+/// carry it (verification). Set once by the command line.
+static MODE: std::sync::OnceLock<ProgressMode> = std::sync::OnceLock::new();
+
+/// Sets the process's progress mode (the first call wins).
+pub fn set_mode(mode: ProgressMode) {
+    let _ = MODE.set(mode);
+}
+
+/// The process's progress mode: what `--progress` said, else `off` (a library caller that said
+/// nothing sees nothing on its stderr).
+pub fn mode() -> ProgressMode {
+    MODE.get().copied().unwrap_or(ProgressMode::Off)
+}
+
+/// Progress in bytes of one long pass (verifying a kit's payload): a bar with rate and ETA on a
+/// terminal; elsewhere a plain line every [`LINE_EVERY`] — only once the pass has lasted that
+/// long, so that a short one leaves no trace in a log — and a final line if any was printed:
+///
+/// ```text
+/// Progress: verify 1.2 GiB of 4.0 GiB (30.0%), 410.5 MiB/s, ETA 7s
+/// ```
+pub struct ByteProgress {
+    label: String,
+    total: u64,
+    done: AtomicU64,
+    started: Instant,
+    output: ByteOutput,
+}
+
+enum ByteOutput {
+    Bar(ProgressBar),
+    Lines(Mutex<(Instant, bool)>),
+    Off,
+}
+
+impl ByteProgress {
+    /// A reporter on stderr for `total` bytes, in the process's mode ([`mode`]).
+    pub fn new(label: &str, total: u64) -> Self {
+        let mode = mode();
+        let bar = match mode {
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+            ProgressMode::Bar => true,
+            ProgressMode::Lines | ProgressMode::Off => false,
+        };
+        let output = if mode == ProgressMode::Off {
+            ByteOutput::Off
+        } else if bar {
+            let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template(
+                "{prefix} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            pb.set_style(style);
+            pb.set_prefix(label.to_owned());
+            ByteOutput::Bar(pb)
+        } else {
+            ByteOutput::Lines(Mutex::new((Instant::now(), false)))
+        };
+        ByteProgress {
+            label: label.to_owned(),
+            total,
+            done: AtomicU64::new(0),
+            started: Instant::now(),
+            output,
+        }
+    }
+
+    /// Counts `n` more bytes.
+    pub fn add(&self, n: u64) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        match &self.output {
+            ByteOutput::Off => {}
+            ByteOutput::Bar(pb) => pb.set_position(done),
+            ByteOutput::Lines(state) => {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                if s.0.elapsed() >= LINE_EVERY {
+                    s.0 = Instant::now();
+                    s.1 = true;
+                    eprintln!("{}", self.line(done));
+                }
+            }
+        }
+    }
+
+    /// The plain line for `done` bytes.
+    fn line(&self, done: u64) -> String {
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+        let pct = if self.total == 0 {
+            100.0
+        } else {
+            done as f64 * 100.0 / self.total as f64
+        };
+        let eta = if rate > 0.0 && done < self.total {
+            format!(", ETA {:.0}s", (self.total - done) as f64 / rate)
+        } else {
+            String::new()
+        };
+        format!(
+            "Progress: {} {} of {} ({pct:.1}%), {}/s{eta}",
+            self.label,
+            binary(done),
+            binary(self.total),
+            binary(rate as u64)
+        )
+    }
+
+    /// Clears the bar, or prints the final line when lines were printed. Idempotent.
+    pub fn finish(&self) {
+        match &self.output {
+            ByteOutput::Off => {}
+            ByteOutput::Bar(pb) => {
+                if !pb.is_finished() {
+                    pb.finish_and_clear();
+                }
+            }
+            ByteOutput::Lines(state) => {
+                let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+                if s.1 {
+                    s.1 = false;
+                    eprintln!("{}", self.line(self.done.load(Ordering::Relaxed)));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ByteProgress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Progress through a list of named steps (migrations): on a terminal a bar naming the current
+/// step; elsewhere a line as each step starts — once the run has lasted [`LINE_EVERY`], so that a
+/// quick run leaves no trace in a log:
+///
+/// ```text
+/// Progress: migration 3 of 5: inventory/DM001_backfill_name_search
+/// ```
+pub struct Steps {
+    label: String,
+    total: u64,
+    started: Instant,
+    output: Option<ProgressBar>,
+    lines: bool,
+}
+
+impl Steps {
+    /// A reporter on stderr for `total` steps, in the process's mode ([`mode`]).
+    pub fn new(label: &str, total: u64) -> Self {
+        let mode = mode();
+        let bar = match mode {
+            ProgressMode::Auto => std::io::stderr().is_terminal(),
+            ProgressMode::Bar => true,
+            ProgressMode::Lines | ProgressMode::Off => false,
+        };
+        let output = (bar && mode != ProgressMode::Off).then(|| {
+            let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let style = ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            pb.set_style(style);
+            pb.set_prefix(label.to_owned());
+            pb
+        });
+        Steps {
+            label: label.to_owned(),
+            total,
+            started: Instant::now(),
+            output,
+            lines: !bar && mode != ProgressMode::Off,
+        }
+    }
+
+    /// Step `index` (from 0), named `name`, starts.
+    pub fn start(&self, index: u64, name: &str) {
+        if let Some(pb) = &self.output {
+            pb.set_position(index);
+            pb.set_message(name.to_owned());
+        } else if self.lines && self.started.elapsed() >= LINE_EVERY {
+            eprintln!(
+                "Progress: {} {} of {}: {name}",
+                self.label,
+                index + 1,
+                self.total
+            );
+        }
+    }
+}
+
+impl Drop for Steps {
+    fn drop(&mut self) {
+        if let Some(pb) = &self.output {
+            pb.finish_and_clear();
+        }
+    }
+}
+
+/// Bytes in binary units (`1.2 GiB`).
+fn binary(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_lines_say_how_far_how_fast_and_how_long_is_left() {
+        assert_eq!(binary(0), "0 B");
+        assert_eq!(binary(1023), "1023 B");
+        assert_eq!(binary(1536), "1.5 KiB");
+        assert_eq!(binary(3 << 30), "3.0 GiB");
+        let p = ByteProgress {
+            label: "verify".into(),
+            total: 4 << 30,
+            done: AtomicU64::new(0),
+            started: Instant::now() - Duration::from_secs(2),
+            output: ByteOutput::Off,
+        };
+        let line = p.line(1 << 30);
+        assert!(
+            line.starts_with("Progress: verify 1.0 GiB of 4.0 GiB (25.0%), "),
+            "{line}"
+        );
+        // About 512 MiB/s, and 3 GiB left: about 6 s (the clock moved a little since).
+        assert!(line.contains(" MiB/s, ETA "), "{line}");
+        assert!(line.ends_with("6s") || line.ends_with("7s"), "{line}");
+        assert!(!p.line(4 << 30).contains("ETA"));
+    }
     use std::sync::Arc;
 
     #[derive(Clone, Default)]

@@ -127,6 +127,9 @@ pub struct AuthenticatedKit {
     reader: KitReader,
 }
 
+/// The label of the payload pass's progress (`--progress`).
+const PROGRESS_LABEL: &str = "verify";
+
 impl std::fmt::Debug for AuthenticatedKit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthenticatedKit")
@@ -207,6 +210,10 @@ impl AuthenticatedKit {
             .sink(&auth.manifest)
             .map_err(|e| fail(vec![e.failure()]))?;
         let mut sink = BundleTap::new(&auth.manifest, inner);
+        sink.progress = Some(crate::report::progress::ByteProgress::new(
+            PROGRESS_LABEL,
+            auth.manifest.payload.bytes,
+        ));
         let mut failures = Vec::new();
         payload::stream(&mut reader, &auth.manifest, &mut sink, &mut failures);
         let end = if failures.iter().any(|f| !payload::is_recoverable(f.kind)) {
@@ -224,7 +231,13 @@ impl AuthenticatedKit {
             Some(end) if failures.is_empty() => {
                 // Every byte matched its signed digest: the bundles can be judged. Nothing retained
                 // is kept when one fails (the sink is dropped unfinished).
-                let BundleTap { inner, bundles, .. } = sink;
+                let BundleTap {
+                    inner,
+                    bundles,
+                    progress,
+                    ..
+                } = sink;
+                drop(progress);
                 let mut auth = auth;
                 let attestations =
                     sigstore::check(&auth.manifest, &bundles, auth.sigstore.as_deref())
@@ -303,6 +316,8 @@ struct BundleTap<'m, S: ?Sized> {
     declared: std::collections::HashSet<&'m KitPath>,
     current: Option<(KitPath, Vec<u8>)>,
     bundles: HashMap<KitPath, Vec<u8>>,
+    /// The pass's progress, in payload bytes.
+    progress: Option<crate::report::progress::ByteProgress>,
     inner: Box<S>,
 }
 
@@ -312,6 +327,7 @@ impl<'m, S: ?Sized> BundleTap<'m, S> {
             declared: manifest.sigstore.iter().map(|s| &s.bundle).collect(),
             current: None,
             bundles: HashMap::new(),
+            progress: None,
             inner,
         }
     }
@@ -327,6 +343,9 @@ impl<S: PayloadSink + ?Sized> PayloadSink for BundleTap<'_, S> {
     }
 
     fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        if let Some(p) = &self.progress {
+            p.add(data.len() as u64);
+        }
         if let Some((_, buf)) = &mut self.current {
             // The entry's size was checked against the signed one before its data; this bound
             // holds whatever the reader does.
