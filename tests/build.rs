@@ -343,3 +343,26 @@ fn the_readme_s_reproducible_build_gives_the_sha256_it_promises() {
         "the README promises {promised}; the build printed:\n{out}"
     );
 }
+
+#[test]
+fn every_rule_a_source_breaks_is_reported_in_one_run() {
+    let ws = Workspace::new();
+    let (key, _) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    write(&src.join("NOTES.md"), "hi");
+    write(&src.join("migrations/001_x.sql"), "SELECT 1;");
+    write(&src.join("seeds/catalog/ITEMS.json"), "[]");
+    std::os::unix::fs::symlink("/etc/passwd", src.join("seeds/catalog/link.json")).unwrap();
+    let (code, out, err) = build_into(&ws, &src, &key, "out", common::EPOCH);
+    assert_eq!(code, 4, "{out}{err}");
+    assert!(err.contains("4 problems in the kit source:"), "{err}");
+    for says in [
+        "NOTES.md: unknown file",
+        "migrations/001_x.sql: unknown file",
+        "collide on case-insensitive file systems",
+        "seeds/catalog/link.json: symbolic links are not allowed",
+    ] {
+        assert!(err.contains(says), "{says}: {err}");
+    }
+    assert!(tree(&ws.path("out")).is_empty());
+}

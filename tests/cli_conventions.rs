@@ -290,3 +290,83 @@ fn output_folders_are_made_when_missing_by_keygen_build_and_split() {
     assert_ne!(code, 0);
     assert!(!ws.path("g").exists());
 }
+
+/// Every `offkit …` command line the README shows names a real command and only flags that
+/// command has: a renamed command or flag cannot leave the README behind.
+#[test]
+fn every_command_line_in_the_readme_uses_real_commands_and_flags() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut lines = Vec::new();
+    let mut in_code = false;
+    let mut pending = String::new();
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if !in_code {
+            continue;
+        }
+        let prompted = line.starts_with("$ ");
+        let text = line.strip_prefix("$ ").unwrap_or(line);
+        if pending.is_empty() && !text.starts_with("offkit ") {
+            continue;
+        }
+        // Unprompted lines are commands in blocks of commands, but output in others
+        // (`offkit 0.1.0 (kit format …)` after `$ offkit --version`).
+        if pending.is_empty() && !prompted {
+            let second = text.split_whitespace().nth(1).unwrap_or("");
+            let root = <offkit::cli::Cli as clap::CommandFactory>::command();
+            if root.find_subcommand(second).is_none() {
+                continue;
+            }
+        }
+        pending.push_str(text.trim_end_matches('\\'));
+        pending.push(' ');
+        if !text.ends_with('\\') {
+            lines.push(std::mem::take(&mut pending));
+        }
+    }
+    assert!(lines.len() > 40, "found only {} command lines", lines.len());
+    let root = <offkit::cli::Cli as clap::CommandFactory>::command();
+    let long_names = |c: &clap::Command| -> Vec<String> {
+        c.get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_owned))
+            .collect()
+    };
+    let globals = long_names(&root);
+    for line in &lines {
+        // A comment after the command (`# exit 9 on drift`) is not part of it.
+        let command = line.split(" # ").next().unwrap_or(line);
+        let words: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let mut cmd = &root;
+        let mut rest = words.as_slice();
+        while let Some((first, tail)) = rest.split_first() {
+            match cmd.find_subcommand(first) {
+                Some(sub) => {
+                    cmd = sub;
+                    rest = tail;
+                }
+                None => break,
+            }
+        }
+        assert!(
+            !std::ptr::eq(cmd, &root) || words.first().is_some_and(|w| w.starts_with("--")),
+            "README: {line:?} names no command"
+        );
+        let known: Vec<String> = long_names(cmd)
+            .into_iter()
+            .chain(globals.iter().cloned())
+            .chain(["help".to_owned(), "version".to_owned()])
+            .collect();
+        for flag in rest.iter().filter_map(|w| w.strip_prefix("--")) {
+            let flag = flag.split('=').next().unwrap_or(flag);
+            assert!(
+                known.iter().any(|k| k == flag),
+                "README: {line:?}: `{}` has no --{flag}",
+                cmd.get_name()
+            );
+        }
+    }
+}

@@ -75,6 +75,9 @@ pub enum SourceError {
     /// `kit.toml` is missing or invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Several files break rules: each is listed.
+    #[error("{} problems in the kit source:\n{}", .0.len(), .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<SourceError>),
     /// The source is a file, not a folder (a built kit given to `build`, say).
     #[error("{path} is {what}; build takes a kit source folder (kit.toml, migrations/, seeds/, …)")]
     NotAFolder {
@@ -224,9 +227,23 @@ pub fn undeclared(set: &crate::migrate::MigrationSet) -> Vec<Undeclared> {
         .collect()
 }
 
+impl SourceError {
+    /// One error for a list of them (the list when there are several).
+    fn all(mut errors: Vec<SourceError>) -> SourceError {
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            SourceError::Several(errors)
+        }
+    }
+}
+
 impl ExitCoded for SourceError {
     fn exit(&self) -> Exit {
         match self {
+            SourceError::Several(errors) => {
+                errors.first().map_or(Exit::InvalidSource, |e| e.exit())
+            }
             SourceError::Io { .. } => Exit::Io,
             SourceError::NotAFolder { .. } => Exit::Usage,
             SourceError::Config(ConfigError::Read { .. }) => Exit::Io,
@@ -266,38 +283,55 @@ impl KitSource {
             .min_depth(1)
             .follow_links(false)
             .sort_by_file_name();
+        // Every rule a file breaks is reported in one run, not only the first.
+        let mut broken: Vec<SourceError> = Vec::new();
         for entry in walker {
-            let entry = entry.map_err(|e| SourceError::Io {
-                path: e
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                source: e.into(),
-            })?;
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    broken.push(SourceError::Io {
+                        path: e
+                            .path()
+                            .map(|p| p.display().to_string())
+                            .unwrap_or_default(),
+                        source: e.into(),
+                    });
+                    continue;
+                }
+            };
             let rel = entry.path().strip_prefix(root).unwrap_or(entry.path());
             let shown = rel.to_string_lossy().into_owned();
-            let kit_path = rel
+            let kit_path = match rel
                 .to_str()
                 .ok_or_else(|| PathError::NonUtf8 {
                     hex: hex::encode(rel.as_os_str().as_encoded_bytes()),
                 })
                 .and_then(KitPath::new)
-                .map_err(|source| SourceError::BadPath {
-                    path: shown.clone(),
-                    source,
-                })?;
+            {
+                Ok(p) => p,
+                Err(source) => {
+                    broken.push(SourceError::BadPath {
+                        path: shown.clone(),
+                        source,
+                    });
+                    continue;
+                }
+            };
             if let Some(other) = folded.insert(kit_path.case_fold(), kit_path.clone()) {
-                return Err(SourceError::CaseCollision {
+                broken.push(SourceError::CaseCollision {
                     first: other.to_string(),
                     second: shown,
                 });
+                continue;
             }
             let ft = entry.file_type();
             if ft.is_symlink() {
-                return Err(SourceError::Symlink { path: shown });
+                broken.push(SourceError::Symlink { path: shown });
+                continue;
             }
             if !ft.is_dir() && !ft.is_file() {
-                return Err(SourceError::SpecialFile { path: shown });
+                broken.push(SourceError::SpecialFile { path: shown });
+                continue;
             }
             if ft.is_file()
                 && let Some(n) = crate::kit::layout::parse_trust_version_name(kit_path.as_str())
@@ -305,13 +339,18 @@ impl KitSource {
                 trust_versions.push((n, entry.path().to_path_buf()));
                 continue;
             }
-            if let Some(role) = classify(&kit_path, ft.is_dir(), &shown)? {
-                files.push(SourceFile {
+            match classify(&kit_path, ft.is_dir(), &shown) {
+                Ok(Some(role)) => files.push(SourceFile {
                     path: kit_path,
                     disk: entry.path().to_path_buf(),
                     role,
-                });
+                }),
+                Ok(None) => {}
+                Err(e) => broken.push(e),
             }
+        }
+        if !broken.is_empty() {
+            return Err(SourceError::all(broken));
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         trust_versions.sort();
