@@ -164,3 +164,54 @@ fn rollbacks_and_reruns_between_applies_are_in_history() {
     );
     assert_eq!(ops.len(), 5);
 }
+
+#[test]
+fn refused_applies_are_recorded_in_an_existing_ledger() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let (_, stranger) = ws.key("stranger");
+    let kit = ws.build(&ws.example_source("quickstart"), &[&key]);
+    let pg_kit = ws.build_in(&ws.example_source("concelier-lnm"), &[&key], "pg");
+    let db = format!("sqlite://{}", ws.path("site.db").display());
+    let store = format!("file://{}", ws.path("store").display());
+    let apply = |kit: &std::path::Path, trust: &std::path::Path| {
+        offkit(
+            &ws,
+            &[
+                "apply",
+                kit.to_str().unwrap(),
+                "--trust",
+                trust.to_str().unwrap(),
+                "--db",
+                &db,
+                "--store",
+                &store,
+            ],
+        )
+    };
+    assert_eq!(apply(&kit, &public).0, 0);
+    // Wrong target: the kit is known (authenticated), the refusal says why.
+    let (code, out, err) = apply(&pg_kit, &public);
+    assert_eq!(code, 11, "{out}{err}");
+    // Untrusted signer: nothing of the kit is known but its file name.
+    let (code, out, err) = apply(&kit, &stranger);
+    assert_eq!(code, 3, "{out}{err}");
+    let h = history(&ws, &db, &["--kind", "apply"]);
+    let rows = h["entries"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{h:#}");
+    assert_eq!(rows[1]["outcome"], "refused");
+    assert_eq!(rows[1]["kit_name"], "concelier-lnm");
+    assert!(
+        rows[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("targets postgres"),
+        "{:#}",
+        rows[1]
+    );
+    assert_eq!(rows[2]["outcome"], "refused");
+    assert_eq!(rows[2]["kit_name"], "quickstart-1.0.0.kit.tar.zst");
+    assert!(rows[2]["finished_at"].is_string());
+    // A refused row never counts as applied: the kit still applies as before.
+    assert_eq!(apply(&kit, &public).0, 0);
+}

@@ -34,16 +34,20 @@ pub enum Outcome {
     Rehearsed,
     /// `--rehearse` found a failure; nothing changed.
     RehearsalFailed,
+    /// Refused before anything was changed (lock busy, kit refused, wrong target, …): recorded
+    /// when the site already has a ledger, for auditors.
+    Refused,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 6] = [
+    const ALL: [Outcome; 7] = [
         Outcome::Running,
         Outcome::Succeeded,
         Outcome::Failed,
         Outcome::Interrupted,
         Outcome::Rehearsed,
         Outcome::RehearsalFailed,
+        Outcome::Refused,
     ];
 
     /// The text stored in the `outcome` column.
@@ -55,6 +59,7 @@ impl Outcome {
             Outcome::Interrupted => "interrupted",
             Outcome::Rehearsed => "rehearsed",
             Outcome::RehearsalFailed => "rehearsal-failed",
+            Outcome::Refused => "refused",
         }
     }
 
@@ -329,6 +334,29 @@ pub fn finish(
         ],
     )?;
     Ok(())
+}
+
+/// Records an attempt refused before it changed anything, in a ledger that exists (a refusal
+/// never creates one); returns its id, or `None` when the site has no ledger.
+pub fn record_refused(
+    driver: &mut dyn Driver,
+    row: &NewRow<'_>,
+    error: &str,
+) -> Result<Option<i64>, DbError> {
+    if !exists(driver)? {
+        return Ok(None);
+    }
+    let id = start(driver, row)?;
+    let d = driver.dialect();
+    driver.execute(
+        &format!(
+            "UPDATE {} SET outcome = $1, finished_at = {}, error = $2 WHERE id = $3",
+            table(d),
+            d.now()
+        ),
+        &[Outcome::Refused.as_str().into(), error.into(), id.into()],
+    )?;
+    Ok(Some(id))
 }
 
 /// Every row, oldest first (optionally only one kit's, by name).

@@ -146,7 +146,17 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         Ok(r) => (r, None),
         Err(f) => ((*f.report).clone(), Some(f)),
     };
-    // Refused before anything was written: a database file this run created goes again.
+    // Refused before anything was written: recorded in the site's ledger when it has one (for
+    // auditors: lock busy, wrong target, kit refused), and a database file this run created
+    // goes again.
+    if let Some(f) = &failure
+        && report.ledger_id.is_none()
+        && !args.dry_run
+        && !args.rehearse
+    {
+        let error = report.error.clone().unwrap_or_else(|| f.error.to_string());
+        record_refusal(&mut session, &report, &args.kit, &error);
+    }
     let session = if failure.is_some() && report.ledger_id.is_none() {
         session.close_discarding_unused();
         None
@@ -178,6 +188,60 @@ pub fn run(args: Args, global: &Global) -> CliResult {
             super::common::persist_rotation(&policy, &header.trust_versions)
         }
         Some(f) => Err(CliError::new(crate::exit::ExitCoded::exit(&f), f.error)),
+    }
+}
+
+/// Writes the ledger row of an apply refused before it changed anything; best effort (another
+/// apply holding a SQLite database's lock keeps it from being written): the refusal itself is
+/// what the command reports.
+fn record_refusal(
+    session: &mut Session,
+    report: &crate::apply::report::ApplyReport,
+    kit: &Path,
+    error: &str,
+) {
+    let file = kit
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (name, version, channel, sequence, manifest, kit_sha, signers) = match &report.kit {
+        Some(k) => (
+            k.name.clone(),
+            k.version.clone(),
+            k.channel.clone(),
+            k.sequence,
+            k.manifest_sha256.to_string(),
+            k.kit_sha256
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            k.signers.iter().map(|s| s.keyid.to_string()).collect(),
+        ),
+        // Not authenticated: nothing of the kit is known but the file given.
+        None => (
+            crate::util::escape_controls(&file),
+            String::new(),
+            String::new(),
+            0,
+            String::new(),
+            String::new(),
+            Vec::new(),
+        ),
+    };
+    let row = ledger::NewRow {
+        kit_name: &name,
+        kit_version: &version,
+        channel: &channel,
+        sequence,
+        manifest_sha256: &manifest,
+        kit_sha256: &kit_sha,
+        signer_keyids: &signers,
+        applied_by: &report.applied_by,
+        store: &report.store,
+        overrides: &report.overrides,
+    };
+    if let Err(e) = ledger::record_refused(session.driver(), &row, error) {
+        eprintln!("offkit: warning: the refusal could not be recorded in the ledger: {e}");
     }
 }
 
