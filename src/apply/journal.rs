@@ -72,18 +72,11 @@ pub fn exists(driver: &mut dyn Driver) -> Result<bool, DbError> {
 
 /// Marks rows left `running` by dead runs as `interrupted`. Call with the lock held.
 pub fn mark_interrupted(driver: &mut dyn Driver) -> Result<u64, DbError> {
-    let d = driver.dialect();
-    driver.execute(
-        &format!(
-            "UPDATE {} SET outcome = $1, finished_at = {}, error = $2 WHERE outcome = $3",
-            table(d),
-            d.now()
-        ),
-        &[
-            Outcome::Interrupted.as_str().into(),
-            "the process stopped before the command finished (found by the next one)".into(),
-            Outcome::Running.as_str().into(),
-        ],
+    let table = table(driver.dialect());
+    super::ledger::interrupt_running(
+        driver,
+        &table,
+        "the process stopped before the command finished (found by the next one)",
     )
 }
 

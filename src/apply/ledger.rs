@@ -264,16 +264,29 @@ pub fn exists(driver: &mut dyn Driver) -> Result<bool, DbError> {
 
 /// Marks rows left `running` by dead attempts as `interrupted`. Call with the lock held.
 pub fn mark_interrupted(driver: &mut dyn Driver) -> Result<u64, DbError> {
-    let d = driver.dialect();
+    let table = table(driver.dialect());
+    interrupt_running(
+        driver,
+        &table,
+        "the process stopped before the apply finished (found by the next apply)",
+    )
+}
+
+/// Sets the rows of `table` still `running` to `interrupted`, with `why`: the ledger's and the
+/// operations journal's rule (their processes are dead: the caller holds the lock).
+pub(super) fn interrupt_running(
+    driver: &mut dyn Driver,
+    table: &str,
+    why: &str,
+) -> Result<u64, DbError> {
+    let now = driver.dialect().now();
     driver.execute(
         &format!(
-            "UPDATE {} SET outcome = $1, finished_at = {}, error = $2 WHERE outcome = $3",
-            table(d),
-            d.now()
+            "UPDATE {table} SET outcome = $1, finished_at = {now}, error = $2 WHERE outcome = $3"
         ),
         &[
             Outcome::Interrupted.as_str().into(),
-            "the process stopped before the apply finished (found by the next apply)".into(),
+            why.into(),
             Outcome::Running.as_str().into(),
         ],
     )

@@ -614,6 +614,27 @@ struct Journaled<T> {
     result: Result<T, CliError>,
 }
 
+/// A journaled command's outcome from its report (printed) or its error. An error without a report
+/// is counted as a change: whether a step ran before it is not known, so its row is kept.
+fn reported<R: Serialize + std::fmt::Display>(
+    label: &SourceLabel,
+    report: Result<R, crate::migrate::MigrateError>,
+    global: &Global,
+) -> Journaled<()> {
+    match report {
+        Ok(r) => Journaled {
+            report: serde_json::to_vec(&r).ok(),
+            changed: true,
+            result: print_labelled(label, &r, global),
+        },
+        Err(e) => Journaled {
+            report: None,
+            changed: true,
+            result: Err(CliError::from(e)),
+        },
+    }
+}
+
 /// Runs `f` — a command that changes the database, holding its lock — recorded in the operations
 /// journal ([`crate::apply::journal`]): a `running` row first, its outcome, report digest and
 /// error after. With `changes` false (a dry run, a rehearsal) nothing is recorded. A command
@@ -737,19 +758,7 @@ fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
                     safety: a.safety.safety(),
                 },
             );
-            match report {
-                Ok(r) => Journaled {
-                    report: serde_json::to_vec(&r).ok(),
-                    changed: true,
-                    result: print_labelled(&label, &r, global),
-                },
-                // Refused (or failed) without a report: whether a step ran is unknown; kept.
-                Err(e) => Journaled {
-                    report: None,
-                    changed: true,
-                    result: Err(CliError::from(e)),
-                },
-            }
+            reported(&label, report, global)
         },
     )
 }
@@ -765,17 +774,12 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
         &label.subject(),
         &[format!("--module {}", a.target.module)],
         !a.dry_run,
-        |locked| match locked.import_legacy(&set, &filter, mode(a.dry_run)) {
-            Ok(r) => Journaled {
-                report: serde_json::to_vec(&r).ok(),
-                changed: true,
-                result: print_labelled(&label, &r, global),
-            },
-            Err(e) => Journaled {
-                report: None,
-                changed: true,
-                result: Err(CliError::from(e)),
-            },
+        |locked| {
+            reported(
+                &label,
+                locked.import_legacy(&set, &filter, mode(a.dry_run)),
+                global,
+            )
         },
     )
 }

@@ -103,21 +103,9 @@ pub struct Progress {
 impl Progress {
     /// A reporter on stderr for `total` items; `label` prefixes the bar.
     pub fn new(label: &str, total: u64, mode: ProgressMode) -> Self {
-        let bar = match mode {
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-            ProgressMode::Bar => true,
-            ProgressMode::Lines | ProgressMode::Off => false,
-        };
         let output = if mode == ProgressMode::Off {
             Output::Off
-        } else if bar {
-            let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let style =
-                ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg} ETA {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> ");
-            pb.set_style(style);
-            pb.set_prefix(label.to_owned());
+        } else if let Some(pb) = bar(mode, label, total, "{pos}/{len} {msg} ETA {eta}") {
             Output::Bar(pb)
         } else {
             return Self::with_writer(
@@ -240,6 +228,25 @@ impl Progress {
     }
 }
 
+/// A bar on stderr for `total` units, `label` first and `template` after it, when `mode` shows
+/// one (`bar`, or `auto` on a terminal); `None` for lines or nothing.
+fn bar(mode: ProgressMode, label: &str, total: u64, template: &str) -> Option<ProgressBar> {
+    let shown = match mode {
+        ProgressMode::Auto => std::io::stderr().is_terminal(),
+        ProgressMode::Bar => true,
+        ProgressMode::Lines | ProgressMode::Off => false,
+    };
+    shown.then(|| {
+        let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(&format!("{{prefix}} [{{wide_bar}}] {template}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        pb.set_style(style);
+        pb.set_prefix(label.to_owned());
+        pb
+    })
+}
+
 /// The process's progress setting (`--progress`), for work that has no options of its own to
 /// carry it (verification). Set once by the command line.
 static MODE: std::sync::OnceLock<ProgressMode> = std::sync::OnceLock::new();
@@ -280,22 +287,14 @@ impl ByteProgress {
     /// A reporter on stderr for `total` bytes, in the process's mode ([`mode`]).
     pub fn new(label: &str, total: u64) -> Self {
         let mode = mode();
-        let bar = match mode {
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-            ProgressMode::Bar => true,
-            ProgressMode::Lines | ProgressMode::Off => false,
-        };
         let output = if mode == ProgressMode::Off {
             ByteOutput::Off
-        } else if bar {
-            let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template(
-                "{prefix} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
-            pb.set_style(style);
-            pb.set_prefix(label.to_owned());
+        } else if let Some(pb) = bar(
+            mode,
+            label,
+            total,
+            "{binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta}",
+        ) {
             ByteOutput::Bar(pb)
         } else {
             ByteOutput::Lines(Mutex::new((Instant::now(), false)))
@@ -343,9 +342,9 @@ impl ByteProgress {
         format!(
             "Progress: {} {} of {} ({pct:.1}%), {}/s{eta}",
             self.label,
-            binary(done),
-            binary(self.total),
-            binary(rate as u64)
+            crate::util::human_bytes(done),
+            crate::util::human_bytes(self.total),
+            crate::util::human_bytes(rate as u64)
         )
     }
 
@@ -394,26 +393,13 @@ impl Steps {
     /// A reporter on stderr for `total` steps, in the process's mode ([`mode`]).
     pub fn new(label: &str, total: u64) -> Self {
         let mode = mode();
-        let bar = match mode {
-            ProgressMode::Auto => std::io::stderr().is_terminal(),
-            ProgressMode::Bar => true,
-            ProgressMode::Lines | ProgressMode::Off => false,
-        };
-        let output = (bar && mode != ProgressMode::Off).then(|| {
-            let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{prefix} [{wide_bar}] {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
-            pb.set_style(style);
-            pb.set_prefix(label.to_owned());
-            pb
-        });
+        let output = bar(mode, label, total, "{pos}/{len} {msg}");
         Steps {
             label: label.to_owned(),
             total,
             started: Instant::now(),
+            lines: output.is_none() && mode != ProgressMode::Off,
             output,
-            lines: !bar && mode != ProgressMode::Off,
         }
     }
 
@@ -441,32 +427,16 @@ impl Drop for Steps {
     }
 }
 
-/// Bytes in binary units (`1.2 GiB`).
-fn binary(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn byte_lines_say_how_far_how_fast_and_how_long_is_left() {
-        assert_eq!(binary(0), "0 B");
-        assert_eq!(binary(1023), "1023 B");
-        assert_eq!(binary(1536), "1.5 KiB");
-        assert_eq!(binary(3 << 30), "3.0 GiB");
+        assert_eq!(crate::util::human_bytes(0), "0 B");
+        assert_eq!(crate::util::human_bytes(1023), "1023 B");
+        assert_eq!(crate::util::human_bytes(1536), "1.5 KiB");
+        assert_eq!(crate::util::human_bytes(3 << 30), "3.0 GiB");
         let p = ByteProgress {
             label: "verify".into(),
             total: 4 << 30,
