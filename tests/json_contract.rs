@@ -315,6 +315,20 @@ fn every_command_prints_one_document_that_validates_against_its_schema() {
         ],
     );
     c.ok("history", &["history", "--db", &db]);
+    // After apply: entries with their data-migration checkpoint.
+    c.ok(
+        "migrations-status",
+        &[
+            "migrations",
+            "status",
+            "--kit",
+            &kit,
+            "--trust",
+            &public,
+            "--db",
+            &db,
+        ],
+    );
     c.fails(
         "history",
         &[

@@ -73,6 +73,26 @@ fn status_names_the_apply_that_finishes_the_kit_and_that_apply_finishes_it() {
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["verdict"], "complete");
     assert!(v["next"].is_null());
+    // The data migration's checkpoint is shown: batches, rows, finished.
+    let (code, out, _) = outcome(
+        &cmd()
+            .current_dir(ws.path(""))
+            .args([
+                "status", kit, "--trust", public, "--db", &db, "--store", &store,
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0);
+    let dm = out
+        .lines()
+        .skip_while(|l| !l.contains("DM001_backfill_name_search"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        dm.trim_start().starts_with("checkpoint: ") && dm.contains(", finished "),
+        "{out}"
+    );
 
     // Without --store: the store this kit was applied to, as the ledger recorded it — not the
     // default folder, where nothing was ever put.

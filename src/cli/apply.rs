@@ -629,6 +629,27 @@ fn print_status(r: &KitStatus, next: Option<&str>) {
             e.category.as_str(),
             state_text(&e.state)
         );
+        // A data migration's checkpoint: how far its batches got, and whether they finished.
+        if let Some(p) = &e.progress {
+            println!(
+                "      checkpoint: {} batch(es), {} row(s){}, started {}{}",
+                p.batches_done,
+                p.rows_done,
+                if p.failed_batches > 0 {
+                    format!(", {} failed batch(es)", p.failed_batches)
+                } else {
+                    String::new()
+                },
+                p.started_at,
+                p.finished_at.as_deref().map_or_else(
+                    || ", not finished".to_owned(),
+                    |f| format!(", finished {f}")
+                )
+            );
+            if let Some(err) = &p.last_error {
+                println!("      last batch error: {err}");
+            }
+        }
     }
     let count =
         |s: &crate::store::SeedState| r.seeds.entries.iter().filter(|e| &e.state == s).count();
