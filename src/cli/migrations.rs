@@ -88,11 +88,9 @@ pub enum SourceLabel {
     /// A kit that passed verification.
     VerifiedKit {
         /// The kit file.
-        path: PathBuf,
-        /// Kit name and version.
-        kit: String,
-        /// The keys whose signatures counted.
-        signers: Vec<crate::trust::Signer>,
+        kit_file: PathBuf,
+        /// The kit, as every report names it (name, version, channel, digests, signers).
+        kit: Box<crate::apply::report::KitInfo>,
     },
 }
 
@@ -104,11 +102,13 @@ impl std::fmt::Display for SourceLabel {
                 "{} (UNSIGNED source folder: not verified; for rehearsal)",
                 path.display()
             ),
-            SourceLabel::VerifiedKit { path, kit, signers } => write!(
+            SourceLabel::VerifiedKit { kit_file, kit } => write!(
                 f,
-                "{} ({kit}, VERIFIED, signed by {})",
-                path.display(),
-                signers
+                "{} ({} {}, VERIFIED, signed by {})",
+                kit_file.display(),
+                kit.name,
+                kit.version,
+                kit.signers
                     .iter()
                     .map(|s| s.keyid.to_string())
                     .collect::<Vec<_>>()
@@ -136,11 +136,9 @@ impl SourceArgs {
             check_target(authenticated.manifest().target.database, dialect)?;
             let mut verified = authenticated.verify(Retain::Sql)?;
             let set = crate::apply::load::migration_set(&mut verified)?;
-            let m = verified.manifest();
             let label = SourceLabel::VerifiedKit {
-                path: kit.clone(),
-                kit: format!("{} {}", m.name, m.version),
-                signers: verified.signers().to_vec(),
+                kit_file: kit.clone(),
+                kit: Box::new(crate::apply::report::KitInfo::of_verified(&verified)),
             };
             return Ok((set, label));
         }
@@ -573,7 +571,9 @@ impl SourceLabel {
             SourceLabel::UnsignedSource { path } => {
                 format!("source {} (unsigned)", path.display())
             }
-            SourceLabel::VerifiedKit { path, kit, .. } => format!("{kit} ({})", path.display()),
+            SourceLabel::VerifiedKit { kit_file, kit } => {
+                format!("{} {} ({})", kit.name, kit.version, kit_file.display())
+            }
         }
     }
 }
