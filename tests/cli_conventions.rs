@@ -217,6 +217,19 @@ fn common_mix_ups_are_named_with_what_to_give_instead() {
         );
     }
     assert!(!ws.path("site.db").exists());
+    // A mistyped folder store is not an empty one.
+    let (c, _, err) = common::outcome(
+        &common::cmd()
+            .args([
+                "store",
+                "ls",
+                &format!("file://{}", ws.path("no-such-store").display()),
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(c, 12, "{err}");
+    assert!(err.contains("no such store folder"), "{err}");
 }
 
 #[test]

@@ -150,6 +150,16 @@ struct Listed {
 }
 
 fn ls(url: &StoreUrl, prefix: Option<&str>, sha256: bool, global: &Global) -> CliResult {
+    // A folder store that does not exist is a mistyped path, not an empty store (as `rclone lsf`
+    // says "directory not found").
+    if let StoreUrl::File(f) = url
+        && !f.dir.is_dir()
+    {
+        return Err(CliError::msg(
+            Exit::Store,
+            format!("{}: no such store folder", url.redacted()),
+        ));
+    }
     let store = store::open(url)?;
     let prefix = prefix.unwrap_or("");
     // List the deepest folder the prefix names, then filter by the text prefix.
