@@ -40,6 +40,11 @@ pub struct SiteArgs {
     pub work_dir: Option<PathBuf>,
 }
 
+/// A store URL from the command line.
+fn parse_store(url: &str) -> Result<StoreUrl, CliError> {
+    Ok(StoreUrl::parse(url).map_err(crate::store::StoreError::from)?)
+}
+
 /// The site's database session and store.
 struct Site {
     session: Session,
@@ -50,14 +55,10 @@ impl SiteArgs {
     /// Parses the URLs (no I/O), connects, opens the store. The kit is not read yet. With
     /// `read_only`, a SQLite database that does not exist is read as empty, not created.
     fn open(&self, read_only: bool) -> Result<Site, CliError> {
-        let store_url = self.store_url(self.store.as_deref().unwrap_or(DEFAULT_STORE))?;
+        let store_url = parse_store(self.store.as_deref().unwrap_or(DEFAULT_STORE))?;
         let session = self.connect(read_only)?;
         let store = crate::store::open(&store_url)?;
         Ok(Site { session, store })
-    }
-
-    fn store_url(&self, url: &str) -> Result<StoreUrl, CliError> {
-        Ok(StoreUrl::parse(url).map_err(crate::store::StoreError::from)?)
     }
 
     fn connect(&self, read_only: bool) -> Result<Session, CliError> {
@@ -522,19 +523,14 @@ pub fn status(args: StatusArgs, global: &Global) -> CliResult {
         .kit
         .or(args.kit_flag)
         .ok_or_else(|| CliError::msg(Exit::Usage, "give the kit file"))?;
-    let given = args
-        .site
-        .store
-        .as_deref()
-        .map(|s| args.site.store_url(s))
-        .transpose()?;
+    let given = args.site.store.as_deref().map(parse_store).transpose()?;
     let mut session = args.site.connect(true)?;
     let kit = args.site.trust.authenticate(&kit_path)?;
     let (store_url, recorded) = match given {
         Some(url) => (url, None),
         None => match crate::apply::status::recorded_store(&mut session, &kit)? {
-            Some((url, id)) => (args.site.store_url(&url)?, Some(id)),
-            None => (args.site.store_url(DEFAULT_STORE)?, None),
+            Some((url, id)) => (parse_store(&url)?, Some(id)),
+            None => (parse_store(DEFAULT_STORE)?, None),
         },
     };
     if let Some(id) = recorded {

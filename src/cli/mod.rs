@@ -176,11 +176,11 @@ pub fn main() -> ExitCode {
                             .trim_start_matches("error: ");
                         let _ = write_json_document(
                             Exit::Usage,
-                            Some(serde_json::json!({
-                                "kind": Exit::Usage.name(),
-                                "message": crate::kit::path::printable(message),
-                                "entry": null,
-                            })),
+                            Some(error_object(
+                                Exit::Usage.name(),
+                                &crate::kit::path::printable(message),
+                                None,
+                            )),
                         );
                     }
                     ExitCode::from(Exit::Usage.code())
@@ -230,11 +230,11 @@ pub fn main() -> ExitCode {
                 .chain()
                 .find_map(|c| c.downcast_ref::<crate::trust::VerifyFailure>())
                 .and_then(|v| v.failures.first());
-            serde_json::json!({
-                "kind": first.map_or_else(|| exit.name().to_owned(), |f| f.kind.as_str()),
-                "message": text,
-                "entry": first.and_then(|f| f.entry.as_deref()),
-            })
+            error_object(
+                &first.map_or_else(|| exit.name().to_owned(), |f| f.kind.as_str()),
+                text,
+                first.and_then(|f| f.entry.as_deref()),
+            )
         });
         if let Err(e) = write_json_document(exit, error) {
             if is_broken_pipe(&e.error) {
@@ -290,6 +290,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// The contract's `error` object (docs/schema/common.schema.json, `error`).
+fn error_object(kind: &str, message: &str, entry: Option<&str>) -> serde_json::Value {
+    serde_json::json!({ "kind": kind, "message": message, "entry": entry })
 }
 
 /// Refuses `--json` for a command whose stdout is its data (a script, an object's bytes): the two

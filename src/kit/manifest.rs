@@ -495,6 +495,12 @@ impl Manifest {
             ));
         }
         let mut seen = std::collections::HashSet::new();
+        // Built once: a kit may list millions of files.
+        let paths: std::collections::HashSet<&KitPath> = if self.sigstore.is_empty() {
+            std::collections::HashSet::new()
+        } else {
+            self.files().map(|f| &f.path).collect()
+        };
         for s in &self.sigstore {
             let Some(file) = self.attestations.iter().find(|f| f.path == s.bundle) else {
                 return bad(format!(
@@ -519,7 +525,7 @@ impl Manifest {
                             s.bundle
                         ));
                     }
-                    if subject == &s.bundle || !self.files().any(|f| &f.path == subject) {
+                    if subject == &s.bundle || !paths.contains(subject) {
                         return bad(format!(
                             "Sigstore bundle {}: its subject {subject} is not another file of the kit",
                             s.bundle

@@ -339,8 +339,14 @@ pub fn check(
 ) -> Result<Vec<Attestation>, Vec<Failure>> {
     let mut verdicts = Vec::new();
     let mut failures = Vec::new();
+    // Built once: a kit may list millions of files.
+    let digests: HashMap<&KitPath, &Sha256Hex> = if manifest.sigstore.is_empty() {
+        HashMap::new()
+    } else {
+        manifest.files().map(|f| (&f.path, &f.sha256)).collect()
+    };
     for entry in &manifest.sigstore {
-        let Some(subject_digest) = subject_digest(manifest, entry) else {
+        let Some(subject_digest) = subject_digest(&digests, entry) else {
             failures.push(bad(entry, "its subject is not a file of the kit".into()));
             continue;
         };
@@ -386,7 +392,7 @@ pub fn check(
                     && req
                         .digest
                         .as_ref()
-                        .is_none_or(|d| subject_digest(manifest, e) == Some(d))
+                        .is_none_or(|d| subject_digest(&digests, e) == Some(d))
             });
             if !met {
                 failures.push(Failure::at(
@@ -408,13 +414,14 @@ pub fn check(
     }
 }
 
-/// The digest a bundle must vouch for: its subject file's signed SHA-256, or its declared digest.
-fn subject_digest<'a>(manifest: &'a Manifest, entry: &'a SigstoreEntry) -> Option<&'a Sha256Hex> {
+/// The digest a bundle must vouch for: its subject file's signed SHA-256 (from `digests`, the
+/// manifest's files by path), or its declared digest.
+fn subject_digest<'a>(
+    digests: &HashMap<&KitPath, &'a Sha256Hex>,
+    entry: &'a SigstoreEntry,
+) -> Option<&'a Sha256Hex> {
     match (&entry.subject, &entry.digest) {
-        (Some(path), _) => manifest
-            .files()
-            .find(|f| &f.path == path)
-            .map(|f| &f.sha256),
+        (Some(path), _) => digests.get(path).copied(),
         (None, Some(d)) => Some(d),
         (None, None) => None,
     }
