@@ -52,7 +52,7 @@ fn rollbacks_and_reruns_between_applies_are_in_history() {
     rerun.extend(["--category", "data", "--json"]);
     let (code, report, err) = offkit(&ws, &rerun);
     assert_eq!(code, 0, "{report}{err}");
-    // A refused resolve (nothing in progress) is recorded as failed, with why.
+    // A refused resolve (nothing in progress) is recorded as refused, with why.
     let mut resolve = vec!["migrations", "resolve"];
     resolve.extend(site);
     resolve.extend(["--module", "inventory", "001_create_items", "--applied"]);
@@ -84,7 +84,7 @@ fn rollbacks_and_reruns_between_applies_are_in_history() {
     // The digest is that of the run's report (the report printed is the same document, in the
     // contract's envelope).
     assert_eq!(ops[1]["report_sha256"].as_str().unwrap().len(), 64);
-    assert_eq!(ops[2]["outcome"], "failed");
+    assert_eq!(ops[2]["outcome"], "refused");
     assert!(
         ops[2]["error"]
             .as_str()
@@ -93,6 +93,25 @@ fn rollbacks_and_reruns_between_applies_are_in_history() {
         "{:#}",
         ops[2]
     );
+
+    // A command whose kit is refused at load (here: not signed by the key given) is recorded
+    // too, naming the kit file it was given and why, though it never got to the database.
+    let (_, stranger) = ws.key("stranger");
+    let mut refused = vec!["migrations", "run", "--kit", kit, "--trust"];
+    refused.push(stranger.to_str().unwrap());
+    refused.extend(["--db", &db, "--category", "data"]);
+    let (code, out, err) = offkit(&ws, &refused);
+    assert_eq!(code, 3, "{out}{err}");
+    let h = history(&ws, &db, &["--kind", "migrations"]);
+    let last = h["operations"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["command"], "migrations run", "{last:#}");
+    assert_eq!(last["outcome"], "refused", "{last:#}");
+    assert_eq!(last["subject"], format!("{kit} (not loaded)").as_str());
+    assert!(
+        last["error"].as_str().unwrap().contains("untrusted-signer"),
+        "{last:#}"
+    );
+    assert!(last["report_sha256"].is_null());
 
     // Filters.
     assert!(
@@ -115,7 +134,8 @@ fn rollbacks_and_reruns_between_applies_are_in_history() {
             .as_array()
             .unwrap()
             .len(),
-        3
+        3,
+        "the refused run names only the file it was given"
     );
     assert!(
         history(&ws, &db, &["--kit", "other"])["operations"]
@@ -156,13 +176,13 @@ fn rollbacks_and_reruns_between_applies_are_in_history() {
     assert_eq!(offkit(&ws, &rerun).0, 0);
     let h = history(&ws, &db, &["--kind", "migrations"]);
     let ops = h["operations"].as_array().unwrap();
-    assert_eq!(ops[3]["outcome"], "interrupted");
+    assert_eq!(ops[4]["outcome"], "interrupted");
     assert!(
-        ops[3]["finished_at"].is_string(),
+        ops[4]["finished_at"].is_string(),
         "recorded, not only shown: {:#}",
-        ops[3]
+        ops[4]
     );
-    assert_eq!(ops.len(), 5);
+    assert_eq!(ops.len(), 6);
 }
 
 #[test]
@@ -214,4 +234,71 @@ fn refused_applies_are_recorded_in_an_existing_ledger() {
     assert!(rows[2]["finished_at"].is_string());
     // A refused row never counts as applied: the kit still applies as before.
     assert_eq!(apply(&kit, &public).0, 0);
+}
+
+#[test]
+fn store_put_dir_runs_are_in_history() {
+    let ws = Workspace::new();
+    common::write(&ws.path("seeds/a.txt"), "alpha");
+    common::write(&ws.path("seeds/b/c.txt"), "gamma");
+    let db = format!("sqlite://{}", ws.path("site.db").display());
+    let store = format!("file://{}", ws.path("store").display());
+    let seeds = ws.path("seeds");
+    let put = |extra: &[&str]| {
+        let mut args = vec![
+            "store",
+            "put-dir",
+            &store,
+            seeds.to_str().unwrap(),
+            "--db",
+            &db,
+        ];
+        args.extend(extra);
+        offkit(&ws, &args)
+    };
+    // A dry run touches no database.
+    assert_eq!(put(&["--dry-run"]).0, 0);
+    assert!(!ws.path("site.db").exists());
+    let (code, report, err) = put(&["--json", "--prefix", "seed"]);
+    assert_eq!(code, 0, "{report}{err}");
+    // A conflict (the folder's bytes differ from the stored object's) stops before writing
+    // anything: on record as refused, with why.
+    common::write(&ws.path("seeds/a.txt"), "ALPHA");
+    let (code, out, err) = put(&["--prefix", "seed"]);
+    assert_eq!(code, 12, "{out}{err}");
+
+    let h = history(&ws, &db, &["--kind", "store"]);
+    assert!(h["entries"].as_array().unwrap().is_empty());
+    let ops = h["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 2, "{h:#}");
+    for op in ops {
+        assert_eq!(op["command"], "store put-dir");
+        assert_eq!(
+            op["subject"],
+            format!("folder {} into {store}", seeds.display()).as_str()
+        );
+        assert_eq!(op["overrides"], serde_json::json!(["--prefix seed"]));
+    }
+    assert_eq!(ops[0]["outcome"], "succeeded");
+    // The digest is that of the report (printed inside the contract's envelope).
+    let printed: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(printed["totals"]["put"], 2);
+    assert_eq!(ops[0]["report_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(ops[1]["outcome"], "refused", "{:#}", ops[1]);
+    assert!(
+        ops[1]["error"].as_str().unwrap().contains("conflict"),
+        "{:#}",
+        ops[1]
+    );
+    assert!(
+        history(&ws, &db, &["--kind", "migrations"])["operations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let (_, text, _) = offkit(&ws, &["history", "--db", &db]);
+    assert!(
+        text.contains(&format!("store put-dir from folder {}", seeds.display())),
+        "{text}"
+    );
 }

@@ -1,6 +1,6 @@
 //! The operations journal `offkit.operations` (SQLite: `offkit_operations`): one row per run of a
-//! command that changes a database other than `apply` — `migrations run`, `rollback`, `resolve`,
-//! `import-legacy` — beside the apply ledger ([`super::ledger`]), on the same connection, so that
+//! command other than `apply` that changes a database or a store — `migrations run`, `rollback`,
+//! `resolve`, `import-legacy`, `store put-dir` — beside the apply ledger ([`super::ledger`]), on the same connection, so that
 //! nothing is rolled back or re-applied between two ledger entries without a trace.
 //!
 //! A row is inserted as `running` once the command holds the migration lock and updated when it

@@ -297,8 +297,9 @@ pub struct HistoryArgs {
     /// Only this kit (by name).
     #[arg(long, value_name = "NAME")]
     pub kit: Option<String>,
-    /// Which records: kit applications (`apply`), other commands that changed the database
-    /// (`migrations`: run, rollback, resolve, import-legacy), or both.
+    /// Which records: kit applications (`apply`), the migrations commands that changed the
+    /// database (`migrations`: run, rollback, resolve, import-legacy), seeding (`store`: put-dir),
+    /// or all.
     #[arg(long, value_enum, default_value_t = HistoryKind::All)]
     pub kind: HistoryKind,
     /// Only what started at or after this time (RFC 3339, e.g. 2026-11-01T00:00:00Z).
@@ -313,8 +314,22 @@ pub enum HistoryKind {
     All,
     /// Kit applications (the ledger).
     Apply,
-    /// Other commands that changed the database (the operations journal).
+    /// `migrations run|rollback|resolve|import-legacy` (the operations journal).
     Migrations,
+    /// `store put-dir` (the operations journal).
+    Store,
+}
+
+impl HistoryKind {
+    /// Whether a journal row of `command` is of this kind.
+    fn includes(self, command: &str) -> bool {
+        match self {
+            HistoryKind::All => true,
+            HistoryKind::Apply => false,
+            HistoryKind::Migrations => command.starts_with("migrations "),
+            HistoryKind::Store => command.starts_with("store "),
+        }
+    }
 }
 
 fn parse_since(s: &str) -> Result<time::OffsetDateTime, String> {
@@ -330,7 +345,7 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
         args.since
             .is_none_or(|s| crate::kit::names::parse_time(t).is_none_or(|t| t >= s))
     };
-    let mut rows = if args.kind == HistoryKind::Migrations {
+    let mut rows = if matches!(args.kind, HistoryKind::Migrations | HistoryKind::Store) {
         Vec::new()
     } else {
         ledger_rows(&mut session, args.kit.as_deref())?
@@ -343,6 +358,7 @@ pub fn history(args: HistoryArgs, global: &Global) -> CliResult {
     };
     operations.retain(|o| {
         since(&o.started_at)
+            && args.kind.includes(&o.command)
             && args
                 .kit
                 .as_ref()

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::common::{DbArgs, KeyValidityArg, LockArgs, SafetyArgs, TrustArgs};
+use super::journaled::Journaled;
 use super::{CliError, CliResult, Global, print_json};
 use crate::build::KitConfig;
 use crate::exit::Exit;
@@ -578,6 +579,17 @@ impl SourceLabel {
     }
 }
 
+impl SourceArgs {
+    /// What a journal row says a command worked from when its source could not be loaded.
+    fn subject(&self) -> String {
+        match (&self.kit, &self.source) {
+            (Some(kit), _) => format!("{} (not loaded)", kit.display()),
+            (None, Some(dir)) => format!("source {} (not loaded)", dir.display()),
+            (None, None) => "no source given".to_owned(),
+        }
+    }
+}
+
 impl PlanArgs {
     /// The options that widen what a run does, as a journal row records them.
     fn overrides(&self) -> Vec<String> {
@@ -606,14 +618,6 @@ impl PlanArgs {
     }
 }
 
-/// What a journaled command did: its report (as JSON, for the digest), whether it changed the
-/// database (a refusal changed nothing), and its result.
-struct Journaled<T> {
-    report: Option<Vec<u8>>,
-    changed: bool,
-    result: Result<T, CliError>,
-}
-
 /// A journaled command's outcome from its report (printed) or its error. An error without a report
 /// is counted as a change: whether a step ran before it is not known, so its row is kept.
 fn reported<R: Serialize + std::fmt::Display>(
@@ -635,57 +639,36 @@ fn reported<R: Serialize + std::fmt::Display>(
     }
 }
 
-/// Runs `f` — a command that changes the database, holding its lock — recorded in the operations
-/// journal ([`crate::apply::journal`]): a `running` row first, its outcome, report digest and
-/// error after. With `changes` false (a dry run, a rehearsal) nothing is recorded. A command
-/// refused before it changed anything is recorded when the site already has a journal, and
-/// otherwise leaves the database as it was (the journal it would have started is taken back).
+/// Runs `f` — a command that changes the database, holding its lock — on the migrations `source`
+/// loads, recorded in the operations journal ([`super::journaled::record`]). With `changes` false
+/// (a dry run, a rehearsal) nothing is recorded. A kit refused at load is recorded `refused` (when
+/// the site already has a journal), naming the file it was given.
 fn journaled<T>(
     locked: &mut crate::migrate::Locked<'_>,
+    source: &SourceArgs,
     command: &str,
-    subject: &str,
     overrides: &[String],
     changes: bool,
-    f: impl FnOnce(&mut crate::migrate::Locked<'_>) -> Journaled<T>,
+    f: impl FnOnce(&mut crate::migrate::Locked<'_>, MigrationSet, SourceLabel) -> Journaled<T>,
 ) -> Result<T, CliError> {
-    use crate::apply::journal;
-    use crate::apply::ledger::Outcome;
+    let load = |locked: &mut crate::migrate::Locked<'_>| {
+        source.load(locked.dialect()).map(|(set, label)| {
+            let subject = label.subject();
+            ((set, label), subject)
+        })
+    };
     if !changes {
-        return f(locked).result;
+        let ((set, label), _) = load(locked)?;
+        return f(locked, set, label).result;
     }
-    let db = |e: crate::migrate::DbError| {
-        CliError::msg(
-            Exit::Database,
-            format!("cannot write the operations journal: {e}"),
-        )
-    };
-    let actor = runner::default_applied_by();
-    let created = journal::missing(locked.driver()).map_err(db)?;
-    let id = journal::start(locked.driver(), command, subject, &actor, overrides).map_err(db)?;
-    let Journaled {
-        report,
-        changed,
-        result,
-    } = f(locked);
-    if result.is_err() && !changed && (created.table || created.schema) {
-        journal::forget(locked.driver(), id, created).map_err(db)?;
-        return result;
-    }
-    let digest = report.map(|r| crate::util::sha256_hex(&r));
-    let (outcome, error) = match &result {
-        Ok(_) => (Outcome::Succeeded, None),
-        Err(e) => (Outcome::Failed, Some(super::chain_text(&e.error))),
-    };
-    if let Err(e) = journal::finish(
-        locked.driver(),
-        id,
-        outcome,
-        digest.as_deref(),
-        error.as_deref(),
-    ) {
-        eprintln!("offkit: warning: the operations journal row #{id} was not finished: {e}");
-    }
-    result
+    super::journaled::record(
+        locked,
+        command,
+        overrides,
+        &source.subject(),
+        load,
+        |locked, (set, label)| f(locked, set, label),
+    )
 }
 
 fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
@@ -706,15 +689,14 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
     let target = &a.plan.target;
     let mut session = target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, label) = target.source.load(locked.dialect())?;
     let changes = !(a.dry_run || a.rehearse);
     journaled(
         &mut locked,
+        &target.source,
         "migrations run",
-        &label.subject(),
         &a.plan.overrides(),
         changes,
-        |locked| {
+        |locked, set, label| {
             let result = locked.run(&set, &opts);
             let report = match &result {
                 Ok(r) => r,
@@ -735,17 +717,16 @@ fn run_cmd(a: RunArgs, global: &Global) -> CliResult {
 fn rollback(a: RollbackArgs, global: &Global) -> CliResult {
     let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, label) = a.source.load(locked.dialect())?;
     let overrides: Vec<String> = std::iter::once(format!("--module {}", a.module))
         .chain(a.to.iter().map(|t| format!("--to {t}")))
         .collect();
     journaled(
         &mut locked,
+        &a.source,
         "migrations rollback",
-        &label.subject(),
         &overrides,
         !a.dry_run,
-        |locked| {
+        |locked, set, label| {
             let report = locked.rollback(
                 &set,
                 &RollbackOptions {
@@ -767,14 +748,13 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
     let filter = ModuleFilter::parse(&a.target.module);
     let mut session = a.target.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, label) = a.target.source.load(locked.dialect())?;
     journaled(
         &mut locked,
+        &a.target.source,
         "migrations import-legacy",
-        &label.subject(),
         &[format!("--module {}", a.target.module)],
         !a.dry_run,
-        |locked| {
+        |locked, set, label| {
             reported(
                 &label,
                 locked.import_legacy(&set, &filter, mode(a.dry_run)),
@@ -787,7 +767,6 @@ fn import_legacy(a: ImportArgs, global: &Global) -> CliResult {
 fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
     let mut session = a.db.connect()?;
     let mut locked = session.lock(a.lock.lock_timeout)?;
-    let (set, label) = a.source.load(locked.dialect())?;
     let resolution = if a.outcome.applied {
         Resolution::Applied
     } else {
@@ -805,11 +784,11 @@ fn resolve(a: ResolveArgs, global: &Global) -> CliResult {
     )];
     let message = journaled(
         &mut locked,
+        &a.source,
         "migrations resolve",
-        &label.subject(),
         &overrides,
         true,
-        |locked| {
+        |locked, set, _label| {
             let r = locked
                 .resolve(
                     &set,

@@ -17,6 +17,7 @@ pub mod common;
 pub mod diff;
 pub mod extract;
 pub mod inspect;
+mod journaled;
 pub mod keygen;
 pub mod kitview;
 pub mod manuals;

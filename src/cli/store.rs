@@ -4,6 +4,7 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
+use super::journaled::Journaled;
 use super::{CliError, CliResult, Global, io_error, print_json};
 use crate::exit::Exit;
 use crate::kit::path::KitPath;
@@ -82,6 +83,11 @@ pub struct PutDirArgs {
     /// Also write the JSON report to this file.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// The database whose operations journal records the run (not touched by --dry-run).
+    #[command(flatten)]
+    db: super::common::DbArgs,
+    #[command(flatten)]
+    lock: super::common::LockArgs,
 }
 
 /// Store and database URLs are taken as secrets and parsed by offkit ([`StoreUrl::parse`],
@@ -224,14 +230,51 @@ fn get(url: &StoreUrl, key: &KitPath, output: Option<PathBuf>) -> CliResult {
     crate::util::sync_dir(&dir).map_err(ctx)
 }
 
+/// `store put-dir`: a run that puts objects is recorded in the database's operations journal
+/// (holding the migration lock, as `apply` does while seeding); a dry run touches no database.
 fn put_dir(args: PutDirArgs, global: &Global) -> CliResult {
+    let url = parse_url(&args.url)?;
+    if args.dry_run {
+        return seed_dir(&args, &url, global).result;
+    }
+    let mut session = args.db.connect()?;
+    let mut locked = session.lock(args.lock.lock_timeout)?;
+    let subject = format!("folder {} into {}", args.dir.display(), url.redacted());
+    let mut overrides: Vec<String> = args
+        .prefix
+        .iter()
+        .map(|p| format!("--prefix {p}"))
+        .collect();
+    if args.seeding.replace_conflicting {
+        overrides.push("--replace-conflicting".to_owned());
+    }
+    super::journaled::record(
+        &mut locked,
+        "store put-dir",
+        &overrides,
+        &subject,
+        |_| Ok(((), subject.clone())),
+        |_, ()| seed_dir(&args, &url, global),
+    )
+}
+
+/// Seeds the folder (or plans it): what it did, for the journal.
+fn seed_dir(args: &PutDirArgs, url: &StoreUrl, global: &Global) -> Journaled<()> {
+    let refused = |e: CliError| Journaled {
+        report: None,
+        changed: false,
+        result: Err(e),
+    };
     if !args.dir.is_dir() {
-        return Err(CliError::msg(
+        return refused(CliError::msg(
             Exit::Io,
             format!("{} is not a folder", args.dir.display()),
         ));
     }
-    let store = store::open(&parse_url(&args.url)?)?;
+    let store = match store::open(url) {
+        Ok(s) => s,
+        Err(e) => return refused(e.into()),
+    };
     let opts = SeedOptions {
         mode: if args.dry_run {
             SeedMode::DryRun
@@ -246,17 +289,26 @@ fn put_dir(args: PutDirArgs, global: &Global) -> CliResult {
         .seeding
         .parallelism
         .unwrap_or_else(|| store.default_parallelism());
-    let seeds = store::dir::seeds_from_dir(&args.dir, args.prefix.as_ref(), threads)?;
+    let seeds = match store::dir::seeds_from_dir(&args.dir, args.prefix.as_ref(), threads) {
+        Ok(s) => s,
+        Err(e) => return refused(e.into()),
+    };
     let source = store::FolderSource::with_prefix(args.dir.clone(), args.prefix.clone());
     let result = store::seed(store.as_ref(), &seeds, Some(&source), &opts);
     let report = match &result {
         Ok(r) => Some(r),
         Err(e) => e.report(),
     };
-    if let Some(r) = report {
-        show(r, args.report.as_deref(), global)?;
+    // A seeding error without a report may have written; one with a report says.
+    let changed = report.is_none_or(|r| {
+        r.totals.put + r.totals.replaced + r.totals.failed > 0 || r.totals.bytes_written > 0
+    });
+    let shown = report.map_or(Ok(()), |r| show(r, args.report.as_deref(), global));
+    Journaled {
+        report: report.and_then(|r| serde_json::to_vec(r).ok()),
+        changed,
+        result: shown.and(result.map(|_| ()).map_err(|e: SeedError| e.into())),
     }
-    result.map(|_| ()).map_err(|e: SeedError| e.into())
 }
 
 fn show(report: &SeedReport, file: Option<&std::path::Path>, global: &Global) -> CliResult {

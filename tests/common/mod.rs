@@ -14,7 +14,7 @@ pub use db::{Kit, TestDb, offkit_bin};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use state::fresh_state;
+use state::{fresh_cwd, fresh_state};
 
 /// A fixed creation time so builds are reproducible.
 pub const EPOCH: &str = "1767225600"; // 2026-01-01T00:00:00Z
@@ -23,18 +23,20 @@ pub const EPOCH: &str = "1767225600"; // 2026-01-01T00:00:00Z
 pub fn offkit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_offkit"))
         .env("OFFKIT_STATE", fresh_state())
+        .current_dir(fresh_cwd())
         .args(args)
         .output()
         .expect("run offkit")
 }
 
-/// The `offkit` binary under test, with a fixed SOURCE_DATE_EPOCH and a record of accepted kits
-/// of its own (tests that build different kits on one channel must not meet each other's
+/// The `offkit` binary under test, with a fixed SOURCE_DATE_EPOCH, a working folder and a record
+/// of accepted kits of its own (tests that build different kits on one channel must not meet each other's
 /// records; a test of the record passes `--state`).
 pub fn cmd() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_offkit"));
     c.env("SOURCE_DATE_EPOCH", EPOCH)
-        .env("OFFKIT_STATE", fresh_state());
+        .env("OFFKIT_STATE", fresh_state())
+        .current_dir(fresh_cwd());
     c
 }
 

@@ -12,12 +12,13 @@ use std::time::{Duration, Instant};
 #[path = "state.rs"]
 mod state;
 
-/// A command for the offkit binary under test, with a record of accepted kits of its own (never
-/// the user's: a test must not meet the records of earlier runs).
+/// A command for the offkit binary under test, with a record of accepted kits and a working folder
+/// of its own (never the user's: a test must not meet the records of earlier runs).
 pub fn offkit() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_offkit"));
     c.env_remove("OFFKIT_FAILPOINT")
-        .env("OFFKIT_STATE", state::fresh_state());
+        .env("OFFKIT_STATE", state::fresh_state())
+        .current_dir(state::fresh_cwd());
     c
 }
 
