@@ -383,3 +383,68 @@ fn every_command_line_in_the_readme_uses_real_commands_and_flags() {
         }
     }
 }
+
+/// A remark of the verifier (here: an expired kit accepted under `--allow-expired`) reaches the
+/// operator of every command that verifies the kit — once, not once per path it took — and its
+/// `--json` document.
+#[test]
+fn verifier_warnings_are_said_once_by_every_command_that_verifies() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    let toml = src.join("kit.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(
+        &toml,
+        text.replacen(
+            "target = \"any\"",
+            "target = \"any\"\nexpires = \"2026-02-01T00:00:00Z\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let kit = ws.build(&src, &[&key]);
+    let (kit, public) = (kit.to_str().unwrap(), public.to_str().unwrap());
+    let db = format!("sqlite://{}", ws.path("site.db").display());
+    let store = format!("file://{}", ws.path("store").display());
+    let trust = ["--trust", public, "--allow-expired"];
+    const SAID: &str = "kit expired at 2026-02-01T00:00:00Z; accepted because of --allow-expired";
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["verify", kit],
+        vec!["apply", kit, "--db", &db, "--store", &store],
+        vec!["status", kit, "--db", &db, "--store", &store],
+        vec!["migrations", "status", "--kit", kit, "--db", &db],
+        vec![
+            "migrations",
+            "run",
+            "--kit",
+            kit,
+            "--db",
+            &db,
+            "--category",
+            "data",
+        ],
+    ];
+    for args in commands {
+        let with_trust = |json: bool| {
+            let mut a = args.clone();
+            a.extend(trust);
+            if json {
+                a.push("--json");
+            }
+            a
+        };
+        let o = common::cmd().args(with_trust(false)).output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {all}");
+        assert_eq!(all.matches(SAID).count(), 1, "{args:?}: {all}");
+        let o = common::cmd().args(with_trust(true)).output().unwrap();
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(stdout.contains(SAID), "{args:?} --json: {stdout}");
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap();
+    }
+}

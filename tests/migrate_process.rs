@@ -436,3 +436,60 @@ fn pg_passwords_never_printed() {
         "{stderr}"
     );
 }
+
+/// A long data migration reports its batches and rows while it runs (`--progress lines`: a line
+/// every 2 s once the run has lasted 2 s), not only which migration is under way.
+#[test]
+fn long_data_migrations_report_batches_and_rows() {
+    let db = TestDb::pg();
+    let kit = Kit::new();
+    kit.mig(
+        "core",
+        "001_items",
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, done INTEGER NOT NULL DEFAULT 0);\n\
+         INSERT INTO items (id) SELECT generate_series(1, 60);",
+    );
+    // Each batch of 5 rows takes 0.5 s: 12 batches, about 6 s.
+    kit.mig(
+        "core",
+        "DM001_slow",
+        "UPDATE items SET done = 1 WHERE id IN \
+           (SELECT id FROM items WHERE done = 0 ORDER BY id LIMIT :batch_size) \
+           AND (SELECT pg_sleep(0.5)) IS NOT NULL",
+    );
+    let (code, out, err) = run_cli(
+        &kit,
+        &db,
+        &[
+            "--category",
+            "data",
+            "--batch-size",
+            "5",
+            "--progress",
+            "lines",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("Progress: migration 2 of 2: core/DM001_slow: batch "))
+        .collect();
+    assert!(lines.len() >= 2, "{out}{err}");
+    // Counts only grow, by whole batches of 5 rows.
+    let counts: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|l| {
+            let rest = l.rsplit_once(": batch ").unwrap().1;
+            let (b, r) = rest.split_once(", ").unwrap();
+            (
+                b.parse().unwrap(),
+                r.trim_end_matches(" rows").parse().unwrap(),
+            )
+        })
+        .collect();
+    for (b, r) in &counts {
+        assert_eq!(*r, b * 5, "{err}");
+    }
+    assert!(counts.windows(2).all(|w| w[0].0 < w[1].0), "{err}");
+    assert!(counts.last().unwrap().0 <= 12, "{err}");
+}

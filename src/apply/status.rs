@@ -46,6 +46,9 @@ pub struct KitStatus {
     pub apply_flags: Vec<&'static str>,
     /// Why the kit cannot simply be applied, when the verdict is `problems`.
     pub problems: Vec<String>,
+    /// What the verifier accepted with a remark (an expired kit under `--allow-expired`, a clock
+    /// behind the kit's creation time, …).
+    pub warnings: Vec<String>,
 }
 
 /// The store an earlier apply of this exact kit (same manifest digest) used, as the ledger
@@ -154,5 +157,6 @@ pub fn status(
         seeds,
         applications,
         complete,
+        warnings: kit.warnings().to_vec(),
     })
 }

@@ -242,7 +242,9 @@ fn record_refusal(
         overrides: &report.overrides,
     };
     if let Err(e) = ledger::record_refused(session.driver(), &row, error) {
-        eprintln!("offkit: warning: the refusal could not be recorded in the ledger: {e}");
+        super::warn(&format!(
+            "the refusal could not be recorded in the ledger: {e}"
+        ));
     }
 }
 
@@ -557,6 +559,9 @@ pub fn status(args: StatusArgs, global: &Global) -> CliResult {
     }
     let store = crate::store::open(&store_url)?;
     let report = crate::apply::status::status(kit, &mut session, store.as_ref())?;
+    for w in &report.warnings {
+        super::warn(w);
+    }
     let advice = advice(&report, &kit_path, &args.site, &store_url);
     if global.json {
         print_json(&StatusOut {

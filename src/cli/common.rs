@@ -58,7 +58,7 @@ pub fn connect_existing(url: &DbUrl) -> Result<Session, CliError> {
 
 fn warn(session: Session) -> Result<Session, CliError> {
     for w in session.warnings() {
-        eprintln!("offkit: warning: {}", crate::util::escape_controls(w));
+        super::warn(w);
     }
     Ok(session)
 }
@@ -312,10 +312,9 @@ pub fn persist_rotation(policy: &TrustPolicy, carried: &[(u64, Vec<u8>)]) -> Res
     let added = match policy.persist_carried(carried) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!(
-                "offkit: warning: the trust versions this kit carries were not added to the trust store: {}",
-                crate::kit::path::printable_text(&e.to_string())
-            );
+            super::warn(&format!(
+                "the trust versions this kit carries were not added to the trust store: {e}"
+            ));
             return Ok(());
         }
     };

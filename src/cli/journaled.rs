@@ -81,7 +81,9 @@ pub(super) fn record<S, T>(
         digest.as_deref(),
         error.as_deref(),
     ) {
-        eprintln!("offkit: warning: the operations journal row #{id} was not finished: {e}");
+        super::warn(&format!(
+            "the operations journal row #{id} was not finished: {e}"
+        ));
     }
     result
 }

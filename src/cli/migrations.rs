@@ -92,6 +92,8 @@ pub enum SourceLabel {
         kit_file: PathBuf,
         /// The kit, as every report names it (name, version, channel, digests, signers).
         kit: Box<crate::apply::report::KitInfo>,
+        /// What the verifier accepted with a remark (also printed on stderr).
+        warnings: Vec<String>,
     },
 }
 
@@ -103,7 +105,7 @@ impl std::fmt::Display for SourceLabel {
                 "{} (UNSIGNED source folder: not verified; for rehearsal)",
                 path.display()
             ),
-            SourceLabel::VerifiedKit { kit_file, kit } => write!(
+            SourceLabel::VerifiedKit { kit_file, kit, .. } => write!(
                 f,
                 "{} ({} {}, VERIFIED, signed by {})",
                 kit_file.display(),
@@ -137,9 +139,13 @@ impl SourceArgs {
             check_target(authenticated.manifest().target.database, dialect)?;
             let mut verified = authenticated.verify(Retain::Sql)?;
             let set = crate::apply::load::migration_set(&mut verified)?;
+            for w in verified.warnings() {
+                super::warn(w);
+            }
             let label = SourceLabel::VerifiedKit {
                 kit_file: kit.clone(),
                 kit: Box::new(crate::apply::report::KitInfo::of_verified(&verified)),
+                warnings: verified.warnings().to_vec(),
             };
             return Ok((set, label));
         }
@@ -572,7 +578,7 @@ impl SourceLabel {
             SourceLabel::UnsignedSource { path } => {
                 format!("source {} (unsigned)", path.display())
             }
-            SourceLabel::VerifiedKit { kit_file, kit } => {
+            SourceLabel::VerifiedKit { kit_file, kit, .. } => {
                 format!("{} {} ({})", kit.name, kit.version, kit_file.display())
             }
         }

@@ -3,6 +3,7 @@
 //! Commands parse and validate their arguments first and do I/O after. Errors carry the exit code
 //! they stand for ([`crate::exit::Exit`]); `main` prints them with their whole cause chain.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -296,6 +297,17 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// The contract's `error` object (docs/schema/common.schema.json, `error`).
 fn error_object(kind: &str, message: &str, entry: Option<&str>) -> serde_json::Value {
     serde_json::json!({ "kind": kind, "message": message, "entry": entry })
+}
+
+/// Prints a warning on stderr (`offkit: warning: …`, control characters escaped) — once per run:
+/// the same remark reached by two paths (the verifier and a report, two kits of one run) is said
+/// once.
+pub fn warn(text: &str) {
+    static SAID: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if said.insert(text.to_owned()) {
+        eprintln!("offkit: warning: {}", crate::util::escape_controls(text));
+    }
 }
 
 /// Refuses `--json` for a command whose stdout is its data (a script, an object's bytes): the two

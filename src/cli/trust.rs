@@ -184,9 +184,7 @@ fn init(args: InitArgs, global: &Global) -> CliResult {
     );
     print_version(&view);
     if view.expired {
-        eprintln!(
-            "offkit: warning: this version has expired: kits verify only once a newer one is added"
-        );
+        super::warn("this version has expired: kits verify only once a newer one is added");
     }
     Ok(())
 }
@@ -267,8 +265,8 @@ fn update(args: UpdateArgs, global: &Global) -> CliResult {
     }
     print_version(&report.current);
     if report.current.expired {
-        eprintln!(
-            "offkit: warning: the newest trust version has expired: kits are refused until a newer one is added"
+        super::warn(
+            "the newest trust version has expired: kits are refused until a newer one is added",
         );
     }
     Ok(())

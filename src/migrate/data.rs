@@ -20,7 +20,7 @@ use crate::migrate::source::{BATCH_SIZE_PARAM, Migration, Module};
 use crate::migrate::sqltext;
 
 /// Runs one data migration to completion or to its first failing batch. Returns the counts in
-/// both cases.
+/// both cases. `on_batch` hears the counts after each committed batch (for progress).
 pub fn run_data_migration(
     driver: &mut dyn Driver,
     module: &Module,
@@ -28,6 +28,7 @@ pub fn run_data_migration(
     progress: Option<&DataProgress>,
     opts: &RunOptions,
     timeouts: &StepTimeouts,
+    on_batch: &dyn Fn(&DataStats),
 ) -> (DataStats, Result<(), MigrateError>) {
     let mut stats = DataStats {
         batch_size: i64::from(opts.batch_size),
@@ -36,26 +37,44 @@ pub fn run_data_migration(
         total_rows: progress.map_or(0, |p| p.rows_done),
         ..DataStats::default()
     };
-    let result = batches(
-        driver,
-        module,
-        m,
-        progress.is_some(),
-        opts,
-        timeouts,
-        &mut stats,
-    );
+    let result = match progress {
+        Some(_) => Ok(()),
+        None => start_checkpoint(driver, module, m),
+    }
+    .and_then(|()| batches(driver, module, m, opts, timeouts, &mut stats, on_batch));
     (stats, result)
+}
+
+/// The checkpoint row of a data migration that has none yet.
+fn start_checkpoint(
+    driver: &mut dyn Driver,
+    module: &Module,
+    m: &Migration,
+) -> Result<(), MigrateError> {
+    let d = driver.dialect();
+    let progress = d.table(STATE_SCHEMA, DATA_PROGRESS_TABLE);
+    let now = d.now();
+    let name = m.name.as_str();
+    driver
+        .execute(
+            &format!(
+                "INSERT INTO {progress} (schema_name, migration_name, checksum, started_at, updated_at) \
+                 VALUES ($1, $2, $3, {now}, {now})"
+            ),
+            &[module.schema.as_str().into(), name.into(), m.checksum.as_str().into()],
+        )
+        .map_err(|e| MigrateError::db(format!("creating the checkpoint of {name}"), e))?;
+    Ok(())
 }
 
 fn batches(
     driver: &mut dyn Driver,
     module: &Module,
     m: &Migration,
-    has_checkpoint: bool,
     opts: &RunOptions,
     timeouts: &StepTimeouts,
     stats: &mut DataStats,
+    on_batch: &dyn Fn(&DataStats),
 ) -> Result<(), MigrateError> {
     let d = driver.dialect();
     let name = m.name.as_str();
@@ -63,17 +82,6 @@ fn batches(
     let progress = d.table(STATE_SCHEMA, DATA_PROGRESS_TABLE);
     let now = d.now();
     let key = [schema.into(), name.into()];
-    if !has_checkpoint {
-        driver
-            .execute(
-                &format!(
-                    "INSERT INTO {progress} (schema_name, migration_name, checksum, started_at, updated_at) \
-                     VALUES ($1, $2, $3, {now}, {now})"
-                ),
-                &[schema.into(), name.into(), m.checksum.as_str().into()],
-            )
-            .map_err(|e| MigrateError::db(format!("creating the checkpoint of {name}"), e))?;
-    }
     let stmt = sqltext::replace_placeholder(&m.sql, BATCH_SIZE_PARAM, d.batch_param());
     let advance = format!(
         "UPDATE {progress} SET batches_done = batches_done + 1, rows_done = rows_done + $3, \
@@ -140,6 +148,7 @@ fn batches(
                 stats.rows += n;
                 stats.total_batches += 1;
                 stats.total_rows += n;
+                on_batch(stats);
                 failpoint::hit(&format!(
                     "data-batch-committed:{name}:{}",
                     stats.total_batches

@@ -693,6 +693,7 @@ fn run_or_plan(
             history.data(&md.schema, m.name.as_str()),
             opts,
             &timeouts,
+            &|s| progress.detail(&format!("batch {}, {} rows", s.total_batches, s.total_rows)),
         );
         let step = &mut report.steps[base + k];
         step.duration_ms = Some(ms_since(t));

@@ -380,13 +380,25 @@ impl Drop for ByteProgress {
 ///
 /// ```text
 /// Progress: migration 3 of 5: inventory/DM001_backfill_name_search
+/// Progress: migration 3 of 5: inventory/DM001_backfill_name_search: batch 12, 12000 rows
 /// ```
+///
+/// A long step reports how far it got ([`Steps::detail`]: a data migration's batches and rows), on
+/// the bar and, in lines, at most every [`LINE_EVERY`].
 pub struct Steps {
     label: String,
     total: u64,
     started: Instant,
     output: Option<ProgressBar>,
     lines: bool,
+    current: Mutex<Current>,
+}
+
+/// The step under way, and when a line was last printed.
+struct Current {
+    index: u64,
+    name: String,
+    last_line: Instant,
 }
 
 impl Steps {
@@ -394,28 +406,62 @@ impl Steps {
     pub fn new(label: &str, total: u64) -> Self {
         let mode = mode();
         let output = bar(mode, label, total, "{pos}/{len} {msg}");
+        let started = Instant::now();
         Steps {
             label: label.to_owned(),
             total,
-            started: Instant::now(),
+            started,
             lines: output.is_none() && mode != ProgressMode::Off,
             output,
+            current: Mutex::new(Current {
+                index: 0,
+                name: String::new(),
+                last_line: started,
+            }),
         }
     }
 
     /// Step `index` (from 0), named `name`, starts.
     pub fn start(&self, index: u64, name: &str) {
+        let mut c = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        c.index = index;
+        c.name = name.to_owned();
         if let Some(pb) = &self.output {
             pb.set_position(index);
             pb.set_message(name.to_owned());
         } else if self.lines && self.started.elapsed() >= LINE_EVERY {
-            eprintln!(
-                "Progress: {} {} of {}: {name}",
-                self.label,
-                index + 1,
-                self.total
-            );
+            c.last_line = Instant::now();
+            eprintln!("{}", self.line(&c, None));
         }
+    }
+
+    /// How far the current step got (`batch 12, 12000 rows`).
+    pub fn detail(&self, detail: &str) {
+        let mut c = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pb) = &self.output {
+            pb.set_message(format!("{}: {detail}", c.name));
+        } else if self.lines
+            && self.started.elapsed() >= LINE_EVERY
+            && c.last_line.elapsed() >= LINE_EVERY
+        {
+            c.last_line = Instant::now();
+            eprintln!("{}", self.line(&c, Some(detail)));
+        }
+    }
+
+    fn line(&self, c: &Current, detail: Option<&str>) -> String {
+        let mut line = format!(
+            "Progress: {} {} of {}: {}",
+            self.label,
+            c.index + 1,
+            self.total,
+            c.name
+        );
+        if let Some(d) = detail {
+            line.push_str(": ");
+            line.push_str(d);
+        }
+        line
     }
 }
 
