@@ -230,7 +230,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> io
     let mut tmp = tempfile::Builder::new()
         .prefix(".offkit-tmp-")
         .permissions(std::fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
+        .tempfile_in(dir)
+        .map_err(without_temp_path)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     if overwrite {
@@ -239,6 +240,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> io
         tmp.persist_noclobber(path).map_err(|e| e.error)?;
     }
     sync_dir(dir)
+}
+
+/// An error of the `tempfile` crate without the temporary file's path it appends (`… at path
+/// /x/.offkit-tmp-AbC`): offkit's messages name the file the user asked for, which the caller
+/// adds, never a temporary one that no longer exists.
+pub fn without_temp_path(e: io::Error) -> io::Error {
+    if e.raw_os_error().is_some() {
+        return e;
+    }
+    let inner = e
+        .get_ref()
+        .and_then(|i| i.source())
+        .and_then(|s| s.downcast_ref::<io::Error>());
+    match inner {
+        Some(i) => match i.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(i.kind(), i.to_string()),
+        },
+        None => e,
+    }
 }
 
 /// fsyncs a directory so that a rename inside it is durable.

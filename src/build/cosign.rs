@@ -153,7 +153,7 @@ pub fn add_signature(
     let mut tmp = tempfile::Builder::new()
         .prefix(".offkit-sign-")
         .tempfile_in(dir)
-        .map_err(io_err(out))?;
+        .map_err(|e| io_err(out)(crate::util::without_temp_path(e)))?;
     tmp.write_all(&new_frame).map_err(io_err(out))?;
     file.seek(SeekFrom::Start(frame_len as u64))
         .map_err(io_err(kit))?;

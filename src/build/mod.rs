@@ -478,7 +478,7 @@ pub fn build(
     let mut out = tempfile::Builder::new()
         .prefix(".offkit-build-")
         .tempfile_in(out_dir)
-        .map_err(write_err(out_dir))?;
+        .map_err(|e| write_err(out_dir)(crate::util::without_temp_path(e)))?;
     let mut hashing = HashingWriter::new(out.as_file_mut());
     let mut payload_file = payload_tmp;
     (|| -> io::Result<()> {

@@ -223,7 +223,7 @@ fn get(url: &StoreUrl, key: &KitPath, output: Option<PathBuf>) -> CliResult {
     let mut tmp = tempfile::Builder::new()
         .prefix(".offkit-tmp-")
         .tempfile_in(&dir)
-        .map_err(ctx)?;
+        .map_err(|e| ctx(crate::util::without_temp_path(e)))?;
     store.get(key, tmp.as_file_mut())?.ok_or_else(missing)?;
     tmp.as_file().sync_all().map_err(ctx)?;
     tmp.persist(&path).map_err(|e| ctx(e.error))?;

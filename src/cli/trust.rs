@@ -330,6 +330,11 @@ fn new(args: NewArgs, global: &Global) -> CliResult {
     // Refuses what a site would refuse (a threshold its keys cannot meet, one key twice).
     RootVersion::parse(&bytes, &args.out.display().to_string())
         .map_err(|e| CliError::new(Exit::Usage, e))?;
+    // A missing folder is made, as keygen, build and split make theirs.
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io_error(format!("creating {}", dir.display()), e))?;
+    }
     write_atomic(&args.out, &bytes, 0o644, false)
         .map_err(|e| io_error(format!("writing {}", args.out.display()), e))?;
     if global.json {

@@ -629,7 +629,7 @@ fn copy_to_temp(
     let mut tmp = tempfile::Builder::new()
         .prefix(".offkit-part-")
         .tempfile_in(dir)
-        .map_err(io_err)?;
+        .map_err(|e| io_err(crate::util::without_temp_path(e)))?;
     // 1 MiB at a time: io::copy's 8 KiB would mean a million system calls per GiB.
     let mut buf = vec![0u8; 1 << 20];
     let mut copied = 0u64;

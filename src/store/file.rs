@@ -131,7 +131,8 @@ impl FileStore {
             let tmp = tempfile::Builder::new()
                 .prefix(&format!("{TMP_PREFIX}{}-", std::process::id()))
                 .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-                .tempfile_in(dir)?;
+                .tempfile_in(dir)
+                .map_err(crate::util::without_temp_path)?;
             flock(tmp.as_file(), FlockOperation::LockExclusive)?;
             if tmp.as_file().metadata()?.nlink() > 0 {
                 return Ok(tmp);

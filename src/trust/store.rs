@@ -27,8 +27,8 @@ pub enum StoreError {
     /// A file is not a usable trust version.
     #[error(transparent)]
     Root(#[from] RootError),
-    /// Reading or writing the store failed.
-    #[error("trust store {path}: {source}")]
+    /// Reading or writing the store, or a trust version file, failed.
+    #[error("{path}: {source}")]
     Io {
         /// The store or file.
         path: String,
