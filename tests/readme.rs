@@ -29,6 +29,8 @@ use common::{Workspace, copy_tree, forge, pg::PgDb, write};
 #[derive(Debug)]
 struct Step {
     line: usize,
+    /// The first example of its block (the shell goes back to the workspace's folder).
+    first: bool,
     command: String,
     shown: Vec<String>,
     exit: i32,
@@ -40,11 +42,13 @@ fn steps(readme: &str) -> Vec<Step> {
     let mut in_block = false;
     let mut continuing = false;
     let mut in_output = false;
+    let mut first = false;
     for (i, line) in readme.lines().enumerate() {
         if line.starts_with("```") {
             in_block = !in_block && line == "```sh";
             in_output = false;
             continuing = false;
+            first = true;
             continue;
         }
         if !in_block {
@@ -64,6 +68,7 @@ fn steps(readme: &str) -> Vec<Step> {
         if let Some(cmd) = line.strip_prefix("$ ") {
             steps.push(Step {
                 line: i + 1,
+                first: std::mem::take(&mut first),
                 command: cmd.trim_end_matches('\\').trim_end().to_owned(),
                 shown: Vec::new(),
                 exit: 0,
@@ -85,12 +90,11 @@ fn steps(readme: &str) -> Vec<Step> {
 /// Takes `# exit N` off the end of a command.
 fn finish_command(step: &mut Step) {
     if let Some((cmd, comment)) = step.command.rsplit_once(" # ") {
-        if let Some(n) = comment.trim().strip_prefix("exit ") {
-            step.exit = n
-                .split_whitespace()
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("README:{}: bad `# exit N`", step.line));
+        // Only a comment that is exactly `exit N` says the code; other comments are prose.
+        if let Some(n) = comment.trim().strip_prefix("exit ")
+            && let Ok(n) = n.parse()
+        {
+            step.exit = n;
         }
         step.command = cmd.trim_end().to_owned();
     }
@@ -212,6 +216,19 @@ fn offkit(dir: &Path, args: &[&str]) {
     );
 }
 
+/// The application's archive table the store migration example reads.
+fn app_archive(app: &PgDb) {
+    let mut c = postgres::Client::connect(&app.url, postgres::NoTls).unwrap();
+    c.batch_execute(
+        "CREATE TABLE public.archive_document (archive_id TEXT PRIMARY KEY, document BYTEA NOT NULL);\
+         INSERT INTO public.archive_document VALUES \
+           ('2026/analysis-1.json', convert_to('{\"id\": 1}', 'UTF8')), \
+           ('2026/analysis-2.json', convert_to('{\"id\": 2}', 'UTF8')), \
+           ('2026/analysis-3.json', convert_to('{\"id\": 3}', 'UTF8'));",
+    )
+    .unwrap();
+}
+
 /// The workspace the examples assume (see the module comment).
 fn setup(ws: &Workspace) {
     let root = ws.path("");
@@ -258,6 +275,15 @@ fn setup(ws: &Workspace) {
     offkit(
         &root,
         &["trust", "sign", "1.root.json", "--key", "root-2026.key"],
+    );
+
+    // A folder to seed, and a legacy store layout to migrate.
+    write(&ws.path("exported/reports/2026-q3.json"), "{\"q\": 3}\n");
+    write(&ws.path("exported/reports/2026-q4.json"), "{\"q\": 4}\n");
+    write(
+        &ws.path("srv/legacy/tenants/acme/bundles/b1/aaaa-web.cdx.json"),
+        "{\"bomFormat\": \"CycloneDX\", \"specVersion\": \"1.5\", \"serialNumber\": \"urn:uuid:3e671687-395b-41f5-a30f-a58921a69b79\", \
+         \"metadata\": {\"component\": {\"bom-ref\": \"pkg:npm/@acme/web@1.2.0\", \"name\": \"web\"}}}\n",
     );
 
     // The quick-start kit, and a copy one of whose seeds was changed after signing.
@@ -387,8 +413,13 @@ fn every_prompted_readme_example_runs_and_prints_what_the_page_shows() {
     let ws = Workspace::new();
     setup(&ws);
     let db = PgDb::create();
+    let app = PgDb::create();
+    let site = PgDb::create();
+    app_archive(&app);
     let s3 = s3::S3Server::start();
-    s3.bucket("seeds");
+    for bucket in ["seeds", "archive", "artifacts"] {
+        s3.bucket(bucket);
+    }
     let endpoint = s3.endpoint();
     let root = ws.path("").display().to_string();
     // README text → what runs here; and back, for the output.
@@ -396,6 +427,10 @@ fn every_prompted_readme_example_runs_and_prints_what_the_page_shows() {
         ("postgres://offkit@db:5432/concelier".into(), db.url.clone()),
         ("postgres://offkit@db/concelier".into(), db.url.clone()),
         ("postgres://…".into(), db.url.clone()),
+        ("postgres://offkit@db/app".into(), app.url.clone()),
+        ("postgres://ops@db/app".into(), app.url.clone()),
+        ("postgres://dba@db/app".into(), app.url.clone()),
+        ("postgres://ops@db/site".into(), site.url.clone()),
         ("http://minio:9000".into(), endpoint.clone()),
         (
             "/etc/offkit/trust".into(),
@@ -403,6 +438,7 @@ fn every_prompted_readme_example_runs_and_prints_what_the_page_shows() {
         ),
         ("/srv/kits/".into(), format!("{root}/srv/kits/")),
         ("/srv/objects".into(), format!("{root}/srv/objects")),
+        ("/srv/legacy".into(), format!("{root}/srv/legacy")),
         ("/secure/keys/".into(), format!("{root}/secure/keys/")),
         (
             "/etc/bash_completion.d/".into(),
@@ -417,6 +453,16 @@ fn every_prompted_readme_example_runs_and_prints_what_the_page_shows() {
         ),
         (db.url.clone(), "postgres://offkit@db:5432/concelier".into()),
         (endpoint.clone(), "http://minio:9000".into()),
+        (app.url.clone(), "postgres://ops@db:5432/app".into()),
+        (
+            offkit::migrate::DbUrl::parse(&app.url).unwrap().redacted(),
+            "postgres://ops@db:5432/app".into(),
+        ),
+        (site.url.clone(), "postgres://ops@db:5432/site".into()),
+        (
+            offkit::migrate::DbUrl::parse(&site.url).unwrap().redacted(),
+            "postgres://ops@db:5432/site".into(),
+        ),
     ];
     back.extend(
         local
@@ -441,7 +487,13 @@ fn every_prompted_readme_example_runs_and_prints_what_the_page_shows() {
             command = command.replace(from, to);
         }
         // `$?` is the previous example's exit code, as for a reader typing them.
-        let (code, lines) = shell.run(&format!("cd {root}; (exit {last}); {command}"));
+        // Each block starts in the workspace; within one, `cd` holds.
+        let cd = if step.first {
+            format!("cd {root}; ")
+        } else {
+            String::new()
+        };
+        let (code, lines) = shell.run(&format!("{cd}(exit {last}); {command}"));
         last = code;
         let lines: Vec<String> = lines
             .into_iter()
