@@ -155,14 +155,16 @@ fn disk_full_during_build_leaves_no_kit_and_a_rerun_builds_the_same_kit() {
     );
 }
 
-/// Apply's work folder (where the verified kit is kept while applying) on a full disk: the verify
-/// step fails as an I/O error before anything is applied — no ledger entry, no table, nothing in
-/// the store, no work folder left; with space, the same apply completes.
+/// Apply's work folder (where the verified files of a kit without a frame index are kept while
+/// applying) on a full disk: the verify step fails as an I/O error before anything is applied —
+/// no ledger entry, no table, nothing in the store, no work folder left; with space, the same
+/// apply completes.
 #[test]
 fn disk_full_in_the_work_folder_applies_nothing_and_a_rerun_applies() {
     let ws = Workspace::new();
     let seeds = blobs(6, 700_000);
     let (kit, public) = fault_kit::build(&ws, Target::Any, &seeds);
+    common::forge::without_frame_index(&kit, &ws.key("release").0);
     let db = TestDb::sqlite();
     let store_dir = ws.path("store");
     let store = format!("file://{}", store_dir.display());
@@ -198,6 +200,26 @@ fn disk_full_in_the_work_folder_applies_nothing_and_a_rerun_applies() {
     fault_kit::assert_applied_once(&db, Target::Any);
     assert_eq!(fault_kit::files(&store_dir), fault_kit::expected(&seeds));
     assert_eq!(fault_kit::outcomes(&db), ["succeeded"]);
+    assert_eq!(tree(disk.path()), Vec::<String>::new());
+}
+
+/// A kit as `build` writes it (with its frame index) needs no scratch disk: its seeds are read
+/// again from the kit itself, so a work folder with no room at all does not matter.
+#[test]
+fn a_kit_with_a_frame_index_needs_no_scratch_disk() {
+    let ws = Workspace::new();
+    let seeds = blobs(6, 700_000);
+    let (kit, public) = fault_kit::build(&ws, Target::Any, &seeds);
+    let db = TestDb::sqlite();
+    let store_dir = ws.path("store");
+    let store = format!("file://{}", store_dir.display());
+    let disk = Tmpfs::mount("64k");
+    let (code, _, err) = run(apply(&kit, &public, &db, &store)
+        .arg("--work-dir")
+        .arg(disk.path()));
+    assert_eq!(code, 0, "{err}");
+    fault_kit::assert_applied_once(&db, Target::Any);
+    assert_eq!(fault_kit::files(&store_dir), fault_kit::expected(&seeds));
     assert_eq!(tree(disk.path()), Vec::<String>::new());
 }
 

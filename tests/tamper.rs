@@ -1,7 +1,12 @@
-//! Apply uses only what was verified: a file added to, changed in or removed from the work folder
-//! between verification and use is refused with its name and its own failure kind, and nothing
-//! after it runs. The apply is paused at the `apply:verified` failpoint (right after the payload
-//! pass wrote the work folder), the test changes the folder, and the apply goes on.
+//! Apply uses only what was verified. A kit with a frame index (every kit `build` writes) is
+//! applied without a copy: migrations are held in memory from the verifying pass, seeds read again
+//! from the kit frame by frame, each frame checked against the signed index first — a kit file
+//! changed between verification and seeding is refused at the changed frame, naming the seed, and
+//! nothing of it is stored. A kit without an index is copied to a work folder: a file added to,
+//! changed in or removed from it between verification and use is refused with its name and its
+//! own failure kind, and nothing after it runs. The apply is paused at the `apply:verified`
+//! failpoint (right after the payload pass), the test changes the kit or the folder, and the apply
+//! goes on.
 
 mod common;
 
@@ -20,7 +25,15 @@ struct Site {
     work: PathBuf,
 }
 
+/// A site applying a kit without a frame index (copied to a work folder).
 fn site() -> Site {
+    let s = indexed_site();
+    common::forge::without_frame_index(&s.kit, &s.ws.key("release").0);
+    s
+}
+
+/// A site applying a kit as `build` writes it (with its frame index).
+fn indexed_site() -> Site {
     let ws = Workspace::new();
     let (key, public) = ws.key("release");
     let src = ws.example_source("quickstart");
@@ -57,6 +70,19 @@ impl Site {
     /// Runs apply paused at `apply:verified`, lets `tamper` change the kit's work folder, resumes;
     /// returns the exit code and the JSON report.
     fn apply_tampered(&self, tamper: impl FnOnce(&Path)) -> (i32, serde_json::Value) {
+        self.apply_paused(|work| {
+            let folders: Vec<PathBuf> = std::fs::read_dir(work)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert_eq!(folders.len(), 1, "one private work folder: {folders:?}");
+            tamper(&folders[0]);
+        })
+    }
+
+    /// Runs apply paused at `apply:verified`, runs `meanwhile` with the work folder given, resumes;
+    /// returns the exit code and the JSON report.
+    fn apply_paused(&self, meanwhile: impl FnOnce(&Path)) -> (i32, serde_json::Value) {
         let resume = self.ws.path("resume");
         let mut child = self
             .apply()
@@ -78,12 +104,7 @@ impl Site {
                 break;
             }
         }
-        let folders: Vec<PathBuf> = std::fs::read_dir(&self.work)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(folders.len(), 1, "one private work folder: {folders:?}");
-        tamper(&folders[0]);
+        meanwhile(&self.work);
         std::fs::write(&resume, b"").unwrap();
         let out = child.wait_with_output().unwrap();
         let report: serde_json::Value = serde_json::from_slice(&out.stdout)
@@ -322,4 +343,66 @@ fn the_work_folder_is_removed_after_an_apply() {
         "{:?}",
         common::tree(&s.work)
     );
+}
+
+#[test]
+fn a_kit_with_a_frame_index_is_applied_without_a_copy() {
+    let s = indexed_site();
+    let (code, report) = s.apply_paused(|work| {
+        assert!(
+            common::tree(work).is_empty(),
+            "verified, and nothing written to the work folder: {:?}",
+            common::tree(work)
+        );
+    });
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["seeds"]["totals"]["put"], 2, "{report:#}");
+    assert!(common::tree(&s.work).is_empty());
+    assert!(
+        common::tree(&s.store)
+            .iter()
+            .any(|k| k.ends_with("catalog/items.json"))
+    );
+}
+
+#[test]
+fn a_kit_changed_between_verification_and_seeding_is_refused_at_the_changed_frame() {
+    let s = indexed_site();
+    let header = {
+        let mut f = std::fs::File::open(&s.kit).unwrap();
+        let len = f.metadata().unwrap().len();
+        offkit::kit::frame::first_frame_len(&mut f, len).unwrap() as u64
+    };
+    let manifest = common::forge::manifest(&common::forge::read(&s.kit));
+    let sizes: Vec<u64> = manifest["payload"]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["size"].as_u64().unwrap())
+        .collect();
+    let (code, report) = s.apply_paused(|_| {
+        // One byte in the middle of the last payload frame (the seeds sort last: it holds them).
+        let mut bytes = std::fs::read(&s.kit).unwrap();
+        let last = sizes.last().unwrap();
+        let at = (header + sizes.iter().sum::<u64>() - last / 2) as usize;
+        bytes[at] ^= 0x55;
+        std::fs::write(&s.kit, &bytes).unwrap();
+    });
+    assert_refused(
+        &report,
+        code,
+        "changed-after-verification",
+        "seeds/catalog/",
+    );
+    let error = report["error"]["message"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "the kit changed after it was verified: payload frame {}",
+            sizes.len()
+        )),
+        "{error}"
+    );
+    // Nothing of the changed kit reached the store (no object; a folder at most).
+    let stored = common::tree(&s.store);
+    assert!(!stored.iter().any(|k| k.contains('.')), "{stored:?}");
 }

@@ -6,7 +6,11 @@
 use crate::kit::manifest::{Manifest, MigrationEntry};
 use crate::migrate::source::SourceError;
 use crate::migrate::{Migration, MigrationSet, Module, Rollback};
-use crate::store::{FolderSource, SeedObject};
+use std::collections::HashMap;
+use std::io::Read;
+
+use crate::kit::random::FrameFile;
+use crate::store::{FolderSource, SeedObject, SeedSource};
 use crate::trust::content::ContentError;
 use crate::trust::verify::VerifiedKit;
 
@@ -119,9 +123,63 @@ pub fn seed_objects(manifest: &Manifest) -> Vec<SeedObject> {
         .collect()
 }
 
-/// Where the seeds' bytes are, when the kit's files were retained on disk: `seeds/` of its
-/// folder. Seeding checks each against its signed digest as it reads it.
-pub fn seed_source(kit: &VerifiedKit) -> Option<FolderSource> {
-    kit.folder()
-        .map(|root| FolderSource::new(root.join(crate::kit::layout::SEEDS_DIR)))
+/// Where the seeds' bytes are read from: `seeds/` of the folder the kit's files were retained in
+/// (a kit without a frame index), else the kit itself ([`KitSeeds`]). Seeding checks each against
+/// its signed digest as it reads it.
+pub fn seed_source(kit: &VerifiedKit) -> std::io::Result<Option<Box<dyn SeedSource + '_>>> {
+    if let Some(root) = kit.folder() {
+        return Ok(Some(Box::new(FolderSource::new(
+            root.join(crate::kit::layout::SEEDS_DIR),
+        ))));
+    }
+    if kit.manifest().payload.frames.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(KitSeeds::open(kit)?)))
+}
+
+/// The seeds of a verified kit, read again from the kit file (or its parts) through the signed
+/// frame index ([`FrameFile`]): each frame's compressed bytes are checked against their signed
+/// SHA-256 before they are decompressed, and each seed against its own as it streams. Nothing is
+/// copied to disk.
+pub struct KitSeeds {
+    frames: FrameFile,
+    /// Where each seed's data starts in the uncompressed stream, by key.
+    at: HashMap<String, u64>,
+}
+
+impl KitSeeds {
+    /// Opens the kit `kit` was verified from.
+    pub fn open(kit: &VerifiedKit) -> std::io::Result<KitSeeds> {
+        let files = match crate::kit::parts::find(kit.path()).map_err(std::io::Error::other)? {
+            Some(parts) => parts.files,
+            None => vec![kit.path().to_path_buf()],
+        };
+        let first = &files[0];
+        let mut f = std::fs::File::open(first)?;
+        let size = f.metadata()?.len();
+        let header_frame = crate::kit::frame::first_frame_len(&mut f, size)? as u64;
+        let frames = FrameFile::open(&files, header_frame, &kit.manifest().payload.frames)?;
+        let offsets = kit.data_offsets();
+        let at = kit
+            .manifest()
+            .seeds
+            .iter()
+            .filter_map(|s| {
+                offsets
+                    .get(s.file.path.as_str())
+                    .map(|o| (s.key.as_str().to_owned(), *o))
+            })
+            .collect();
+        Ok(KitSeeds { frames, at })
+    }
+}
+
+impl SeedSource for KitSeeds {
+    fn open(&self, seed: &SeedObject) -> std::io::Result<Box<dyn Read + Send + '_>> {
+        let at = self.at.get(seed.key.as_str()).ok_or_else(|| {
+            std::io::Error::other(format!("{} is not a seed of this kit", seed.key))
+        })?;
+        Ok(Box::new(self.frames.reader(*at, seed.size)))
+    }
 }

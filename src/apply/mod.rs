@@ -46,7 +46,7 @@ use crate::migrate::runner::{AllowDestructive, OnError, ReleaseGate, RunMode, Ru
 use crate::migrate::{Category, Locked, MigrateError, ModuleFilter, RunFailure, Session};
 use crate::report::progress::ProgressMode;
 use crate::store::seed::SeedMode;
-use crate::store::{ConflictPolicy, SeedError, SeedOptions, SeedSource, Store, StoreError};
+use crate::store::{ConflictPolicy, SeedError, SeedOptions, Store, StoreError};
 use crate::trust::content::Retain;
 use crate::trust::failure::{Failure, FailureKind};
 use crate::trust::policy::TrustPolicy;
@@ -363,7 +363,9 @@ impl Pipeline {
             Ok(((), compat_note(opts)))
         })?;
 
-        let retain = if !writes {
+        // Seeds are read again from the kit itself, frame by frame against the signed frame
+        // index (no scratch copy); only a kit without a frame index is copied to a work folder.
+        let retain = if !writes || !kit.manifest().payload.frames.is_empty() {
             Retain::Sql
         } else {
             Retain::TempFiles {
@@ -632,8 +634,8 @@ fn run_migrations(
     }
 }
 
-/// The seed objects into the store (a dry run only plans), each read from the work folder
-/// through the digest-checking reader.
+/// The seed objects into the store (a dry run only plans), each read again from the kit (or the
+/// work folder of a kit without a frame index) and checked as it is read.
 fn seed(
     store: &dyn Store,
     kit: &VerifiedKit,
@@ -650,8 +652,14 @@ fn seed(
         parallelism: opts.parallelism,
         progress: opts.progress,
     };
-    let source = load::seed_source(kit);
-    let source = source.as_ref().map(|s| s as &dyn SeedSource);
+    let source = load::seed_source(kit).map_err(|e| {
+        ApplyError::Tampered(Box::new(Failure::at(
+            FailureKind::ChangedAfterVerification,
+            kit.path().display().to_string(),
+            format!("{}: {e}", kit.path().display()),
+        )))
+    })?;
+    let source = source.as_deref();
     match crate::store::seed(store, seeds, source, &seed_opts) {
         Ok(seeded) => {
             let n = &seeded.totals;

@@ -136,6 +136,9 @@ pub struct DigestReader<R> {
     /// Failpoint reached once half of the bytes were delivered (crash tests cut puts mid-stream).
     failpoint: Option<(String, u64)>,
     mismatch: Option<Mismatch>,
+    /// The source's own read error, when it failed (kept so that a consumer's failure can be
+    /// told apart from its source's).
+    source_error: Option<(io::ErrorKind, String)>,
     complete: bool,
 }
 
@@ -152,8 +155,17 @@ impl<R: Read> DigestReader<R> {
             hasher: Sha256::new(),
             failpoint: None,
             mismatch: None,
+            source_error: None,
             complete: false,
         }
+    }
+
+    /// The error the source itself returned, if a read of it failed (a consumer that stopped
+    /// because of it reports its own error; this says the cause was the source).
+    pub fn source_error(&self) -> Option<io::Error> {
+        self.source_error
+            .as_ref()
+            .map(|(kind, message)| io::Error::new(*kind, message.clone()))
     }
 
     /// Arms the failpoint `name` (see [`crate::failpoint`]), reached when a consumer asks for
@@ -207,7 +219,14 @@ impl<R: Read> Read for DigestReader<R> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => {
+                self.source_error = Some((e.kind(), e.to_string()));
+                return Err(e);
+            }
+        };
         if n == 0 {
             let actual = hex::encode(self.hasher.clone().finalize());
             if self.read != self.expected_size || actual != self.expected_sha256 {

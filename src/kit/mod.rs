@@ -13,6 +13,7 @@ pub mod migration_name;
 pub mod names;
 pub mod parts;
 pub mod path;
+pub mod random;
 pub mod reader;
 pub mod stream;
 pub mod sums;

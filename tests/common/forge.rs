@@ -208,3 +208,15 @@ pub fn set_manifest(entries: &mut [Entry], m: &serde_json::Value) {
     let i = find(entries, "manifest.json");
     entries[i].data = pretty(m);
 }
+
+/// Rewrites `kit` as a kit without a frame index (as offkit wrote them before the index), signed
+/// again with `key`: `apply` copies such a kit's files to a work folder to seed from them.
+pub fn without_frame_index(kit: &Path, key: &Path) {
+    let mut entries = read(kit);
+    let mut m = manifest(&entries);
+    m["payload"].as_object_mut().unwrap().remove("frames");
+    set_manifest(&mut entries, &m);
+    let key = offkit::trust::SecretKey::load(key).unwrap();
+    resign(&mut entries, &key, &m);
+    write(&entries, kit);
+}

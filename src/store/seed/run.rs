@@ -251,9 +251,14 @@ impl Run<'_> {
             mode,
         };
         if let Err(e) = store.put(&req, &mut body) {
-            return Err(match body.mismatch() {
-                Some(m) => StoreError::source_mismatch(key, m),
-                None => e,
+            return Err(match (body.mismatch(), body.source_error()) {
+                (Some(m), _) => StoreError::source_mismatch(key, m),
+                // The put stopped because the seed's source could not be read.
+                (None, Some(cause)) => StoreError::SourceUnavailable {
+                    key: key.to_owned(),
+                    cause,
+                },
+                (None, None) => e,
             });
         }
         if !body.is_complete() {

@@ -147,6 +147,8 @@ pub struct VerifiedKit {
     kit_size: u64,
     content: Content,
     attestations: Vec<Attestation>,
+    /// Where each payload file's data starts in the uncompressed stream, in SHA256SUMS order.
+    data_offsets: Vec<u64>,
 }
 
 macro_rules! authenticated_accessors {
@@ -215,7 +217,7 @@ impl AuthenticatedKit {
             auth.manifest.payload.bytes,
         ));
         let mut failures = Vec::new();
-        payload::stream(&mut reader, &auth.manifest, &mut sink, &mut failures);
+        let data_offsets = payload::stream(&mut reader, &auth.manifest, &mut sink, &mut failures);
         let end = if failures.iter().any(|f| !payload::is_recoverable(f.kind)) {
             None
         } else {
@@ -257,6 +259,7 @@ impl AuthenticatedKit {
                     kit_size: end.compressed,
                     content,
                     attestations,
+                    data_offsets,
                 })
             }
             _ => Err(fail(failures)),
@@ -271,6 +274,16 @@ impl VerifiedKit {
     /// checked when the site's policy pins no Sigstore trusted root).
     pub fn attestations(&self) -> &[Attestation] {
         &self.attestations
+    }
+
+    /// Where the data of each payload file starts in the kit's uncompressed stream, by path, as
+    /// the verifying pass found it (with [`crate::kit::random::FrameFile`], a file can be read
+    /// again from the kit itself).
+    pub fn data_offsets(&self) -> std::collections::HashMap<&str, u64> {
+        payload::sorted_paths(&self.auth.manifest)
+            .into_iter()
+            .zip(self.data_offsets.iter().copied())
+            .collect()
     }
 
     /// SHA-256 of the kit file.

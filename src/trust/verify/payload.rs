@@ -69,13 +69,23 @@ struct Expected<'a> {
     seen: bool,
 }
 
-/// Streams every payload entry through `sink`, collecting failures.
+/// The payload files' paths in SHA256SUMS order (bytewise), the order of the offsets [`stream`]
+/// returns.
+pub(crate) fn sorted_paths(manifest: &Manifest) -> Vec<&str> {
+    let mut paths: Vec<&str> = manifest.files().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    paths
+}
+
+/// Streams every payload entry through `sink`, collecting failures. Returns where each file's
+/// data starts in the uncompressed stream, in [`sorted_paths`] order (for reading a file again
+/// from the kit through its frame index, [`crate::kit::random`]).
 pub(super) fn stream(
     reader: &mut KitReader,
     manifest: &Manifest,
     sink: &mut dyn PayloadSink,
     failures: &mut Vec<Failure>,
-) {
+) -> Vec<u64> {
     let mut sorted: Vec<(&str, &str, u64)> = manifest
         .files()
         .map(|f| (f.path.as_str(), f.sha256.as_str(), f.size))
@@ -100,6 +110,7 @@ pub(super) fn stream(
         .iter()
         .map(|(p, _, _)| (p.to_lowercase(), *p))
         .collect();
+    let mut offsets = vec![u64::MAX; sorted.len()];
     let mut last_index: Option<usize> = None;
     let push = |failures: &mut Vec<Failure>, f: Failure| {
         if failures.len() < MAX_FAILURES {
@@ -110,7 +121,10 @@ pub(super) fn stream(
         let entry = match reader.next_payload() {
             Ok(Some(e)) => e,
             Ok(None) => break,
-            Err(e) => return push(failures, e.into()),
+            Err(e) => {
+                push(failures, e.into());
+                return offsets;
+            }
         };
         let name = entry.path.as_str().to_owned();
         let Some(exp) = expected.get_mut(name.as_str()) else {
@@ -133,38 +147,39 @@ pub(super) fn stream(
                     format!("{name} is in the archive but not in SHA256SUMS"),
                 )
             };
-            return push(failures, f);
+            push(failures, f);
+            return offsets;
         };
-        if exp.seen {
-            return push(
-                failures,
-                Failure::at(K::DuplicateEntry, &name, format!("{name} appears twice")),
-            );
-        }
-        if last_index.is_some_and(|l| exp.index < l) {
-            return push(
-                failures,
-                Failure::at(
-                    K::EntryOrder,
-                    &name,
-                    format!("{name} is out of order (entries must follow SHA256SUMS order)"),
+        let refused = if exp.seen {
+            Some(Failure::at(
+                K::DuplicateEntry,
+                &name,
+                format!("{name} appears twice"),
+            ))
+        } else if last_index.is_some_and(|l| exp.index < l) {
+            Some(Failure::at(
+                K::EntryOrder,
+                &name,
+                format!("{name} is out of order (entries must follow SHA256SUMS order)"),
+            ))
+        } else if entry.size != exp.size {
+            Some(Failure::at(
+                K::SizeMismatch,
+                &name,
+                format!(
+                    "{name} is {} bytes; the manifest says {}",
+                    entry.size, exp.size
                 ),
-            );
-        }
-        if entry.size != exp.size {
-            return push(
-                failures,
-                Failure::at(
-                    K::SizeMismatch,
-                    &name,
-                    format!(
-                        "{name} is {} bytes; the manifest says {}",
-                        entry.size, exp.size
-                    ),
-                ),
-            );
+            ))
+        } else {
+            None
+        };
+        if let Some(f) = refused {
+            push(failures, f);
+            return offsets;
         }
         exp.seen = true;
+        offsets[exp.index] = reader.offset();
         last_index = Some(exp.index);
         let mut hasher = Sha256::new();
         let result = sink
@@ -179,7 +194,8 @@ pub(super) fn stream(
                     .map_err(Failure::from)
             });
         if let Err(f) = result.and_then(|()| sink.end().map_err(|e| sink_failure(&name, e))) {
-            return push(failures, f);
+            push(failures, f);
+            return offsets;
         }
         let actual = hex::encode(hasher.finalize());
         if actual != exp.sha256 {
@@ -208,6 +224,7 @@ pub(super) fn stream(
             );
         }
     }
+    offsets
 }
 
 fn sink_failure(entry: &str, e: std::io::Error) -> Failure {
