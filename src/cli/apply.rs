@@ -35,7 +35,8 @@ pub struct SiteArgs {
     /// the ledger recorded for the kit).
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
-    /// Where to keep the verified kit's files while working (default: the system temp folder).
+    /// Where to keep the verified files of a kit without a frame index while working (default:
+    /// the system temp folder). A kit with one, as `build` writes them, needs no copy.
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
 }
