@@ -229,6 +229,25 @@ fn app_archive(app: &PgDb) {
     .unwrap();
 }
 
+/// A copy of the example kit source in `dir` at another version and sequence of its channel.
+fn example_version(ws: &Workspace, dir: &str, version: &str, sequence: u64) -> PathBuf {
+    let to = ws.path(dir);
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("kits/concelier-lnm"),
+        &to,
+    );
+    let toml = to.join("kit.toml");
+    let text = std::fs::read_to_string(&toml)
+        .unwrap()
+        .replace(
+            "version = \"21.103.0\"",
+            &format!("version = \"{version}\""),
+        )
+        .replace("sequence = 3", &format!("sequence = {sequence}"));
+    write(&toml, text);
+    to
+}
+
 /// The workspace the examples assume (see the module comment).
 fn setup(ws: &Workspace) {
     let root = ws.path("");
@@ -305,14 +324,7 @@ fn setup(ws: &Workspace) {
 
     // The next version of the example kit: 001 edited after it shipped, 004 added, the runner's
     // SBOM at the new version.
-    let next = ws.path("next-src");
-    copy_tree(&repo.join("kits/concelier-lnm"), &next);
-    let toml = next.join("kit.toml");
-    let text = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace("version = \"21.103.0\"", "version = \"21.104.0\"")
-        .replace("sequence = 3", "sequence = 4");
-    write(&toml, text);
+    let next = example_version(ws, "next-src", "21.104.0", 4);
     let first = next.join("migrations/concelier/001_advisory_raw.sql");
     let sql = std::fs::read_to_string(&first).unwrap();
     write(
@@ -329,14 +341,7 @@ fn setup(ws: &Workspace) {
         .replace("21.103.0", "21.104.0");
     write(&sbom, text);
     // The version before it, on the same channel.
-    let old = ws.path("old-src");
-    copy_tree(&repo.join("kits/concelier-lnm"), &old);
-    let toml = old.join("kit.toml");
-    let text = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace("version = \"21.103.0\"", "version = \"21.102.0\"")
-        .replace("sequence = 3", "sequence = 2");
-    write(&toml, text);
+    example_version(ws, "old-src", "21.102.0", 2);
     offkit(
         &root,
         &["build", "old-src", "--key", "release.key", "--out", "old"],
@@ -346,13 +351,8 @@ fn setup(ws: &Workspace) {
         ws.path("old.kit.tar.zst"),
     )
     .unwrap();
-    for (src, out) in [("kits/concelier-lnm", "."), ("next-src", ".")] {
-        let o = common::cmd()
-            .current_dir(&root)
-            .args(["build", src, "--key", "release.key", "--out", out])
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for src in ["kits/concelier-lnm", "next-src"] {
+        offkit(&root, &["build", src, "--key", "release.key", "--out", "."]);
     }
 
     // A kit carrying a Sigstore bundle (a real one, from the Sigstore staging services), and a
@@ -375,19 +375,17 @@ fn setup(ws: &Workspace) {
             "{text}\n[[sigstore]]\nbundle = \"attestations/bundle_v3.txt.sigstore.json\"\nkind = \"release-notes\"\ndigest = \"sha256:{digest}\"\nname = \"bundle_v3.txt\"\n"
         ),
     );
-    let o = common::cmd()
-        .current_dir(&root)
-        .args([
+    offkit(
+        &root,
+        &[
             "build",
             "sigstore-src",
             "--key",
             "release.key",
             "--out",
             "sig",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ],
+    );
     std::fs::rename(
         ws.path("sig/quickstart-1.0.0.kit.tar.zst"),
         ws.path("kit.tar.zst"),
