@@ -522,6 +522,28 @@ fn a_kit_carries_its_rotation_and_extract_adds_it_to_the_store() {
     assert!(!out.contains("carried by the kit"), "{out}");
 }
 
+/// Apply adds the rotation a kit carries to the store once the kit is applied — from the header
+/// it authenticated, not from a second read of the kit file.
+#[test]
+fn apply_adds_the_rotation_its_kit_carries_to_the_store() {
+    let ws = Workspace::new();
+    let [v1, v2, v3] = chain(&ws);
+    let store = ws.path("trust");
+    assert_eq!(trust(&["init", v1.to_str().unwrap()], &store).0, 0);
+    let (code, kit) = build_carrying(&ws, &[&v2, &v3], "k2", "carrying");
+    assert_eq!(code, 0, "{kit}");
+    let (code, out, err) = ws.apply(Path::new(&kit), &store, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("the trust store moved to version 3 (version(s) 2, 3 carried by the kit)"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(store.join("3.root.json")).unwrap(),
+        std::fs::read(&v3).unwrap()
+    );
+}
+
 #[test]
 fn a_kit_carrying_a_rotation_that_does_not_follow_the_store_is_refused() {
     let ws = Workspace::new();

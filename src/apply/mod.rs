@@ -335,6 +335,7 @@ impl Pipeline {
             let kit = crate::trust::authenticate(file.path, file.policy, file.options)
                 .map_err(ApplyError::Verify)?;
             r.kit = Some(KitInfo::of(&kit));
+            r.carried_trust = kit.header().trust_versions.clone();
             r.warnings.extend(kit.warnings().iter().cloned());
             if kit.accepted_expired().is_some() {
                 r.overrides.push(Override::AllowExpired);

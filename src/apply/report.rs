@@ -137,6 +137,10 @@ pub struct ApplyReport {
     pub migrations: Option<RunReport>,
     /// The seeding (each object: put, skipped, conflict).
     pub seeds: Option<SeedReport>,
+    /// The trust versions the authenticated header carries (`trust/N.root.json`), for the site's
+    /// trust store once the kit is applied; not part of the report.
+    #[serde(skip)]
+    pub carried_trust: Vec<(u64, Vec<u8>)>,
 }
 
 /// How an apply ended.
@@ -231,6 +235,7 @@ impl ApplyReport {
             steps: Vec::new(),
             migrations: None,
             seeds: None,
+            carried_trust: Vec::new(),
         }
     }
 

@@ -14,7 +14,6 @@ use crate::apply::ledger::{self, Row};
 use crate::apply::status::KitStatus;
 use crate::apply::{ApplyOptions, DowngradePolicy, KitFile, apply};
 use crate::exit::Exit;
-use crate::kit::reader::{Keep, KitReader};
 use crate::migrate::runner::{OnError, ReleaseGate, RunMode, automatic_categories};
 use crate::migrate::{Category, Session};
 use crate::store::{Store, StoreUrl};
@@ -182,12 +181,9 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     match failure {
         None if args.dry_run || args.rehearse => Ok(()),
         None => {
-            // The kit verified and was applied: a rotation it carries joins the trust store. Its
-            // header is read again untrusted: each version is checked against the store anyway.
-            let header = KitReader::open(&args.kit, verify.limits)
-                .and_then(|mut r| r.read_header(Keep::Envelope))
-                .map_err(|e| CliError::new(Exit::Io, e))?;
-            super::common::persist_rotation(&policy, &header.trust_versions)
+            // The kit verified and was applied: a rotation its authenticated header carries joins
+            // the trust store (each version is checked against the store anyway).
+            super::common::persist_rotation(&policy, &report.carried_trust)
         }
         Some(f) => Err(CliError::new(crate::exit::ExitCoded::exit(&f), f.error)),
     }
