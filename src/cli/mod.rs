@@ -88,6 +88,10 @@ pub struct Global {
     /// terminal and plain `Progress: …` lines elsewhere (auto), always one of them, or nothing.
     #[arg(long, global = true, value_enum, default_value_t = crate::report::progress::ProgressMode::Auto)]
     pub progress: crate::report::progress::ProgressMode,
+    /// Threads that decompress a kit's payload frames while it is verified (default: the cores,
+    /// at most 4; each holds about two 8 MiB frames). 1 reads the kit as one stream.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
 }
 
 /// offkit: build, sign, verify and apply offline kits.
@@ -191,6 +195,9 @@ pub fn main() -> ExitCode {
         }
     };
     crate::report::progress::set_mode(cli.global.progress);
+    if let Some(n) = cli.global.jobs {
+        crate::trust::verify::set_jobs(usize::from(n));
+    }
     let result = match cli.command {
         Command::Keygen(a) => keygen::run(a, &cli.global),
         Command::Build(a) => build::run(a, &cli.global),

@@ -8,7 +8,7 @@
 //! safe path; its data is passed to a sink without being held in memory. Every refusal is a
 //! [`ReadError`] naming the entry.
 
-use std::io;
+use std::io::{self, Read};
 use std::path::Path;
 
 use sha2::Digest;
@@ -319,6 +319,31 @@ impl KitReader {
         let stream =
             DecodedStream::open_reader(Box::new(plan.reader()), Self::initial_limit(&limits))
                 .map_err(|e| ReadError::Io(format!("{}: {e}", plan.parts().first_name())))?;
+        let mut reader = Self::over(stream, limits);
+        let again = reader.read_header(Keep::All)?;
+        same_header(first, &again)?;
+        Ok((reader, again))
+    }
+
+    /// Opens the whole kit again — `files`, the kit file or its parts in order, as one stream —
+    /// decompressing its frames on `workers` threads ([`DecodedStream::open_frames`]): the header
+    /// frame is `header_frame` compressed bytes, the payload frames are the signed `index`. The
+    /// header is read again and must be `first`, the one authenticated (else
+    /// [`ReadError::ChangedWhileReading`]); the reader is left at the first payload entry.
+    pub fn open_frames(
+        input: Box<dyn Read + Send>,
+        header_frame: u64,
+        index: &[crate::kit::manifest::FrameEntry],
+        workers: usize,
+        limits: Limits,
+        first: &RawHeader,
+    ) -> Result<(KitReader, RawHeader), ReadError> {
+        let sizes = std::iter::once(header_frame)
+            .chain(index.iter().map(|f| f.size))
+            .collect();
+        let stream =
+            DecodedStream::open_frames(input, sizes, workers, Self::initial_limit(&limits))
+                .map_err(|e| ReadError::Io(e.to_string()))?;
         let mut reader = Self::over(stream, limits);
         let again = reader.read_header(Keep::All)?;
         same_header(first, &again)?;

@@ -200,6 +200,27 @@ impl BufRead for DecodedStream {
     }
 }
 
+/// The thread that hashes the compressed bytes (the kit file's SHA-256, of exactly the bytes
+/// decompressed), sending each buffer back on `back` for reuse when it is the last holder.
+fn spawn_hasher(
+    back: Option<SyncSender<Vec<u8>>>,
+) -> (SyncSender<Chunk>, JoinHandle<(Sha256Hex, u64)>) {
+    let (hash_tx, hash_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+    let hasher = std::thread::spawn(move || {
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        for chunk in hash_rx {
+            h.update(&chunk[..]);
+            n += chunk.len() as u64;
+            if let (Some(back), Ok(buf)) = (&back, std::sync::Arc::try_unwrap(chunk)) {
+                let _ = back.try_send(buf);
+            }
+        }
+        (Sha256Hex::from_hasher(h), n)
+    });
+    (hash_tx, hasher)
+}
+
 /// Compressed bytes read from the kit file per step.
 const IN_CHUNK: usize = 512 << 10;
 
@@ -207,21 +228,9 @@ const IN_CHUNK: usize = 512 << 10;
 /// file's SHA-256, of exactly the bytes decompressed), so neither hashing pass slows the other.
 fn produce(mut file: Box<dyn Read + Send>, tx: SyncSender<Msg>, recycle: Receiver<Vec<u8>>) {
     use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
-    let (hash_tx, hash_rx) = sync_channel::<std::sync::Arc<Vec<u8>>>(IN_FLIGHT);
     // Input buffers go back to the reader once hashed, so memory stays a few fixed buffers.
     let (back_tx, back_rx) = sync_channel::<Vec<u8>>(2);
-    let hasher = std::thread::spawn(move || {
-        let mut h = Sha256::new();
-        let mut n = 0u64;
-        for chunk in hash_rx {
-            h.update(&chunk[..]);
-            n += chunk.len() as u64;
-            if let Ok(buf) = std::sync::Arc::try_unwrap(chunk) {
-                let _ = back_tx.try_send(buf);
-            }
-        }
-        (Sha256Hex::from_hasher(h), n)
-    });
+    let (hash_tx, hasher) = spawn_hasher(Some(back_tx));
     let fail = |f: DecodeFailure| {
         let _ = tx.send(Msg::Fail(f));
     };
@@ -308,6 +317,305 @@ fn produce(mut file: Box<dyn Read + Send>, tx: SyncSender<Msg>, recycle: Receive
     }
 }
 
+/// Most decompressed bytes of one frame decoded whole by a worker of [`DecodedStream::open_frames`];
+/// a larger frame (never written by `offkit build`, whose frames hold 8 MiB) is decoded as a stream
+/// by the reading thread, in order.
+pub const MAX_PARALLEL_FRAME: u64 = 16 << 20;
+
+/// Compressed bytes shared by the reading, hashing and decoding threads.
+type Chunk = std::sync::Arc<Vec<u8>>;
+
+/// A frame for a worker: its number in the stream, its compressed bytes, its content size.
+type Job = (u64, std::sync::Arc<Vec<u8>>, usize);
+
+/// One piece of the decompressed stream, in order.
+enum Piece {
+    Data(Vec<u8>),
+    Fail(DecodeFailure),
+    End(StreamEnd),
+}
+
+impl DecodedStream {
+    /// As [`DecodedStream::open_reader`], decompressing the frames on `workers` threads: `sizes`
+    /// are the compressed sizes of the file's frames (the header frame's, then the signed frame
+    /// index's), which cut the file into frames without decoding it. The frames' structure is
+    /// still walked and the file hashed as it is read; each frame is decompressed whole (its
+    /// content size, from its own header, at most [`MAX_PARALLEL_FRAME`]) and delivered in order.
+    /// Bytes after the listed frames, and frames too large, are decoded on the reading thread.
+    /// Memory: about `2 × workers + 2` frames in flight.
+    pub fn open_frames(
+        input: Box<dyn Read + Send>,
+        sizes: Vec<u64>,
+        workers: usize,
+        limit: u64,
+    ) -> io::Result<DecodedStream> {
+        let (tx, rx) = sync_channel(2);
+        let (recycle_tx, _recycle_rx) = sync_channel(2);
+        let workers = workers.max(1);
+        let handle = std::thread::Builder::new()
+            .name("offkit-read-frames".into())
+            .spawn(move || produce_frames(input, sizes, workers, tx))?;
+        Ok(DecodedStream {
+            rx,
+            recycle: recycle_tx,
+            cur: Vec::new(),
+            pos: 0,
+            delivered: 0,
+            limit,
+            end: None,
+            failed: None,
+            handle: Some(handle),
+        })
+    }
+}
+
+/// Numbers the pieces of [`produce_frames`] and bounds them: a token is taken per piece and given
+/// back when the piece is delivered.
+struct Emitter {
+    seq: u64,
+    tokens: Receiver<()>,
+    pieces: SyncSender<(u64, Piece)>,
+}
+
+impl Emitter {
+    /// Takes a token and the next number; `None` once the consumer is gone.
+    fn next(&mut self) -> Option<u64> {
+        self.tokens.recv().ok()?;
+        self.seq += 1;
+        Some(self.seq - 1)
+    }
+
+    /// Sends a piece decoded here; false once the consumer is gone.
+    fn emit(&mut self, piece: Piece) -> bool {
+        match self.next() {
+            Some(seq) => self.pieces.send((seq, piece)).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// The compressed bytes after the listed frames, walked and hashed as they are read.
+struct Tap<'a> {
+    inner: &'a mut dyn Read,
+    walker: &'a mut FrameWalker,
+    hash: &'a SyncSender<Chunk>,
+    read: u64,
+}
+
+impl Read for Tap<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.walker
+            .feed(&buf[..n])
+            .map_err(|e| DecodeFailure::FrameShape(e).into_io())?;
+        let _ = self.hash.send(std::sync::Arc::new(buf[..n].to_vec()));
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// The reading thread of [`DecodedStream::open_frames`]: frames go to the workers, pieces come
+/// back numbered and an ordering thread hands them to the consumer in order.
+fn produce_frames(
+    mut file: Box<dyn Read + Send>,
+    sizes: Vec<u64>,
+    workers: usize,
+    tx: SyncSender<Msg>,
+) {
+    use std::sync::{Arc, Mutex};
+    let tokens = 2 * workers + 2;
+    let (tok_tx, tok_rx) = sync_channel::<()>(tokens);
+    for _ in 0..tokens {
+        let _ = tok_tx.send(());
+    }
+    let (piece_tx, piece_rx) = sync_channel::<(u64, Piece)>(tokens);
+    let orderer = std::thread::spawn(move || order(piece_rx, tx, tok_tx));
+    let (job_tx, job_rx) = sync_channel::<Job>(workers);
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let pool: Vec<_> = (0..workers)
+        .map(|_| {
+            let jobs = Arc::clone(&job_rx);
+            let out = piece_tx.clone();
+            std::thread::spawn(move || decode_jobs(&jobs, &out))
+        })
+        .collect();
+    let mut emitter = Emitter {
+        seq: 0,
+        tokens: tok_rx,
+        pieces: piece_tx,
+    };
+    let (hash_tx, hasher) = spawn_hasher(None);
+    let mut walker = FrameWalker::default();
+    let mut compressed = 0u64;
+    let failed = (|| -> Result<(), DecodeFailure> {
+        // A chunk the index cut that is not exactly one frame (a kit whose frames are not the
+        // ones its index lists: a reader accepts any frames) ends the parallel part.
+        let mut carry: Option<Vec<u8>> = None;
+        for size in &sizes {
+            let size = usize::try_from(*size)
+                .map_err(|_| DecodeFailure::Corrupt("a frame larger than memory".into()))?;
+            let mut bytes = vec![0u8; size];
+            let n = crate::util::read_full(&mut file, &mut bytes).map_err(|e| read_failure(&e))?;
+            bytes.truncate(n);
+            walker.feed(&bytes).map_err(DecodeFailure::FrameShape)?;
+            compressed += n as u64;
+            let bytes = Arc::new(bytes);
+            hash_tx
+                .send(Arc::clone(&bytes))
+                .map_err(|_| DecodeFailure::Io("hashing thread stopped".into()))?;
+            let whole = zstd::zstd_safe::find_frame_compressed_size(&bytes) == Ok(bytes.len());
+            let len = zstd::zstd_safe::get_frame_content_size(&bytes)
+                .ok()
+                .flatten()
+                .filter(|l| *l <= MAX_PARALLEL_FRAME);
+            match len {
+                Some(len) if whole => {
+                    let Some(seq) = emitter.next() else {
+                        return Ok(());
+                    };
+                    if job_tx.send((seq, bytes, len as usize)).is_err() {
+                        return Ok(());
+                    }
+                }
+                _ if whole => stream_decode(&mut io::Cursor::new(&bytes[..]), &mut emitter)?,
+                _ => {
+                    carry = Some(Arc::unwrap_or_clone(bytes));
+                    break;
+                }
+            }
+        }
+        // What is left — bytes after the listed frames (none in a kit as built), or everything
+        // from a chunk that was not one frame — is decoded here, in order.
+        let mut tap = Tap {
+            inner: &mut *file,
+            walker: &mut walker,
+            hash: &hash_tx,
+            read: 0,
+        };
+        let mut first = carry.unwrap_or_default();
+        if first.is_empty() {
+            first.resize(IN_CHUNK, 0);
+            let n = crate::util::read_full(&mut tap, &mut first).map_err(|e| {
+                DecodeFailure::of(&e)
+                    .cloned()
+                    .unwrap_or_else(|| read_failure(&e))
+            })?;
+            first.truncate(n);
+        }
+        let decoded = if first.is_empty() {
+            Ok(())
+        } else {
+            stream_decode(&mut io::Cursor::new(first).chain(&mut tap), &mut emitter)
+        };
+        compressed += tap.read;
+        if !walker.at_frame_boundary() {
+            return Err(DecodeFailure::Truncated);
+        }
+        decoded
+    })()
+    .err();
+    drop(job_tx);
+    drop(hash_tx);
+    let last = match (failed, hasher.join()) {
+        (Some(f), _) => Piece::Fail(f),
+        (None, Ok((sha256, n))) if n == compressed => Piece::End(StreamEnd { sha256, compressed }),
+        (None, _) => Piece::Fail(DecodeFailure::Io("hashing thread failed".into())),
+    };
+    emitter.emit(last);
+    drop(emitter);
+    for w in pool {
+        let _ = w.join();
+    }
+    let _ = orderer.join();
+}
+
+/// A worker: decompresses whole frames of known content size.
+fn decode_jobs(jobs: &std::sync::Mutex<Receiver<Job>>, out: &SyncSender<(u64, Piece)>) {
+    let mut d = None;
+    loop {
+        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+        let Ok((seq, bytes, len)) = job else { return };
+        let d = match &mut d {
+            Some(d) => d,
+            None => match zstd::bulk::Decompressor::new() {
+                Ok(n) => d.insert(n),
+                Err(e) => {
+                    let _ = out.send((seq, Piece::Fail(DecodeFailure::Io(e.to_string()))));
+                    return;
+                }
+            },
+        };
+        let piece = match d.decompress(&bytes, len) {
+            Ok(v) if v.len() == len => Piece::Data(v),
+            Ok(v) => Piece::Fail(DecodeFailure::Corrupt(format!(
+                "a frame decodes to {} bytes; its header says {len}",
+                v.len()
+            ))),
+            Err(e) => Piece::Fail(DecodeFailure::Corrupt(e.to_string())),
+        };
+        if out.send((seq, piece)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Decodes whole frames from `input` as a stream into pieces of at most [`CHUNK`] bytes.
+fn stream_decode(input: &mut dyn Read, emitter: &mut Emitter) -> Result<(), DecodeFailure> {
+    let mut d =
+        zstd::stream::read::Decoder::new(input).map_err(|e| DecodeFailure::Io(e.to_string()))?;
+    d.window_log_max(MAX_WINDOW_LOG)
+        .map_err(|e| DecodeFailure::Io(e.to_string()))?;
+    loop {
+        let mut out = vec![0u8; CHUNK];
+        let n = crate::util::read_full(&mut d, &mut out).map_err(|e| {
+            DecodeFailure::of(&e)
+                .cloned()
+                .unwrap_or_else(|| DecodeFailure::Corrupt(e.to_string()))
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.truncate(n);
+        if !emitter.emit(Piece::Data(out)) {
+            return Ok(());
+        }
+    }
+}
+
+fn read_failure(e: &io::Error) -> DecodeFailure {
+    match crate::kit::parts::PartError::of(e) {
+        Some(p) => DecodeFailure::Part(p.clone()),
+        None => DecodeFailure::Io(e.to_string()),
+    }
+}
+
+/// Hands the pieces to the consumer in their order, giving a token back for each.
+fn order(pieces: Receiver<(u64, Piece)>, tx: SyncSender<Msg>, tokens: SyncSender<()>) {
+    let mut pending = std::collections::BTreeMap::new();
+    let mut next = 0u64;
+    for (seq, piece) in pieces {
+        pending.insert(seq, piece);
+        while let Some(piece) = pending.remove(&next) {
+            next += 1;
+            let (msg, last) = match piece {
+                Piece::Data(v) => (Msg::Data(v), false),
+                Piece::Fail(f) => (Msg::Fail(f), true),
+                Piece::End(e) => (
+                    Msg::End {
+                        sha256: e.sha256,
+                        compressed: e.compressed,
+                    },
+                    true,
+                ),
+            };
+            if tx.send(msg).is_err() || last {
+                return;
+            }
+            let _ = tokens.try_send(());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +669,56 @@ mod tests {
             DecodeFailure::of(&err),
             Some(DecodeFailure::FrameShape(_))
         ));
+    }
+
+    #[test]
+    fn frames_decoded_in_parallel_arrive_in_order_whatever_the_index_says() {
+        let mut c = crate::kit::frame::new_compressor(3).unwrap();
+        let parts: Vec<Vec<u8>> = (0..7u32)
+            .map(|k| {
+                (0..400_000u32)
+                    .map(|i| ((i * (k + 3)) % 251) as u8)
+                    .collect()
+            })
+            .collect();
+        let frames: Vec<Vec<u8>> = parts.iter().map(|p| c.compress(p).unwrap()).collect();
+        let file = frames.concat();
+        let whole = parts.concat();
+        let sizes: Vec<u64> = frames.iter().map(|f| f.len() as u64).collect();
+        let open = |bytes: &[u8], sizes: Vec<u64>, limit| {
+            DecodedStream::open_frames(Box::new(io::Cursor::new(bytes.to_vec())), sizes, 3, limit)
+                .unwrap()
+        };
+        // As listed: in order, and the digest is of the exact bytes.
+        let mut s = open(&file, sizes.clone(), u64::MAX);
+        assert!(drain(&mut s).unwrap() == whole);
+        assert_eq!(s.end().unwrap().sha256, Sha256Hex::of(&file));
+        // Frames the index does not list, or an index that cuts inside frames: still the same
+        // bytes (decoded as a stream from where the index stops describing the file).
+        for sizes in [sizes[..3].to_vec(), vec![sizes[0] + 5, 10, 10]] {
+            let mut s = open(&file, sizes, u64::MAX);
+            assert!(drain(&mut s).unwrap() == whole);
+            assert_eq!(s.end().unwrap().compressed, file.len() as u64);
+        }
+        // Cut inside the last frame: truncated.
+        let cut = &file[..file.len() - 10];
+        let mut s = open(cut, sizes.clone(), u64::MAX);
+        let err = drain(&mut s).unwrap_err();
+        assert_eq!(DecodeFailure::of(&err), Some(&DecodeFailure::Truncated));
+        // The limit holds.
+        let mut s = open(&file, sizes.clone(), 1_000_000);
+        let err = drain(&mut s).unwrap_err();
+        assert_eq!(
+            DecodeFailure::of(&err),
+            Some(&DecodeFailure::LimitExceeded { limit: 1_000_000 })
+        );
+        // A damaged frame is an error, after the frames before it were delivered.
+        let mut bad = file.clone();
+        let mid = sizes[0] as usize + sizes[1] as usize / 2;
+        bad[mid] ^= 0xff;
+        let mut s = open(&bad, sizes, u64::MAX);
+        let mut got = Vec::new();
+        assert!(s.read_to_end(&mut got).is_err());
+        assert!(got.len() >= parts[0].len() && got[..parts[0].len()] == parts[0][..]);
     }
 }

@@ -75,6 +75,21 @@ pub struct VerifyOptions {
     pub key_time: KeyTime,
     /// Reader bounds.
     pub limits: Limits,
+    /// Threads decompressing the payload's frames (`--jobs`); 1 decodes the kit as one stream.
+    pub jobs: usize,
+}
+
+static JOBS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Sets the process's [`default_jobs`] (`--jobs`); the first call wins.
+pub fn set_jobs(n: usize) {
+    let _ = JOBS.set(n.max(1));
+}
+
+/// The default of [`VerifyOptions::jobs`]: what `--jobs` said, else the machine's cores, at most
+/// 4 (each holds about two 8 MiB frames in flight).
+pub fn default_jobs() -> usize {
+    *JOBS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
 }
 
 impl Default for VerifyOptions {
@@ -84,6 +99,7 @@ impl Default for VerifyOptions {
             expiry: ExpiryPolicy::Enforce,
             key_time: KeyTime::Clock,
             limits: Limits::default(),
+            jobs: default_jobs(),
         }
     }
 }
@@ -453,8 +469,37 @@ pub fn authenticate(
             open_parts(parts, &auth, opts).map_err(|e| VerifyFailure::one(e.into()))?;
         reader = r;
         auth.header = header;
+    } else if opts.jobs > 1 && !auth.manifest.payload.frames.is_empty() {
+        // The signed frame index cuts the payload into frames: decompress them on every core.
+        drop(reader);
+        let (r, header) =
+            open_indexed(path, &auth, opts).map_err(|e| VerifyFailure::one(e.into()))?;
+        reader = r;
+        auth.header = header;
     }
     Ok(AuthenticatedKit { auth, reader })
+}
+
+/// The reader of a kit whose frames are decompressed in parallel, cut by the authenticated frame
+/// index.
+fn open_indexed(
+    path: &Path,
+    auth: &Authenticated,
+    opts: &VerifyOptions,
+) -> Result<(KitReader, RawHeader), ReadError> {
+    let io = |e: std::io::Error| ReadError::Io(format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let header_frame = crate::kit::frame::first_frame_len(&mut file, size).map_err(io)?;
+    let file = std::fs::File::open(path).map_err(io)?;
+    KitReader::open_frames(
+        Box::new(file),
+        header_frame as u64,
+        &auth.manifest.payload.frames,
+        opts.jobs,
+        opts.limits,
+        &auth.header,
+    )
 }
 
 /// The reader of a split kit's payload, its parts planned against the authenticated frame index.
@@ -468,6 +513,16 @@ fn open_parts(
         .and_then(|mut f| crate::kit::frame::first_frame_len(&mut f, parts.sizes[0]))
         .map_err(|e| ReadError::Io(format!("{}: {e}", first.display())))?;
     let plan = parts.plan(header_frame as u64, &auth.manifest.payload.frames)?;
+    if opts.jobs > 1 {
+        return KitReader::open_frames(
+            Box::new(plan.reader()),
+            header_frame as u64,
+            &auth.manifest.payload.frames,
+            opts.jobs,
+            opts.limits,
+            &auth.header,
+        );
+    }
     KitReader::open_parts(&plan, opts.limits, &auth.header)
 }
 
