@@ -89,7 +89,7 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = crate::report::progress::ProgressMode::Auto)]
     pub progress: crate::report::progress::ProgressMode,
     /// Threads that decompress a kit's payload frames while it is verified (default: the cores,
-    /// at most 4; each holds about two 8 MiB frames). 1 reads the kit as one stream.
+    /// at most 4; memory is about N + 4 frames of 8 MiB). 1 reads the kit as one stream.
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
 }

@@ -342,14 +342,14 @@ impl DecodedStream {
     /// still walked and the file hashed as it is read; each frame is decompressed whole (its
     /// content size, from its own header, at most [`MAX_PARALLEL_FRAME`]) and delivered in order.
     /// Bytes after the listed frames, and frames too large, are decoded on the reading thread.
-    /// Memory: about `2 × workers + 2` frames in flight.
+    /// Memory: about `workers + 4` decompressed frames in flight (8 MiB each as built).
     pub fn open_frames(
         input: Box<dyn Read + Send>,
         sizes: Vec<u64>,
         workers: usize,
         limit: u64,
     ) -> io::Result<DecodedStream> {
-        let (tx, rx) = sync_channel(2);
+        let (tx, rx) = sync_channel(1);
         let (recycle_tx, _recycle_rx) = sync_channel(2);
         let workers = workers.max(1);
         let handle = std::thread::Builder::new()
@@ -423,7 +423,7 @@ fn produce_frames(
     tx: SyncSender<Msg>,
 ) {
     use std::sync::{Arc, Mutex};
-    let tokens = 2 * workers + 2;
+    let tokens = workers + 2;
     let (tok_tx, tok_rx) = sync_channel::<()>(tokens);
     for _ in 0..tokens {
         let _ = tok_tx.send(());

@@ -87,7 +87,7 @@ pub fn set_jobs(n: usize) {
 }
 
 /// The default of [`VerifyOptions::jobs`]: what `--jobs` said, else the machine's cores, at most
-/// 4 (each holds about two 8 MiB frames in flight).
+/// 4 (about `jobs + 4` frames of 8 MiB are in flight).
 pub fn default_jobs() -> usize {
     *JOBS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
 }
