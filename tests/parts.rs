@@ -361,3 +361,52 @@ fn only_a_kit_as_built_can_be_split_and_parts_must_hold_a_frame() {
     ]));
     assert_eq!(code, 2, "{err}");
 }
+
+/// `--jobs N` decompresses the payload frames side by side, cut by the signed frame index: the
+/// same verdict and kit digest as one stream, for a whole kit and for its parts, and a damaged
+/// frame is still refused by name.
+#[test]
+fn frames_decompressed_in_parallel_verify_the_same() {
+    let ws = Workspace::new();
+    let src = source(&ws, "par", 3);
+    let (kit, parts) = build_split(&ws, &src, "par-out", "9M");
+    assert!(parts.len() >= 3, "{parts:?}");
+    let public = ws.key("release").1;
+    let verify_jobs = |target: &Path, jobs: &str| {
+        outcome(&run(&[
+            "verify",
+            target.to_str().unwrap(),
+            "--trust",
+            public.to_str().unwrap(),
+            "--json",
+            "--jobs",
+            jobs,
+        ]))
+    };
+    let digest = |out: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(out).unwrap();
+        v["kit_sha256"].as_str().unwrap().to_owned()
+    };
+    let (code, one, _) = verify_jobs(&kit, "1");
+    assert_eq!(code, 0, "{one}");
+    for target in [&kit, &parts[0]] {
+        let (code, out, err) = verify_jobs(target, "3");
+        assert_eq!(code, 0, "{out}{err}");
+        assert_eq!(digest(&out), digest(&one));
+    }
+    // One byte of a blob's frame changed (its zstd checksum still matches nothing): refused.
+    let mut bytes = std::fs::read(&kit).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    let damaged = ws.path("damaged.kit.tar.zst");
+    std::fs::write(&damaged, &bytes).unwrap();
+    let (code, out, _) = verify_jobs(&damaged, "3");
+    assert_eq!(code, 3, "{out}");
+    let kinds = failure_kinds(&out);
+    assert!(
+        kinds
+            .iter()
+            .any(|k| k == "corrupt-compression" || k == "digest-mismatch"),
+        "{kinds:?}"
+    );
+}

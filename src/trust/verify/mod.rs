@@ -86,10 +86,11 @@ pub fn set_jobs(n: usize) {
     let _ = JOBS.set(n.max(1));
 }
 
-/// The default of [`VerifyOptions::jobs`]: what `--jobs` said, else the machine's cores, at most
-/// 4 (about `jobs + 4` frames of 8 MiB are in flight).
+/// The default of [`VerifyOptions::jobs`]: what `--jobs` said, else 1 (one decompression stream:
+/// on the 2-core machines measured, the reading thread's parsing and hashing, not decompression,
+/// bounds verify, and more threads only held more memory; docs/BENCHMARKS.md).
 pub fn default_jobs() -> usize {
-    *JOBS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
+    *JOBS.get_or_init(|| 1)
 }
 
 impl Default for VerifyOptions {
