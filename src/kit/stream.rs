@@ -107,9 +107,19 @@ impl DecodedStream {
         let handle = std::thread::Builder::new()
             .name("offkit-decompress".into())
             .spawn(move || produce(file, tx, recycle_rx))?;
-        Ok(DecodedStream {
+        Ok(Self::fed_by(rx, recycle_tx, handle, limit))
+    }
+
+    /// The consumer side of a producer thread `handle` sending on `rx`.
+    fn fed_by(
+        rx: Receiver<Msg>,
+        recycle: SyncSender<Vec<u8>>,
+        handle: JoinHandle<()>,
+        limit: u64,
+    ) -> DecodedStream {
+        DecodedStream {
             rx,
-            recycle: recycle_tx,
+            recycle,
             cur: Vec::new(),
             pos: 0,
             delivered: 0,
@@ -117,7 +127,7 @@ impl DecodedStream {
             end: None,
             failed: None,
             handle: Some(handle),
-        })
+        }
     }
 
     /// Changes the cap on decompressed bytes (counted from the start of the stream).
@@ -355,17 +365,7 @@ impl DecodedStream {
         let handle = std::thread::Builder::new()
             .name("offkit-read-frames".into())
             .spawn(move || produce_frames(input, sizes, workers, tx))?;
-        Ok(DecodedStream {
-            rx,
-            recycle: recycle_tx,
-            cur: Vec::new(),
-            pos: 0,
-            delivered: 0,
-            limit,
-            end: None,
-            failed: None,
-            handle: Some(handle),
-        })
+        Ok(Self::fed_by(rx, recycle_tx, handle, limit))
     }
 }
 
@@ -452,8 +452,14 @@ fn produce_frames(
         // ones its index lists: a reader accepts any frames) ends the parallel part.
         let mut carry: Option<Vec<u8>> = None;
         for size in &sizes {
-            let size = usize::try_from(*size)
-                .map_err(|_| DecodeFailure::Corrupt("a frame larger than memory".into()))?;
+            // A frame the index says is larger than a whole frame of MAX_PARALLEL_FRAME could
+            // compress to is not read whole: the rest is decoded as a stream.
+            let Some(size) = usize::try_from(*size)
+                .ok()
+                .filter(|s| *s as u64 <= MAX_PARALLEL_FRAME + (MAX_PARALLEL_FRAME >> 7) + 1024)
+            else {
+                break;
+            };
             let mut bytes = vec![0u8; size];
             let n = crate::util::read_full(&mut file, &mut bytes).map_err(|e| read_failure(&e))?;
             bytes.truncate(n);
@@ -695,7 +701,11 @@ mod tests {
         assert_eq!(s.end().unwrap().sha256, Sha256Hex::of(&file));
         // Frames the index does not list, or an index that cuts inside frames: still the same
         // bytes (decoded as a stream from where the index stops describing the file).
-        for sizes in [sizes[..3].to_vec(), vec![sizes[0] + 5, 10, 10]] {
+        for sizes in [
+            sizes[..3].to_vec(),
+            vec![sizes[0] + 5, 10, 10],
+            vec![sizes[0], u64::MAX],
+        ] {
             let mut s = open(&file, sizes, u64::MAX);
             assert!(drain(&mut s).unwrap() == whole);
             assert_eq!(s.end().unwrap().compressed, file.len() as u64);
