@@ -194,3 +194,26 @@ fn a_refused_apply_leaves_no_new_database_file() {
         tables(&db)
     );
 }
+
+/// `store put-dir` records its runs in the database (default `./offkit.db`): a mistyped folder
+/// is refused before the database is touched, and a dry run never touches it.
+#[test]
+fn a_refused_or_planned_put_dir_makes_no_database() {
+    let ws = Workspace::new();
+    common::write(&ws.path("seeds/a.txt"), "a");
+    let store = format!("file://{}", ws.path("store").display());
+    let (code, _, err) = offkit(&ws, &["store", "put-dir", &store, "no-such-folder"]);
+    assert_eq!(code, 6, "{err}");
+    assert!(err.contains("no-such-folder is not a folder"), "{err}");
+    let (code, _, err) = offkit(&ws, &["store", "put-dir", &store, "seeds", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!ws.path("offkit.db").exists());
+    assert!(
+        !ws.path("store").exists(),
+        "a dry run makes no store folder"
+    );
+    // The run that puts is on record in ./offkit.db.
+    let (code, _, err) = offkit(&ws, &["store", "put-dir", &store, "seeds"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(tables(&ws.path("offkit.db")).contains(&"offkit_operations".to_owned()));
+}

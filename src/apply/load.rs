@@ -1,15 +1,17 @@
 //! What a site command takes from a verified kit: its migration set and its seed objects, both
 //! from the signed manifest — never from a listing of a folder — with every migration and rollback
 //! read through the digest-checking reader against its signed digest
-//! ([`VerifiedKit::take_sql`]). Used by `apply`, `status` and `migrations … --kit`.
+//! ([`VerifiedKit::take_sql`]); and where `apply` reads the seeds' bytes from: the kit itself,
+//! through its signed frame index ([`KitSeeds`]). Used by `apply`, `status` and
+//! `migrations … --kit`.
 
-use crate::kit::manifest::{Manifest, MigrationEntry};
-use crate::migrate::source::SourceError;
-use crate::migrate::{Migration, MigrationSet, Module, Rollback};
 use std::collections::HashMap;
 use std::io::Read;
 
+use crate::kit::manifest::{Manifest, MigrationEntry};
 use crate::kit::random::FrameFile;
+use crate::migrate::source::SourceError;
+use crate::migrate::{Migration, MigrationSet, Module, Rollback};
 use crate::store::{FolderSource, SeedObject, SeedSource};
 use crate::trust::content::ContentError;
 use crate::trust::verify::VerifiedKit;

@@ -654,8 +654,13 @@ fn seed(
         progress: opts.progress,
     };
     let source = load::seed_source(kit).map_err(|e| {
+        let kind = if e.kind() == std::io::ErrorKind::NotFound {
+            FailureKind::RemovedAfterVerification
+        } else {
+            FailureKind::ChangedAfterVerification
+        };
         ApplyError::Tampered(Box::new(Failure::at(
-            FailureKind::ChangedAfterVerification,
+            kind,
             kit.path().display().to_string(),
             format!("{}: {e}", kit.path().display()),
         )))

@@ -234,6 +234,13 @@ fn get(url: &StoreUrl, key: &KitPath, output: Option<PathBuf>) -> CliResult {
 /// (holding the migration lock, as `apply` does while seeding); a dry run touches no database.
 fn put_dir(args: PutDirArgs, global: &Global) -> CliResult {
     let url = parse_url(&args.url)?;
+    // A mistyped folder is refused before the database is touched (no file made for it).
+    if !args.dir.is_dir() {
+        return Err(CliError::msg(
+            Exit::Io,
+            format!("{} is not a folder", args.dir.display()),
+        ));
+    }
     if args.dry_run {
         return seed_dir(&args, &url, global).result;
     }
@@ -265,12 +272,6 @@ fn seed_dir(args: &PutDirArgs, url: &StoreUrl, global: &Global) -> Journaled<()>
         changed: false,
         result: Err(e),
     };
-    if !args.dir.is_dir() {
-        return refused(CliError::msg(
-            Exit::Io,
-            format!("{} is not a folder", args.dir.display()),
-        ));
-    }
     let store = match store::open(url) {
         Ok(s) => s,
         Err(e) => return refused(e.into()),
