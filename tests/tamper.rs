@@ -406,3 +406,39 @@ fn a_kit_changed_between_verification_and_seeding_is_refused_at_the_changed_fram
     let stored = common::tree(&s.store);
     assert!(!stored.iter().any(|k| k.contains('.')), "{stored:?}");
 }
+
+/// The work folder of a run that was killed (its process gone) is removed by the next apply,
+/// whether that one needs a work folder (a kit without a frame index) or not; one whose process is
+/// alive is left alone.
+#[test]
+fn work_folders_of_killed_runs_are_removed_by_the_next_apply() {
+    for s in [site(), indexed_site()] {
+        killed_run_folder_is_removed(&s);
+    }
+}
+
+fn killed_run_folder_is_removed(s: &Site) {
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let stale = s.work.join(format!(".offkit-kit-{dead}-AbCdEf"));
+    std::fs::create_dir_all(stale.join("seeds/catalog")).unwrap();
+    std::fs::write(
+        stale.join("seeds/catalog/items.json"),
+        "left by a killed run",
+    )
+    .unwrap();
+    let alive = s
+        .work
+        .join(format!(".offkit-kit-{}-GhIjKl", std::process::id()));
+    std::fs::create_dir_all(&alive).unwrap();
+    let out = s.apply().output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stale.exists(), "the dead run's folder is removed");
+    assert!(alive.exists(), "a live process's folder stays");
+}

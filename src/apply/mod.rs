@@ -366,6 +366,12 @@ impl Pipeline {
 
         // Seeds are read again from the kit itself, frame by frame against the signed frame
         // index (no scratch copy); only a kit without a frame index is copied to a work folder.
+        // Work folders of runs killed before this version needed none are removed too.
+        if writes {
+            crate::trust::content::remove_dead_work_folders(
+                &opts.work_dir.clone().unwrap_or_else(std::env::temp_dir),
+            );
+        }
         let retain = if !writes || !kit.manifest().payload.frames.is_empty() {
             Retain::Sql
         } else {

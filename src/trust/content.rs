@@ -360,9 +360,16 @@ impl Retain {
     }
 }
 
+/// The prefix of a work folder: `.offkit-kit-PID-` (the process that made it).
+const WORK_PREFIX: &str = ".offkit-kit-";
+
+/// A new private work folder under `under` (default: the system's temporary folder), after
+/// removing the ones there whose process is gone (a run killed before it could remove its own).
 fn temp_dir(under: Option<&Path>) -> Result<tempfile::TempDir, ContentError> {
+    remove_dead_work_folders(&under.map_or_else(std::env::temp_dir, Path::to_path_buf));
     let mut b = tempfile::Builder::new();
-    b.prefix(".offkit-kit-");
+    let prefix = format!("{WORK_PREFIX}{}-", std::process::id());
+    b.prefix(&prefix);
     match under {
         Some(w) => b.tempdir_in(w),
         None => b.tempdir(),
@@ -374,6 +381,32 @@ fn temp_dir(under: Option<&Path>) -> Result<tempfile::TempDir, ContentError> {
         ),
         source,
     })
+}
+
+/// Removes the work folders in `dir` whose making process no longer exists (best effort: a
+/// folder of another user's, or one that cannot be removed, stays). A folder whose process is
+/// alive — or whose number was taken by another process since — is left alone.
+pub fn remove_dead_work_folders(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORK_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = rustix::process::Pid::from_raw(pid)
+            .is_some_and(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if gone && is_dir {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 struct Discard;
