@@ -368,11 +368,8 @@ fn a_kit_with_a_frame_index_is_applied_without_a_copy() {
 #[test]
 fn a_kit_changed_between_verification_and_seeding_is_refused_at_the_changed_frame() {
     let s = indexed_site();
-    let header = {
-        let mut f = std::fs::File::open(&s.kit).unwrap();
-        let len = f.metadata().unwrap().len();
-        offkit::kit::frame::first_frame_len(&mut f, len).unwrap() as u64
-    };
+    let header =
+        offkit::kit::frame::header_frame_len(&mut std::fs::File::open(&s.kit).unwrap()).unwrap();
     let manifest = common::forge::manifest(&common::forge::read(&s.kit));
     let sizes: Vec<u64> = manifest["payload"]["frames"]
         .as_array()

@@ -157,10 +157,8 @@ impl KitSeeds {
             Some(parts) => parts.files,
             None => vec![kit.path().to_path_buf()],
         };
-        let first = &files[0];
-        let mut f = std::fs::File::open(first)?;
-        let size = f.metadata()?.len();
-        let header_frame = crate::kit::frame::first_frame_len(&mut f, size)? as u64;
+        let header_frame =
+            crate::kit::frame::header_frame_len(&mut std::fs::File::open(&files[0])?)?;
         let frames = FrameFile::open(&files, header_frame, &kit.manifest().payload.frames)?;
         let offsets = kit.data_offsets();
         let at = kit

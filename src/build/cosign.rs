@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::digest::Sha256Hex;
 use crate::kit::dsse::Envelope;
-use crate::kit::frame::{HeaderEntries, HeaderLimit, first_frame_len, header_frame, header_tar};
+use crate::kit::frame::{HeaderEntries, HeaderLimit, header_frame, header_frame_len, header_tar};
 use crate::trust::keys::{KeyId, SecretKey};
 use crate::trust::policy::TrustPolicy;
 use crate::trust::sign::add_to_envelope;
@@ -110,9 +110,7 @@ pub fn add_signature(
     add_to_envelope(&mut envelope, &payload, key);
 
     let mut file = File::open(kit).map_err(io_err(kit))?;
-    let total = file.metadata().map_err(io_err(kit))?.len();
-    let frame_len = first_frame_len(&mut file, total).map_err(io_err(kit))?;
-    file.seek(SeekFrom::Start(0)).map_err(io_err(kit))?;
+    let frame_len = header_frame_len(&mut file).map_err(io_err(kit))? as usize;
     let mut frame = vec![0u8; frame_len];
     file.read_exact(&mut frame).map_err(io_err(kit))?;
     let decoded = zstd::bulk::decompress(&frame, (header.header_bytes as usize).saturating_add(1))

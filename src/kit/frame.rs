@@ -171,6 +171,16 @@ pub fn header_frame(tar: &[u8]) -> io::Result<Vec<u8>> {
     compress_frame(&mut new_compressor(HEADER_LEVEL)?, tar)
 }
 
+/// Size of the header frame of the kit file (or first part) `file`, which is left at its start
+/// again ([`first_frame_len`] over the file's length).
+pub fn header_frame_len(file: &mut std::fs::File) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let total = file.metadata()?.len();
+    let len = first_frame_len(file, total)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(len as u64)
+}
+
 /// Size of the first zstd frame of `file` (of `total` bytes), found by walking its block headers
 /// ([`FrameWalker`], which also refuses frames `offkit build` never writes) in 64 KiB reads:
 /// memory is fixed, and no header frame larger than [`MAX_HEADER_FRAME_BYTES`] is looked through.

@@ -606,11 +606,10 @@ fn unauthenticated_index(file: &Path) -> Result<(u64, Vec<FrameEntry>), SplitErr
     manifest
         .check()
         .map_err(|e| read(ReadError::Io(format!("manifest.json: {e}"))))?;
-    let total = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
     let header_frame = File::open(file)
-        .and_then(|mut f| crate::kit::frame::first_frame_len(&mut f, total))
+        .and_then(|mut f| crate::kit::frame::header_frame_len(&mut f))
         .map_err(|e| read(ReadError::Io(e.to_string())))?;
-    Ok((header_frame as u64, manifest.payload.frames))
+    Ok((header_frame, manifest.payload.frames))
 }
 
 /// Copies exactly `len` bytes of `reader` into a new temporary file in `dir` (synced later, by

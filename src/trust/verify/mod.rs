@@ -490,12 +490,10 @@ fn open_indexed(
 ) -> Result<(KitReader, RawHeader), ReadError> {
     let io = |e: std::io::Error| ReadError::Io(format!("{}: {e}", path.display()));
     let mut file = std::fs::File::open(path).map_err(io)?;
-    let size = file.metadata().map_err(io)?.len();
-    let header_frame = crate::kit::frame::first_frame_len(&mut file, size).map_err(io)?;
-    let file = std::fs::File::open(path).map_err(io)?;
+    let header_frame = crate::kit::frame::header_frame_len(&mut file).map_err(io)?;
     KitReader::open_frames(
         Box::new(file),
-        header_frame as u64,
+        header_frame,
         &auth.manifest.payload.frames,
         opts.jobs,
         opts.limits,
@@ -511,13 +509,13 @@ fn open_parts(
 ) -> Result<(KitReader, RawHeader), ReadError> {
     let first = &parts.files[0];
     let header_frame = std::fs::File::open(first)
-        .and_then(|mut f| crate::kit::frame::first_frame_len(&mut f, parts.sizes[0]))
+        .and_then(|mut f| crate::kit::frame::header_frame_len(&mut f))
         .map_err(|e| ReadError::Io(format!("{}: {e}", first.display())))?;
-    let plan = parts.plan(header_frame as u64, &auth.manifest.payload.frames)?;
+    let plan = parts.plan(header_frame, &auth.manifest.payload.frames)?;
     if opts.jobs > 1 {
         return KitReader::open_frames(
             Box::new(plan.reader()),
-            header_frame as u64,
+            header_frame,
             &auth.manifest.payload.frames,
             opts.jobs,
             opts.limits,
