@@ -253,13 +253,18 @@ fn no_credentials_with_a_custom_endpoint_is_a_clear_error() {
 }
 
 #[test]
-fn confirm_etag_md5_spares_the_read_back_and_still_catches_conflicts() {
+fn etags_spare_the_read_back_by_default_and_still_catch_conflicts() {
     let server = s3::S3Server::start_logging_requests();
     server.bucket("etag");
     let src = tempfile::tempdir().unwrap();
-    let url = format!("{}&confirm=etag-md5", server.url_with_keys("etag", "p"));
-    let store = open_str(&url).unwrap();
-    assert!(store.url().redacted().contains("confirm=etag-md5"));
+    // The default (`confirm=etag-md5`) is not spelled out when a URL is shown.
+    let store = open_str(&server.url_with_keys("etag", "p")).unwrap();
+    assert!(!store.url().redacted().contains("confirm="));
+    let explicit = format!("{}&confirm=etag-md5", server.url_with_keys("etag", "p"));
+    assert_eq!(
+        open_str(&explicit).unwrap().url().redacted(),
+        store.url().redacted()
+    );
     let mut seeds: Vec<_> = (0..20)
         .map(|i| {
             suite::seed_file(
@@ -279,9 +284,10 @@ fn confirm_etag_md5_spares_the_read_back_and_still_catches_conflicts() {
     let heads_before = server.count_in_log("HEAD OBJECT");
     let r = suite::seed_from(store.as_ref(), src.path(), &seeds, &opts).unwrap();
     assert_eq!(r.totals.put, 21);
-    // Puts are confirmed by the ETag their own response carried: the one HEAD is the
-    // create-only check before the multipart upload.
-    assert_eq!(server.count_in_log("HEAD OBJECT"), heads_before + 1);
+    // Single puts are confirmed by the ETag their own (create-only) response carried; the
+    // multipart upload, which is not create-only, costs a HEAD before (no object there yet)
+    // and one after (the ETag now at the key).
+    assert_eq!(server.count_in_log("HEAD OBJECT"), heads_before + 2);
     let again = suite::seed_from(store.as_ref(), src.path(), &seeds, &opts).unwrap();
     assert_eq!(again.totals.skipped, 21);
     assert_eq!(
@@ -289,8 +295,10 @@ fn confirm_etag_md5_spares_the_read_back_and_still_catches_conflicts() {
         gets_before,
         "puts were confirmed and skips decided by ETag, without reading objects back"
     );
-    // The same store with the default confirmation reads every object back.
-    let read_back = open_str(&server.url_with_keys("etag", "p")).unwrap();
+    // The same store with `confirm=read-back` reads every object back.
+    let read_back = format!("{}&confirm=read-back", server.url_with_keys("etag", "p"));
+    let read_back = open_str(&read_back).unwrap();
+    assert!(read_back.url().redacted().contains("confirm=read-back"));
     let r = suite::seed_from(read_back.as_ref(), src.path(), &seeds, &opts).unwrap();
     assert_eq!(r.totals.skipped, 21);
     assert_eq!(server.count_in_log("GET OBJECT"), gets_before + 21);

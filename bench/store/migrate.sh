@@ -12,6 +12,7 @@
 # median. Results as Markdown in WORKDIR/results-migrate.md.
 #
 # Knobs: SMALL=100000 LARGE=3 LARGE_MIB=52 REPEAT=1 JOBS=16 OFFKIT=path/to/offkit
+# READ_BACK=1 (also offkit with `confirm=read-back`: every object read back).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +24,7 @@ LARGE=${LARGE:-3}
 LARGE_MIB=${LARGE_MIB:-52}
 REPEAT=${REPEAT:-1}
 JOBS=${JOBS:-16}
+READ_BACK=${READ_BACK:-0}
 
 results="$work/results-migrate.md"
 source "$here/lib.sh"
@@ -52,13 +54,13 @@ om="$OFFKIT store migrate --progress lines --parallelism $JOBS --db @DB@"
 rc="rclone copy --checksum --transfers $JOBS --config /dev/null"
 
 bench "file → S3" "offkit store migrate" bucket_dest "$om --from file://$data --to '$(s3url @DEST@)'"
-bench "file → S3" "offkit, confirm=etag-md5" bucket_dest "$om --from file://$data --to '$(s3url @DEST@ '&confirm=etag-md5')'"
+[[ $READ_BACK == 1 ]] && bench "file → S3" "offkit, confirm=read-back" bucket_dest "$om --from file://$data --to '$(s3url @DEST@ '&confirm=read-back')'"
 bench "file → S3" "rclone copy --checksum" bucket_dest "$rc $data \"$(remote @DEST@)\""
 bench "S3 → file" "offkit store migrate" file_dest "$om --from '$(s3url source)' --to file://@DEST@"
-bench "S3 → file" "offkit, confirm=etag-md5" file_dest "$om --from '$(s3url source '&confirm=etag-md5')' --to file://@DEST@"
+[[ $READ_BACK == 1 ]] && bench "S3 → file" "offkit, confirm=read-back" file_dest "$om --from '$(s3url source '&confirm=read-back')' --to file://@DEST@"
 bench "S3 → file" "rclone copy --checksum" file_dest "$rc \"$(remote source)\" @DEST@"
 bench "S3 → S3" "offkit store migrate" bucket_dest "$om --from '$(s3url source)' --to '$(s3url @DEST@)'"
-bench "S3 → S3" "offkit, confirm=etag-md5" bucket_dest "$om --from '$(s3url source '&confirm=etag-md5')' --to '$(s3url @DEST@ '&confirm=etag-md5')'"
+[[ $READ_BACK == 1 ]] && bench "S3 → S3" "offkit, confirm=read-back" bucket_dest "$om --from '$(s3url source '&confirm=read-back')' --to '$(s3url @DEST@ '&confirm=read-back')'"
 bench "S3 → S3" "rclone copy --checksum" bucket_dest "$rc \"$(remote source)\" \"$(remote @DEST@)\""
 
 {

@@ -13,7 +13,8 @@
 # the data stays in WORKDIR (default a fresh folder under /tmp) and is removed with `rm -rf`.
 #
 # Knobs (environment): SMALL=100000 LARGE=10 LARGE_MIB=52 REPEAT=3 OFFKIT=path/to/offkit
-# TARGETS="file s3" RCLONE_TRANSFERS="4 16" (rclone's default 4, and offkit's default 16).
+# TARGETS="file s3" RCLONE_TRANSFERS="4 16" (rclone's default 4, and offkit's default 16)
+# READ_BACK=1 (also offkit with S3 `confirm=read-back`: every object read back).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +27,7 @@ LARGE_MIB=${LARGE_MIB:-52}
 REPEAT=${REPEAT:-3}
 TARGETS=${TARGETS:-"file s3"}
 RCLONE_TRANSFERS=${RCLONE_TRANSFERS:-"4 16"}
+READ_BACK=${READ_BACK:-0}
 
 results="$work/results.md"
 source "$here/lib.sh"
@@ -66,9 +68,11 @@ if [[ " $TARGETS " == *" s3 "* ]]; then
     name=offkit
     bench "offkit put-dir" s3 bucket_dest \
         "$OFFKIT store put-dir --progress lines 's3://@DEST@?$endpoint' $data"
-    name=offkit-etag
-    bench "offkit put-dir, confirm=etag-md5" s3 bucket_dest \
-        "$OFFKIT store put-dir --progress lines 's3://@DEST@?$endpoint&confirm=etag-md5' $data"
+    if [[ $READ_BACK == 1 ]]; then
+        name=offkit-read-back
+        bench "offkit put-dir, confirm=read-back" s3 bucket_dest \
+            "$OFFKIT store put-dir --progress lines 's3://@DEST@?$endpoint&confirm=read-back' $data"
+    fi
     for tr in $RCLONE_TRANSFERS; do
         name=rclone-$tr
         bench "rclone copy --checksum --transfers $tr" s3 bucket_dest \

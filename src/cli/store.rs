@@ -46,7 +46,7 @@ pub enum Command {
         output: Option<PathBuf>,
     },
     /// Seed every file under DIR into the store (key = relative path): idempotent, create-only,
-    /// confirmed by read-back, resumable after a crash.
+    /// confirmed by digest, resumable after a crash.
     PutDir(PutDirArgs),
     /// Copy (and re-lay out) every object of one store into another, confirmed by digest,
     /// checkpointed per batch in the database, resumable, on record (docs/STORES.md).

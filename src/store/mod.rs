@@ -123,8 +123,8 @@ pub trait Store: Send + Sync {
     fn lookup(&self) -> Lookup;
 
     /// Whether this store can confirm objects by its own checksum
-    /// ([`Store::checksum_confirms`]); `false` for every driver unless configured otherwise (S3
-    /// `confirm=etag-md5`).
+    /// ([`Store::checksum_confirms`]); `false` by default, `true` for S3 unless its URL says
+    /// `confirm=read-back`.
     fn confirms_by_checksum(&self) -> bool {
         false
     }
@@ -150,8 +150,8 @@ pub trait Store: Send + Sync {
     }
 
     /// The MD5 of a listed object's bytes, when this store is trusted to vouch for it (S3 with
-    /// `confirm=etag-md5` and a single-part ETag); `None` otherwise (the default). Lets a store
-    /// migration judge an object already in place without reading it.
+    /// a plain-MD5 ETag, unless its URL says `confirm=read-back`); `None` otherwise (the default).
+    /// Lets a store migration judge an object already in place without reading it.
     fn listed_md5(&self, _info: &ObjectInfo) -> Option<String> {
         None
     }

@@ -161,8 +161,8 @@ pub struct S3Store {
     conditional: ConditionalPut,
     confirm: Confirm,
     multipart_slots: Slots,
-    /// ETags returned by this handle's puts, kept (with `confirm=etag-md5` only) until the put's
-    /// confirmation consumes them, sparing a `HEAD`.
+    /// ETags returned by this handle's create-only puts, kept (with `confirm=etag-md5` only) until
+    /// the put's confirmation consumes them, sparing a `HEAD`.
     put_etags: Mutex<HashMap<String, String>>,
 }
 
@@ -347,6 +347,9 @@ impl S3Store {
             (WriteMode::CreateNew, ConditionalPut::IfNoneMatch) => PutMode::Create,
             _ => PutMode::Overwrite,
         };
+        // Only a put the server made create-only can vouch for what the key holds now: after any
+        // other, the confirmation asks the server again, so an overwrite in between is seen.
+        let vouches = mode == PutMode::Create;
         let opts = PutOptions {
             mode,
             attributes,
@@ -354,7 +357,11 @@ impl S3Store {
         };
         self.rt
             .block_on(self.client.put_opts(path, buf.into(), opts))
-            .map(|r| self.remember_etag(key, r.e_tag))
+            .map(|r| {
+                if vouches {
+                    self.remember_etag(key, r.e_tag);
+                }
+            })
             .map_err(|e| self.err("put", key, e))
     }
 
@@ -402,10 +409,8 @@ impl S3Store {
                 .map_err(|e| self.err("put", key, e))
         })();
         match streamed {
-            Ok(put) => {
-                self.remember_etag(key, put.e_tag);
-                Ok(())
-            }
+            // Not remembered: a multipart completion is not create-only (see `put_single`).
+            Ok(_) => Ok(()),
             Err(e) => {
                 // Best effort, and never visible as an object either way: an upload that cannot be
                 // aborted lingers until a lifecycle rule expires it.
@@ -606,7 +611,7 @@ impl Store for S3Store {
         if stored_size != size {
             return Ok(false);
         }
-        let local = etag::md5_etags(source, PART_SIZE).map_err(|e| StoreError::Io {
+        let local = etag::md5_etags(source, size, PART_SIZE).map_err(|e| StoreError::Io {
             op: "read seed source",
             store: self.shown.clone(),
             key: key.to_string(),

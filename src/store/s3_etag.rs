@@ -1,4 +1,4 @@
-//! S3 `ETag`s as MD5 checksums (for the opt-in `confirm=etag-md5`).
+//! S3 `ETag`s as MD5 checksums (`confirm=etag-md5`, the default).
 //!
 //! For an object stored by a single `PutObject`, AWS, MinIO and Ceph (without SSE-KMS/SSE-C) give
 //! the hex MD5 of the bytes as ETag; for a multipart upload, the MD5 of the concatenated binary
@@ -18,12 +18,14 @@ pub struct LocalEtags {
     multipart: Option<String>,
 }
 
-/// Reads `r` once and computes both forms.
-pub fn md5_etags(mut r: impl Read, part_size: usize) -> io::Result<LocalEtags> {
+/// Reads `r` (of `expected` bytes) once and computes both forms. The buffer is no larger than the
+/// object needs: a zeroed 1 MiB buffer per small object cost more than hashing it.
+pub fn md5_etags(mut r: impl Read, expected: u64, part_size: usize) -> io::Result<LocalEtags> {
     let mut whole = Md5::new();
     let mut parts = Md5::new();
     let mut count = 0usize;
-    let mut buf = vec![0u8; part_size.min(1 << 20)];
+    let len = usize::try_from(expected.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; len.clamp(1, part_size.clamp(1, 1 << 20))];
     let mut part = Md5::new();
     let mut in_part = 0usize;
     loop {
@@ -64,7 +66,7 @@ mod tests {
     #[test]
     fn plain_and_multipart_forms() {
         let data = vec![7u8; 25];
-        let e = md5_etags(&data[..], 10).unwrap();
+        let e = md5_etags(&data[..], data.len() as u64, 10).unwrap();
         assert_eq!(e.plain, hex::encode(Md5::digest(&data)));
         let mut parts = Vec::new();
         for chunk in data.chunks(10) {
@@ -75,7 +77,7 @@ mod tests {
         assert!(matches(&format!("\"{expected}\""), &e));
         assert!(matches(&e.plain.to_uppercase(), &e));
         assert!(!matches("0123", &e));
-        let small = md5_etags(&b"hi"[..], 10).unwrap();
+        let small = md5_etags(&b"hi"[..], 2, 10).unwrap();
         assert!(small.multipart.is_none());
     }
 }

@@ -82,7 +82,8 @@ pub enum ConditionalPut {
     /// Send `If-None-Match: *` (AWS since 2024, MinIO, Ceph): the server refuses to overwrite.
     IfNoneMatch,
     /// The server does not support conditional puts: check existence, then put (a concurrent
-    /// writer between the two can still be overwritten; the read-back confirmation reports it).
+    /// writer between the two can still be overwritten; the confirmation, which then asks the
+    /// server again, reports it).
     Disabled,
 }
 
@@ -91,11 +92,13 @@ pub enum ConditionalPut {
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Confirm {
-    /// Read the object back and hash it (the default: trusts nothing but the bytes returned).
+    /// Read the object back and hash it: trusts nothing but the bytes returned, and re-reads
+    /// what the server stored (its disk included) at the cost of a GET per object.
     ReadBack,
-    /// Trust the server's `ETag` when it is the MD5 of the local file (plain, or in the multipart
-    /// form for offkit's part size); read back otherwise. Faster, and weaker: it relies on the
-    /// server having computed the MD5 over what it stored, and it does not re-read stored bytes.
+    /// The default: trust the server's `ETag` when it is the MD5 of the seed's verified bytes
+    /// (plain, or in the multipart form for offkit's part size); read back otherwise. The server
+    /// computes the ETag over what it stored, so no other writer can forge it (that would take an
+    /// MD5 second preimage); docs/DECISIONS.md "Stores" weighs it against the read-back.
     EtagMd5,
 }
 
@@ -321,8 +324,8 @@ impl S3Url {
         if self.conditional_put == ConditionalPut::Disabled {
             opts.push("conditional_put=disabled".into());
         }
-        if self.confirm == Confirm::EtagMd5 {
-            opts.push("confirm=etag-md5".into());
+        if self.confirm == Confirm::ReadBack {
+            opts.push("confirm=read-back".into());
         }
         if !opts.is_empty() {
             s.push('?');
@@ -431,7 +434,7 @@ fn parse_s3(input: &str) -> Result<StoreUrl, UrlError> {
         secret_access_key: None,
         session_token: None,
         conditional_put: ConditionalPut::IfNoneMatch,
-        confirm: Confirm::ReadBack,
+        confirm: Confirm::EtagMd5,
     };
     let shown = s3.base();
     let bad = |option: &str, reason: String| UrlError::BadOption {

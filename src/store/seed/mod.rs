@@ -14,7 +14,7 @@
 //! Failpoints (see [`crate::failpoint`]), with `KEY` the object key:
 //! `seed-put:KEY` before a put starts, `seed-put-streaming:KEY` once half of the object was handed
 //! to the driver (a crash there interrupts the put itself), `seed-committed:KEY` after the put was
-//! confirmed by read-back.
+//! confirmed (by read-back, or by the store's own checksum where it offers one).
 
 use std::io::{self, Read};
 use std::path::PathBuf;

@@ -3,8 +3,9 @@
 //! Existence comes from one listing of the seeds' common folder when the driver prefers it
 //! ([`Lookup::Listing`]: S3, PostgreSQL) — abandoned for per-key lookups if the folder turns out to
 //! hold far more than the seeds — or from a lookup per key. Every object found is then read back
-//! and hashed: a skip is decided by the bytes the store returns, never by metadata — unless the
-//! store was told to trust its own checksum ([`Store::checksum_confirms`], S3 `confirm=etag-md5`).
+//! and hashed — a skip is decided by the bytes the store returns, never by metadata — unless the
+//! store computes a checksum it can vouch for ([`Store::checksum_confirms`]: S3's MD5 ETags, unless
+//! its URL says `confirm=read-back`); an object whose checksum does not match is read back.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
