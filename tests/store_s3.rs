@@ -311,3 +311,45 @@ fn etags_spare_the_read_back_by_default_and_still_catch_conflicts() {
         "{err}"
     );
 }
+
+#[test]
+fn put_dir_rerun_decides_every_skip_from_the_listing_and_still_finds_a_changed_file() {
+    let server = s3::S3Server::start_logging_requests();
+    server.bucket("rerun");
+    let src = tempfile::tempdir().unwrap();
+    // 40 small objects (enough for a listing) and one multipart object.
+    suite::seed_folder(src.path(), 40, 20 << 20);
+    let url = server.url("rerun", "");
+    let put_dir = || {
+        cli::run(
+            cli::offkit()
+                .args(["--json", "store", "put-dir", "--progress", "off", &url])
+                .arg(src.path())
+                .envs(server.env()),
+        )
+    };
+    let totals = |stdout: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(stdout).unwrap()["totals"].clone()
+    };
+    let (out, stdout, stderr) = put_dir();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(totals(&stdout)["put"], 41);
+    // Every put was confirmed without reading an object back.
+    assert_eq!(server.count_in_log("GET OBJECT"), 0, "{}", server.log());
+    let heads = server.count_in_log("HEAD OBJECT");
+    // The rerun lists the bucket (while it hashes the folder) and reads nothing else: the
+    // listing's ETags are compared with the MD5s computed with the files' SHA-256s.
+    let (out, stdout, stderr) = put_dir();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(totals(&stdout)["skipped"], 41);
+    assert_eq!(server.count_in_log("GET OBJECT"), 0);
+    assert_eq!(server.count_in_log("HEAD OBJECT"), heads);
+    // A file changed since: its MD5 no longer matches the listing, the object is read back and
+    // found different — a conflict, nothing overwritten.
+    let changed = src.path().join("set/01/obj-005.json");
+    std::fs::write(&changed, b"{\"i\":\"changed\"}").unwrap();
+    let (out, _, stderr) = put_dir();
+    assert_eq!(out.status.code(), Some(12), "{stderr}");
+    assert!(stderr.contains("set/01/obj-005.json"), "{stderr}");
+    assert_eq!(server.count_in_log("GET OBJECT"), 1);
+}

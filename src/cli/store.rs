@@ -290,12 +290,26 @@ fn seed_dir(args: &PutDirArgs, url: &StoreUrl, global: &Global) -> Journaled<()>
         .seeding
         .parallelism
         .unwrap_or_else(|| store.default_parallelism());
-    let seeds = match store::dir::seeds_from_dir(&args.dir, args.prefix.as_ref(), threads) {
-        Ok(s) => s,
+    let files = match store::dir::files_of_dir(&args.dir, args.prefix.as_ref()) {
+        Ok(f) => f,
         Err(e) => return refused(e.into()),
     };
-    let source = store::FolderSource::with_prefix(args.dir.clone(), args.prefix.clone());
-    let result = store::seed(store.as_ref(), &seeds, Some(&source), &opts);
+    // The store is listed while the files are hashed (each read once, with its MD5 when the
+    // store vouches for MD5s); a failed listing is left to seeding, which looks up again.
+    let keys = files.iter().map(|(k, _)| k.clone()).collect();
+    let md5 = store.confirms_by_checksum();
+    let (hashed, ahead) = std::thread::scope(|s| {
+        let ahead = s.spawn(|| store::look_up(store.as_ref(), keys).ok());
+        let hashed = store::dir::hash_files(files, threads, md5);
+        (hashed, ahead.join().ok().flatten())
+    });
+    let hashed = match hashed {
+        Ok(h) => h,
+        Err(e) => return refused(e.into()),
+    };
+    let source = store::FolderSource::with_prefix(args.dir.clone(), args.prefix.clone())
+        .with_md5s(hashed.md5s);
+    let result = store::seed_looked_up(store.as_ref(), &hashed.seeds, Some(&source), &opts, ahead);
     let report = match &result {
         Ok(r) => Some(r),
         Err(e) => e.report(),

@@ -1,17 +1,19 @@
 //! Seeds from a local folder (`offkit store put-dir`): every regular file under the folder becomes
 //! a [`SeedObject`] whose key is its relative path (optionally under a key prefix), with its size
-//! and SHA-256 computed here, in parallel, by streaming the file. The matching source is
+//! and SHA-256 computed here, in parallel, by streaming the file — in two steps, [`files_of_dir`]
+//! then [`hash_files`], so that the store can be looked up meanwhile. The matching source is
 //! [`super::seed::FolderSource::with_prefix`] over the same folder and prefix.
 //!
 //! The same safety rules as for kits apply: keys must be valid [`KitPath`]s, and symbolic links,
 //! devices and other special files are refused rather than followed or skipped silently.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::seed::SeedObject;
-use super::stream::digest_of;
+use super::stream::digest_and_md5;
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::manifest::media_type_for;
 use crate::kit::path::KitPath;
@@ -53,13 +55,22 @@ impl ExitCoded for DirError {
     }
 }
 
-/// Lists `dir`'s files as seeds (sorted by key), keys prefixed by `prefix` when given, hashing
-/// with `threads` threads.
-pub fn seeds_from_dir(
+/// A folder's files as seeds, with what hashing them also learned.
+#[derive(Debug, Default)]
+pub struct DirSeeds {
+    /// One seed per file, sorted by key.
+    pub seeds: Vec<SeedObject>,
+    /// The MD5 of each file, from the same read as its SHA-256 (when asked for); for
+    /// [`super::seed::FolderSource::with_md5s`].
+    pub md5s: HashMap<KitPath, [u8; 16]>,
+}
+
+/// `dir`'s files, as their keys (under `prefix` when given) and paths, sorted by key — without
+/// reading them, so that a store can be looked up while they are hashed ([`hash_files`]).
+pub fn files_of_dir(
     dir: &Path,
     prefix: Option<&KitPath>,
-    threads: usize,
-) -> Result<Vec<SeedObject>, DirError> {
+) -> Result<Vec<(KitPath, PathBuf)>, DirError> {
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir).min_depth(1).follow_links(false) {
         let entry = entry.map_err(|e| DirError::Io {
@@ -93,6 +104,16 @@ pub fn seeds_from_dir(
         files.push((key, entry.into_path()));
     }
     files.sort();
+    Ok(files)
+}
+
+/// Hashes `files` (from [`files_of_dir`]) into seeds with `threads` threads, each file read once;
+/// with `md5`, each file's MD5 too (for a store that vouches for MD5s).
+pub fn hash_files(
+    files: Vec<(KitPath, PathBuf)>,
+    threads: usize,
+    md5: bool,
+) -> Result<DirSeeds, DirError> {
     let hash = || {
         files
             .into_par_iter()
@@ -101,21 +122,33 @@ pub fn seeds_from_dir(
                     path: path.clone(),
                     cause,
                 };
-                let d = digest_of(std::fs::File::open(&path).map_err(io)?).map_err(io)?;
-                Ok(SeedObject {
+                // A regular file only, as FolderSource will open it: a file swapped for a FIFO
+                // meanwhile must not hang the hashing.
+                let file = crate::util::open_regular(&path).map_err(io)?;
+                let (d, md5) = digest_and_md5(file, md5).map_err(io)?;
+                let seed = SeedObject {
                     media_type: media_type_for(key.file_name()).to_owned(),
                     key,
                     sha256: d.sha256,
                     size: d.size,
-                })
+                };
+                Ok((seed, md5))
             })
-            .collect()
+            .collect::<Result<Vec<_>, DirError>>()
     };
-    match rayon::ThreadPoolBuilder::new()
+    let hashed = match rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .build()
     {
         Ok(pool) => pool.install(hash),
         Err(_) => hash(),
+    }?;
+    let mut out = DirSeeds::default();
+    for (seed, md5) in hashed {
+        if let Some(m) = md5 {
+            out.md5s.insert(seed.key.clone(), m);
+        }
+        out.seeds.push(seed);
     }
+    Ok(out)
 }

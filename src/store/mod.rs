@@ -26,7 +26,7 @@ pub mod url;
 pub use error::StoreError;
 pub use seed::{
     ConflictPolicy, FolderSource, SeedError, SeedObject, SeedOptions, SeedPlan, SeedReport,
-    SeedSource, SeedState, plan, seed,
+    SeedSource, SeedState, look_up, plan, seed, seed_looked_up,
 };
 pub use stream::ObjectDigest;
 pub use url::{Secret, StoreUrl, UrlError};
@@ -74,6 +74,18 @@ pub struct PutRequest<'a> {
     pub media_type: &'a str,
     /// Whether an existing object may be replaced.
     pub mode: WriteMode,
+}
+
+/// The local side of [`Store::checksum_confirms`]: the bytes an object should hold.
+pub struct LocalBytes<'a> {
+    /// Their size.
+    pub size: u64,
+    /// Their lowercase hex MD5, when known in advance — computed in the same read as the SHA-256
+    /// `bytes` is checked against, so it is the MD5 of exactly those bytes.
+    pub md5: Option<&'a str>,
+    /// The bytes, through a digest-checking reader: read only when the known MD5 cannot settle
+    /// the question (for instance a multipart ETag).
+    pub bytes: &'a mut dyn Read,
 }
 
 /// An object store driver. Implementations are shared between worker threads.
@@ -130,14 +142,13 @@ pub trait Store: Send + Sync {
     }
 
     /// Whether the store's own checksum proves that the object at `key` holds exactly the bytes
-    /// `source` delivers (`size` bytes, through a digest-checking reader), so that reading it back
-    /// can be spared. `listed` is the object as a listing showed it, if at hand. `false` means
-    /// "read it back". Called only when [`Store::confirms_by_checksum`] is true.
+    /// `local` describes, so that reading it back can be spared. `listed` is the object as a
+    /// listing showed it, if at hand. `false` means "read it back". Called only when
+    /// [`Store::confirms_by_checksum`] is true.
     fn checksum_confirms(
         &self,
         _key: &KitPath,
-        _source: &mut dyn Read,
-        _size: u64,
+        _local: LocalBytes<'_>,
         _listed: Option<&ObjectInfo>,
     ) -> Result<bool, StoreError> {
         Ok(false)

@@ -31,8 +31,10 @@ use super::stream::read_full;
 
 #[path = "s3_etag.rs"]
 mod etag;
+#[path = "s3_http.rs"]
+mod http_md5;
 use super::url::{Addressing, ConditionalPut, Confirm, S3Url, StoreUrl};
-use super::{Lookup, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
+use super::{LocalBytes, Lookup, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
 use crate::kit::path::KitPath;
 
 /// Objects up to this size are sent in one request (and held in memory while being sent).
@@ -161,9 +163,17 @@ pub struct S3Store {
     conditional: ConditionalPut,
     confirm: Confirm,
     multipart_slots: Slots,
-    /// ETags returned by this handle's create-only puts, kept (with `confirm=etag-md5` only) until
-    /// the put's confirmation consumes them, sparing a `HEAD`.
-    put_etags: Mutex<HashMap<String, String>>,
+    /// What this handle's create-only puts left at their keys — the ETag the server answered and
+    /// the MD5 of the body sent — kept (with `confirm=etag-md5` only) until the put's
+    /// confirmation consumes them, sparing a `HEAD` and a second read of the source.
+    put_etags: Mutex<HashMap<String, PutEtag>>,
+}
+
+/// The ETag a put was answered with, and the MD5 of what it sent.
+#[derive(Debug)]
+struct PutEtag {
+    etag: String,
+    sent_md5: String,
 }
 
 /// A counting semaphore for blocking threads.
@@ -261,6 +271,7 @@ impl S3Store {
         };
         b = b.with_retry(retry);
         let limits = Limits::apply(&mut b);
+        b = b.with_http_connector(http_md5::Md5Connector);
         if let Some(h) = s.allow_http {
             b = b.with_allow_http(h);
         }
@@ -342,7 +353,9 @@ impl S3Store {
     ) -> Result<(), StoreError> {
         let key = req.key.as_str();
         let mut buf = Vec::with_capacity(usize::try_from(req.size).unwrap_or(0));
+        // Read to the end through the caller's digest-checking reader: `buf` is the promised bytes.
         body.read_to_end(&mut buf).map_err(|e| self.io(key, e))?;
+        let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(&buf).into();
         let mode = match (req.mode, self.conditional) {
             (WriteMode::CreateNew, ConditionalPut::IfNoneMatch) => PutMode::Create,
             _ => PutMode::Overwrite,
@@ -350,16 +363,17 @@ impl S3Store {
         // Only a put the server made create-only can vouch for what the key holds now: after any
         // other, the confirmation asks the server again, so an overwrite in between is seen.
         let vouches = mode == PutMode::Create;
-        let opts = PutOptions {
+        let mut opts = PutOptions {
             mode,
             attributes,
             ..PutOptions::default()
         };
+        opts.extensions.insert(http_md5::ContentMd5(md5));
         self.rt
             .block_on(self.client.put_opts(path, buf.into(), opts))
             .map(|r| {
                 if vouches {
-                    self.remember_etag(key, r.e_tag);
+                    self.remember_etag(key, r.e_tag, md5);
                 }
             })
             .map_err(|e| self.err("put", key, e))
@@ -434,10 +448,11 @@ impl S3Store {
         }
     }
 
-    fn remember_etag(&self, key: &str, etag: Option<String>) {
-        if let (Confirm::EtagMd5, Some(e)) = (self.confirm, etag) {
+    fn remember_etag(&self, key: &str, etag: Option<String>, sent_md5: [u8; 16]) {
+        if let (Confirm::EtagMd5, Some(etag)) = (self.confirm, etag) {
             let mut etags = self.put_etags.lock().unwrap_or_else(|p| p.into_inner());
-            etags.insert(key.to_owned(), e);
+            let sent_md5 = hex::encode(sent_md5);
+            etags.insert(key.to_owned(), PutEtag { etag, sent_md5 });
         }
     }
 
@@ -579,10 +594,10 @@ impl Store for S3Store {
     fn checksum_confirms(
         &self,
         key: &KitPath,
-        source: &mut dyn std::io::Read,
-        size: u64,
+        local: LocalBytes<'_>,
         listed: Option<&ObjectInfo>,
     ) -> Result<bool, StoreError> {
+        let size = local.size;
         if self.confirm != Confirm::EtagMd5 {
             return Ok(false);
         }
@@ -593,9 +608,18 @@ impl Store for S3Store {
             .remove(key.as_str());
         let (stored_size, etag) = match (listed, from_put) {
             (Some(info), _) => (info.size, info.etag.clone()),
-            // The server's answer to our own put of these bytes (their size was verified on the
-            // way out).
-            (None, Some(e)) => (size, Some(e)),
+            // The server's answer to our own put of these bytes (their size and SHA-256 were
+            // verified on the way out, so the MD5 sent is theirs).
+            (None, Some(put)) => {
+                if put
+                    .etag
+                    .trim_matches('"')
+                    .eq_ignore_ascii_case(&put.sent_md5)
+                {
+                    return Ok(true);
+                }
+                (size, Some(put.etag))
+            }
             (None, None) => {
                 let path = self.path(key)?;
                 match self.rt.block_on(self.client.head(&path)) {
@@ -611,7 +635,17 @@ impl Store for S3Store {
         if stored_size != size {
             return Ok(false);
         }
-        let local = etag::md5_etags(source, size, PART_SIZE).map_err(|e| StoreError::Io {
+        if let Some(md5) = local.md5 {
+            let etag = etag.trim_matches('"');
+            if etag.eq_ignore_ascii_case(md5) {
+                return Ok(true);
+            }
+            if !etag.contains('-') {
+                // A plain MD5, and not the bytes' one: no need to read them.
+                return Ok(false);
+            }
+        }
+        let local = etag::md5_etags(local.bytes, size, PART_SIZE).map_err(|e| StoreError::Io {
             op: "read seed source",
             store: self.shown.clone(),
             key: key.to_string(),

@@ -17,10 +17,12 @@ pub struct ObjectDigest {
     pub sha256: String,
 }
 
-/// A sink that hashes and counts what is written to it.
+/// A sink that hashes and counts what is written to it (and, when asked, computes its MD5 from
+/// the same bytes).
 #[derive(Default)]
 pub struct HashingWriter {
     hasher: Sha256,
+    md5: Option<md5::Md5>,
     size: u64,
 }
 
@@ -30,18 +32,35 @@ impl HashingWriter {
         Self::default()
     }
 
+    /// A fresh sink that also computes the MD5.
+    pub fn with_md5() -> Self {
+        HashingWriter {
+            md5: Some(md5::Md5::new()),
+            ..Self::default()
+        }
+    }
+
     /// The digest of everything written.
     pub fn finish(self) -> ObjectDigest {
-        ObjectDigest {
+        self.finish_with_md5().0
+    }
+
+    /// The digest of everything written, and its MD5 if the sink was made [`with_md5`](Self::with_md5).
+    pub fn finish_with_md5(self) -> (ObjectDigest, Option<[u8; 16]>) {
+        let digest = ObjectDigest {
             size: self.size,
             sha256: hex::encode(self.hasher.finalize()),
-        }
+        };
+        (digest, self.md5.map(|m| m.finalize().into()))
     }
 }
 
 impl Write for HashingWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.hasher.update(buf);
+        if let Some(m) = &mut self.md5 {
+            m.update(buf);
+        }
         self.size += buf.len() as u64;
         Ok(buf.len())
     }
@@ -51,10 +70,19 @@ impl Write for HashingWriter {
 }
 
 /// Hashes a whole reader (a seed's source file) without holding it in memory.
-pub fn digest_of(mut r: impl Read) -> io::Result<ObjectDigest> {
-    let mut w = HashingWriter::new();
+pub fn digest_of(r: impl Read) -> io::Result<ObjectDigest> {
+    Ok(digest_and_md5(r, false)?.0)
+}
+
+/// [`digest_of`], with the MD5 of the same bytes when `md5` is set.
+pub fn digest_and_md5(mut r: impl Read, md5: bool) -> io::Result<(ObjectDigest, Option<[u8; 16]>)> {
+    let mut w = if md5 {
+        HashingWriter::with_md5()
+    } else {
+        HashingWriter::new()
+    };
     io::copy(&mut r, &mut w)?;
-    Ok(w.finish())
+    Ok(w.finish_with_md5())
 }
 
 pub use crate::util::read_full;

@@ -41,7 +41,9 @@ use crate::kit::path::KitPath;
 use crate::migrate::{DbError, Driver};
 use crate::report::progress::{Progress, ProgressMode};
 use crate::store::stream::HashingWriter;
-use crate::store::{ObjectDigest, ObjectInfo, PutRequest, Store, StoreError, WriteMode};
+use crate::store::{
+    LocalBytes, ObjectDigest, ObjectInfo, PutRequest, Store, StoreError, WriteMode,
+};
 
 pub mod compare;
 pub mod document;
@@ -1002,9 +1004,14 @@ impl Copier<'_> {
             if let Some(bytes) = &ex.kept {
                 let mut src =
                     DigestReader::new(Cursor::new(bytes.as_slice()), dest.as_str(), size, sha);
+                let local = LocalBytes {
+                    size,
+                    md5: ex.md5.as_deref(),
+                    bytes: &mut src,
+                };
                 if self
                     .dst
-                    .checksum_confirms(dest, &mut src, size, None)
+                    .checksum_confirms(dest, local, None)
                     .map_err(|e| e.to_string())?
                 {
                     return Ok(());

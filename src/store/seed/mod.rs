@@ -16,6 +16,7 @@
 //! to the driver (a crash there interrupts the put itself), `seed-committed:KEY` after the put was
 //! confirmed (by read-back, or by the store's own checksum where it offers one).
 
+use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
@@ -30,7 +31,7 @@ mod plan;
 mod report;
 mod run;
 
-pub use plan::{PlanEntry, SeedPlan, SeedState, plan};
+pub use plan::{LookedUp, PlanEntry, SeedPlan, SeedState, look_up, plan};
 pub use report::{Action, ObjectReport, Outcome, SeedMode, SeedReport, SeedTotals};
 
 /// One object to seed: its key and what it must contain. Its bytes come from a [`SeedSource`].
@@ -52,6 +53,13 @@ pub struct SeedObject {
 pub trait SeedSource: Sync {
     /// Opens the bytes of `seed`.
     fn open(&self, seed: &SeedObject) -> io::Result<Box<dyn Read + Send + '_>>;
+
+    /// The MD5 of `seed`'s bytes, when the source computed it in the same read as the seed's
+    /// SHA-256 (so it is the MD5 of exactly the seed's bytes): lets a store that vouches for MD5s
+    /// judge an object without the source being read again. `None` by default.
+    fn md5(&self, _seed: &SeedObject) -> Option<[u8; 16]> {
+        None
+    }
 }
 
 /// Seeds stored as files of a folder: the seed with key `K` is the file `root/K`, or, with a
@@ -60,17 +68,28 @@ pub trait SeedSource: Sync {
 pub struct FolderSource {
     root: PathBuf,
     prefix: Option<KitPath>,
+    md5s: HashMap<KitPath, [u8; 16]>,
 }
 
 impl FolderSource {
     /// Seeds at their keys under `root`.
     pub fn new(root: PathBuf) -> FolderSource {
-        FolderSource { root, prefix: None }
+        FolderSource::with_prefix(root, None)
     }
 
     /// Seeds whose keys are `prefix/` and their path under `root`.
     pub fn with_prefix(root: PathBuf, prefix: Option<KitPath>) -> FolderSource {
-        FolderSource { root, prefix }
+        FolderSource {
+            root,
+            prefix,
+            md5s: HashMap::new(),
+        }
+    }
+
+    /// The same source, knowing the MD5s of its seeds, each computed in the same read as the
+    /// seed's SHA-256 ([`crate::store::dir::hash_files`]); see [`SeedSource::md5`].
+    pub fn with_md5s(self, md5s: HashMap<KitPath, [u8; 16]>) -> FolderSource {
+        FolderSource { md5s, ..self }
     }
 
     fn file(&self, key: &KitPath) -> io::Result<PathBuf> {
@@ -96,6 +115,10 @@ impl SeedSource for FolderSource {
             .unwrap_or(usize::MAX)
             .clamp(512, 256 * 1024);
         Ok(Box::new(io::BufReader::with_capacity(buffer, file)))
+    }
+
+    fn md5(&self, seed: &SeedObject) -> Option<[u8; 16]> {
+        self.md5s.get(&seed.key).copied()
     }
 }
 
@@ -243,22 +266,22 @@ pub fn seed(
     source: Option<&dyn SeedSource>,
     opts: &SeedOptions,
 ) -> Result<SeedReport, SeedError> {
-    let progress = Progress::new("Seeding", seeds.len() as u64, opts.progress);
-    let result = seed_with(store, seeds, source, opts, &progress);
-    progress.finish();
-    result
+    seed_looked_up(store, seeds, source, opts, None)
 }
 
-/// [`seed`] reporting to a caller's [`Progress`] (e.g. one that `offkit apply` shows for a whole
-/// kit; `opts.progress` is then ignored). Counts one item per seed; does not finish it.
-pub fn seed_with(
+/// [`seed`] with what the store held at the seeds' keys looked up ahead ([`look_up`], made
+/// while the seeds were being prepared); a lookup made for other keys is ignored.
+pub fn seed_looked_up(
     store: &dyn Store,
     seeds: &[SeedObject],
     source: Option<&dyn SeedSource>,
     opts: &SeedOptions,
-    progress: &Progress,
+    ahead: Option<LookedUp>,
 ) -> Result<SeedReport, SeedError> {
-    run::run(store, seeds, source, opts, progress)
+    let progress = Progress::new("Seeding", seeds.len() as u64, opts.progress);
+    let result = run::run(store, seeds, source, opts, &progress, ahead);
+    progress.finish();
+    result
 }
 
 /// The seed's bytes from `source`, through the digest-checking reader (its final read fails
@@ -276,7 +299,8 @@ pub(crate) fn open_checked<'a>(
     Ok(DigestReader::new(raw, s.key.as_str(), s.size, &s.sha256))
 }
 
-/// Whether the store's own checksum confirms that the object at `s.key` holds the seed's bytes,
+/// Whether the store's own checksum confirms that the object at `s.key` holds the seed's bytes:
+/// the MD5 the source computed with the seed's SHA-256, or, when that cannot settle it, the bytes
 /// read from `source` through a digest-checking reader (so a checksum is only ever compared
 /// with the promised bytes). `Ok(false)` when the store cannot tell or no source is at hand.
 pub(crate) fn confirmed_by_checksum(
@@ -288,11 +312,51 @@ pub(crate) fn confirmed_by_checksum(
     let Some(source) = source.filter(|_| store.confirms_by_checksum()) else {
         return Ok(false);
     };
-    let mut body = open_checked(source, s)?;
-    let result = store.checksum_confirms(&s.key, &mut body, s.size, listed);
-    match body.mismatch() {
+    let md5 = source.md5(s).map(hex::encode);
+    let mut body = LazyBody {
+        source,
+        seed: s,
+        body: None,
+        open_error: None,
+    };
+    let local = super::LocalBytes {
+        size: s.size,
+        md5: md5.as_deref(),
+        bytes: &mut body,
+    };
+    let result = store.checksum_confirms(&s.key, local, listed);
+    if let Some(e) = body.open_error {
+        return Err(e);
+    }
+    match body.body.as_ref().and_then(|b| b.mismatch()) {
         Some(m) => Err(StoreError::source_mismatch(s.key.as_str(), m)),
         None => result,
+    }
+}
+
+/// A seed's bytes through the digest-checking reader, opened on the first read (a known MD5
+/// often spares opening the source at all).
+struct LazyBody<'a> {
+    source: &'a dyn SeedSource,
+    seed: &'a SeedObject,
+    body: Option<DigestReader<Box<dyn Read + Send + 'a>>>,
+    open_error: Option<StoreError>,
+}
+
+impl Read for LazyBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let body = match &mut self.body {
+            Some(b) => b,
+            None => match open_checked(self.source, self.seed) {
+                Ok(b) => self.body.insert(b),
+                Err(e) => {
+                    let shown = io::Error::other(e.to_string());
+                    self.open_error = Some(e);
+                    return Err(shown);
+                }
+            },
+        };
+        body.read(buf)
     }
 }
 

@@ -88,7 +88,38 @@ pub fn plan(
         opts.conflicts,
         &pool,
         &Progress::hidden(0),
+        None,
     )
+}
+
+/// What a store held at a list of keys, looked up ahead of seeding them — so that
+/// `offkit store put-dir` lists the store while it hashes the folder. Only stores that list
+/// ([`Lookup::Listing`]) are looked up ahead; for the others it holds nothing and seeding looks up
+/// as usual.
+#[derive(Debug)]
+pub struct LookedUp {
+    keys: Vec<KitPath>,
+    found: Option<Vec<Found>>,
+}
+
+/// Looks up what `store` holds at `keys` (in the order of the seeds that will use it).
+pub fn look_up(store: &dyn Store, keys: Vec<KitPath>) -> Result<LookedUp, StoreError> {
+    let found = if store.lookup() == Lookup::Listing && keys.len() >= LIST_MIN_SEEDS {
+        let refs: Vec<&KitPath> = keys.iter().collect();
+        objects_by_listing(store, &refs)?.map(|l| l.into_iter().map(Found::from).collect())
+    } else {
+        None
+    };
+    Ok(LookedUp { keys, found })
+}
+
+impl LookedUp {
+    /// The lookup, if it was made for exactly these seeds.
+    fn for_seeds(self, seeds: &[SeedObject]) -> Option<Vec<Found>> {
+        let same =
+            self.keys.len() == seeds.len() && self.keys.iter().zip(seeds).all(|(k, s)| *k == s.key);
+        self.found.filter(|_| same)
+    }
 }
 
 pub(super) fn plan_with(
@@ -98,6 +129,7 @@ pub(super) fn plan_with(
     policy: ConflictPolicy,
     pool: &rayon::ThreadPool,
     progress: &Progress,
+    ahead: Option<LookedUp>,
 ) -> Result<SeedPlan, SeedError> {
     let mut shas = Vec::with_capacity(seeds.len());
     let mut keys = HashSet::with_capacity(seeds.len());
@@ -113,10 +145,10 @@ pub(super) fn plan_with(
     // Reading an object back also tells whether it exists: where existence costs a lookup per
     // key anyway and no checksum can spare the read, skip the separate existence pass.
     let read_directly = store.lookup() == Lookup::PerKey && !store.confirms_by_checksum();
-    let found = if read_directly {
-        vec![Found::Unknown; seeds.len()]
-    } else {
-        pool.install(|| existing_objects(store, seeds))?
+    let found = match ahead.and_then(|a| a.for_seeds(seeds)) {
+        Some(found) => found,
+        None if read_directly => vec![Found::Unknown; seeds.len()],
+        None => pool.install(|| existing_objects(store, seeds))?,
     };
     let states: Vec<SeedState> = pool.install(|| {
         seeds
@@ -167,7 +199,7 @@ pub(super) fn plan_with(
 
 /// What is known of the object at a seed's key before reading it.
 #[derive(Debug, Clone)]
-enum Found {
+pub(super) enum Found {
     /// Nothing there.
     Absent,
     /// An object, as a listing or a lookup showed it.
@@ -176,18 +208,24 @@ enum Found {
     Unknown,
 }
 
+impl From<Option<ObjectInfo>> for Found {
+    fn from(info: Option<ObjectInfo>) -> Found {
+        info.map_or(Found::Absent, Found::Listed)
+    }
+}
+
 /// The object at each seed's key, if there is one.
 fn existing_objects(store: &dyn Store, seeds: &[SeedObject]) -> Result<Vec<Found>, StoreError> {
-    let found = |info: Option<ObjectInfo>| info.map_or(Found::Absent, Found::Listed);
     if store.lookup() == Lookup::Listing && seeds.len() >= LIST_MIN_SEEDS {
-        if let Some(listed) = objects_by_listing(store, seeds)? {
-            return Ok(listed.into_iter().map(found).collect());
+        let keys: Vec<&KitPath> = seeds.iter().map(|s| &s.key).collect();
+        if let Some(listed) = objects_by_listing(store, &keys)? {
+            return Ok(listed.into_iter().map(Found::from).collect());
         }
     }
     seeds
         .par_iter()
         .map(|s| {
-            Ok(found(store.stat(&s.key)?.map(|size| ObjectInfo {
+            Ok(Found::from(store.stat(&s.key)?.map(|size| ObjectInfo {
                 key: s.key.to_string(),
                 size,
                 etag: None,
@@ -196,22 +234,22 @@ fn existing_objects(store: &dyn Store, seeds: &[SeedObject]) -> Result<Vec<Found
         .collect()
 }
 
-/// Lists the seeds' common folder; `None` when it holds so many other objects that per-key
+/// Lists the keys' common folder; `None` when it holds so many other objects that per-key
 /// lookups are cheaper.
 fn objects_by_listing(
     store: &dyn Store,
-    seeds: &[SeedObject],
+    keys: &[&KitPath],
 ) -> Result<Option<Vec<Option<ObjectInfo>>>, StoreError> {
-    let index: HashMap<&str, usize> = seeds
+    let index: HashMap<&str, usize> = keys
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.key.as_str(), i))
+        .map(|(i, k)| (k.as_str(), i))
         .collect();
-    let cap = seeds.len() * 4 + 1000;
-    let mut found = vec![None; seeds.len()];
+    let cap = keys.len() * 4 + 1000;
+    let mut found = vec![None; keys.len()];
     let mut seen = 0usize;
     let mut overflow = false;
-    store.list(common_folder(seeds).as_ref(), &mut |info| {
+    store.list(common_folder(keys.iter().copied()).as_ref(), &mut |info| {
         seen += 1;
         if seen > cap {
             overflow = true;
@@ -225,11 +263,11 @@ fn objects_by_listing(
     Ok((!overflow).then_some(found))
 }
 
-/// The deepest folder that contains every seed key.
-pub(crate) fn common_folder(seeds: &[SeedObject]) -> Option<KitPath> {
+/// The deepest folder that contains every key.
+fn common_folder<'k>(keys: impl Iterator<Item = &'k KitPath>) -> Option<KitPath> {
     let mut common: Option<Vec<&str>> = None;
-    for s in seeds {
-        let comps: Vec<&str> = s.key.components().collect();
+    for key in keys {
+        let comps: Vec<&str> = key.components().collect();
         let dir = &comps[..comps.len().saturating_sub(1)];
         common = Some(match common {
             None => dir.to_vec(),
@@ -250,21 +288,20 @@ pub(crate) fn common_folder(seeds: &[SeedObject]) -> Option<KitPath> {
 mod tests {
     use super::*;
 
-    fn seed(key: &str) -> SeedObject {
-        SeedObject {
-            key: KitPath::new(key).unwrap(),
-            sha256: "0".repeat(64),
-            size: 0,
-            media_type: String::new(),
-        }
+    fn folder(keys: &[&str]) -> Option<KitPath> {
+        let keys: Vec<KitPath> = keys.iter().map(|k| KitPath::new(k).unwrap()).collect();
+        common_folder(keys.iter())
     }
 
     #[test]
     fn common_folder_of_keys() {
-        let s = [seed("a/b/c.json"), seed("a/b/d/e.json"), seed("a/b/f")];
-        assert_eq!(common_folder(&s).unwrap().as_str(), "a/b");
-        let s = [seed("a/b/c.json"), seed("x.json")];
-        assert_eq!(common_folder(&s), None);
-        assert_eq!(common_folder(&[]), None);
+        assert_eq!(
+            folder(&["a/b/c.json", "a/b/d/e.json", "a/b/f"])
+                .unwrap()
+                .as_str(),
+            "a/b"
+        );
+        assert_eq!(folder(&["a/b/c.json", "x.json"]), None);
+        assert_eq!(folder(&[]), None);
     }
 }

@@ -47,6 +47,7 @@ pub(super) fn run(
     source: Option<&dyn SeedSource>,
     opts: &SeedOptions,
     progress: &Progress,
+    ahead: Option<super::LookedUp>,
 ) -> Result<SeedReport, SeedError> {
     if source.is_none() && opts.mode == SeedMode::Apply {
         return Err(SeedError::NoSource);
@@ -54,7 +55,7 @@ pub(super) fn run(
     let started = Instant::now();
     let threads = opts.threads(store);
     let pool = pool(threads)?;
-    let plan = plan_with(store, seeds, source, opts.conflicts, &pool, progress)?;
+    let plan = plan_with(store, seeds, source, opts.conflicts, &pool, progress, ahead)?;
     let run = Run {
         store,
         source,
