@@ -163,17 +163,10 @@ pub struct S3Store {
     conditional: ConditionalPut,
     confirm: Confirm,
     multipart_slots: Slots,
-    /// What this handle's create-only puts left at their keys — the ETag the server answered and
-    /// the MD5 of the body sent — kept (with `confirm=etag-md5` only) until the put's
-    /// confirmation consumes them, sparing a `HEAD` and a second read of the source.
-    put_etags: Mutex<HashMap<String, PutEtag>>,
-}
-
-/// The ETag a put was answered with, and the MD5 of what it sent.
-#[derive(Debug)]
-struct PutEtag {
-    etag: String,
-    sent_md5: String,
+    /// The ETags each of this handle's puts should leave — the MD5 forms of the bytes it sent —
+    /// kept (with `confirm=etag-md5` only) until the put's confirmation consumes them, sparing a
+    /// second read of the source.
+    sent: Mutex<HashMap<String, etag::LocalEtags>>,
 }
 
 /// A counting semaphore for blocking threads.
@@ -299,7 +292,7 @@ impl S3Store {
             prefix: s.prefix.clone(),
             conditional: s.conditional_put,
             confirm: s.confirm,
-            put_etags: Mutex::new(HashMap::new()),
+            sent: Mutex::new(HashMap::new()),
             multipart_slots: Slots::new(MAX_MULTIPART_UPLOADS),
             url,
         })
@@ -360,9 +353,6 @@ impl S3Store {
             (WriteMode::CreateNew, ConditionalPut::IfNoneMatch) => PutMode::Create,
             _ => PutMode::Overwrite,
         };
-        // Only a put the server made create-only can vouch for what the key holds now: after any
-        // other, the confirmation asks the server again, so an overwrite in between is seen.
-        let vouches = mode == PutMode::Create;
         let mut opts = PutOptions {
             mode,
             attributes,
@@ -371,12 +361,9 @@ impl S3Store {
         opts.extensions.insert(http_md5::ContentMd5(md5));
         self.rt
             .block_on(self.client.put_opts(path, buf.into(), opts))
-            .map(|r| {
-                if vouches {
-                    self.remember_etag(key, r.e_tag, md5);
-                }
-            })
-            .map_err(|e| self.err("put", key, e))
+            .map_err(|e| self.err("put", key, e))?;
+        self.remember_sent(key, etag::LocalEtags::of_md5(md5));
+        Ok(())
     }
 
     fn put_multipart(
@@ -402,6 +389,7 @@ impl S3Store {
         // `finish` reports the failure of its own clean-up (`DELETE …?uploadId=…`) instead of
         // the failure that caused it when the server is gone.
         let mut parts = tokio::task::JoinSet::new();
+        let mut sent = etag::EtagHasher::new(PART_SIZE);
         let streamed = (|| {
             loop {
                 let mut part = vec![0u8; PART_SIZE];
@@ -410,6 +398,7 @@ impl S3Store {
                     break;
                 }
                 part.truncate(n);
+                sent.update(&part);
                 while parts.len() >= PART_CONCURRENCY {
                     self.part_done(key, self.rt.block_on(parts.join_next()))?;
                 }
@@ -423,8 +412,10 @@ impl S3Store {
                 .map_err(|e| self.err("put", key, e))
         })();
         match streamed {
-            // Not remembered: a multipart completion is not create-only (see `put_single`).
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.remember_sent(key, sent.finish());
+                Ok(())
+            }
             Err(e) => {
                 // Best effort, and never visible as an object either way: an upload that cannot be
                 // aborted lingers until a lifecycle rule expires it.
@@ -448,11 +439,10 @@ impl S3Store {
         }
     }
 
-    fn remember_etag(&self, key: &str, etag: Option<String>, sent_md5: [u8; 16]) {
-        if let (Confirm::EtagMd5, Some(etag)) = (self.confirm, etag) {
-            let mut etags = self.put_etags.lock().unwrap_or_else(|p| p.into_inner());
-            let sent_md5 = hex::encode(sent_md5);
-            etags.insert(key.to_owned(), PutEtag { etag, sent_md5 });
+    fn remember_sent(&self, key: &str, sent: etag::LocalEtags) {
+        if self.confirm == Confirm::EtagMd5 {
+            let mut all = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+            all.insert(key.to_owned(), sent);
         }
     }
 
@@ -601,26 +591,11 @@ impl Store for S3Store {
         if self.confirm != Confirm::EtagMd5 {
             return Ok(false);
         }
-        let from_put = self
-            .put_etags
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key.as_str());
-        let (stored_size, etag) = match (listed, from_put) {
-            (Some(info), _) => (info.size, info.etag.clone()),
-            // The server's answer to our own put of these bytes (their size and SHA-256 were
-            // verified on the way out, so the MD5 sent is theirs).
-            (None, Some(put)) => {
-                if put
-                    .etag
-                    .trim_matches('"')
-                    .eq_ignore_ascii_case(&put.sent_md5)
-                {
-                    return Ok(true);
-                }
-                (size, Some(put.etag))
-            }
-            (None, None) => {
+        // After a put (no listing at hand), what the key holds now is asked with a `HEAD`, not
+        // taken from the put's answer: a writer who replaced the object since is seen.
+        let (stored_size, etag) = match listed {
+            Some(info) => (info.size, info.etag.clone()),
+            None => {
                 let path = self.path(key)?;
                 match self.rt.block_on(self.client.head(&path)) {
                     Ok(meta) => (meta.size, meta.e_tag),
@@ -629,11 +604,24 @@ impl Store for S3Store {
                 }
             }
         };
+        let sent = match listed {
+            None => self
+                .sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key.as_str()),
+            Some(_) => None,
+        };
         let Some(etag) = etag else {
             return Ok(false);
         };
         if stored_size != size {
             return Ok(false);
+        }
+        // What this handle's put sent: its size and SHA-256 were checked on the way out, so
+        // these are the forms of the promised bytes.
+        if let Some(sent) = sent {
+            return Ok(etag::matches(&etag, &sent));
         }
         if let Some(md5) = local.md5 {
             let etag = etag.trim_matches('"');
