@@ -1001,21 +1001,30 @@ impl Copier<'_> {
 
     fn confirm(&self, ex: &Examined, dest: &KitPath, sha: &str, size: u64) -> Result<(), String> {
         if self.dst.confirms_by_checksum() {
-            if let Some(bytes) = &ex.kept {
-                let mut src =
-                    DigestReader::new(Cursor::new(bytes.as_slice()), dest.as_str(), size, sha);
-                let local = LocalBytes {
-                    size,
-                    md5: ex.md5.as_deref(),
-                    bytes: &mut src,
-                };
-                if self
-                    .dst
-                    .checksum_confirms(dest, local, None)
-                    .map_err(|e| e.to_string())?
-                {
-                    return Ok(());
+            // The destination knows the MD5 forms of what its put sent; failing that, the MD5
+            // computed with the digest, or the kept bytes. A streamed object's bytes are not at
+            // hand again: nothing to offer but no bytes, which match only an empty object (and
+            // then rightly, its size having been compared first).
+            let mut none = std::io::empty();
+            let mut kept;
+            let bytes: &mut dyn std::io::Read = match &ex.kept {
+                Some(b) => {
+                    kept = DigestReader::new(Cursor::new(b.as_slice()), dest.as_str(), size, sha);
+                    &mut kept
                 }
+                None => &mut none,
+            };
+            let local = LocalBytes {
+                size,
+                md5: ex.md5.as_deref(),
+                bytes,
+            };
+            if self
+                .dst
+                .checksum_confirms(dest, local, None)
+                .map_err(|e| e.to_string())?
+            {
+                return Ok(());
             }
         }
         match self
