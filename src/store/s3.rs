@@ -591,6 +591,15 @@ impl Store for S3Store {
         if self.confirm != Confirm::EtagMd5 {
             return Ok(false);
         }
+        // What this handle's put sent, taken whatever the outcome (no stale entry is left).
+        let sent = match listed {
+            None => self
+                .sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(key.as_str()),
+            Some(_) => None,
+        };
         // After a put (no listing at hand), what the key holds now is asked with a `HEAD`, not
         // taken from the put's answer: a writer who replaced the object since is seen.
         let (stored_size, etag) = match listed {
@@ -603,14 +612,6 @@ impl Store for S3Store {
                     Err(e) => return Err(self.err("stat", key.as_str(), e)),
                 }
             }
-        };
-        let sent = match listed {
-            None => self
-                .sent
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(key.as_str()),
-            Some(_) => None,
         };
         let Some(etag) = etag else {
             return Ok(false);
