@@ -5,6 +5,8 @@
 
 #[path = "common/store_cli.rs"]
 mod cli;
+#[path = "common/paused.rs"]
+mod paused;
 #[path = "common/store_pg.rs"]
 mod pg;
 #[path = "common/s3.rs"]
@@ -790,6 +792,82 @@ fn s3_to_s3_with_trusted_checksums_skips_by_listing_and_still_catches_a_changed_
     let mut now = Vec::new();
     dst.get(&key, &mut now).unwrap();
     assert_eq!(now, forged);
+}
+
+/// A source that lists in key order (S3) is streamed: the first batch is copied and
+/// checkpointed while the listing is still under way, and a key the listing reaches later —
+/// here one put after the first copies, past the first page of 1,000 keys — is still taken.
+#[test]
+fn an_s3_source_is_copied_batch_by_batch_while_it_is_still_listed() {
+    let server = s3::S3Server::start();
+    let env = server.env();
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("src");
+    for i in 0..2100 {
+        let path = folder.join(format!("k/{i:04}.json"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("{{\"n\":{i}}}")).unwrap();
+    }
+    server.bucket("origin");
+    server.bucket("copy");
+    server.upload(&folder, "origin");
+    let origin = server.url("origin", "");
+    let copy = server.url("copy", "");
+    let db = format!("sqlite://{}", tmp.path().join("l.db").display());
+
+    // The listing pauses once it has handed on its first batch of 500 keys.
+    let resume = tmp.path().join("resume");
+    let args = [
+        "migrate",
+        "--from",
+        &origin,
+        "--to",
+        &copy,
+        "--db",
+        &db,
+        "--batch-size",
+        "500",
+        "--parallelism",
+        "4",
+        "--progress",
+        "lines",
+        "--json",
+    ];
+    let mut paused = paused::Paused::start(
+        &mut store_cmd(&env, &args),
+        "transfer-listed-batch:1",
+        &resume,
+    );
+    assert_eq!(paused.reached(), "transfer-listed-batch:1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while fingerprint(&copy, &env).len() < 500 {
+        assert!(
+            std::time::Instant::now() < deadline && !paused.has_ended(),
+            "the first batch was not copied while the listing waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(fingerprint(&copy, &env).len(), 500);
+    let origin_store = open_str(&lib_url(&origin, &env)).unwrap();
+    put_bytes(
+        origin_store.as_ref(),
+        "zzz/late.json",
+        b"{}",
+        offkit::store::WriteMode::CreateNew,
+    );
+    let done = paused.finish();
+    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+    let r = json(&done.stdout);
+    assert_eq!(r["totals"]["total"], 2101);
+    assert_eq!(r["totals"]["copied"], 2101);
+    assert_eq!(fingerprint(&copy, &env), fingerprint(&origin, &env));
+    let last = done.stderr.lines().rfind(|l| l.starts_with("Progress:"));
+    assert_eq!(
+        last,
+        Some("Progress: 2101/2101 (100.0%) - Success: 2101, Failed: 0, Skipped: 0"),
+        "{}",
+        done.stderr
+    );
 }
 
 /// `--delete-source` deletes only the sources of copies the run made: objects found in place

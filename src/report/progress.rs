@@ -93,7 +93,7 @@ enum Output {
 
 /// A progress reporter shared by worker threads.
 pub struct Progress {
-    total: u64,
+    total: AtomicU64,
     success: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
@@ -143,11 +143,20 @@ impl Progress {
 
     fn build(total: u64, output: Output) -> Self {
         Progress {
-            total,
+            total: AtomicU64::new(total),
             success: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             output,
+        }
+    }
+
+    /// Adds `n` items to the total: work whose size is learnt as it goes (a listing still being
+    /// read) grows its total, so `done` never passes it.
+    pub fn add_total(&self, n: u64) {
+        let total = self.total.fetch_add(n, Ordering::Relaxed) + n;
+        if let Output::Bar(pb) = &self.output {
+            pb.set_length(total);
         }
     }
 
@@ -172,7 +181,7 @@ impl Progress {
     /// The counters now.
     pub fn counts(&self) -> Counts {
         Counts {
-            total: self.total,
+            total: self.total.load(Ordering::Relaxed),
             success: self.success.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             skipped: self.skipped.load(Ordering::Relaxed),

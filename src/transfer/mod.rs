@@ -4,7 +4,8 @@
 //!
 //! A run lists the source once (optionally under `--source-filter`), routes each key through the
 //! [`layout`] (a key no rule takes is `unmatched`; with `--tenant`, a key of another tenant is
-//! `excluded`), and then works in batches of `--batch-size` keys:
+//! `excluded`), and works in batches of `--batch-size` keys, handed on by the listing as it goes
+//! when the source lists in key order (S3), else once the whole listing is read and sorted:
 //!
 //! 1. **examine** (parallel): read each source object once — its size and SHA-256, and for
 //!    layouts that need it the document's bom-ref and serial number ([`document`]) — and decide its
@@ -182,7 +183,8 @@ struct RunScope<'a> {
 /// Counts of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Totals {
-    /// Source objects the layout took (and the tenant filter kept).
+    /// Source objects the layout took (and the tenant filter kept); of a streamed listing
+    /// (S3 source) that `--stop-on-error` stopped, those listed until then.
     pub total: u64,
     /// Copied and confirmed (in this invocation).
     pub copied: u64,
@@ -367,46 +369,109 @@ struct Routed<'l> {
     matched: layout::Matched<'l>,
 }
 
-/// Lists the source, routes every key, counts unmatched and excluded keys.
-fn route_all<'l>(
+/// What the source listing found besides the routed keys.
+#[derive(Debug, Default, Clone, Copy)]
+struct Listed {
+    total: u64,
+    unmatched: u64,
+    excluded: u64,
+}
+
+/// Lists the source, routes every key and hands the routed keys on in sorted batches of
+/// `opts.batch_size` (run on a thread of its own). A store that lists in key order is streamed:
+/// a batch goes as soon as it is full, so the first copies start while the listing goes on (and
+/// memory holds a few batches and the keys seen, not the whole listing). Otherwise (and with `--delete-source`,
+/// whose deletions must not run under a listing still under way) the whole listing is read,
+/// sorted and only then cut. A key listed twice (two rows of a foreign table, or a store that
+/// repeats itself) is one object; reading it names any problem. Stops early, without error,
+/// once `batches` hangs up.
+fn route_source<'l>(
     src: &dyn Store,
-    layout: &'l Layout,
-    opts: &MigrateOptions,
-    totals: &mut Totals,
-) -> Result<Vec<Routed<'l>>, StoreError> {
+    opts: &'l MigrateOptions,
+    progress: &Progress,
+    batches: &std::sync::mpsc::SyncSender<Vec<Routed<'l>>>,
+) -> Result<Listed, StoreError> {
     let filter = opts.source_filter.as_deref().unwrap_or("");
     let under = filter
         .rsplit_once('/')
         .map(|(folder, _)| folder)
         .filter(|f| !f.is_empty())
         .and_then(|f| KitPath::new(f).ok());
-    let mut listed = Vec::new();
-    src.list(under.as_ref(), &mut |info| {
-        if info.key.starts_with(filter) {
-            listed.push(info);
-        }
-        ControlFlow::Continue(())
-    })?;
-    listed.sort_by(|a, b| a.key.cmp(&b.key));
-    // A key listed twice (two rows of a foreign table) is one object: reading it names the
-    // problem.
-    listed.dedup_by(|a, b| a.key == b.key);
-    let mut out = Vec::with_capacity(listed.len());
-    for info in listed {
-        let Some(matched) = layout.route(&info.key) else {
-            totals.unmatched += 1;
-            continue;
+    let size = opts.batch_size.max(1);
+    let streamed = src.lists_in_order() && !opts.delete_source;
+    let mut listed = Listed::default();
+    let route = |info: ObjectInfo, listed: &mut Listed| -> Option<Routed<'l>> {
+        let Some(matched) = opts.layout.route(&info.key) else {
+            listed.unmatched += 1;
+            return None;
         };
         if let Some(t) = &opts.tenant {
             if matched.captures.get(layout::TENANT) != Some(t) {
-                totals.excluded += 1;
-                continue;
+                listed.excluded += 1;
+                return None;
             }
         }
-        out.push(Routed { info, matched });
+        Some(Routed { info, matched })
+    };
+    // Hands a batch on, sorted; false once the batches have hung up.
+    let mut sent = 0u64;
+    let mut send = |mut batch: Vec<Routed<'l>>| -> bool {
+        batch.sort_by(|a, b| a.info.key.cmp(&b.info.key));
+        let handed_on = batches.send(batch).is_ok();
+        sent += 1;
+        crate::failpoint::hit(&format!("transfer-listed-batch:{sent}"));
+        handed_on
+    };
+    if !streamed {
+        let mut whole = Vec::new();
+        src.list(under.as_ref(), &mut |info| {
+            if info.key.starts_with(filter) {
+                whole.push(info);
+            }
+            ControlFlow::Continue(())
+        })?;
+        whole.sort_by(|a, b| a.key.cmp(&b.key));
+        whole.dedup_by(|a, b| a.key == b.key);
+        let routed: Vec<Routed<'l>> = whole
+            .into_iter()
+            .filter_map(|info| route(info, &mut listed))
+            .collect();
+        listed.total = routed.len() as u64;
+        progress.add_total(listed.total);
+        let mut rest = routed.into_iter();
+        loop {
+            let batch: Vec<Routed<'l>> = rest.by_ref().take(size).collect();
+            if batch.is_empty() || !send(batch) {
+                return Ok(listed);
+            }
+        }
     }
-    totals.total = out.len() as u64;
-    Ok(out)
+    let mut batch = Vec::with_capacity(size);
+    let mut seen = std::collections::HashSet::new();
+    let mut hung_up = false;
+    src.list(under.as_ref(), &mut |info| {
+        if !info.key.starts_with(filter) || !seen.insert(info.key.clone()) {
+            return ControlFlow::Continue(());
+        }
+        if let Some(r) = route(info, &mut listed) {
+            batch.push(r);
+        }
+        if batch.len() >= size {
+            listed.total += size as u64;
+            progress.add_total(size as u64);
+            if !send(std::mem::replace(&mut batch, Vec::with_capacity(size))) {
+                hung_up = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    if !hung_up && !batch.is_empty() {
+        listed.total += batch.len() as u64;
+        progress.add_total(batch.len() as u64);
+        send(batch);
+    }
+    Ok(listed)
 }
 
 /// The destination's listing, filled by a thread of its own while the batches start. For a store
@@ -1298,19 +1363,36 @@ fn run_batches(
     prior: &HashMap<String, ObjectRow>,
     report: &mut MigrationReport,
 ) -> Result<bool, TransferError> {
-    // The destination is listed on its own thread while the source is listed and the batches
-    // run.
+    // The destination and the source are listed on threads of their own while the batches run.
     let listing = DestListing::default();
     let ordered = dst.lists_in_order() && opts.layout.is_identity();
+    let progress = Progress::new("migrating", 0, opts.progress);
     std::thread::scope(|s| {
         s.spawn(|| listing.fill(dst));
-        let result = batches(src, dst, ledger, opts, prior, report, &listing, ordered);
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let shown = &progress;
+        // The sender goes with the thread: the batches end when the listing does.
+        let source = s.spawn(move || route_source(src, opts, shown, &tx));
+        let result = batches(
+            src, dst, ledger, opts, prior, report, &listing, ordered, shown, rx,
+        );
         listing.stop.store(true, Ordering::Relaxed);
-        result
+        let listed = source
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        // An error of the batches comes first: it may be why the listing stopped.
+        let stopped = result?;
+        let listed = listed?;
+        report.totals.total = listed.total;
+        report.totals.unmatched = listed.unmatched;
+        report.totals.excluded = listed.excluded;
+        progress.finish();
+        Ok(stopped)
     })
 }
 
-/// The batches of a run, the destination listing filling `listing` meanwhile.
+/// The batches of a run as the source listing hands them on, the destination listing filling
+/// `listing` meanwhile.
 #[allow(clippy::too_many_arguments)]
 fn batches(
     src: &dyn Store,
@@ -1321,10 +1403,10 @@ fn batches(
     report: &mut MigrationReport,
     listing: &DestListing,
     ordered: bool,
+    progress: &Progress,
+    routed: std::sync::mpsc::Receiver<Vec<Routed<'_>>>,
 ) -> Result<bool, TransferError> {
-    let routed = route_all(src, &opts.layout, opts, &mut report.totals)?;
     let pool = pool(opts.parallelism)?;
-    let progress = Progress::new("migrating", report.totals.total, opts.progress);
     let run_id = report.run_id.unwrap_or_default();
     let mut stopped = false;
     let trusted = src.confirms_by_checksum() && dst.confirms_by_checksum();
@@ -1339,7 +1421,7 @@ fn batches(
         .filter(|p| p.state == ObjectState::Copied)
         .filter_map(|p| p.dest_key.clone())
         .collect();
-    for batch in routed.chunks(opts.batch_size.max(1)) {
+    for batch in routed {
         // Rows confirmed earlier are not redone; a copy of an earlier attempt whose source is
         // still listed may still have its source to delete (checked again first).
         let mut to_delete: Vec<(ObjectRow, bool)> = Vec::new();
@@ -1381,7 +1463,7 @@ fn batches(
             }
         }
         let Some(l) = ledger.as_deref_mut() else {
-            dry_run_batch(dst, &pool, &examined, report, &progress)?;
+            dry_run_batch(dst, &pool, &examined, report, progress)?;
             continue;
         };
         // The intent: the rows that will be put (a key found free). Rows judged in place or
@@ -1399,7 +1481,7 @@ fn batches(
             dst,
             dests: &dests,
             prior,
-            progress: &progress,
+            progress,
             bytes: AtomicU64::new(0),
         };
         pool.install(|| examined.par_iter_mut().for_each(|ex| copier.copy(ex)));
@@ -1457,7 +1539,6 @@ fn batches(
             break;
         }
     }
-    progress.finish();
     Ok(stopped)
 }
 

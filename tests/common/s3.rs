@@ -188,25 +188,41 @@ impl S3Server {
     /// made behind the server's back would stay unseen for its directory-cache time) and returns
     /// its name.
     pub fn bucket(&self, name: &str) -> String {
-        let remote = format!(
-            ":s3,provider=Other,access_key_id={},secret_access_key={},endpoint='{}':{name}",
+        self.rclone(&["mkdir", &self.remote(name)]);
+        name.to_owned()
+    }
+
+    /// Uploads the files of `folder` into `bucket` through the S3 API (`rclone copy`): many
+    /// objects at once, each as any S3 client would put it.
+    pub fn upload(&self, folder: &Path, bucket: &str) {
+        let folder = folder.to_str().expect("a UTF-8 folder path");
+        self.rclone(&["copy", "--transfers", "8", folder, &self.remote(bucket)]);
+    }
+
+    /// An on-the-fly rclone remote for `bucket` on this server.
+    fn remote(&self, bucket: &str) -> String {
+        format!(
+            ":s3,provider=Other,access_key_id={},secret_access_key={},endpoint='{}':{bucket}",
             self.access_key,
             self.secret_key,
             self.endpoint()
-        );
+        )
+    }
+
+    /// Runs `rclone ARGS` with this server's empty config, asserting success.
+    fn rclone(&self, args: &[&str]) {
         let out = Command::new("rclone")
-            .arg("mkdir")
             .arg("--config")
             .arg(self.root.path().join("rclone.conf"))
-            .arg(remote)
+            .args(args)
             .output()
-            .expect("rclone mkdir");
+            .expect("running rclone");
         assert!(
             out.status.success(),
-            "creating bucket {name}: {}",
+            "rclone {}: {}",
+            args[0],
             String::from_utf8_lossy(&out.stderr)
         );
-        name.to_owned()
     }
 
     /// A store URL for `bucket`/`prefix` with the endpoint options but no credentials (give
