@@ -6,7 +6,14 @@
 use std::process::Command;
 
 fn git(args: &[&str]) -> Option<String> {
-    let out = Command::new("git").args(args).output().ok()?;
+    // `--no-optional-locks`: `git status` would otherwise refresh `.git/index`, which this script
+    // watches, so every build would make the next one run again (two builds in turn, as two fuzz
+    // campaigns do, rebuilt everything each time).
+    let out = Command::new("git")
+        .arg("--no-optional-locks")
+        .args(args)
+        .output()
+        .ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
