@@ -380,9 +380,9 @@ struct Listed {
 /// Lists the source, routes every key and hands the routed keys on in sorted batches of
 /// `opts.batch_size` (run on a thread of its own). A store that lists in key order is streamed:
 /// a batch goes as soon as it is full, so the first copies start while the listing goes on (and
-/// memory holds a few batches and the keys seen, not the whole listing). Otherwise (and with `--delete-source`,
-/// whose deletions must not run under a listing still under way) the whole listing is read,
-/// sorted and only then cut. A key listed twice (two rows of a foreign table, or a store that
+/// memory holds a few batches and the keys seen, not the whole listing). Otherwise (and with
+/// `--delete-source`, whose deletions must not run under a listing still under way) the whole
+/// listing is read, sorted and only then cut. A key listed twice (two rows of a foreign table, or a store that
 /// repeats itself) is one object; reading it names any problem. Stops early, without error,
 /// once `batches` hangs up.
 fn route_source<'l>(
