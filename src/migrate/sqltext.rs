@@ -303,8 +303,14 @@ pub fn transaction_control_line(sql: &str) -> Option<usize> {
     None
 }
 
-/// Byte offsets of the named placeholder `:name` in code (not in `::name` casts, quotes or
-/// comments, and not as the prefix of a longer name).
+/// Byte offsets of the named placeholder `:name` in code: not in quotes or comments, and only
+/// where it stands alone, so that binding cannot join it to its neighbours and change how the
+/// rest of the statement reads.
+///
+/// The byte before the `:` may not be an identifier byte, `$` or `:` (`x::name` is a cast; in
+/// `$tag:name$` binding would make `$tag1000$` or `$tag$1$`, a dollar-quote tag, and in
+/// `LIMIT:name` it would make the PostgreSQL identifier `LIMIT$1`), and the byte after the name
+/// may not be an identifier byte or `$` (`:name_x` and `:name$x` are longer names).
 pub fn placeholder_offsets(sql: &str, name: &str) -> Vec<usize> {
     let b = sql.as_bytes();
     let needle = format!(":{name}");
@@ -317,9 +323,10 @@ pub fn placeholder_offsets(sql: &str, name: &str) -> Vec<usize> {
         while let Some(p) = sql[k..to].find(&needle) {
             let at = k + p;
             let after = at + needle.len();
-            let cast = at > 0 && b[at - 1] == b':';
-            let longer = after < b.len() && is_ident_byte(b[after]);
-            if !cast && !longer {
+            let joined_before =
+                at > 0 && (is_ident_byte(b[at - 1]) || matches!(b[at - 1], b'$' | b':'));
+            let joined_after = after < b.len() && (is_ident_byte(b[after]) || b[after] == b'$');
+            if !joined_before && !joined_after {
                 found.push(at);
             }
             k = after;
@@ -450,5 +457,44 @@ mod tests {
         assert!(out.contains("-- :batch_size"));
         assert!(out.contains(":batch_size_x"));
         assert!(placeholder_offsets("SELECT x::batch_size", "batch_size").is_empty());
+    }
+
+    /// Fuzz finding 3 (docs/FUZZING.md): a placeholder that binding would join to its neighbours
+    /// is not one, so binding never changes how the rest of the text is quoted.
+    #[test]
+    fn a_placeholder_joined_to_its_neighbours_is_not_bound() {
+        for sql in [
+            "SELECT $tag:batch_size$ /* $tag1000$ :batch_size",
+            "SELECT $:batch_size$ /* $$ :batch_size",
+            "SELECT 1 LIMIT:batch_size",
+            "SELECT arr[1:batch_size]",
+            "SELECT :batch_size$x$ /* $x$ :batch_size",
+            "SELECT é:batch_size",
+        ] {
+            // The only placeholder in the code, if any, is a standalone one; binding leaves the
+            // text's quoting as it was and no placeholder behind.
+            for replacement in ["1000", "$1", "?1", "0"] {
+                let bound = replace_placeholder(sql, "batch_size", replacement);
+                assert!(
+                    placeholder_offsets(&bound, "batch_size").is_empty(),
+                    "{sql:?} bound to {replacement}: {bound:?}"
+                );
+            }
+        }
+        assert!(placeholder_offsets("SELECT 1 LIMIT:batch_size", "batch_size").is_empty());
+        assert!(placeholder_offsets("SELECT $tag:batch_size$", "batch_size").is_empty());
+        assert_eq!(
+            placeholder_offsets(
+                "SELECT (:batch_size),-:batch_size,[:batch_size]",
+                "batch_size"
+            ),
+            vec![8, 22, 35]
+        );
+        // The fuzzer's input: before the fix binding made `$tag1000$ … $tag1000$` a dollar quote
+        // and left an unbound `:batch_size` after it.
+        let found =
+            include_str!("../../fuzz/regressions/sql_split/placeholder-joined-to-a-dollar-tag");
+        let bound = replace_placeholder(found, "batch_size", "1000");
+        assert!(placeholder_offsets(&bound, "batch_size").is_empty());
     }
 }
