@@ -11,6 +11,7 @@ pub mod layout;
 pub mod manifest;
 pub mod migration_name;
 pub mod names;
+pub mod pages;
 pub mod parts;
 pub mod path;
 pub mod random;
