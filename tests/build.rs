@@ -292,13 +292,64 @@ fn a_kit_whose_header_no_verifier_would_read_is_refused_by_build() {
     for n in 0..4000 {
         std::fs::write(dir.join(format!("s{n:04}.json")), b"{}").unwrap();
     }
+    // A 4 GiB seed (sparse): reading it would take a while; the build must refuse first.
+    let huge = std::fs::File::create(src.join("seeds/huge.bin")).unwrap();
+    huge.set_len(4 << 30).unwrap();
     let (code, out, err) = ws.try_build(&src, &[&key], "out", "1700000000");
     assert_eq!(code, 4, "{out}{err}");
-    assert!(err.contains("would take"), "{err}");
+    assert!(err.contains("would take at least"), "{err}");
+    assert!(err.contains("refused before reading them"), "{err}");
     assert!(err.contains("split the source"), "{err}");
     assert_eq!(err.matches("would take").count(), 1, "said once: {err}");
     let written: Vec<_> = std::fs::read_dir(ws.path("out")).map_or(Vec::new(), |d| d.collect());
     assert!(written.is_empty(), "build left {written:?}");
+}
+
+/// The floor `build` checks before reading any file is never above the envelope it writes,
+/// and close to it for a kit of many seeds (so the early refusal catches most sources past the
+/// limit; the exact check after signing catches the rest).
+#[test]
+fn the_envelope_floor_checked_before_reading_is_below_the_envelope_written() {
+    let ws = Workspace::new();
+    let (key, _) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    for n in 0..2000 {
+        write(&src.join(format!("seeds/objects/{n:05}.json")), "{}");
+    }
+    let kit = ws.build_in(&src, &[&key], "out");
+    let x = ws.path("x");
+    std::fs::create_dir_all(&x).unwrap();
+    let (code, _, err) = outcome(
+        &std::process::Command::new("tar")
+            .args(["--zstd", "-xf"])
+            .arg(&kit)
+            .arg("-C")
+            .arg(&x)
+            .args(["SHA256SUMS", "manifest.dsse.json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(code, 0, "tar: {err}");
+    let envelope = std::fs::metadata(x.join("manifest.dsse.json"))
+        .unwrap()
+        .len();
+    let sums = std::fs::read_to_string(x.join("SHA256SUMS")).unwrap();
+    let payload: Vec<&str> = sums
+        .lines()
+        .map(|l| &l[66..])
+        .filter(|p| !["offkit-layout", "manifest.json", "sboms/kit.spdx.json"].contains(p))
+        .collect();
+    assert!(payload.len() > 2000);
+    let floor =
+        offkit::kit::frame::envelope_floor(payload.iter().map(|p| (*p, p.starts_with("seeds/"))));
+    assert!(
+        floor <= envelope,
+        "floor {floor} above the envelope {envelope}"
+    );
+    assert!(
+        floor * 10 >= envelope * 9,
+        "floor {floor} far below the envelope {envelope}"
+    );
 }
 
 #[test]

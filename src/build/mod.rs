@@ -347,6 +347,14 @@ pub fn build(
         move |source| BuildError::Write { path, source }
     };
 
+    // A source far past what a verifier reads is refused before any file is read.
+    crate::kit::frame::check_file_count(
+        source
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), matches!(f.role, Role::Seed { .. }))),
+    )?;
+
     // Pass over the payload: hash and compress every file once.
     let payload_tmp = tempfile::tempfile_in(out_dir).map_err(write_err(out_dir))?;
     let packed = payload::pack(

@@ -82,6 +82,17 @@ pub enum HeaderLimit {
         /// The envelope's size.
         bytes: u64,
     },
+    /// The payload files alone would take the envelope past [`MAX_ENVELOPE_BYTES`]: refused
+    /// before any file is read ([`envelope_floor`]).
+    #[error(
+        "the signed statement's envelope would take at least {floor} bytes for these {files} files, above the {MAX_ENVELOPE_BYTES} bytes a verifier holds before authenticating it; refused before reading them: the kit lists too many files (split the source into several kits)"
+    )]
+    TooManyFiles {
+        /// How many payload files.
+        files: u64,
+        /// The fewest bytes their envelope can take.
+        floor: u64,
+    },
     /// More trust versions, or more of their bytes, than a kit carries.
     #[error(
         "{count} trust versions of {bytes} bytes; a kit carries at most {} of at most {} bytes each, {} bytes in all",
@@ -110,6 +121,42 @@ pub enum HeaderLimit {
         /// How many there would be.
         count: usize,
     },
+}
+
+/// The fewest bytes the DSSE envelope of a kit with these payload files can take, from their
+/// paths alone (`true` for a seed): each file is a subject of the statement
+/// (`{"name":…,"digest":{"sha256":…}}`, 96 bytes and the path) and an entry of the manifest in
+/// its predicate (`{"path":…,"sha256":…,"size":…}`, at least 96 bytes and the path; a seed's also
+/// has its key, the path less `seeds/`, and a media type of at least 8 bytes: 26 bytes and the
+/// key more), all of it Base64-encoded (4 bytes for 3). JSON escaping only lengthens a path, and
+/// everything else in the statement is left out, so the envelope is never smaller. `build` checks
+/// it before reading any file, so a source far past the limit is refused in seconds, not after
+/// every file was hashed and compressed.
+pub fn envelope_floor<'a>(files: impl IntoIterator<Item = (&'a str, bool)>) -> u64 {
+    let statement: u64 = files
+        .into_iter()
+        .map(|(path, seed)| {
+            let p = path.len() as u64;
+            let entry = 96 + p + if seed { 26 + p.saturating_sub(6) } else { 0 };
+            96 + p + entry
+        })
+        .sum();
+    statement / 3 * 4
+}
+
+/// Refuses payload files whose envelope would pass [`MAX_ENVELOPE_BYTES`] ([`envelope_floor`]).
+pub fn check_file_count<'a>(
+    files: impl IntoIterator<Item = (&'a str, bool)>,
+) -> Result<(), HeaderLimit> {
+    let mut count = 0u64;
+    let floor = envelope_floor(files.into_iter().inspect(|_| count += 1));
+    if floor > MAX_ENVELOPE_BYTES {
+        return Err(HeaderLimit::TooManyFiles {
+            files: count,
+            floor,
+        });
+    }
+    Ok(())
 }
 
 /// The header entries as tar bytes: `offkit-layout`, `manifest.json`, `SHA256SUMS`,
