@@ -158,6 +158,11 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .map_err(|e| format!("invalid duration {:?}: {e}", printable_short(s)))
 }
 
+/// A duration in whole milliseconds, as every report gives it (`duration_ms`).
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// A duration as `parse_duration` reads it: `250ms`, `5s`, `10m`, `2h` (whole units when exact).
 pub fn format_duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();

@@ -249,13 +249,13 @@ impl ApplyReport {
         self.steps.push(Step {
             step,
             outcome,
-            duration_ms: u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+            duration_ms: crate::util::millis(since.elapsed()),
             detail,
         });
     }
 
     pub(super) fn finish(&mut self, started: Instant, error: Option<&ApplyError>) {
-        self.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.duration_ms = crate::util::millis(started.elapsed());
         self.outcome = match error {
             Some(_) => ReportOutcome::Failed,
             None if self.dry_run => ReportOutcome::DryRun,

@@ -38,7 +38,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     let mut report = KitReport::verified(
         &args.kit.display().to_string(),
         &extracted,
-        started.elapsed().as_millis() as u64,
+        crate::util::millis(started.elapsed()),
     );
     report.warnings.extend(downgraded);
     if global.json {

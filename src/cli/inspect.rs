@@ -31,7 +31,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     let report = if let Some(trust) = args.trust.given() {
         let policy = trust.policy()?;
         let v = verify_kit(&args.kit, &policy, &trust.options())?;
-        KitReport::verified(&shown, &v, started.elapsed().as_millis() as u64)
+        KitReport::verified(&shown, &v, crate::util::millis(started.elapsed()))
     } else {
         unverified(&args, &shown, started)?
     };
@@ -67,7 +67,7 @@ fn unverified(args: &Args, shown: &str, started: Instant) -> Result<KitReport, C
         provenance: None,
         attestations: Vec::new(),
         manifest: Some(header.manifest),
-        duration_ms: started.elapsed().as_millis() as u64,
+        duration_ms: crate::util::millis(started.elapsed()),
     })
 }
 

@@ -52,7 +52,8 @@ pub fn run(args: Args, global: &Global) -> CliResult {
     }
     match verified {
         Ok(v) => {
-            let mut report = KitReport::verified(&shown, &v, started.elapsed().as_millis() as u64);
+            let mut report =
+                KitReport::verified(&shown, &v, crate::util::millis(started.elapsed()));
             report.warnings.extend(downgraded);
             if global.json {
                 print_json(&report)
@@ -75,7 +76,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
                 provenance: None,
                 attestations: Vec::new(),
                 manifest: None,
-                duration_ms: started.elapsed().as_millis() as u64,
+                duration_ms: crate::util::millis(started.elapsed()),
             };
             if global.json {
                 print_json(&report)?;

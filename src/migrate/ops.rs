@@ -244,7 +244,7 @@ impl Locked<'_> {
                     ran.and(restored).and_then(|()| in_tx(driver, forget))
                 }
             };
-            step.duration_ms = Some(t.elapsed().as_millis() as u64);
+            step.duration_ms = Some(crate::util::millis(t.elapsed()));
             if let Err(e) = result {
                 step.outcome = Outcome::Failed;
                 let done = report

@@ -83,7 +83,7 @@ fn rehearse_steps(
         });
         let outcome = rehearse_one(driver, md, m, &timeouts, opts, stats.as_mut());
         let step = &mut report.steps[i];
-        step.duration_ms = Some(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+        step.duration_ms = Some(crate::util::millis(started.elapsed()));
         match outcome {
             Ok((rehearsed, retries)) => {
                 step.outcome = Outcome::Rehearsed;

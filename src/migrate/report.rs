@@ -104,7 +104,7 @@ pub struct Limits {
 impl Limits {
     /// The limits of `safety`.
     pub fn of(safety: &crate::migrate::safety::Safety) -> Limits {
-        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let ms = crate::util::millis;
         let session = safety.session();
         Limits {
             lock_timeout_ms: session.lock_timeout.millis,

@@ -221,7 +221,7 @@ pub(crate) fn migration_failed(
 }
 
 fn ms_since(t: Instant) -> u64 {
-    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+    crate::util::millis(t.elapsed())
 }
 
 /// Runs a no-transaction migration between a durable in-progress record and its completion.

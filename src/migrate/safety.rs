@@ -56,7 +56,7 @@ pub struct Setting {
 impl Setting {
     fn new(d: Duration, source: Source) -> Setting {
         Setting {
-            millis: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            millis: crate::util::millis(d),
             source,
         }
     }

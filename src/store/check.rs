@@ -24,7 +24,7 @@ pub struct CheckStep {
     /// `ok`, `warn` (works, with a weaker guarantee: see `detail`), `failed` or `not-run`.
     pub status: &'static str,
     /// How long it took, in milliseconds.
-    pub duration_ms: f64,
+    pub duration_ms: u64,
     /// What went wrong, or a note.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -51,7 +51,7 @@ impl CheckReport {
         let mut s = format!("Checking {} ({} driver)\n", self.store, self.driver);
         for st in &self.steps {
             s.push_str(&format!(
-                "  {:<12} {:<8} {:>8.1} ms",
+                "  {:<12} {:<8} {:>6} ms",
                 st.step, st.status, st.duration_ms
             ));
             if let Some(d) = &st.detail {
@@ -89,14 +89,14 @@ impl Prober {
             self.steps.push(CheckStep {
                 step,
                 status: "not-run",
-                duration_ms: 0.0,
+                duration_ms: 0,
                 detail: None,
             });
             return;
         }
         let t = Instant::now();
         let r = f();
-        let duration_ms = t.elapsed().as_secs_f64() * 1000.0;
+        let duration_ms = crate::util::millis(t.elapsed());
         let (status, detail) = match r {
             Ok((status, d)) => (status, d),
             Err(e) => {

@@ -272,7 +272,7 @@ pub struct MigrationReport {
     /// Counts.
     pub totals: Totals,
     /// Wall time.
-    pub duration_ms: f64,
+    pub duration_ms: u64,
     /// Failed objects.
     pub failures: Vec<Failure>,
     /// A dry run's plan, object by object.
@@ -1246,7 +1246,7 @@ pub fn migrate(
         batch_size: opts.batch_size,
         state: RunState::Running,
         totals: Totals::default(),
-        duration_ms: 0.0,
+        duration_ms: 0,
         failures: Vec::new(),
         plan: Vec::new(),
     };
@@ -1302,7 +1302,7 @@ pub fn migrate(
         report.run_id = Some(id);
     }
     let result = run_batches(src, dst, ledger.as_mut(), opts, &prior, &mut report);
-    report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    report.duration_ms = crate::util::millis(started.elapsed());
     let stopped = match result {
         Ok(stopped) => stopped,
         Err(e) => {

@@ -231,9 +231,7 @@ impl Dialect {
 
 /// A duration as PostgreSQL's millisecond setting value (0 disables the timeout).
 pub fn pg_millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis())
-        .unwrap_or(u64::MAX)
-        .min(i32::MAX as u64)
+    crate::util::millis(d).min(i32::MAX as u64)
 }
 
 /// A lock on a relation, as `pg_locks` shows it.

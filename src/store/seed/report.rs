@@ -74,7 +74,7 @@ pub struct ObjectReport {
     /// Bytes written to the store.
     pub bytes_written: u64,
     /// Time spent on the put and its confirmation, in milliseconds.
-    pub duration_ms: f64,
+    pub duration_ms: u64,
     /// The error, for a failed object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -117,7 +117,7 @@ pub struct SeedReport {
     /// Counts.
     pub totals: SeedTotals,
     /// Wall-clock time, in milliseconds.
-    pub duration_ms: f64,
+    pub duration_ms: u64,
     /// Per object, in seed order.
     pub objects: Vec<ObjectReport>,
 }
@@ -141,7 +141,7 @@ impl ObjectReport {
                 _ => None,
             },
             bytes_written: 0,
-            duration_ms: 0.0,
+            duration_ms: 0,
             error: None,
         }
     }
@@ -188,7 +188,7 @@ impl SeedReport {
             self.store,
             t.objects,
             t.bytes,
-            self.duration_ms / 1000.0,
+            self.duration_ms as f64 / 1000.0,
             t.put,
             t.skipped,
             t.replaced,

@@ -70,7 +70,7 @@ pub(super) fn run(
         conflict_policy: opts.conflicts,
         parallelism: threads,
         totals: SeedTotals::default(),
-        duration_ms: 0.0,
+        duration_ms: 0,
         objects: plan
             .entries
             .iter()
@@ -113,7 +113,7 @@ pub(super) fn run(
             store.sync().map_err(SeedError::Sync)?;
         }
     }
-    report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    report.duration_ms = crate::util::millis(started.elapsed());
     report.tally();
     let problem = run
         .source_problem
@@ -201,7 +201,7 @@ impl Run<'_> {
             Ok(()) => Ok(Outcome::Put),
             Err(e) => Err(e),
         };
-        o.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        o.duration_ms = crate::util::millis(started.elapsed());
         match result {
             Ok(outcome) => {
                 if matches!(outcome, Outcome::Put | Outcome::Replaced) {
