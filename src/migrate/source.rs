@@ -334,7 +334,13 @@ fn check_data_shape(origin: &str, sql: &str, tx: TxMode) -> Result<(), SourceErr
     } else if sqltext::statement_count(sql) != 1 {
         "found more or fewer than one statement"
     } else if sqltext::placeholder_offsets(sql, BATCH_SIZE_PARAM).is_empty() {
-        "the statement does not use :batch_size to bound a batch"
+        if sql.contains(":batch_size") {
+            "the statement does not use :batch_size to bound a batch (a :batch_size joined to \
+             a letter, digit, `_`, `$` or `:` before or after it, as in LIMIT:batch_size, is \
+             not the placeholder: put a space before it)"
+        } else {
+            "the statement does not use :batch_size to bound a batch"
+        }
     } else {
         return Ok(());
     };
@@ -582,5 +588,14 @@ mod tests {
             )]),
             SourceError::DataShape { .. }
         ));
+        let joined = case(&[(
+            "migrations/a/DM001_x.sql",
+            "UPDATE t SET a = 1 WHERE id IN (SELECT id FROM t LIMIT:batch_size);",
+        )]);
+        assert!(
+            matches!(joined, SourceError::DataShape { .. })
+                && joined.to_string().contains("put a space before it"),
+            "{joined}"
+        );
     }
 }
