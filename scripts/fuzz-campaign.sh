@@ -28,14 +28,17 @@ for target in "${targets[@]}"; do
   log="fuzz/logs/$target-$(date -u +%Y%m%dT%H%M%SZ).log"
   mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
   start=$SECONDS
-  nice -n 10 "$bin/$target" "fuzz/corpus/$target" "fuzz/seeds/$target" \
+  # A private copy: fork mode starts every job from the binary's path, and a build started
+  # meanwhile (another campaign's, or a test's) would replace the binary under the campaign.
+  cp "$bin/$target" "$work/$target"
+  nice -n 10 "$work/$target" "fuzz/corpus/$target" "fuzz/seeds/$target" \
     -dict="$(fuzz_dict "$target")" "${FUZZ_FLAGS[@]}" -max_total_time="$seconds" \
     -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
     -artifact_prefix="fuzz/artifacts/$target/" >"$log" 2>&1 || true
   took=$((SECONDS - start))
   # The last status line: "#EXECS: cov: C ft: F corp: N exec/s: E oom/timeout/crash: O/T/C ...".
   last="$(grep -E '^#[0-9]+: cov:' "$log" | tail -n 1)"
-  field() { sed -n "s/.* $1: \([0-9/]*\).*/\1/p" <<<"$last"; }
+  field() { sed -n "s|.* $1: \([0-9/]*\).*|\1|p" <<<"$last"; }
   execs="$(sed -n 's/^#\([0-9]*\):.*/\1/p' <<<"$last")"
   echo "| $target | $took | $execs | $(field exec/s) | $(field cov) | $(field ft) |" \
     "$(field corp) | $(field oom/timeout/crash) |"
