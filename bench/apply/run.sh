@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Apply benchmark: `offkit apply` of a mixed kit (bench/kit/gen.py, migrations portable to SQLite)
-# into a folder store, against the stock pipeline doing the same job with standard tools —
-# extract the kit, check every file with `sha256sum -c`, copy the seeds with
-# `rclone copy --checksum` — in one run, on the same kit.
-#   usage: bench/apply/run.sh [SIZE_MIB=1100] [RUNS=3]
+# into a folder store and into S3 (`rclone serve s3` on loopback), against the stock pipeline
+# doing the same job with standard tools — extract the kit, check every file with
+# `sha256sum -c`, copy the seeds with `rclone copy --checksum` — in one run, on the same kit.
+#   usage: bench/apply/run.sh [SIZE_MIB=1100] [RUNS=3]     (STORES="file s3" by default)
 # Prints a Markdown table (median seconds, ratio, peak RSS, peak scratch disk) for
 # docs/BENCHMARKS.md. Scratch disk is what a run needs beside the kit and the store: apply's
 # --work-dir (sampled while it runs) and the pipeline's extraction folder.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SIZE=${1:-1100}; RUNS=${2:-3}
+SIZE=${1:-1100}; RUNS=${2:-3}; STORES=${STORES:-file s3}
 W=${BENCH_DIR:-/tmp/offkit-bench-apply}
 cargo build --release --quiet
 OFFKIT=$PWD/target/release/offkit
@@ -29,14 +29,10 @@ PUB="$W/keys/bench.pub"
 source bench/lib.sh
 
 cat "$KIT" > /dev/null
-APPLY="$OFFKIT apply $KIT --trust $PUB --db sqlite://$W/site/offkit.db --store file://$W/site/store --work-dir $W/work --progress off"
-STOCK="tar --zstd -xf $KIT -C $W/x && (cd $W/x && sha256sum -c --strict --quiet SHA256SUMS) && rclone copy --checksum $W/x/seeds $W/store2"
-PREP="rm -rf $W/site $W/work; mkdir -p $W/site $W/work; sync"
-measure apply "$APPLY"
-PREP="rm -rf $W/x $W/store2; mkdir -p $W/x; sync"
-measure stock "$STOCK"
+KIT_MIB=$(python3 -c "import os; print(f'{os.path.getsize(\"$KIT\")/2**20:.0f}')")
+SEEDS=$(find "$W/src/seeds" -type f | wc -l)
 
-# Peak scratch disk: one more run of each, sampling its scratch folder every 0.2 s.
+# Peak scratch disk: one more run, sampling its scratch folder every 0.2 s.
 peak() {
   local dir=$1; shift
   local max=0 now
@@ -51,18 +47,46 @@ peak() {
   now=$(du -sb "$dir" 2>/dev/null | cut -f1); [ "${now:-0}" -gt "$max" ] && max=$now
   python3 -c "print(f'{$max/2**20:.0f}')"
 }
-PREP="rm -rf $W/site $W/work; mkdir -p $W/site $W/work; sync"
-DISK_APPLY=$(peak "$W/work" "$APPLY")
-PREP="rm -rf $W/x $W/store2; mkdir -p $W/x; sync"
-DISK_STOCK=$(peak "$W/x" "$STOCK")
 
-KIT_MIB=$(python3 -c "import os; print(f'{os.path.getsize(\"$KIT\")/2**20:.0f}')")
-SEEDS=$(find "$W/src/seeds" -type f | wc -l)
+ROWS=()
+# One store: STORE_NAME, APPLY_STORE (offkit's --store), STOCK_DEST (rclone's destination),
+# STORE_PREP (empties both stores).
+run_store() {
+  local apply="$OFFKIT apply $KIT --trust $PUB --db sqlite://$W/site/offkit.db --store '$APPLY_STORE' --work-dir $W/work --progress off"
+  local stock="tar --zstd -xf $KIT -C $W/x && (cd $W/x && sha256sum -c --strict --quiet SHA256SUMS) && rclone copy --checksum --config /dev/null $W/x/seeds $STOCK_DEST"
+  PREP="rm -rf $W/site $W/work; mkdir -p $W/site $W/work; $STORE_PREP; sync"
+  measure "apply-$STORE_NAME" "$apply"
+  local disk_apply; disk_apply=$(peak "$W/work" "$apply")
+  PREP="rm -rf $W/x; mkdir -p $W/x; $STORE_PREP; sync"
+  measure "stock-$STORE_NAME" "$stock"
+  local disk_stock; disk_stock=$(peak "$W/x" "$stock")
+  local a=${SECS[apply-$STORE_NAME]} b=${SECS[stock-$STORE_NAME]}
+  ROWS+=("| $STORE_NAME | \`offkit apply KIT\` (verify, migrations, seeds read again from the kit) | $a | $(ratio "$a" "$b") | $(mib "${RSS[apply-$STORE_NAME]}") | $disk_apply |")
+  ROWS+=("| $STORE_NAME | \`tar --zstd -x\` + \`sha256sum -c\` + \`rclone copy --checksum\` (stock) | $b | 1.00 | $(mib "${RSS[stock-$STORE_NAME]}") | $disk_stock |")
+}
+
+if [[ " $STORES " == *" file "* ]]; then
+  STORE_NAME=folder APPLY_STORE="file://$W/site/store" STOCK_DEST="$W/store2" \
+    STORE_PREP="rm -rf $W/store2" run_store
+fi
+if [[ " $STORES " == *" s3 "* ]]; then
+  work=$W
+  source bench/store/lib.sh
+  start_s3
+  STORE_NAME=S3 APPLY_STORE="s3://apply-b?endpoint=http://127.0.0.1:$port&path_style=true" \
+    STOCK_DEST="\"$(remote stock-b)\"" \
+    STORE_PREP="$(for b in apply-b stock-b; do
+      # Through the server, so that its listing cache never holds a bucket emptied behind it.
+      printf 'rclone purge --config /dev/null "%s" 2>/dev/null || true; ' "$(remote $b)"
+      printf 'rclone mkdir --config /dev/null "%s"; ' "$(remote $b)"
+    done)true" run_store
+  kill "$server" 2>/dev/null || true
+fi
+
 cat <<MD
-Kit: $SIZE MiB of mixed payload ($SEEDS seed objects, 200 migrations), $KIT_MIB MiB compressed; folder store; median of $RUNS runs; $(nproc) cores; $(date -u +%F).
+Kit: $SIZE MiB of mixed payload ($SEEDS seed objects, 200 migrations), $KIT_MIB MiB compressed; median of $RUNS runs; $(nproc) cores; $(date -u +%F); S3 is \`rclone serve s3\` on loopback.
 
-| job | seconds | ÷ stock | peak RSS (MiB) | peak scratch disk (MiB) |
-|---|---:|---:|---:|---:|
-| \`offkit apply KIT\` (verify, migrations, seeds read again from the kit) | ${SECS[apply]} | $(ratio ${SECS[apply]} ${SECS[stock]}) | $(mib ${RSS[apply]}) | $DISK_APPLY |
-| \`tar --zstd -x\` + \`sha256sum -c\` + \`rclone copy --checksum\` (stock) | ${SECS[stock]} | 1.00 | $(mib ${RSS[stock]}) | $DISK_STOCK |
+| store | job | seconds | ÷ stock | peak RSS (MiB) | peak scratch disk (MiB) |
+|---|---|---:|---:|---:|---:|
 MD
+printf '%s\n' "${ROWS[@]}"
