@@ -298,14 +298,14 @@ fn a_kit_whose_header_no_verifier_would_read_is_refused_by_build() {
     let (code, out, err) = ws.try_build(&src, &[&key], "out", "1700000000");
     assert_eq!(code, 4, "{out}{err}");
     assert!(err.contains("would take at least"), "{err}");
-    assert!(err.contains("refused before reading them"), "{err}");
+    assert!(err.contains("refused before hashing them"), "{err}");
     assert!(err.contains("split the source"), "{err}");
     assert_eq!(err.matches("would take").count(), 1, "said once: {err}");
     let written: Vec<_> = std::fs::read_dir(ws.path("out")).map_or(Vec::new(), |d| d.collect());
     assert!(written.is_empty(), "build left {written:?}");
 }
 
-/// The floor `build` checks before reading any file is never above the envelope it writes,
+/// The floor `build` checks before hashing any payload file is never above the envelope it writes,
 /// and close to it for a kit of many seeds (so the early refusal catches most sources past the
 /// limit; the exact check after signing catches the rest).
 #[test]

@@ -347,7 +347,7 @@ pub fn build(
         move |source| BuildError::Write { path, source }
     };
 
-    // A source far past what a verifier reads is refused before any file is read.
+    // A source far past what a verifier reads is refused before any payload file is hashed.
     crate::kit::frame::check_file_count(
         source
             .files

@@ -83,9 +83,9 @@ pub enum HeaderLimit {
         bytes: u64,
     },
     /// The payload files alone would take the envelope past [`MAX_ENVELOPE_BYTES`]: refused
-    /// before any file is read ([`envelope_floor`]).
+    /// before any payload file is hashed ([`envelope_floor`]).
     #[error(
-        "the signed statement's envelope would take at least {floor} bytes for these {files} files, above the {MAX_ENVELOPE_BYTES} bytes a verifier holds before authenticating it; refused before reading them: the kit lists too many files (split the source into several kits)"
+        "the signed statement's envelope would take at least {floor} bytes for these {files} files, above the {MAX_ENVELOPE_BYTES} bytes a verifier holds before authenticating it; refused before hashing them: the kit lists too many files (split the source into several kits)"
     )]
     TooManyFiles {
         /// How many payload files.
@@ -130,7 +130,7 @@ pub enum HeaderLimit {
 /// has its key, the path less `seeds/`, and a media type of at least 8 bytes: 26 bytes and the
 /// key more), all of it Base64-encoded (4 bytes for 3). JSON escaping only lengthens a path, and
 /// everything else in the statement is left out, so the envelope is never smaller. `build` checks
-/// it before reading any file, so a source far past the limit is refused in seconds, not after
+/// it before hashing any payload file, so a source far past the limit is refused in seconds, not after
 /// every file was hashed and compressed.
 pub fn envelope_floor<'a>(files: impl IntoIterator<Item = (&'a str, bool)>) -> u64 {
     let statement: u64 = files
