@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::kit::manifest::{Manifest, MigrationEntry};
+use crate::kit::manifest::{MigrationEntry, SeedEntry};
 use crate::kit::random::FrameFile;
 use crate::migrate::source::SourceError;
 use crate::migrate::{Migration, MigrationSet, Module, Rollback};
@@ -111,16 +111,21 @@ pub fn migration_set(kit: &mut VerifiedKit) -> Result<MigrationSet, LoadError> {
     Ok(MigrationSet::new(modules)?)
 }
 
-/// The kit's seed objects, from the signed manifest.
-pub fn seed_objects(manifest: &Manifest) -> Vec<SeedObject> {
-    manifest
-        .seeds
-        .iter()
+/// The kit's seed objects, from the signed manifest or the signed pages it lists
+/// ([`VerifiedKit::seeds`]).
+pub fn seed_objects(kit: &VerifiedKit) -> Result<Vec<SeedObject>, ContentError> {
+    Ok(objects(kit.seeds()?))
+}
+
+/// Seed objects of the seeds a signed list names.
+pub fn objects(seeds: Vec<SeedEntry>) -> Vec<SeedObject> {
+    seeds
+        .into_iter()
         .map(|s| SeedObject {
-            key: s.key.clone(),
+            key: s.key,
             sha256: s.file.sha256.to_string(),
             size: s.file.size,
-            media_type: s.media_type.clone(),
+            media_type: s.media_type,
         })
         .collect()
 }
@@ -153,23 +158,13 @@ pub struct KitSeeds {
 impl KitSeeds {
     /// Opens the kit `kit` was verified from.
     pub fn open(kit: &VerifiedKit) -> std::io::Result<KitSeeds> {
-        let files = match crate::kit::parts::find(kit.path()).map_err(std::io::Error::other)? {
-            Some(parts) => parts.files,
-            None => vec![kit.path().to_path_buf()],
-        };
-        let header_frame =
-            crate::kit::frame::header_frame_len(&mut std::fs::File::open(&files[0])?)?;
-        let frames = FrameFile::open(&files, header_frame, &kit.manifest().payload.frames)?;
-        let offsets = kit.data_offsets();
-        let at = kit
-            .manifest()
-            .seeds
-            .iter()
-            .filter_map(|s| {
-                offsets
-                    .get(s.file.path.as_str())
-                    .map(|o| (s.key.as_str().to_owned(), *o))
-            })
+        let frames = kit.frames()?;
+        let seeds = kit.seeds().map_err(std::io::Error::other)?;
+        let at = seeds
+            .into_iter()
+            .zip(kit.seed_offsets())
+            .filter(|(_, at)| *at != u64::MAX)
+            .map(|(s, at)| (s.key.as_str().to_owned(), at))
             .collect();
         Ok(KitSeeds { frames, at })
     }

@@ -397,7 +397,7 @@ impl Pipeline {
             kit.check_folder()
                 .map_err(|e| ApplyError::from(LoadError::Content(e)))?;
             let set = load::migration_set(&mut kit)?;
-            let seeds = load::seed_objects(kit.manifest());
+            let seeds = load::seed_objects(&kit).map_err(LoadError::Content)?;
             let detail = format!(
                 "{} module(s), {} seed object(s), from the signed manifest",
                 set.modules.len(),

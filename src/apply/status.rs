@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::ApplyError;
 use super::ledger::{self, Row};
-use super::load;
+use super::load::{self, LoadError};
 use super::report::KitInfo;
 use crate::migrate::plan::Status;
 use crate::migrate::{ModuleFilter, Session, State};
@@ -79,15 +79,28 @@ pub fn status(
     session: &mut Session,
     store: &dyn Store,
 ) -> Result<KitStatus, ApplyError> {
-    let objects = load::seed_objects(kit.manifest());
-    let (verified, seeds) = std::thread::scope(|s| {
-        let plan = s.spawn(|| crate::store::plan(store, &objects, None, &Default::default()));
-        let verified = kit.verify(Retain::Sql);
-        (verified, plan.join())
-    });
-    let mut kit = verified.map_err(ApplyError::Verify)?;
-    // A panic in the comparison is a bug: carry it on rather than report it as something else.
-    let seeds: SeedPlan = seeds.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+    let plan = |objects: &[crate::store::SeedObject]| {
+        crate::store::plan(store, objects, None, &Default::default())
+    };
+    let (mut kit, seeds): (_, SeedPlan) = if kit.manifest().is_paged() {
+        // The seeds are listed in pages the verifying pass checks: compared after it.
+        let kit = kit.verify(Retain::Sql).map_err(ApplyError::Verify)?;
+        let objects = load::seed_objects(&kit).map_err(LoadError::Content)?;
+        let seeds = plan(&objects)?;
+        (kit, seeds)
+    } else {
+        // The signed manifest lists them: compared while the payload is verified.
+        let objects = load::objects(kit.manifest().seeds.clone());
+        let (verified, seeds) = std::thread::scope(|s| {
+            let plan = s.spawn(|| plan(&objects));
+            let verified = kit.verify(Retain::Sql);
+            (verified, plan.join())
+        });
+        let kit = verified.map_err(ApplyError::Verify)?;
+        // A panic in the comparison is a bug: carry it on rather than report it as something
+        // else.
+        (kit, seeds.unwrap_or_else(|p| std::panic::resume_unwind(p))?)
+    };
     let set = load::migration_set(&mut kit)?;
     let migrations = session.status(&set, &ModuleFilter::All)?;
     let driver = session.driver();

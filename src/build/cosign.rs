@@ -131,6 +131,7 @@ pub fn add_signature(
     cosigners.sort();
     let new_tar = header_tar(
         &HeaderEntries {
+            layout: &header.layout.bytes,
             manifest: &header.manifest.bytes,
             sums: &header.sums.bytes,
             sums_sig: &header.sums_sig,

@@ -29,7 +29,10 @@ use crate::kit::frame::{
     HeaderEntries, HeaderLimit, append_entry, compress_frame, header_frame, header_tar,
     new_compressor,
 };
-use crate::kit::layout::{FORMAT_MARKER, KIT_SBOM, LAYOUT, MANIFEST, MANIFEST_SCHEMA};
+use crate::kit::layout::{
+    FORMAT_MARKER, FORMAT_MARKER_V2, KIT_SBOM, LAYOUT, MANIFEST, MANIFEST_SCHEMA,
+    MANIFEST_SCHEMA_V2,
+};
 use crate::kit::manifest::{
     DestructiveEntry, FileEntry, FrameEntry, Manifest, MigrationEntry, ModuleEntry, PayloadSummary,
     RealignEntry, RequirementEntry, SeedEntry, TargetEntry, ToolEntry, media_type_for,
@@ -273,12 +276,12 @@ fn provenance(
 ) -> Result<Vec<u8>, BuildError> {
     use crate::kit::layout::{OFFKIT_BUILD_TYPE, SLSA_PROVENANCE_TYPE, STATEMENT_TYPE};
     // The source tree: `sha256  path` lines of its files in path order, as SHA256SUMS writes them.
-    let tree: String = source
-        .files
-        .iter()
-        .zip(facts)
-        .map(|(f, x)| format!("{}  {}\n", x.sha256, f.path))
-        .collect();
+    // Hashed as it is made: a million-file source's tree is not held.
+    let mut tree = <sha2::Sha256 as sha2::Digest>::new();
+    for (f, x) in source.files.iter().zip(facts) {
+        sha2::Digest::update(&mut tree, format!("{}  {}\n", x.sha256, f.path).as_bytes());
+    }
+    let tree = hex::encode(sha2::Digest::finalize(tree));
     let toml_path = source.root.join("kit.toml");
     let toml = std::fs::read(&toml_path).map_err(|e| BuildError::Source {
         path: toml_path.display().to_string(),
@@ -301,7 +304,7 @@ fn provenance(
                 },
                 "resolvedDependencies": [{
                     "name": "kit-source",
-                    "digest": {"sha256": crate::util::sha256_hex(tree.as_bytes())},
+                    "digest": {"sha256": tree},
                     "annotations": {
                         "files": source.files.len(),
                         "trustVersions": source.trust_versions.len(),
@@ -347,18 +350,29 @@ pub fn build(
         move |source| BuildError::Write { path, source }
     };
 
+    // Seeds past one page are listed in pages (an offkit/v2 kit), cut by their paths alone.
+    let seed_files: Vec<usize> = (0..source.files.len())
+        .filter(|&i| matches!(source.files[i].role, Role::Seed { .. }))
+        .collect();
+    let page_starts: Vec<usize> =
+        crate::kit::pages::starts(seed_files.iter().map(|&i| &source.files[i].path))
+            .into_iter()
+            .map(|s| seed_files[s])
+            .collect();
+    let paged = page_starts.len() > 1;
+    let page_starts = if paged { page_starts } else { Vec::new() };
+
     // A source far past what a verifier reads is refused before any payload file is hashed.
-    crate::kit::frame::check_file_count(
-        source
-            .files
-            .iter()
-            .map(|f| (f.path.as_str(), matches!(f.role, Role::Seed { .. }))),
-    )?;
+    crate::kit::frame::check_file_count(source.files.iter().filter_map(|f| {
+        let seed = matches!(f.role, Role::Seed { .. });
+        (!(paged && seed)).then_some((f.path.as_str(), seed))
+    }))?;
 
     // Pass over the payload: hash and compress every file once.
     let payload_tmp = tempfile::tempfile_in(out_dir).map_err(write_err(out_dir))?;
     let packed = payload::pack(
         &source.files,
+        &page_starts,
         mtime,
         opts,
         payload_tmp.try_clone().map_err(write_err(out_dir))?,
@@ -367,51 +381,95 @@ pub fn build(
             out_dir.display()
         ),
     )?;
+    let mut compressor = new_compressor(opts.level).map_err(write_err(out_dir))?;
+    let mut frame_of = |path: &str, bytes: &[u8]| {
+        let mut tar = Vec::new();
+        append_entry(&mut tar, path, bytes, mtime);
+        compress_frame(&mut compressor, &tar).map_err(write_err(out_dir))
+    };
 
-    // The kit's own SBOM lists every other payload file.
+    // The pages, now that their seeds are hashed.
+    let pages = if paged {
+        crate::kit::pages::cut(
+            &seed_files
+                .iter()
+                .map(|&i| crate::kit::pages::SeedLine {
+                    path: source.files[i].path.clone(),
+                    sha256: packed.facts[i].sha256.clone(),
+                    size: packed.facts[i].size,
+                })
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        Vec::new()
+    };
+
+    // The kit's own SBOM lists every other payload file (the pages, not the seeds they list).
+    let page_sha1: Vec<String> = pages
+        .iter()
+        .map(|p| hex::encode(<sha1::Sha1 as sha2::Digest>::digest(&p.bytes)))
+        .collect();
+    let mut sbom_files: Vec<SbomFile> = source
+        .files
+        .iter()
+        .zip(&packed.facts)
+        .filter(|(f, _)| !(paged && matches!(f.role, Role::Seed { .. })))
+        .map(|(f, facts)| SbomFile {
+            path: f.path.as_str(),
+            sha256: facts.sha256.as_str(),
+            sha1: &facts.sha1,
+        })
+        .chain(pages.iter().zip(&page_sha1).map(|(p, sha1)| SbomFile {
+            path: p.entry.file.path.as_str(),
+            sha256: p.entry.file.sha256.as_str(),
+            sha1,
+        }))
+        .collect();
+    sbom_files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     let sbom_bytes = crate::sbom::spdx::generate(&SbomInput {
         name: source.config.name.as_str(),
         version: source.config.version.as_str(),
         created: created.as_str(),
         tool_version: env!("CARGO_PKG_VERSION"),
-        files: source
-            .files
-            .iter()
-            .zip(&packed.facts)
-            .map(|(f, facts)| SbomFile {
-                path: f.path.as_str(),
-                sha256: facts.sha256.as_str(),
-                sha1: &facts.sha1,
-            })
-            .collect(),
+        files: sbom_files,
     });
     let sbom_entry = FileEntry {
         path: kit_path(KIT_SBOM),
         sha256: Sha256Hex::of(&sbom_bytes),
         size: sbom_bytes.len() as u64,
     };
+    // The frames slotted into the payload: the SBOM's, then each page's (`packed.slots`).
+    let slotted: Vec<Vec<u8>> = std::iter::once(frame_of(KIT_SBOM, &sbom_bytes))
+        .chain(
+            pages
+                .iter()
+                .map(|p| frame_of(p.entry.file.path.as_str(), &p.bytes)),
+        )
+        .collect::<Result<_, _>>()?;
+    drop(sbom_bytes);
+    if slotted.len() != packed.slots.len() {
+        return Err(BuildError::Manifest(format!(
+            "{} frames to slot in, {} places marked",
+            slotted.len(),
+            packed.slots.len()
+        )));
+    }
+    let page_entries = pages.into_iter().map(|p| p.entry).collect();
 
-    let mut sbom_tar = Vec::new();
-    append_entry(&mut sbom_tar, KIT_SBOM, &sbom_bytes, mtime);
-    let sbom_frame = compress_frame(
-        &mut new_compressor(opts.level).map_err(write_err(out_dir))?,
-        &sbom_tar,
-    )
-    .map_err(write_err(out_dir))?;
-    drop(sbom_tar);
-
-    let mut manifest = make_manifest(source, &packed.facts, sbom_entry, &created)?;
-    // The frame index: the payload frames before the SBOM, the SBOM's, the rest.
-    let (before, after) = packed.frames.split_at(packed.split_frame);
-    manifest.payload.frames = before
-        .iter()
-        .cloned()
-        .chain(std::iter::once(FrameEntry {
-            size: sbom_frame.len() as u64,
-            sha256: Sha256Hex::of(&sbom_frame),
-        }))
-        .chain(after.iter().cloned())
-        .collect();
+    let mut manifest = make_manifest(source, &packed.facts, sbom_entry, page_entries, &created)?;
+    // The frame index: the payload frames with the slotted ones in their places.
+    let mut frames = Vec::with_capacity(packed.frames.len() + slotted.len());
+    let mut from = 0;
+    for ((_, before), frame) in packed.slots.iter().zip(&slotted) {
+        frames.extend_from_slice(&packed.frames[from..*before]);
+        frames.push(FrameEntry {
+            size: frame.len() as u64,
+            sha256: Sha256Hex::of(frame),
+        });
+        from = *before;
+    }
+    frames.extend_from_slice(&packed.frames[from..]);
+    manifest.payload.frames = frames;
     manifest
         .check()
         .map_err(|e| BuildError::Manifest(e.to_string()))?;
@@ -428,9 +486,14 @@ pub fn build(
             sha256: f.sha256.clone(),
         })
         .collect();
+    let marker = if paged {
+        FORMAT_MARKER_V2
+    } else {
+        FORMAT_MARKER
+    };
     lines.push(SumLine {
         path: kit_path(LAYOUT),
-        sha256: Sha256Hex::of(FORMAT_MARKER.as_bytes()),
+        sha256: Sha256Hex::of(marker.as_bytes()),
     });
     lines.push(SumLine {
         path: kit_path(MANIFEST),
@@ -458,6 +521,7 @@ pub fn build(
 
     let header_tar_bytes = header_tar(
         &HeaderEntries {
+            layout: marker.as_bytes(),
             manifest: &manifest_bytes,
             sums: &sums_bytes,
             sums_sig: &sums_sig,
@@ -492,11 +556,12 @@ pub fn build(
     (|| -> io::Result<()> {
         hashing.write_all(&header)?;
         payload_file.rewind()?;
-        io::copy(
-            &mut (&mut payload_file).take(packed.split_offset),
-            &mut hashing,
-        )?;
-        hashing.write_all(&sbom_frame)?;
+        let mut at = 0;
+        for ((offset, _), frame) in packed.slots.iter().zip(&slotted) {
+            io::copy(&mut (&mut payload_file).take(offset - at), &mut hashing)?;
+            hashing.write_all(frame)?;
+            at = *offset;
+        }
         io::copy(&mut payload_file, &mut hashing)?;
         hashing.flush()
     })()
@@ -576,6 +641,7 @@ fn make_manifest(
     source: &KitSource,
     facts: &[FileFacts],
     kit_sbom: FileEntry,
+    pages: Vec<crate::kit::pages::PageEntry>,
     created: &Timestamp,
 ) -> Result<Manifest, BuildError> {
     let config = &source.config;
@@ -653,6 +719,7 @@ fn make_manifest(
                 }
             }
             Role::Rollback { .. } => {}
+            Role::Seed { .. } if !pages.is_empty() => {}
             Role::Seed { key } => seeds.push(SeedEntry {
                 key: key.clone(),
                 file: entry(i),
@@ -667,7 +734,12 @@ fn make_manifest(
     }
     sboms.sort_by(|a, b| a.path.cmp(&b.path));
     let mut manifest = Manifest {
-        schema: MANIFEST_SCHEMA.to_owned(),
+        schema: if pages.is_empty() {
+            MANIFEST_SCHEMA
+        } else {
+            MANIFEST_SCHEMA_V2
+        }
+        .to_owned(),
         name: config.name.clone(),
         version: config.version.clone(),
         channel: config.channel.clone(),
@@ -688,6 +760,7 @@ fn make_manifest(
         },
         modules,
         seeds,
+        pages,
         sboms,
         attestations,
         sigstore: config.sigstore.clone(),

@@ -39,16 +39,19 @@ pub struct FileFacts {
 pub(super) struct Packed {
     /// Facts per source file, in the source's (path) order.
     pub facts: Vec<FileFacts>,
-    /// Offset in the payload frames where the kit SBOM belongs.
-    pub split_offset: u64,
     /// The payload frames, by compressed size and SHA-256.
     pub frames: Vec<FrameEntry>,
-    /// How many of them come before the kit SBOM's frame.
-    pub split_frame: usize,
+    /// Where frames are slotted in, in order: the kit SBOM's place, then (a paged kit) each
+    /// page's, just before its first seed. Each is an offset in the payload frames and the
+    /// number of frames before it.
+    pub slots: Vec<(u64, usize)>,
 }
 
+/// Packs `files` (in path order), ending a frame at the kit SBOM's place and before each file
+/// whose index is in `page_starts` (ascending: the first seed of each page).
 pub(super) fn pack(
     files: &[SourceFile],
+    page_starts: &[usize],
     mtime: u64,
     opts: &BuildOptions,
     out: File,
@@ -64,13 +67,20 @@ pub(super) fn pack(
     let mut facts = Vec::with_capacity(files.len());
     let mut marked = false;
     let mut result = Ok(());
-    for f in files {
+    let mut page_starts = page_starts.iter().peekable();
+    for (i, f) in files.iter().enumerate() {
         if !marked && f.path.as_str() > KIT_SBOM {
             marked = true;
             if let Err(e) = w.mark() {
                 result = Err(write_error(e));
                 break;
             }
+        }
+        if page_starts.next_if_eq(&&i).is_some()
+            && let Err(e) = w.mark()
+        {
+            result = Err(write_error(e));
+            break;
         }
         match pack_file(&mut w, f, mtime, shown) {
             Ok(fact) => facts.push(fact),
@@ -93,12 +103,10 @@ pub(super) fn pack(
         (Err(e), _) => return Err(e),
         (Ok(()), Ok(done)) => done,
     };
-    let (split_offset, split_frame) = marks.first().copied().unwrap_or((0, 0));
     Ok(Packed {
         facts,
-        split_offset,
         frames,
-        split_frame,
+        slots: marks,
     })
 }
 

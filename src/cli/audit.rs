@@ -142,7 +142,10 @@ fn kit_part(kit: &std::path::Path, trust: &OptionalTrustArgs) -> Result<KitPart,
     Ok(KitPart {
         path,
         status: "VERIFIED",
-        manifest: Some(v.manifest().clone()),
+        manifest: Some(
+            v.listed_manifest()
+                .map_err(crate::apply::LoadError::Content)?,
+        ),
         manifest_sha256: v.manifest_sha256().to_string(),
         kit_sha256: Some(v.kit_sha256().to_string()),
         signers: v
@@ -379,7 +382,14 @@ fn kit_sections(o: &mut String, k: &KitPart) {
         &rows,
     );
 
-    let _ = write!(o, "<h2>Seed objects ({})</h2>", m.seeds.len());
+    let _ = write!(o, "<h2>Seed objects ({})</h2>", m.seed_count());
+    if m.is_paged() && m.seeds.is_empty() {
+        let _ = write!(
+            o,
+            "<p>Listed in {} signed pages (index/seeds/); give the trust policy to list them.</p>",
+            m.pages.len()
+        );
+    }
     let rows: Vec<Vec<String>> = m
         .seeds
         .iter()

@@ -72,7 +72,9 @@ fn facts(kit: &Path, trust: &OptionalTrustArgs) -> Result<KitFacts, CliError> {
     let mut v = authenticate(kit, &policy, &trust.options())?.verify(Retain::SqlAndSboms)?;
     let packages = packages_of(&mut v)?;
     Ok(KitFacts {
-        manifest: v.manifest().clone(),
+        manifest: v
+            .listed_manifest()
+            .map_err(crate::apply::LoadError::Content)?,
         manifest_sha256: v.manifest_sha256().to_string(),
         signers: v
             .signers()

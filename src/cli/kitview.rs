@@ -200,6 +200,18 @@ pub fn print_manifest(m: &Manifest) {
             }
         }
     }
+    if m.is_paged() {
+        let bytes = m
+            .pages
+            .iter()
+            .fold(0u64, |sum, p| sum.saturating_add(p.bytes));
+        println!(
+            "  seeds            {} objects, {}, listed in {} signed pages (index/seeds/)",
+            m.seed_count(),
+            human_bytes(bytes),
+            m.pages.len()
+        );
+    }
     if !m.seeds.is_empty() {
         let bytes = m
             .seeds

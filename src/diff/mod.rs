@@ -152,15 +152,29 @@ pub fn diff(a: &KitFacts, b: &KitFacts) -> KitDiff {
         fields: fields(&a.manifest, &b.manifest),
         migrations,
         edited_migrations,
+        // The pages of an `offkit/v2` kit too: unverified, they are all that is known of its
+        // seeds.
         seeds: files(
             a.manifest
                 .seeds
                 .iter()
-                .map(|s| (s.key.to_string(), &s.file)),
+                .map(|s| (s.key.to_string(), &s.file))
+                .chain(
+                    a.manifest
+                        .pages
+                        .iter()
+                        .map(|p| (p.file.path.to_string(), &p.file)),
+                ),
             b.manifest
                 .seeds
                 .iter()
-                .map(|s| (s.key.to_string(), &s.file)),
+                .map(|s| (s.key.to_string(), &s.file))
+                .chain(
+                    b.manifest
+                        .pages
+                        .iter()
+                        .map(|p| (p.file.path.to_string(), &p.file)),
+                ),
         ),
         sboms: files(
             a.manifest.sboms.iter().map(|f| (f.path.to_string(), f)),

@@ -9,8 +9,8 @@
 use std::io::{self, Read};
 
 use crate::kit::layout::{
-    self, DSSE, FORMAT_MARKER, LAYOUT, MANIFEST, MAX_ENVELOPE_BYTES, MAX_HEADER_BYTES,
-    MAX_HEADER_FRAME_BYTES, MAX_SIGNATURES, SUMS, SUMS_SIG,
+    self, DSSE, LAYOUT, MANIFEST, MAX_ENVELOPE_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FRAME_BYTES,
+    MAX_SIGNATURES, SUMS, SUMS_SIG,
 };
 use crate::kit::tar::{header_bytes, padding};
 
@@ -45,6 +45,8 @@ pub fn append_entry(out: &mut Vec<u8>, name: &str, bytes: &[u8], mtime: u64) {
 /// The signed header's entries, as they go into the header frame.
 #[derive(Debug, Clone)]
 pub struct HeaderEntries<'a> {
+    /// `offkit-layout`: the format marker ([`layout::FORMATS`]).
+    pub layout: &'a [u8],
     /// `manifest.json`.
     pub manifest: &'a [u8],
     /// `SHA256SUMS`.
@@ -192,7 +194,7 @@ pub fn header_tar(h: &HeaderEntries<'_>, mtime: u64) -> Result<Vec<u8>, HeaderLi
         return Err(HeaderLimit::EnvelopeTooLarge { bytes: envelope });
     }
     let mut tar = Vec::new();
-    append_entry(&mut tar, LAYOUT, FORMAT_MARKER.as_bytes(), mtime);
+    append_entry(&mut tar, LAYOUT, h.layout, mtime);
     append_entry(&mut tar, MANIFEST, h.manifest, mtime);
     append_entry(&mut tar, SUMS, h.sums, mtime);
     append_entry(&mut tar, SUMS_SIG, h.sums_sig, mtime);
@@ -482,6 +484,7 @@ fn skip(data: &[u8], left: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::layout::FORMAT_MARKER;
 
     fn walk_in_pieces(bytes: &[u8], piece: usize) -> Result<bool, FrameShapeError> {
         let mut w = FrameWalker::default();
@@ -516,6 +519,7 @@ mod tests {
         let sig = [9u8; 64];
         let cosigners = vec![("a".repeat(64), sig.to_vec())];
         let entries = |manifest: &'static [u8]| HeaderEntries {
+            layout: FORMAT_MARKER.as_bytes(),
             manifest,
             sums: b"sums",
             sums_sig: &sig,
@@ -582,6 +586,7 @@ mod tests {
         let read = |versions: &[(u64, Vec<u8>)]| {
             let tar = header_tar(
                 &HeaderEntries {
+                    layout: FORMAT_MARKER.as_bytes(),
                     manifest: b"m",
                     sums: b"s",
                     sums_sig: &sig,
@@ -616,6 +621,7 @@ mod tests {
         assert!(matches!(
             header_tar(
                 &HeaderEntries {
+                    layout: FORMAT_MARKER.as_bytes(),
                     manifest: b"m",
                     sums: b"s",
                     sums_sig: &sig,

@@ -16,9 +16,10 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::kit::digest::Sha256Hex;
-use crate::kit::layout::{KIT_SBOM, MANIFEST_SCHEMA};
+use crate::kit::layout::{KIT_SBOM, MANIFEST_SCHEMA, MANIFEST_SCHEMA_V2};
 use crate::kit::migration_name::{Category, MigrationName, TxMode};
 use crate::kit::names::{Identifier, KitName, Timestamp, Version};
+use crate::kit::pages::PageEntry;
 use crate::kit::path::KitPath;
 
 /// The database kind a kit targets.
@@ -238,7 +239,7 @@ pub struct ToolEntry {
     pub version: String,
 }
 
-/// The kit manifest (`manifest.json`, schema `offkit/manifest/v1`).
+/// The kit manifest (`manifest.json`, schema `offkit/manifest/v1` or `offkit/manifest/v2`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Manifest {
@@ -265,8 +266,12 @@ pub struct Manifest {
     pub target: TargetEntry,
     /// Modules with their migrations.
     pub modules: Vec<ModuleEntry>,
-    /// Seed objects.
+    /// Seed objects (`offkit/manifest/v1`; always empty in v2, whose seeds the pages list).
     pub seeds: Vec<SeedEntry>,
+    /// The seed pages (`offkit/manifest/v2`, docs/FORMAT.md "Seed pages"): each a payload file
+    /// listing up to 4,096 seeds. Absent in v1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<PageEntry>,
     /// SBOMs, the kit's own (`sboms/kit.spdx.json`) included.
     pub sboms: Vec<FileEntry>,
     /// Further signed statements shipped with the release.
@@ -318,6 +323,7 @@ impl Manifest {
         });
         migrations
             .chain(self.seeds.iter().map(|s| &s.file))
+            .chain(self.pages.iter().map(|p| &p.file))
             .chain(self.sboms.iter())
             .chain(self.attestations.iter())
     }
@@ -354,11 +360,22 @@ impl Manifest {
                 i64::MAX
             ));
         }
-        if self.schema != MANIFEST_SCHEMA {
+        if self.schema != MANIFEST_SCHEMA && self.schema != MANIFEST_SCHEMA_V2 {
             return bad(format!(
-                "manifest schema {:?} is not {MANIFEST_SCHEMA:?}",
+                "manifest schema {:?} is not {MANIFEST_SCHEMA:?} or {MANIFEST_SCHEMA_V2:?}",
                 self.schema
             ));
+        }
+        if self.is_paged() {
+            if !self.seeds.is_empty() {
+                return bad(format!(
+                    "an {MANIFEST_SCHEMA_V2} manifest lists its seeds in pages, not in seeds"
+                ));
+            }
+            crate::kit::pages::check_entries(&self.pages)
+                .map_err(|e| ManifestError(e.to_string()))?;
+        } else if !self.pages.is_empty() {
+            return bad(format!("an {MANIFEST_SCHEMA} manifest has no pages"));
         }
         let mut modules = BTreeSet::new();
         let mut schemas = BTreeSet::new();
@@ -555,10 +572,34 @@ impl Manifest {
         Ok(())
     }
 
-    /// The number of payload files and the sum of their sizes, refusing sums that overflow.
+    /// Whether the seeds are listed in pages (`offkit/manifest/v2`) rather than in `seeds`.
+    pub fn is_paged(&self) -> bool {
+        self.schema == MANIFEST_SCHEMA_V2
+    }
+
+    /// How many seeds the kit carries (listed in `seeds` or in its pages).
+    pub fn seed_count(&self) -> u64 {
+        if self.is_paged() {
+            self.pages.iter().map(|p| p.files).sum()
+        } else {
+            self.seeds.len() as u64
+        }
+    }
+
+    /// The number of payload files and the sum of their sizes (the seeds the pages list
+    /// included), refusing sums that overflow.
     pub fn totals(&self) -> Result<(u64, u64), ManifestError> {
         let mut files = 0u64;
         let mut bytes = 0u64;
+        for p in &self.pages {
+            files = files.saturating_add(p.files);
+            bytes = bytes.checked_add(p.bytes).ok_or_else(|| {
+                ManifestError(format!(
+                    "{}: the sizes of the seeds overflow a 64-bit count",
+                    p.file.path
+                ))
+            })?;
+        }
         for f in self.files() {
             files += 1;
             bytes = bytes.checked_add(f.size).ok_or_else(|| {
@@ -649,6 +690,7 @@ pub(crate) mod tests {
                 schema: Identifier::new("core").unwrap(),
                 migrations: vec![migration("core", "001_init"), migration("core", "100_rel")],
             }],
+            pages: Vec::new(),
             seeds: vec![SeedEntry {
                 key: KitPath::new("a/b.json").unwrap(),
                 file: entry("seeds/a/b.json", 3),
@@ -693,7 +735,24 @@ pub(crate) mod tests {
 
     #[test]
     fn each_rule_refuses() {
-        assert!(refused(|m| m.schema = "offkit/manifest/v2".into()).contains("schema"));
+        assert!(refused(|m| m.schema = "offkit/manifest/v3".into()).contains("schema"));
+        assert!(refused(|m| m.schema = MANIFEST_SCHEMA_V2.into()).contains("in pages"));
+        assert!(
+            refused(|m| {
+                m.schema = MANIFEST_SCHEMA_V2.into();
+                m.seeds.clear();
+                m.pages = crate::kit::pages::cut(&[crate::kit::pages::SeedLine {
+                    path: KitPath::new("seeds/a").unwrap(),
+                    sha256: Sha256Hex::of(b"a"),
+                    size: 1,
+                }])
+                .into_iter()
+                .map(|p| p.entry)
+                .collect();
+                m.pages[0].file.path = KitPath::new("index/seeds/00000002.sha256").unwrap();
+            })
+            .contains("expected index/seeds/00000001.sha256")
+        );
         assert!(
             refused(|m| m.modules[0].migrations[0].category = Category::Release)
                 .contains("does not match its name")

@@ -20,6 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kit::digest::Sha256Hex;
+use crate::kit::manifest::FileEntry;
 use crate::kit::path::KitPath;
 use crate::kit::sums::{self, SumLine, SumsError};
 
@@ -40,12 +41,9 @@ pub const MAX_PAGES: u64 = 1 << 16;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PageEntry {
-    /// `index/seeds/NNNNNNNN.sha256`.
-    pub path: KitPath,
-    /// SHA-256 of the page.
-    pub sha256: Sha256Hex,
-    /// Size of the page in bytes.
-    pub size: u64,
+    /// The page file (`index/seeds/NNNNNNNN.sha256`), its SHA-256 and size.
+    #[serde(flatten)]
+    pub file: FileEntry,
     /// How many seeds it lists.
     pub files: u64,
     /// The sum of the sizes of the seeds it lists.
@@ -103,6 +101,14 @@ pub enum PageError {
         /// The rule broken.
         problem: String,
     },
+    /// A seed would take its page's seeds past their signed total.
+    #[error("{entry}: {problem}")]
+    SeedSize {
+        /// The seed.
+        entry: String,
+        /// The sizes.
+        problem: String,
+    },
     /// An entry of the stream is not the one the pages expect there.
     #[error("{entry}: {problem}")]
     Unexpected {
@@ -116,6 +122,13 @@ pub enum PageError {
 /// The path of page `n` (from 1).
 pub fn page_path(n: u64) -> KitPath {
     KitPath::new(&format!("{PAGE_DIR}/{n:08}.sha256")).expect("a page path is a kit path")
+}
+
+/// Whether `path` is under the pages' folder (`index/seeds/`).
+pub fn is_page_path(path: &KitPath) -> bool {
+    path.as_str()
+        .strip_prefix(PAGE_DIR)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Whether `path` is a seed's (`seeds/<key>`).
@@ -133,47 +146,62 @@ fn line_len(path: &KitPath) -> u64 {
     64 + 2 + path.as_str().len() as u64 + 1
 }
 
-/// Cuts seeds, sorted by path bytes with no repeat, into pages: a page ends where the next line
-/// would make it list more than [`MAX_PAGE_LINES`] seeds or hold more than [`MAX_PAGE_BYTES`].
+/// Where pages start, as indices into seed paths sorted by bytes with no repeat: a page ends
+/// where the next line would make it list more than [`MAX_PAGE_LINES`] seeds or hold more than
+/// [`MAX_PAGE_BYTES`]. Depends on the paths alone, so a builder knows the pages before it reads a
+/// seed. Empty for no seeds.
+pub fn starts<'a>(paths: impl IntoIterator<Item = &'a KitPath>) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let (mut lines, mut size) = (0u64, 0u64);
+    for (i, path) in paths.into_iter().enumerate() {
+        let len = line_len(path);
+        if starts.is_empty() || lines == MAX_PAGE_LINES || size + len > MAX_PAGE_BYTES {
+            starts.push(i);
+            (lines, size) = (0, 0);
+        }
+        lines += 1;
+        size += len;
+    }
+    starts
+}
+
+/// Cuts seeds, sorted by path bytes with no repeat, into pages at [`starts`].
 pub fn cut(seeds: &[SeedLine]) -> Vec<BuiltPage> {
     debug_assert!(
         seeds
             .windows(2)
             .all(|w| w[0].path.as_str().as_bytes() < w[1].path.as_str().as_bytes())
     );
-    let mut pages = Vec::new();
-    let mut start = 0;
-    while start < seeds.len() {
-        let mut end = start;
-        let mut size = 0;
-        while end < seeds.len()
-            && ((end - start) as u64) < MAX_PAGE_LINES
-            && size + line_len(&seeds[end].path) <= MAX_PAGE_BYTES
-        {
-            size += line_len(&seeds[end].path);
-            end += 1;
-        }
-        let lines: Vec<SumLine> = seeds[start..end]
-            .iter()
-            .map(|s| SumLine {
-                path: s.path.clone(),
-                sha256: s.sha256.clone(),
-            })
-            .collect();
-        let bytes = sums::format(&lines);
-        pages.push(BuiltPage {
-            entry: PageEntry {
-                path: page_path(pages.len() as u64 + 1),
-                sha256: Sha256Hex::of(&bytes),
-                size: bytes.len() as u64,
-                files: (end - start) as u64,
-                bytes: seeds[start..end].iter().map(|s| s.size).sum(),
-            },
-            bytes,
-        });
-        start = end;
-    }
-    pages
+    let starts = starts(seeds.iter().map(|s| &s.path));
+    let ends = starts.iter().skip(1).copied().chain([seeds.len()]);
+    starts
+        .iter()
+        .zip(ends)
+        .enumerate()
+        .map(|(n, (&start, end))| {
+            let page = &seeds[start..end];
+            let lines: Vec<SumLine> = page
+                .iter()
+                .map(|s| SumLine {
+                    path: s.path.clone(),
+                    sha256: s.sha256.clone(),
+                })
+                .collect();
+            let bytes = sums::format(&lines);
+            BuiltPage {
+                entry: PageEntry {
+                    file: FileEntry {
+                        path: page_path(n as u64 + 1),
+                        sha256: Sha256Hex::of(&bytes),
+                        size: bytes.len() as u64,
+                    },
+                    files: page.len() as u64,
+                    bytes: page.iter().map(|s| s.size).sum(),
+                },
+                bytes,
+            }
+        })
+        .collect()
 }
 
 /// Checks the manifest's page list on its own: numbered from 1 without gap, each within the
@@ -188,21 +216,21 @@ pub fn check_entries(pages: &[PageEntry]) -> Result<(u64, u64), PageError> {
     let (mut files, mut bytes) = (0u64, 0u64);
     for (i, p) in pages.iter().enumerate() {
         let expected = page_path(i as u64 + 1);
-        if p.path != expected {
+        if p.file.path != expected {
             return Err(PageError::List(format!(
                 "page {} is {}, expected {expected}",
                 i + 1,
-                p.path
+                p.file.path
             )));
         }
         if !(1..=MAX_PAGE_LINES).contains(&p.files)
-            || p.size > MAX_PAGE_BYTES
-            || p.size < p.files * SMALLEST_LINE
+            || p.file.size > MAX_PAGE_BYTES
+            || p.file.size < p.files * SMALLEST_LINE
         {
             return Err(PageError::List(format!(
                 "{}: {} seeds in {} bytes is not a page (1 to {MAX_PAGE_LINES} seeds, at most \
                  {MAX_PAGE_BYTES} bytes)",
-                p.path, p.files, p.size
+                p.file.path, p.files, p.file.size
             )));
         }
         files += p.files;
@@ -281,18 +309,22 @@ impl<'a> PageCursor<'a> {
                 });
             }
         };
-        let page = entry.path.to_string();
-        if bytes.len() as u64 != entry.size {
+        let page = entry.file.path.to_string();
+        if bytes.len() as u64 != entry.file.size {
             return Err(PageError::Changed {
                 page,
-                problem: format!("{} bytes, the signed size is {}", bytes.len(), entry.size),
+                problem: format!(
+                    "{} bytes, the signed size is {}",
+                    bytes.len(),
+                    entry.file.size
+                ),
             });
         }
         let found = Sha256Hex::of(bytes);
-        if found != entry.sha256 {
+        if found != entry.file.sha256 {
             return Err(PageError::Changed {
                 page,
-                problem: format!("SHA-256 {found}, the signed one is {}", entry.sha256),
+                problem: format!("SHA-256 {found}, the signed one is {}", entry.file.sha256),
             });
         }
         let lines = sums::parse(bytes).map_err(|source| PageError::Malformed {
@@ -338,7 +370,7 @@ impl<'a> PageCursor<'a> {
             Expect::Page(p) => {
                 return Err(PageError::Unexpected {
                     entry: path.to_string(),
-                    problem: format!("expected the page {}", p.path),
+                    problem: format!("expected the page {}", p.file.path),
                 });
             }
             Expect::Done => {
@@ -352,7 +384,7 @@ impl<'a> PageCursor<'a> {
         if &expected.path != path {
             return Err(PageError::Unexpected {
                 entry: path.to_string(),
-                problem: format!("expected {} (listed by {})", expected.path, entry.path),
+                problem: format!("expected {} (listed by {})", expected.path, entry.file.path),
             });
         }
         let digest = expected.sha256.clone();
@@ -360,11 +392,11 @@ impl<'a> PageCursor<'a> {
             .bytes
             .checked_add(size)
             .filter(|&b| b <= entry.bytes)
-            .ok_or_else(|| PageError::Unexpected {
+            .ok_or_else(|| PageError::SeedSize {
                 entry: path.to_string(),
                 problem: format!(
                     "{size} bytes would take the seeds of {} past their signed total of {}",
-                    entry.path, entry.bytes
+                    entry.file.path, entry.bytes
                 ),
             })?;
         self.at += 1;
@@ -380,7 +412,7 @@ impl<'a> PageCursor<'a> {
         }
         if self.bytes != entry.bytes {
             return Err(PageError::Invalid {
-                page: entry.path.to_string(),
+                page: entry.file.path.to_string(),
                 problem: format!(
                     "its seeds hold {} bytes, the signed total is {}",
                     self.bytes, entry.bytes
@@ -423,7 +455,7 @@ mod tests {
             match cursor.expect() {
                 Expect::Done => break,
                 Expect::Page(p) => {
-                    let n: u64 = p.path.as_str()[12..20].parse().unwrap();
+                    let n: u64 = p.file.path.as_str()[12..20].parse().unwrap();
                     cursor.take_page(&built[n as usize - 1].bytes)?;
                 }
                 Expect::Seed(_) => {
@@ -444,7 +476,10 @@ mod tests {
             built.iter().map(|p| p.entry.files).collect::<Vec<_>>(),
             vec![4096, 4096, 1808]
         );
-        assert_eq!(built[1].entry.path.as_str(), "index/seeds/00000002.sha256");
+        assert_eq!(
+            built[1].entry.file.path.as_str(),
+            "index/seeds/00000002.sha256"
+        );
         assert_eq!(
             check_entries(&built.iter().map(|p| p.entry.clone()).collect::<Vec<_>>()),
             Ok((10_000, 100_000))
@@ -471,7 +506,7 @@ mod tests {
             .map(|i| seed(&format!("{i:04}/{long}"), 1))
             .collect();
         let built = cut(&all);
-        assert!(built.iter().all(|p| p.entry.size <= MAX_PAGE_BYTES));
+        assert!(built.iter().all(|p| p.entry.file.size <= MAX_PAGE_BYTES));
         assert_eq!(
             built[0].entry.files,
             MAX_PAGE_BYTES / line_len(&all[0].path)
@@ -494,9 +529,11 @@ mod tests {
     fn page_of(lines: &str, files: u64, bytes: u64) -> BuiltPage {
         BuiltPage {
             entry: PageEntry {
-                path: page_path(1),
-                sha256: Sha256Hex::of(lines.as_bytes()),
-                size: lines.len() as u64,
+                file: FileEntry {
+                    path: page_path(1),
+                    sha256: Sha256Hex::of(lines.as_bytes()),
+                    size: lines.len() as u64,
+                },
                 files,
                 bytes,
             },
@@ -524,7 +561,7 @@ mod tests {
         // The second page does not come after the first.
         let mut built = cut(&[seed("b", 1)]);
         let mut second = cut(&[seed("a", 1)]).remove(0);
-        second.entry.path = page_path(2);
+        second.entry.file.path = page_path(2);
         built.push(second);
         let err = walk(&built, &[seed("b", 1), seed("a", 1)]).unwrap_err();
         assert!(err.to_string().contains("previous page's last"), "{err}");

@@ -28,7 +28,7 @@ use crate::kit::tar::{EntryKind, RawEntry, TarError, TarReader, header_bytes, he
 #[non_exhaustive]
 pub enum ReadError {
     /// `offkit-layout` names a format this offkit does not know.
-    #[error("unknown kit format {found:?} (this offkit reads {:?})", FORMAT_MARKER.trim_end())]
+    #[error("unknown kit format {found:?} (this offkit reads offkit/v1 and offkit/v2)")]
     UnknownFormat {
         /// What the layout entry says (truncated).
         found: String,
@@ -386,7 +386,10 @@ impl KitReader {
     /// Reads the header entries in their fixed order, keeping what `keep` says.
     pub fn read_header(&mut self, keep: Keep) -> Result<RawHeader, ReadError> {
         let layout = self.header_entry(LAYOUT, true)?;
-        if layout.bytes != FORMAT_MARKER.as_bytes() {
+        if !layout::FORMATS
+            .iter()
+            .any(|(marker, _)| layout.bytes == marker.as_bytes())
+        {
             let shown: String = String::from_utf8_lossy(&layout.bytes)
                 .chars()
                 .take(64)

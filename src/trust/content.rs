@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::confine::Confined;
 use crate::kit::digest::{CheckedReadError, Mismatch, read_checked};
 use crate::kit::layout;
-use crate::kit::manifest::{FileEntry, Manifest};
+use crate::kit::manifest::{FileEntry, Manifest, SeedEntry};
 use crate::kit::path::KitPath;
 use crate::trust::failure::{Failure, FailureKind};
 use crate::trust::verify::PayloadSink;
@@ -220,23 +220,35 @@ impl Content {
                     .ok_or_else(|| ContentError::NotRetained { path: path.clone() })?;
                 checked(&bytes[..], entry)
             }
-            Stored::Folder { root, .. } => {
-                let file = root
-                    .open_regular(path.as_str())
-                    .map_err(|e| match e.kind() {
-                        io::ErrorKind::NotFound => ContentError::Removed { path: path.clone() },
-                        // A link (at any component), or not a regular file.
-                        io::ErrorKind::InvalidInput => {
-                            ContentError::Replaced { path: path.clone() }
-                        }
-                        _ => ContentError::Io {
-                            path: path.to_string(),
-                            source: e,
-                        },
-                    })?;
-                checked(file, entry)
-            }
+            Stored::Folder { .. } => self
+                .read_from_folder(entry)
+                .unwrap_or_else(|| Err(ContentError::NotRetained { path: path.clone() })),
         }
+    }
+
+    /// The verified bytes of `entry` read afresh from the folder the files were retained in
+    /// (never through a link, checked against its signed size and digest); `None` when they
+    /// were not retained in a folder.
+    pub(crate) fn read_from_folder(
+        &self,
+        entry: &FileEntry,
+    ) -> Option<Result<Vec<u8>, ContentError>> {
+        let Stored::Folder { root, .. } = &self.stored else {
+            return None;
+        };
+        let path = &entry.path;
+        let file = root
+            .open_regular(path.as_str())
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => ContentError::Removed { path: path.clone() },
+                // A link (at any component), or not a regular file.
+                io::ErrorKind::InvalidInput => ContentError::Replaced { path: path.clone() },
+                _ => ContentError::Io {
+                    path: path.to_string(),
+                    source: e,
+                },
+            });
+        Some(file.and_then(|f| checked(f, entry)))
     }
 
     /// The folder holding the retained files, if they are on disk.
@@ -253,13 +265,22 @@ impl Content {
         self.stored = Stored::Folder { root, _temp: None };
     }
 
-    /// Refuses any file in the retained folder that is not one of the kit's.
-    pub fn check_folder(&self, manifest: &Manifest) -> Result<(), ContentError> {
+    /// Refuses any file in the retained folder that is not one of the kit's (the manifest's
+    /// files, and `seeds` read from the pages of an `offkit/v2` kit).
+    pub fn check_folder(
+        &self,
+        manifest: &Manifest,
+        seeds: &[SeedEntry],
+    ) -> Result<(), ContentError> {
         let Stored::Folder { root, .. } = &self.stored else {
             return Ok(());
         };
         let root = root.path();
-        let known: HashSet<&str> = manifest.files().map(|f| f.path.as_str()).collect();
+        let known: HashSet<&str> = manifest
+            .files()
+            .chain(seeds.iter().map(|s| &s.file))
+            .map(|f| f.path.as_str())
+            .collect();
         for entry in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
             let entry = entry.map_err(|e| ContentError::Io {
                 path: root.display().to_string(),
@@ -283,7 +304,7 @@ impl Content {
     }
 }
 
-fn checked(source: impl io::Read, entry: &FileEntry) -> Result<Vec<u8>, ContentError> {
+pub(crate) fn checked(source: impl io::Read, entry: &FileEntry) -> Result<Vec<u8>, ContentError> {
     read_checked(
         source,
         entry.path.as_str(),

@@ -103,7 +103,9 @@ pub fn extract_authenticated(
         })?;
         write_header(&kit, &staging)?;
         still_there(&target)?;
-        for name in header_names(&kit).chain(PAYLOAD_DIRS.iter().map(|d| d.to_string())) {
+        // The payload folders, and the pages' (`index/`) of an offkit/v2 kit.
+        let folders = PAYLOAD_DIRS.iter().chain(["index"].iter());
+        for name in header_names(&kit).chain(folders.map(|d| d.to_string())) {
             if staging.contains(&name).map_err(io_err(staging.path()))? {
                 staging
                     .rename_to(&name, &target, &name)

@@ -103,6 +103,9 @@ pub enum FailureKind {
     /// A part of a split kit is missing, truncated, swapped, stale or from another kit (its
     /// size or a frame differs from the signed frame index), or the kit has no frame index.
     PartMismatch,
+    /// A seed page (`index/seeds/N.sha256`, an `offkit/v2` kit) is not the signed one or breaks
+    /// the pages' rules (form, order, counts, the sizes of its seeds).
+    BadPage,
     /// Reading the kit failed.
     IoError,
     /// Writing extracted data failed.
@@ -263,6 +266,7 @@ mod tests {
                 | K::MissingAttestation
                 | K::Expired
                 | K::PartMismatch
+                | K::BadPage
                 | K::IoError
                 | K::WriteError
                 | K::ChangedDuringVerification
@@ -314,6 +318,7 @@ mod tests {
             K::MissingAttestation,
             K::Expired,
             K::PartMismatch,
+            K::BadPage,
             K::IoError,
             K::WriteError,
             K::ChangedDuringVerification,

@@ -144,9 +144,12 @@ pub fn resign(
         "manifest.dsse.json",
         "provenance.dsse.json",
     ];
+    // An offkit/v2 kit's seeds are listed by its pages, not by SHA256SUMS.
+    let paged = predicate["schema"] == "offkit/manifest/v2";
     let mut lines: Vec<(String, String)> = entries
         .iter()
         .filter(|e| e.kind == EntryType::Regular && !header.contains(&e.name().as_str()))
+        .filter(|e| !(paged && e.name().starts_with("seeds/")))
         .map(|e| (e.name(), offkit::util::sha256_hex(&e.data)))
         .collect();
     lines.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));

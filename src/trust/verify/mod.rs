@@ -31,7 +31,7 @@ use crate::exit::{Exit, ExitCoded};
 use crate::kit::digest::Sha256Hex;
 use crate::kit::dsse::{EnvelopeRef, EnvelopeSignature, Statement};
 use crate::kit::layout::{self, DSSE, Limits, MANIFEST, MANIFEST_SCHEMA, SUMS_SIG};
-use crate::kit::manifest::Manifest;
+use crate::kit::manifest::{FileEntry, Manifest, SeedEntry};
 use crate::kit::names::Timestamp;
 use crate::kit::path::KitPath;
 use crate::kit::reader::{Keep, KitReader, RawHeader, ReadError};
@@ -164,8 +164,8 @@ pub struct VerifiedKit {
     kit_size: u64,
     content: Content,
     attestations: Vec<Attestation>,
-    /// Where each payload file's data starts in the uncompressed stream, in SHA256SUMS order.
-    data_offsets: Vec<u64>,
+    /// Where each payload file's data starts in the uncompressed stream.
+    data_offsets: payload::Offsets,
 }
 
 macro_rules! authenticated_accessors {
@@ -299,7 +299,117 @@ impl VerifiedKit {
     pub fn data_offsets(&self) -> std::collections::HashMap<&str, u64> {
         payload::sorted_paths(&self.auth.manifest)
             .into_iter()
-            .zip(self.data_offsets.iter().copied())
+            .zip(self.data_offsets.files.iter().copied())
+            .collect()
+    }
+
+    /// The kit's payload frames, to read files again from the kit file (or its parts) through
+    /// the signed frame index: each frame checked against its signed SHA-256 before it is
+    /// decompressed.
+    pub fn frames(&self) -> std::io::Result<crate::kit::random::FrameFile> {
+        let files = match crate::kit::parts::find(self.path()).map_err(std::io::Error::other)? {
+            Some(parts) => parts.files,
+            None => vec![self.path().to_path_buf()],
+        };
+        let header_frame =
+            crate::kit::frame::header_frame_len(&mut std::fs::File::open(&files[0])?)?;
+        crate::kit::random::FrameFile::open(&files, header_frame, &self.manifest().payload.frames)
+    }
+
+    /// The verified bytes of a payload file, read again (from the folder it was retained in,
+    /// else from the kit through its frame index) and checked against its signed size and
+    /// digest. For small files (the pages): the bytes are held.
+    pub fn read_file(&self, entry: &FileEntry) -> Result<Vec<u8>, ContentError> {
+        if let Some(read) = self.content.read_from_folder(entry) {
+            return read;
+        }
+        let io = |source| ContentError::Io {
+            path: entry.path.to_string(),
+            source,
+        };
+        let at = *self
+            .data_offsets()
+            .get(entry.path.as_str())
+            .ok_or_else(|| ContentError::NotRetained {
+                path: entry.path.clone(),
+            })?;
+        let frames = self.frames().map_err(io)?;
+        crate::trust::content::checked(frames.reader(at, entry.size), entry)
+    }
+
+    /// The kit's seeds, in key order: the signed manifest's list (`offkit/v1`), or the seeds the
+    /// signed pages list (`offkit/v2`), each page read again and checked against its signed
+    /// digest. A seed's size is the one its signed digest was verified over; its media type is
+    /// derived from its key as `build` does.
+    pub fn seeds(&self) -> Result<Vec<SeedEntry>, ContentError> {
+        let manifest = self.manifest();
+        if !manifest.is_paged() {
+            return Ok(manifest.seeds.clone());
+        }
+        let mut seeds = Vec::with_capacity(self.data_offsets.seeds.len());
+        let mut sizes = self.data_offsets.seeds.iter().map(|(_, size)| *size);
+        for page in &manifest.pages {
+            let bytes = self.read_file(&page.file)?;
+            // Verified bytes: the page rules held when the kit was verified.
+            let lines = crate::kit::sums::parse(&bytes).map_err(|e| ContentError::Io {
+                path: page.file.path.to_string(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            for line in lines {
+                let size = sizes.next().ok_or_else(|| ContentError::Io {
+                    path: page.file.path.to_string(),
+                    source: std::io::Error::other("more seeds than the verifying pass met"),
+                })?;
+                let key = line
+                    .path
+                    .as_str()
+                    .strip_prefix("seeds/")
+                    .and_then(|k| KitPath::new(k).ok())
+                    .ok_or_else(|| ContentError::Io {
+                        path: page.file.path.to_string(),
+                        source: std::io::Error::other("a page lists a path outside seeds/"),
+                    })?;
+                seeds.push(SeedEntry {
+                    media_type: crate::kit::manifest::media_type_for(key.as_str()).to_owned(),
+                    key,
+                    file: FileEntry {
+                        path: line.path,
+                        sha256: line.sha256,
+                        size,
+                    },
+                });
+            }
+        }
+        Ok(seeds)
+    }
+
+    /// The authenticated manifest with its `seeds` listed (in an `offkit/v2` kit, read from its
+    /// pages, [`VerifiedKit::seeds`]): for showing and comparing kits, never for checking one.
+    pub fn listed_manifest(&self) -> Result<Manifest, ContentError> {
+        let mut m = self.manifest().clone();
+        if m.is_paged() {
+            m.seeds = self.seeds()?;
+        }
+        Ok(m)
+    }
+
+    /// Where each seed's data starts in the kit's uncompressed stream, in the order of
+    /// [`VerifiedKit::seeds`]: from the verifying pass (`offkit/v2`), or from
+    /// [`VerifiedKit::data_offsets`] (`offkit/v1`).
+    pub fn seed_offsets(&self) -> Vec<u64> {
+        if self.manifest().is_paged() {
+            return self.data_offsets.seeds.iter().map(|(at, _)| *at).collect();
+        }
+        let offsets = self.data_offsets();
+        self.manifest()
+            .seeds
+            .iter()
+            .map(|s| {
+                offsets
+                    .get(s.file.path.as_str())
+                    .copied()
+                    .unwrap_or(u64::MAX)
+            })
             .collect()
     }
 
@@ -330,7 +440,12 @@ impl VerifiedKit {
     /// it is one of the kit's. (Files are never listed from the folder; this makes an addition
     /// loud instead of merely ignored.)
     pub fn check_folder(&self) -> Result<(), ContentError> {
-        self.content.check_folder(&self.auth.manifest)
+        let seeds = if self.manifest().is_paged() && self.folder().is_some() {
+            self.seeds()?
+        } else {
+            Vec::new()
+        };
+        self.content.check_folder(&self.auth.manifest, &seeds)
     }
 
     /// The retained content (extraction relocates it).
@@ -635,15 +750,21 @@ fn authenticate_header(
             ),
         ));
     }
+    // The layout marker was read unsigned; the signed schema must be the one it goes with.
+    let expected_schema = layout::FORMATS
+        .iter()
+        .find(|(marker, _)| header.layout.bytes == marker.as_bytes())
+        .map_or(MANIFEST_SCHEMA, |(_, schema)| *schema);
     if let Some(schema) = head.predicate.schema
-        && schema != MANIFEST_SCHEMA
+        && schema != expected_schema
     {
         return Err(Failure::at(
             K::UnknownFormat,
             MANIFEST,
             format!(
-                "manifest schema {:?} is unknown (this offkit reads {MANIFEST_SCHEMA:?})",
-                schema.chars().take(80).collect::<String>()
+                "manifest schema {:?} is not the {expected_schema:?} its layout entry {:?} goes with",
+                schema.chars().take(80).collect::<String>(),
+                String::from_utf8_lossy(&header.layout.bytes).trim_end()
             ),
         ));
     }
