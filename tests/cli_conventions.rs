@@ -57,7 +57,7 @@ fn version_names_the_kit_format_and_the_source_revision() {
     assert!(o.status.success());
     let text = String::from_utf8(o.stdout).unwrap();
     let prefix = format!(
-        "offkit {} (kit format offkit/v1, source ",
+        "offkit {} (kit formats offkit/v1 and offkit/v2, source ",
         env!("CARGO_PKG_VERSION")
     );
     assert!(text.starts_with(&prefix), "{text}");

@@ -100,7 +100,7 @@ pub struct Global {
 /// revision it was built from (build.rs).
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    " (kit format offkit/v1, source ",
+    " (kit formats offkit/v1 and offkit/v2, source ",
     env!("OFFKIT_SOURCE_REVISION"),
     ")"
 );
