@@ -335,3 +335,56 @@ fn a_paged_kit_extracts_with_its_pages_and_audit_and_diff_list_its_seeds() {
         "the report lists them"
     );
 }
+
+#[test]
+fn a_paged_kit_is_co_signed_split_and_applied_from_its_parts() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let (key2, public2) = ws.key("second");
+    let kit = ws.build(&paged_source(&ws), &[&key]);
+    // A co-signer rewrites the header frame only: still offkit/v2, and both keys count.
+    run_ok(
+        cmd()
+            .arg("sign")
+            .arg(&kit)
+            .arg("--key")
+            .arg(&key2)
+            .arg("--trust")
+            .arg(&public),
+    );
+    run_ok(
+        cmd()
+            .arg("verify")
+            .arg(&kit)
+            .arg("--trust")
+            .arg(&public)
+            .arg("--trust")
+            .arg(&public2)
+            .arg("--threshold")
+            .arg("2"),
+    );
+
+    // Cut into parts at frame boundaries (a page's frame among them), applied from the parts.
+    let parts = ws.path("parts");
+    run_ok(
+        cmd()
+            .arg("split")
+            .arg(&kit)
+            .arg("--max-part-size")
+            .arg("200K")
+            .arg("--out")
+            .arg(&parts),
+    );
+    let first = std::fs::read_dir(&parts)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".001"))
+        .expect("a first part");
+    let (code, stdout, stderr) = ws.apply(&first, &public, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        ws.path("store/bulk/096/008826.json").is_file(),
+        "the last page's seeds were put"
+    );
+}

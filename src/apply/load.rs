@@ -133,7 +133,10 @@ pub fn objects(seeds: Vec<SeedEntry>) -> Vec<SeedObject> {
 /// Where the seeds' bytes are read from: `seeds/` of the folder the kit's files were retained in
 /// (a kit without a frame index), else the kit itself ([`KitSeeds`]). Seeding checks each against
 /// its signed digest as it reads it.
-pub fn seed_source(kit: &VerifiedKit) -> std::io::Result<Option<Box<dyn SeedSource + '_>>> {
+pub fn seed_source<'k>(
+    kit: &'k VerifiedKit,
+    seeds: &[SeedObject],
+) -> std::io::Result<Option<Box<dyn SeedSource + 'k>>> {
     if let Some(root) = kit.folder() {
         return Ok(Some(Box::new(FolderSource::new(
             root.join(crate::kit::layout::SEEDS_DIR),
@@ -142,7 +145,7 @@ pub fn seed_source(kit: &VerifiedKit) -> std::io::Result<Option<Box<dyn SeedSour
     if kit.manifest().payload.frames.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Box::new(KitSeeds::open(kit)?)))
+    Ok(Some(Box::new(KitSeeds::open(kit, seeds)?)))
 }
 
 /// The seeds of a verified kit, read again from the kit file (or its parts) through the signed
@@ -156,12 +159,12 @@ pub struct KitSeeds {
 }
 
 impl KitSeeds {
-    /// Opens the kit `kit` was verified from.
-    pub fn open(kit: &VerifiedKit) -> std::io::Result<KitSeeds> {
+    /// Opens the kit `kit` was verified from, for its `seeds` ([`seed_objects`], in their
+    /// order).
+    pub fn open(kit: &VerifiedKit, seeds: &[SeedObject]) -> std::io::Result<KitSeeds> {
         let frames = kit.frames()?;
-        let seeds = kit.seeds().map_err(std::io::Error::other)?;
         let at = seeds
-            .into_iter()
+            .iter()
             .zip(kit.seed_offsets())
             .filter(|(_, at)| *at != u64::MAX)
             .map(|(s, at)| (s.key.as_str().to_owned(), at))

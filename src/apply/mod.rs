@@ -659,7 +659,7 @@ fn seed(
         parallelism: opts.parallelism,
         progress: opts.progress,
     };
-    let source = load::seed_source(kit).map_err(|e| {
+    let source = load::seed_source(kit, seeds).map_err(|e| {
         let kind = if e.kind() == std::io::ErrorKind::NotFound {
             FailureKind::RemovedAfterVerification
         } else {

@@ -388,27 +388,30 @@ pub fn build(
         compress_frame(&mut compressor, &tar).map_err(write_err(out_dir))
     };
 
-    // The pages, now that their seeds are hashed.
-    let pages = if paged {
-        crate::kit::pages::cut(
-            &seed_files
-                .iter()
-                .map(|&i| crate::kit::pages::SeedLine {
-                    path: source.files[i].path.clone(),
-                    sha256: packed.facts[i].sha256.clone(),
-                    size: packed.facts[i].size,
-                })
-                .collect::<Vec<_>>(),
-        )
-    } else {
-        Vec::new()
-    };
+    // The pages, now that their seeds are hashed: each compressed into its frame as it is made
+    // (its SHA-1 kept for the SBOM), so one page's bytes are held at a time.
+    let mut pages = Vec::new();
+    let mut page_frames = Vec::new();
+    let mut page_sha1 = Vec::new();
+    if paged {
+        let lines: Vec<crate::kit::pages::SeedLine> = seed_files
+            .iter()
+            .map(|&i| crate::kit::pages::SeedLine {
+                path: source.files[i].path.clone(),
+                sha256: packed.facts[i].sha256.clone(),
+                size: packed.facts[i].size,
+            })
+            .collect();
+        for page in crate::kit::pages::cut_each(&lines) {
+            page_sha1.push(hex::encode(<sha1::Sha1 as sha2::Digest>::digest(
+                &page.bytes,
+            )));
+            page_frames.push(frame_of(page.entry.file.path.as_str(), &page.bytes)?);
+            pages.push(page.entry);
+        }
+    }
 
     // The kit's own SBOM lists every other payload file (the pages, not the seeds they list).
-    let page_sha1: Vec<String> = pages
-        .iter()
-        .map(|p| hex::encode(<sha1::Sha1 as sha2::Digest>::digest(&p.bytes)))
-        .collect();
     let mut sbom_files: Vec<SbomFile> = source
         .files
         .iter()
@@ -420,8 +423,8 @@ pub fn build(
             sha1: &facts.sha1,
         })
         .chain(pages.iter().zip(&page_sha1).map(|(p, sha1)| SbomFile {
-            path: p.entry.file.path.as_str(),
-            sha256: p.entry.file.sha256.as_str(),
+            path: p.file.path.as_str(),
+            sha256: p.file.sha256.as_str(),
             sha1,
         }))
         .collect();
@@ -439,13 +442,8 @@ pub fn build(
         size: sbom_bytes.len() as u64,
     };
     // The frames slotted into the payload: the SBOM's, then each page's (`packed.slots`).
-    let slotted: Vec<Vec<u8>> = std::iter::once(frame_of(KIT_SBOM, &sbom_bytes))
-        .chain(
-            pages
-                .iter()
-                .map(|p| frame_of(p.entry.file.path.as_str(), &p.bytes)),
-        )
-        .collect::<Result<_, _>>()?;
+    let mut slotted = vec![frame_of(KIT_SBOM, &sbom_bytes)?];
+    slotted.append(&mut page_frames);
     drop(sbom_bytes);
     if slotted.len() != packed.slots.len() {
         return Err(BuildError::Manifest(format!(
@@ -454,9 +452,7 @@ pub fn build(
             packed.slots.len()
         )));
     }
-    let page_entries = pages.into_iter().map(|p| p.entry).collect();
-
-    let mut manifest = make_manifest(source, &packed.facts, sbom_entry, page_entries, &created)?;
+    let mut manifest = make_manifest(source, &packed.facts, sbom_entry, pages, &created)?;
     // The frame index: the payload frames with the slotted ones in their places.
     let mut frames = Vec::with_capacity(packed.frames.len() + slotted.len());
     let mut from = 0;

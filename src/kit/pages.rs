@@ -167,18 +167,28 @@ pub fn starts<'a>(paths: impl IntoIterator<Item = &'a KitPath>) -> Vec<usize> {
 
 /// Cuts seeds, sorted by path bytes with no repeat, into pages at [`starts`].
 pub fn cut(seeds: &[SeedLine]) -> Vec<BuiltPage> {
+    cut_each(seeds).collect()
+}
+
+/// [`cut`], one page at a time (a builder holds one page's bytes, not all of them).
+pub fn cut_each(seeds: &[SeedLine]) -> impl Iterator<Item = BuiltPage> + '_ {
     debug_assert!(
         seeds
             .windows(2)
             .all(|w| w[0].path.as_str().as_bytes() < w[1].path.as_str().as_bytes())
     );
     let starts = starts(seeds.iter().map(|s| &s.path));
-    let ends = starts.iter().skip(1).copied().chain([seeds.len()]);
-    starts
+    let ends: Vec<usize> = starts
         .iter()
+        .skip(1)
+        .copied()
+        .chain([seeds.len()])
+        .collect();
+    starts
+        .into_iter()
         .zip(ends)
         .enumerate()
-        .map(|(n, (&start, end))| {
+        .map(move |(n, (start, end))| {
             let page = &seeds[start..end];
             let lines: Vec<SumLine> = page
                 .iter()
@@ -201,7 +211,6 @@ pub fn cut(seeds: &[SeedLine]) -> Vec<BuiltPage> {
                 bytes,
             }
         })
-        .collect()
 }
 
 /// Checks the manifest's page list on its own: numbered from 1 without gap, each within the

@@ -92,24 +92,19 @@ pub(super) fn run(
             }
             progress.failed(conflicts as u64);
         } else {
-            let done: Vec<Option<ObjectReport>> = pool.install(|| {
+            // In place: a second list of every object's report would double the memory the
+            // seeding holds per object.
+            pool.install(|| {
                 report
                     .objects
-                    .par_iter()
+                    .par_iter_mut()
                     .zip(seeds)
-                    .map(|(o, s)| match o.action {
-                        Action::Put | Action::Replace => Some(run.put_one(s, o.clone())),
-                        _ => None,
-                    })
-                    .collect()
+                    .for_each(|(o, s)| match o.action {
+                        Action::Put | Action::Replace => *o = run.put_one(s, o.clone()),
+                        Action::Skip => o.outcome = Some(Outcome::Skipped),
+                        _ => {}
+                    });
             });
-            for (o, d) in report.objects.iter_mut().zip(done) {
-                match d {
-                    Some(d) => *o = d,
-                    None if o.action == Action::Skip => o.outcome = Some(Outcome::Skipped),
-                    None => {}
-                }
-            }
             store.sync().map_err(SeedError::Sync)?;
         }
     }
