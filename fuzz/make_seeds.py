@@ -353,6 +353,20 @@ def url_seeds():
         write("store_url", f"form-{form}-style-{style}", structured(form_byte(form, 9), style, secret, *parts))
 
 
+def page_seeds():
+    """seed_pages: a page of three seeds and the stream that takes them (the target's docs)."""
+    import hashlib
+    import struct
+    paths = ["seeds/a.json", "seeds/b/c.json", "seeds/d.txt"]
+    page = "".join(f"{hashlib.sha256(p.encode()).hexdigest()}  {p}\n" for p in paths).encode()
+    sizes = [10, 0, 65535]
+    stream = b"".join(struct.pack("<BH", i, n) for i, n in enumerate(sizes))
+    head = struct.pack("<HIH", len(paths), sum(sizes), len(page))
+    write("seed_pages", "three-seeds", head + page + stream)
+    write("seed_pages", "an-extra-seed", head + page + stream[:3] + struct.pack("<BH", 200, 1))
+    write("seed_pages", "empty-page", struct.pack("<HIH", 0, 0, 0))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--offkit", default=str(ROOT / "target" / "debug" / "offkit"))
@@ -369,6 +383,7 @@ def main():
     toml_seeds()
     sql_seeds()
     url_seeds()
+    page_seeds()
     for d in sorted(SEEDS.iterdir()):
         print(f"{d.name}: {len(list(d.iterdir()))} seeds")
 

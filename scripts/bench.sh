@@ -7,6 +7,7 @@
 #   scripts/bench.sh site     status / migrations --kit vs verify, 100,000 seeds (bench/site/run.sh)
 #   scripts/bench.sh parts    split/join/verify of a 5.3 GiB kit vs split, cat (bench/parts/run.sh)
 #   scripts/bench.sh apply    apply of a 1.1 GiB kit vs tar -x, sha256sum -c, rclone copy (bench/apply/run.sh)
+#   scripts/bench.sh million  build, verify and apply of a 1,000,000-object kit vs the stock tools (bench/million/run.sh)
 #   scripts/bench.sh all
 # Figures and how to read them: docs/BENCHMARKS.md.
 set -euo pipefail
@@ -20,6 +21,7 @@ case $what in
   site) bench/site/run.sh "${@:2}" ;;
   parts) bench/parts/run.sh "${@:2}" ;;
   apply) bench/apply/run.sh "${@:2}" ;;
+  million) bench/million/run.sh "${@:2}" ;;
   all) "$0" kit && "$0" migrate && "$0" store && "$0" site && "$0" parts && "$0" apply ;;
-  *) echo "usage: $0 kit|migrate|store|store-migrate|site|parts|apply|all" >&2; exit 2 ;;
+  *) echo "usage: $0 kit|migrate|store|store-migrate|site|parts|apply|million|all" >&2; exit 2 ;;
 esac
