@@ -282,15 +282,13 @@ fn a_kit_whose_header_no_verifier_would_read_is_refused_by_build() {
     let ws = Workspace::new();
     let (key, _) = ws.key("release");
     let src = ws.example_source("quickstart");
-    // 4,000 seeds with 3,800-byte paths: each path is written four times in the header
-    // (manifest, SHA256SUMS, the statement's subjects and predicate), past its limits.
-    let deep: Vec<String> = (0..15)
-        .map(|i| format!("{i:02}{}", "d".repeat(248)))
-        .collect();
-    let dir = src.join("seeds").join(deep.join("/"));
+    // 45,000 attestations with 250-byte paths: each path is written four times in the header
+    // (manifest, SHA256SUMS, the statement's subjects and predicate), past its limits. (Seeds
+    // are no longer the way past them: a kit of many seeds lists them in pages, offkit/v2.)
+    let dir = src.join("attestations");
     std::fs::create_dir_all(&dir).unwrap();
-    for n in 0..4000 {
-        std::fs::write(dir.join(format!("s{n:04}.json")), b"{}").unwrap();
+    for n in 0..45_000 {
+        std::fs::write(dir.join(format!("{n:05}{}.json", "a".repeat(227))), b"{}").unwrap();
     }
     // A 4 GiB seed (sparse): reading it would take a while; the build must refuse first.
     let huge = std::fs::File::create(src.join("seeds/huge.bin")).unwrap();

@@ -388,3 +388,32 @@ fn a_paged_kit_is_co_signed_split_and_applied_from_its_parts() {
         "the last page's seeds were put"
     );
 }
+
+#[test]
+fn seeds_with_long_paths_are_paged_by_bytes_and_verify() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    // 4,000 seeds with 3,800-byte paths: past one page by its byte bound (1 MiB), not its
+    // line bound; once past the header's limits, now an offkit/v2 kit.
+    let deep: Vec<String> = (0..15)
+        .map(|i| format!("{i:02}{}", "d".repeat(248)))
+        .collect();
+    let dir = src.join("seeds").join(deep.join("/"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in 0..4000 {
+        std::fs::write(dir.join(format!("s{n:04}.json")), b"{}").unwrap();
+    }
+    let kit = ws.build(&src, &[&key]);
+    let out = ws.path("x");
+    extract_with_tar(&kit, &out);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let pages = manifest["pages"].as_array().unwrap();
+    assert!(pages.len() >= 15, "{} pages", pages.len());
+    for p in pages {
+        assert!(p["size"].as_u64().unwrap() <= 1 << 20, "{p}");
+    }
+    let stdout = run_ok(cmd().arg("verify").arg(&kit).arg("--trust").arg(&public));
+    assert!(stdout.starts_with("VERIFIED"), "{stdout}");
+}
