@@ -65,23 +65,7 @@ run_store() {
   ROWS+=("| $STORE_NAME | \`tar --zstd -x\` + \`sha256sum -c\` + \`rclone copy --checksum\` (stock) | $b | 1.00 | $(mib "${RSS[stock-$STORE_NAME]}") | $disk_stock |")
 }
 
-if [[ " $STORES " == *" file "* ]]; then
-  STORE_NAME=folder APPLY_STORE="file://$W/site/store" STOCK_DEST="$W/store2" \
-    STORE_PREP="rm -rf $W/store2" run_store
-fi
-if [[ " $STORES " == *" s3 "* ]]; then
-  work=$W
-  source bench/store/lib.sh
-  start_s3
-  STORE_NAME=S3 APPLY_STORE="s3://apply-b?endpoint=http://127.0.0.1:$port&path_style=true" \
-    STOCK_DEST="\"$(remote stock-b)\"" \
-    STORE_PREP="$(for b in apply-b stock-b; do
-      # Through the server, so that its listing cache never holds a bucket emptied behind it.
-      printf 'rclone purge --config /dev/null "%s" 2>/dev/null || true; ' "$(remote $b)"
-      printf 'rclone mkdir --config /dev/null "%s"; ' "$(remote $b)"
-    done)true" run_store
-  kill "$server" 2>/dev/null || true
-fi
+for_stores
 
 cat <<MD
 Kit: $SIZE MiB of mixed payload ($SEEDS seed objects, 200 migrations), $KIT_MIB MiB compressed; median of $RUNS runs; $(nproc) cores; $(date -u +%F); S3 is \`rclone serve s3\` on loopback.

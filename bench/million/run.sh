@@ -87,22 +87,7 @@ run_store() {
   ROWS+=("| $STORE_NAME | \`offkit apply KIT\` (verify, migrations, seeds read again from the kit) | $a | $(ratio "$a" "$b") | $(mib "${RSS[apply-$STORE_NAME]}") | 0 |")
   ROWS+=("| $STORE_NAME | \`tar --zstd -x\` + \`sha256sum -c\` + \`rclone copy --checksum\` (stock) | $b | 1.00 | $(mib "${RSS[stock-$STORE_NAME]}") | $(du -sm "$W/x" | cut -f1) |")
 }
-if [[ " $STORES " == *" file "* ]]; then
-  STORE_NAME=folder APPLY_STORE="file://$W/site/store" STOCK_DEST="$W/store2" \
-    STORE_PREP="rm -rf $W/store2" run_store
-fi
-if [[ " $STORES " == *" s3 "* ]]; then
-  work=$W
-  source bench/store/lib.sh
-  start_s3
-  STORE_NAME=S3 APPLY_STORE="s3://apply-b?endpoint=http://127.0.0.1:$port&path_style=true" \
-    STOCK_DEST="\"$(remote stock-b)\"" \
-    STORE_PREP="$(for b in apply-b stock-b; do
-      printf 'rclone purge --config /dev/null "%s" 2>/dev/null || true; ' "$(remote $b)"
-      printf 'rclone mkdir --config /dev/null "%s"; ' "$(remote $b)"
-    done)true" run_store
-  kill "$server" 2>/dev/null || true
-fi
+for_stores
 cat <<MD
 
 | store | job | seconds | ÷ stock | peak RSS (MiB) | scratch disk (MiB) |

@@ -141,6 +141,15 @@ impl KitDiff {
     }
 }
 
+/// A kit's seeds by key, and the pages of an `offkit/v2` kit by path: unverified, its pages are
+/// all that is known of its seeds.
+fn seed_files(m: &Manifest) -> impl Iterator<Item = (String, &FileEntry)> {
+    m.seeds
+        .iter()
+        .map(|s| (s.key.to_string(), &s.file))
+        .chain(m.pages.iter().map(|p| (p.file.path.to_string(), &p.file)))
+}
+
 /// Compares kit `a` with kit `b` (changes read as "from a to b").
 pub fn diff(a: &KitFacts, b: &KitFacts) -> KitDiff {
     let migrations = migrations(&a.manifest, &b.manifest);
@@ -152,30 +161,7 @@ pub fn diff(a: &KitFacts, b: &KitFacts) -> KitDiff {
         fields: fields(&a.manifest, &b.manifest),
         migrations,
         edited_migrations,
-        // The pages of an `offkit/v2` kit too: unverified, they are all that is known of its
-        // seeds.
-        seeds: files(
-            a.manifest
-                .seeds
-                .iter()
-                .map(|s| (s.key.to_string(), &s.file))
-                .chain(
-                    a.manifest
-                        .pages
-                        .iter()
-                        .map(|p| (p.file.path.to_string(), &p.file)),
-                ),
-            b.manifest
-                .seeds
-                .iter()
-                .map(|s| (s.key.to_string(), &s.file))
-                .chain(
-                    b.manifest
-                        .pages
-                        .iter()
-                        .map(|p| (p.file.path.to_string(), &p.file)),
-                ),
-        ),
+        seeds: files(seed_files(&a.manifest), seed_files(&b.manifest)),
         sboms: files(
             a.manifest.sboms.iter().map(|f| (f.path.to_string(), f)),
             b.manifest.sboms.iter().map(|f| (f.path.to_string(), f)),
