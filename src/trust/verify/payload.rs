@@ -1,7 +1,8 @@
-//! The payload pass: each entry, in SHA256SUMS order, hashed as it streams past and compared with
-//! the signed digest, its data handed to a [`PayloadSink`] (which may keep it). The decompressed
-//! size is bounded by what the authenticated manifest declares, so a decompression bomb is an
-//! error, not work.
+//! The payload pass: each entry, in SHA256SUMS order (in an `offkit/v2` kit, the seed pages and
+//! their seeds after every other file, walked in lockstep: docs/FORMAT.md §14), hashed as it
+//! streams past and compared with the signed digest, its data handed to a [`PayloadSink`] (which
+//! may keep it). The decompressed size is bounded by what the authenticated manifest declares, so
+//! a decompression bomb is an error, not work.
 
 use std::collections::{HashMap, HashSet};
 
