@@ -96,8 +96,31 @@ fn a_paged_kit_applies_every_seed_it_lists() {
     let (key, public) = ws.key("release");
     let src = paged_source(&ws);
     let kit = ws.build(&src, &[&key]);
+    // `status` compares the seeds the verified pages list with the store: none there yet.
+    let status = |expected: i32, verdict: &str| {
+        let store = format!("file://{}", ws.path("store").display());
+        let (code, out, err) = outcome(
+            &cmd()
+                .arg("status")
+                .arg(&kit)
+                .arg("--trust")
+                .arg(&public)
+                .args(["--db", &ws.site_db(), "--store", &store, "--json"])
+                .output()
+                .unwrap(),
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        assert_eq!(
+            (code, v["verdict"].as_str()),
+            (expected, Some(verdict)),
+            "{v:#}{err}"
+        );
+    };
+    status(10, "incomplete");
     let (code, stdout, stderr) = ws.apply(&kit, &public, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
+    status(0, "complete");
     let store = ws.path("store");
     for i in [0, 4095, 4096, SEEDS - 1] {
         let rel = format!("bulk/{:03}/{i:06}.json", i % 97);
