@@ -15,6 +15,7 @@ fuzz_dict() {
     trust_policy | kit_toml) echo fuzz/dict/toml.dict ;;
     sql_split) echo fuzz/dict/sql.dict ;;
     db_url | store_url) echo fuzz/dict/url.dict ;;
+    seed_pages) echo fuzz/dict/pages.dict ;;
   esac
 }
 
