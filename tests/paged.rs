@@ -41,6 +41,20 @@ fn extract_with_tar(kit: &Path, to: &Path) {
     );
 }
 
+/// The stock recipe (README, "Verifying a kit with stock tools only") on an extracted v2 kit:
+/// SHA256SUMS checks the pages, the pages check the seeds.
+fn stock_check(dir: &Path) {
+    run_ok(
+        Command::new("sh")
+            .args([
+                "-c",
+                "sha256sum --strict --quiet -c SHA256SUMS && \
+                 cat index/seeds/*.sha256 | sha256sum --strict --quiet -c -",
+            ])
+            .current_dir(dir),
+    );
+}
+
 #[test]
 fn a_kit_of_more_seeds_than_a_page_is_v2_verifies_and_the_stock_tools_check_it() {
     let ws = Workspace::new();
@@ -61,20 +75,7 @@ fn a_kit_of_more_seeds_than_a_page_is_v2_verifies_and_the_stock_tools_check_it()
     assert!(pages.len() >= 3, "{} pages", pages.len());
     let listed: u64 = pages.iter().map(|p| p["files"].as_u64().unwrap()).sum();
     assert!(listed > SEEDS as u64);
-    // The stock recipe: SHA256SUMS authenticates the pages, the pages the seeds.
-    run_ok(
-        Command::new("sha256sum")
-            .args(["--strict", "-c", "SHA256SUMS"])
-            .current_dir(&out),
-    );
-    run_ok(
-        Command::new("sh")
-            .args([
-                "-c",
-                "cat index/seeds/*.sha256 | sha256sum --strict --quiet -c -",
-            ])
-            .current_dir(&out),
-    );
+    stock_check(&out);
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     assert!(
         !sums.contains("  seeds/"),
@@ -304,11 +305,7 @@ fn a_paged_kit_extracts_with_its_pages_and_audit_and_diff_list_its_seeds() {
     );
     assert!(to.join("index/seeds/00000001.sha256").is_file());
     assert!(to.join("seeds/bulk/000/000000.json").is_file());
-    run_ok(
-        Command::new("sh")
-            .args(["-c", "sha256sum --strict --quiet -c SHA256SUMS && cat index/seeds/*.sha256 | sha256sum --strict --quiet -c -"])
-            .current_dir(&to),
-    );
+    stock_check(&to);
 
     // The next release drops one seed and changes another: diff names both.
     std::fs::remove_file(src.join("seeds/bulk/001/000001.json")).unwrap();

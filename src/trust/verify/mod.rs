@@ -316,24 +316,30 @@ impl VerifiedKit {
         crate::kit::random::FrameFile::open(&files, header_frame, &self.manifest().payload.frames)
     }
 
-    /// The verified bytes of a payload file, read again (from the folder it was retained in,
-    /// else from the kit through its frame index) and checked against its signed size and
-    /// digest. For small files (the pages): the bytes are held.
-    pub fn read_file(&self, entry: &FileEntry) -> Result<Vec<u8>, ContentError> {
+    /// The verified bytes of a small payload file (a page), read again from the folder it was
+    /// retained in, else from the kit through its frame index (`frames`, opened on first use and
+    /// kept for the next file), and checked against its signed size and digest.
+    fn read_small(
+        &self,
+        entry: &FileEntry,
+        offsets: &HashMap<&str, u64>,
+        frames: &mut Option<crate::kit::random::FrameFile>,
+    ) -> Result<Vec<u8>, ContentError> {
         if let Some(read) = self.content.read_from_folder(entry) {
             return read;
         }
-        let io = |source| ContentError::Io {
-            path: entry.path.to_string(),
-            source,
-        };
-        let at = *self
-            .data_offsets()
+        let at = *offsets
             .get(entry.path.as_str())
             .ok_or_else(|| ContentError::NotRetained {
                 path: entry.path.clone(),
             })?;
-        let frames = self.frames().map_err(io)?;
+        let frames = match frames {
+            Some(f) => f,
+            None => frames.insert(self.frames().map_err(|source| ContentError::Io {
+                path: entry.path.to_string(),
+                source,
+            })?),
+        };
         crate::trust::content::checked(frames.reader(at, entry.size), entry)
     }
 
@@ -348,8 +354,10 @@ impl VerifiedKit {
         }
         let mut seeds = Vec::with_capacity(self.data_offsets.seeds.len());
         let mut sizes = self.data_offsets.seeds.iter().map(|(_, size)| *size);
+        let offsets = self.data_offsets();
+        let mut frames = None;
         for page in &manifest.pages {
-            let bytes = self.read_file(&page.file)?;
+            let bytes = self.read_small(&page.file, &offsets, &mut frames)?;
             // Verified bytes: the page rules held when the kit was verified.
             let lines = crate::kit::sums::parse(&bytes).map_err(|e| ContentError::Io {
                 path: page.file.path.to_string(),
@@ -363,7 +371,8 @@ impl VerifiedKit {
                 let key = line
                     .path
                     .as_str()
-                    .strip_prefix("seeds/")
+                    .strip_prefix(crate::kit::pages::SEED_DIR)
+                    .and_then(|k| k.strip_prefix('/'))
                     .and_then(|k| KitPath::new(k).ok())
                     .ok_or_else(|| ContentError::Io {
                         path: page.file.path.to_string(),
