@@ -88,9 +88,9 @@ pub struct Global {
     /// terminal and plain `Progress: …` lines elsewhere (auto), always one of them, or nothing.
     #[arg(long, global = true, value_enum, default_value_t = crate::report::progress::ProgressMode::Auto)]
     pub progress: crate::report::progress::ProgressMode,
-    /// Threads that decompress a kit's payload frames side by side while it is verified (default
-    /// 1: one stream; memory is about N + 4 frames of 8 MiB). For machines whose verify is bound by
-    /// decompression (docs/BENCHMARKS.md).
+    /// Threads that decompress a kit's payload frames side by side while it is verified (default:
+    /// the machine's cores, at most 2; 1 decodes one stream). Each thread holds about two frames
+    /// of 8 MiB, beside four shared ones (docs/BENCHMARKS.md).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
 }

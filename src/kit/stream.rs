@@ -214,8 +214,9 @@ impl BufRead for DecodedStream {
 /// decompressed), sending each buffer back on `back` for reuse when it is the last holder.
 fn spawn_hasher(
     back: Option<SyncSender<Vec<u8>>>,
+    in_flight: usize,
 ) -> (SyncSender<Chunk>, JoinHandle<(Sha256Hex, u64)>) {
-    let (hash_tx, hash_rx) = sync_channel::<Chunk>(IN_FLIGHT);
+    let (hash_tx, hash_rx) = sync_channel::<Chunk>(in_flight);
     let hasher = std::thread::spawn(move || {
         let mut h = Sha256::new();
         let mut n = 0u64;
@@ -240,7 +241,7 @@ fn produce(mut file: Box<dyn Read + Send>, tx: SyncSender<Msg>, recycle: Receive
     use zstd::stream::raw::{DParameter, Decoder, InBuffer, Operation, OutBuffer};
     // Input buffers go back to the reader once hashed, so memory stays a few fixed buffers.
     let (back_tx, back_rx) = sync_channel::<Vec<u8>>(2);
-    let (hash_tx, hasher) = spawn_hasher(Some(back_tx));
+    let (hash_tx, hasher) = spawn_hasher(Some(back_tx), IN_FLIGHT);
     let fail = |f: DecodeFailure| {
         let _ = tx.send(Msg::Fail(f));
     };
@@ -352,19 +353,23 @@ impl DecodedStream {
     /// still walked and the file hashed as it is read; each frame is decompressed whole (its
     /// content size, from its own header, at most [`MAX_PARALLEL_FRAME`]) and delivered in order.
     /// Bytes after the listed frames, and frames too large, are decoded on the reading thread.
-    /// Memory: about `workers + 4` decompressed frames in flight (8 MiB each as built).
+    /// Memory: about `workers + 3` decompressed frames (8 MiB each as built, reused from frame to
+    /// frame) and `workers + 2` compressed ones in flight.
     pub fn open_frames(
         input: Box<dyn Read + Send>,
         sizes: Vec<u64>,
         workers: usize,
         limit: u64,
     ) -> io::Result<DecodedStream> {
-        let (tx, rx) = sync_channel(1);
-        let (recycle_tx, _recycle_rx) = sync_channel(2);
+        // A rendezvous: the ordering thread hands each frame over as the consumer asks for it.
+        let (tx, rx) = sync_channel(0);
         let workers = workers.max(1);
+        // Decoded frames the consumer is done with go back to the workers: a frame's pages are
+        // written once, not faulted in afresh for every frame.
+        let (recycle_tx, recycle_rx) = sync_channel(workers + 1);
         let handle = std::thread::Builder::new()
             .name("offkit-read-frames".into())
-            .spawn(move || produce_frames(input, sizes, workers, tx))?;
+            .spawn(move || produce_frames(input, sizes, workers, tx, recycle_rx))?;
         Ok(Self::fed_by(rx, recycle_tx, handle, limit))
     }
 }
@@ -421,22 +426,29 @@ fn produce_frames(
     sizes: Vec<u64>,
     workers: usize,
     tx: SyncSender<Msg>,
+    spare: Receiver<Vec<u8>>,
 ) {
     use std::sync::{Arc, Mutex};
-    let tokens = workers + 2;
+    let tokens = workers + 1;
     let (tok_tx, tok_rx) = sync_channel::<()>(tokens);
     for _ in 0..tokens {
         let _ = tok_tx.send(());
     }
     let (piece_tx, piece_rx) = sync_channel::<(u64, Piece)>(tokens);
     let orderer = std::thread::spawn(move || order(piece_rx, tx, tok_tx));
-    let (job_tx, job_rx) = sync_channel::<Job>(workers);
+    let (job_tx, job_rx) = sync_channel::<Job>(1);
     let job_rx = Arc::new(Mutex::new(job_rx));
+    let spare = Arc::new(Mutex::new(spare));
+    // Compressed frames go back to this thread once hashed and decoded (by whichever of the
+    // two lets go last).
+    let (back_tx, back_rx) = sync_channel::<Vec<u8>>(workers + 2);
     let pool: Vec<_> = (0..workers)
         .map(|_| {
             let jobs = Arc::clone(&job_rx);
+            let spare = Arc::clone(&spare);
             let out = piece_tx.clone();
-            std::thread::spawn(move || decode_jobs(&jobs, &out))
+            let back = back_tx.clone();
+            std::thread::spawn(move || decode_jobs(&jobs, &spare, &back, &out))
         })
         .collect();
     let mut emitter = Emitter {
@@ -444,7 +456,8 @@ fn produce_frames(
         tokens: tok_rx,
         pieces: piece_tx,
     };
-    let (hash_tx, hasher) = spawn_hasher(None);
+    // One whole frame waits to be hashed beside the one being hashed: frames are large.
+    let (hash_tx, hasher) = spawn_hasher(Some(back_tx), 1);
     let mut walker = FrameWalker::default();
     let mut compressed = 0u64;
     let failed = (|| -> Result<(), DecodeFailure> {
@@ -460,7 +473,9 @@ fn produce_frames(
             else {
                 break;
             };
-            let mut bytes = vec![0u8; size];
+            // A recycled buffer is only zeroed where it grows.
+            let mut bytes = back_rx.try_recv().unwrap_or_default();
+            bytes.resize(size, 0);
             let n = crate::util::read_full(&mut file, &mut bytes).map_err(|e| read_failure(&e))?;
             bytes.truncate(n);
             walker.feed(&bytes).map_err(DecodeFailure::FrameShape)?;
@@ -535,8 +550,14 @@ fn produce_frames(
     let _ = orderer.join();
 }
 
-/// A worker: decompresses whole frames of known content size.
-fn decode_jobs(jobs: &std::sync::Mutex<Receiver<Job>>, out: &SyncSender<(u64, Piece)>) {
+/// A worker: decompresses whole frames of known content size, into a buffer the consumer gave
+/// back when there is one (`spare`), handing the compressed frame `back` when it holds it last.
+fn decode_jobs(
+    jobs: &std::sync::Mutex<Receiver<Job>>,
+    spare: &std::sync::Mutex<Receiver<Vec<u8>>>,
+    back: &SyncSender<Vec<u8>>,
+    out: &SyncSender<(u64, Piece)>,
+) {
     let mut d = None;
     loop {
         let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
@@ -551,14 +572,23 @@ fn decode_jobs(jobs: &std::sync::Mutex<Receiver<Job>>, out: &SyncSender<(u64, Pi
                 }
             },
         };
-        let piece = match d.decompress(&bytes, len) {
-            Ok(v) if v.len() == len => Piece::Data(v),
-            Ok(v) => Piece::Fail(DecodeFailure::Corrupt(format!(
-                "a frame decodes to {} bytes; its header says {len}",
-                v.len()
+        let mut v = spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_recv()
+            .unwrap_or_default();
+        v.clear();
+        v.reserve_exact(len);
+        let piece = match d.decompress_to_buffer(&bytes, &mut v) {
+            Ok(n) if n == len => Piece::Data(v),
+            Ok(n) => Piece::Fail(DecodeFailure::Corrupt(format!(
+                "a frame decodes to {n} bytes; its header says {len}"
             ))),
             Err(e) => Piece::Fail(DecodeFailure::Corrupt(e.to_string())),
         };
+        if let Ok(b) = std::sync::Arc::try_unwrap(bytes) {
+            let _ = back.try_send(b);
+        }
         if out.send((seq, piece)).is_err() {
             return;
         }

@@ -127,7 +127,7 @@ impl ObjectReport {
         key: String,
         size: u64,
         sha256: String,
-        state: &SeedState,
+        state: SeedState,
         action: Action,
     ) -> Self {
         ObjectReport {
@@ -137,7 +137,7 @@ impl ObjectReport {
             action,
             outcome: None,
             existing: match state {
-                SeedState::Different { existing } => Some(existing.clone()),
+                SeedState::Different { existing } => Some(existing),
                 _ => None,
             },
             bytes_written: 0,

@@ -64,8 +64,11 @@ pub(super) fn run(
         source_problem: Mutex::new(None),
         progress,
     };
+    let conflicts = plan.count(Action::Conflict);
+    // The plan's entries become the report's objects (moved, not copied: at a million seeds
+    // each copy held would cost hundreds of MiB).
     let mut report = SeedReport {
-        store: plan.store.clone(),
+        store: plan.store,
         mode: opts.mode,
         conflict_policy: opts.conflicts,
         parallelism: threads,
@@ -73,13 +76,10 @@ pub(super) fn run(
         duration_ms: 0,
         objects: plan
             .entries
-            .iter()
-            .map(|e| {
-                ObjectReport::planned(e.key.clone(), e.size, e.sha256.clone(), &e.state, e.action)
-            })
+            .into_iter()
+            .map(|e| ObjectReport::planned(e.key, e.size, e.sha256, e.state, e.action))
             .collect(),
     };
-    let conflicts = plan.count(Action::Conflict);
     if opts.mode == SeedMode::Apply {
         if conflicts > 0 {
             // Stop before any put: the operator sees every conflicting key at once.

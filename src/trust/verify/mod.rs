@@ -76,6 +76,7 @@ pub struct VerifyOptions {
     /// Reader bounds.
     pub limits: Limits,
     /// Threads decompressing the payload's frames (`--jobs`); 1 decodes the kit as one stream.
+    /// A kit without a frame index is always decoded as one stream.
     pub jobs: usize,
 }
 
@@ -86,11 +87,18 @@ pub fn set_jobs(n: usize) {
     let _ = JOBS.set(n.max(1));
 }
 
-/// The default of [`VerifyOptions::jobs`]: what `--jobs` said, else 1 (one decompression stream:
-/// on the 2-core machines measured, the reading thread's parsing and hashing, not decompression,
-/// bounds verify, and more threads only held more memory; docs/BENCHMARKS.md).
+/// Most threads [`default_jobs`] picks without `--jobs`: each holds about two frames (16 MiB as
+/// built), and two keep verify within 96 MiB (docs/BENCHMARKS.md).
+pub const DEFAULT_MAX_JOBS: usize = 2;
+
+/// The default of [`VerifyOptions::jobs`]: what `--jobs` said, else the machine's cores up to
+/// [`DEFAULT_MAX_JOBS`] (one decompression stream on a single core).
 pub fn default_jobs() -> usize {
-    *JOBS.get_or_init(|| 1)
+    *JOBS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, DEFAULT_MAX_JOBS)
+    })
 }
 
 impl Default for VerifyOptions {
