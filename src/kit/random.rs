@@ -6,7 +6,8 @@
 //! at the first changed frame, before a byte of it is used.
 //!
 //! Memory: the last [`CACHED_FRAMES`] decompressed frames are kept (seeds are handed out in kit
-//! order, so neighbouring seeds share a frame); a frame larger than [`MAX_CACHED_FRAME`] (never
+//! order, so neighbouring seeds share a frame), each decoded once however many readers want it
+//! at the same time; a frame larger than [`MAX_CACHED_FRAME`] (never
 //! written by `offkit build`, whose frames hold 8 MiB) is decoded as a stream instead.
 
 use std::collections::VecDeque;
@@ -52,8 +53,14 @@ struct Frame {
 pub struct FrameFile {
     segments: Vec<Segment>,
     frames: Vec<Frame>,
-    cache: Mutex<VecDeque<(usize, Arc<Vec<u8>>)>>,
+    cache: Mutex<VecDeque<(usize, Slot)>>,
+    /// Frames decompressed whole so far (each once while it stays cached).
+    decoded: std::sync::atomic::AtomicU64,
 }
+
+/// A cached frame: decoded once, by the first reader that wants it, while the others that want
+/// it meanwhile wait for that decoding instead of repeating it.
+type Slot = Arc<std::sync::OnceLock<Result<Arc<Vec<u8>>, (io::ErrorKind, String)>>>;
 
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
@@ -77,6 +84,7 @@ impl FrameFile {
             segments,
             frames: Vec::with_capacity(index.len()),
             cache: Mutex::new(VecDeque::new()),
+            decoded: Default::default(),
         };
         let mut uncompressed = ff.content_size(0, header_frame)?;
         let mut offset = header_frame;
@@ -163,14 +171,41 @@ impl FrameFile {
         Ok(bytes)
     }
 
-    /// Payload frame `i`, decompressed (from the cache when it is there).
+    /// Payload frame `i`, decompressed (from the cache when it is there; decoded once however
+    /// many readers want it at the same time).
     fn frame(&self, i: usize) -> io::Result<Arc<Vec<u8>>> {
-        {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, bytes)) = cache.iter().find(|(k, _)| *k == i) {
-                return Ok(Arc::clone(bytes));
+        let slot = {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            match cache.iter().find(|(k, _)| *k == i) {
+                Some((_, slot)) => Arc::clone(slot),
+                None => {
+                    if cache.len() == CACHED_FRAMES {
+                        cache.pop_front();
+                    }
+                    let slot = Slot::default();
+                    cache.push_back((i, Arc::clone(&slot)));
+                    slot
+                }
             }
-        }
+        };
+        slot.get_or_init(|| {
+            self.decode(i)
+                .map(Arc::new)
+                .map_err(|e| (e.kind(), e.to_string()))
+        })
+        .clone()
+        .map_err(|(kind, message)| io::Error::new(kind, message))
+    }
+
+    /// How many frames were decompressed whole so far.
+    pub fn frames_decoded(&self) -> u64 {
+        self.decoded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Payload frame `i`, read, checked and decompressed.
+    fn decode(&self, i: usize) -> io::Result<Vec<u8>> {
+        self.decoded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let f = &self.frames[i];
         let compressed = self.compressed(i)?;
         let len = usize::try_from(f.len).map_err(|_| invalid("frame too large".into()))?;
@@ -182,14 +217,6 @@ impl FrameFile {
                 bytes.len(),
                 f.len
             )));
-        }
-        let bytes = Arc::new(bytes);
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if !cache.iter().any(|(k, _)| *k == i) {
-            if cache.len() == CACHED_FRAMES {
-                cache.pop_front();
-            }
-            cache.push_back((i, Arc::clone(&bytes)));
         }
         Ok(bytes)
     }
@@ -348,6 +375,31 @@ mod tests {
                 .contains("changed after it was verified: payload frame 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn readers_of_one_frame_at_the_same_time_decode_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, _) = frame(b"h");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let (f1, e1) = frame(&data);
+        let path = dir.path().join("k");
+        std::fs::write(&path, [h.clone(), f1].concat()).unwrap();
+        let ff = FrameFile::open(&[path], h.len() as u64, &[e1]).unwrap();
+        let barrier = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let (ff, barrier, data) = (&ff, &barrier, &data);
+                s.spawn(move || {
+                    barrier.wait();
+                    let at = 1 + t * 1000;
+                    let mut got = Vec::new();
+                    ff.reader(at, 500).read_to_end(&mut got).unwrap();
+                    assert_eq!(got, &data[(at - 1) as usize..(at + 499) as usize]);
+                });
+            }
+        });
+        assert_eq!(ff.frames_decoded(), 1, "eight readers, one decoding");
     }
 
     #[test]

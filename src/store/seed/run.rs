@@ -18,6 +18,10 @@ use crate::failpoint;
 use crate::report::progress::Progress;
 use crate::store::{PutRequest, Store, StoreError, WriteMode};
 
+/// Seeds per thread in each window of the puts (see [`run`]): enough that a slow put holds up
+/// little of a window, few enough that the window's seeds sit in a few frames of a kit.
+const WINDOW_PER_THREAD: usize = 64;
+
 /// What every put of one run shares: the store, the source, the conflict policy, and the stop
 /// flag with the first source problem found.
 struct Run<'a> {
@@ -93,18 +97,22 @@ pub(super) fn run(
             progress.failed(conflicts as u64);
         } else {
             // In place: a second list of every object's report would double the memory the
-            // seeding holds per object.
-            pool.install(|| {
-                report
-                    .objects
-                    .par_iter_mut()
-                    .zip(seeds)
-                    .for_each(|(o, s)| match o.action {
-                        Action::Put | Action::Replace => *o = run.put_one(s, o.clone()),
-                        Action::Skip => o.outcome = Some(Outcome::Skipped),
-                        _ => {}
-                    });
-            });
+            // seeding holds per object. In seed order, a window at a time: the threads work on
+            // neighbouring seeds, which a kit source reads from the same few frames (split
+            // across the whole list, each thread would want a frame of its own).
+            let window = threads * WINDOW_PER_THREAD;
+            for (objects, seeds) in report.objects.chunks_mut(window).zip(seeds.chunks(window)) {
+                pool.install(|| {
+                    objects
+                        .par_iter_mut()
+                        .zip(seeds)
+                        .for_each(|(o, s)| match o.action {
+                            Action::Put | Action::Replace => *o = run.put_one(s, o.clone()),
+                            Action::Skip => o.outcome = Some(Outcome::Skipped),
+                            _ => {}
+                        });
+                });
+            }
             store.sync().map_err(SeedError::Sync)?;
         }
     }
