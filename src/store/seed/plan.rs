@@ -131,10 +131,9 @@ pub(super) fn plan_with(
     progress: &Progress,
     ahead: Option<LookedUp>,
 ) -> Result<SeedPlan, SeedError> {
-    let mut shas = Vec::with_capacity(seeds.len());
     let mut keys = HashSet::with_capacity(seeds.len());
     for s in seeds {
-        shas.push(normalized_sha(s)?);
+        normalized_sha(s)?;
         if !keys.insert(s.key.as_str()) {
             return Err(SeedError::InvalidSeed {
                 key: s.key.to_string(),
@@ -142,55 +141,54 @@ pub(super) fn plan_with(
             });
         }
     }
+    drop(keys);
     // Reading an object back also tells whether it exists: where existence costs a lookup per
-    // key anyway and no checksum can spare the read, skip the separate existence pass.
+    // key anyway and no checksum can spare the read, skip the separate existence pass (and hold
+    // nothing per seed for it).
     let read_directly = store.lookup() == Lookup::PerKey && !store.confirms_by_checksum();
     let found = match ahead.and_then(|a| a.for_seeds(seeds)) {
-        Some(found) => found,
-        None if read_directly => vec![Found::Unknown; seeds.len()],
-        None => pool.install(|| existing_objects(store, seeds))?,
+        Some(found) => Some(found),
+        None if read_directly => None,
+        None => Some(pool.install(|| existing_objects(store, seeds))?),
     };
-    let states: Vec<SeedState> = pool.install(|| {
+    let found_at = |i: usize| found.as_ref().map_or(&Found::Unknown, |f| &f[i]);
+    // Each seed's entry is made where its state is found: no list of states beside the entries.
+    let entries: Vec<PlanEntry> = pool.install(|| {
         seeds
             .par_iter()
-            .zip(&found)
-            .zip(&shas)
-            .map(|((s, found), sha)| {
-                let state = match found {
+            .enumerate()
+            .map(|(i, s)| {
+                // 64 hex digits: checked above.
+                let sha = s.sha256.to_ascii_lowercase();
+                let state = match found_at(i) {
                     Found::Absent => SeedState::Absent,
                     Found::Listed(info) if confirmed_by_checksum(store, s, source, Some(info))? => {
                         SeedState::Same
                     }
                     Found::Listed(_) | Found::Unknown => match store.digest(&s.key)? {
                         None => SeedState::Absent,
-                        Some(d) if d.size == s.size && &d.sha256 == sha => SeedState::Same,
+                        Some(d) if d.size == s.size && d.sha256 == sha => SeedState::Same,
                         Some(existing) => SeedState::Different { existing },
                     },
                 };
                 if state == SeedState::Same {
                     progress.skipped(1);
                 }
-                Ok(state)
+                Ok(PlanEntry {
+                    key: s.key.to_string(),
+                    size: s.size,
+                    sha256: sha,
+                    action: match (&state, policy) {
+                        (SeedState::Absent, _) => Action::Put,
+                        (SeedState::Same, _) => Action::Skip,
+                        (SeedState::Different { .. }, ConflictPolicy::Replace) => Action::Replace,
+                        (SeedState::Different { .. }, _) => Action::Conflict,
+                    },
+                    state,
+                })
             })
             .collect::<Result<_, StoreError>>()
     })?;
-    let entries = seeds
-        .iter()
-        .zip(shas)
-        .zip(states)
-        .map(|((s, sha256), state)| PlanEntry {
-            key: s.key.to_string(),
-            size: s.size,
-            sha256,
-            action: match (&state, policy) {
-                (SeedState::Absent, _) => Action::Put,
-                (SeedState::Same, _) => Action::Skip,
-                (SeedState::Different { .. }, ConflictPolicy::Replace) => Action::Replace,
-                (SeedState::Different { .. }, _) => Action::Conflict,
-            },
-            state,
-        })
-        .collect();
     Ok(SeedPlan {
         store: store.url().redacted(),
         entries,
