@@ -18,9 +18,28 @@ use crate::failpoint;
 use crate::report::progress::Progress;
 use crate::store::{PutRequest, Store, StoreError, WriteMode};
 
-/// Seeds per thread in each window of the puts (see [`run`]): enough that a slow put holds up
-/// little of a window, few enough that the window's seeds sit in a few frames of a kit.
+/// Most seeds per thread in a window of the puts ([`window_end`]): enough that a slow put holds
+/// up little of a window.
 const WINDOW_PER_THREAD: usize = 64;
+
+/// Bytes of seeds after which a window closes (once every thread has a seed): two of the
+/// builder's 8 MiB frames, so a window's seeds lie in the few frames a kit source keeps decoded.
+const WINDOW_BYTES: u64 = 16 << 20;
+
+/// Where the window of puts that starts at seed `start` ends: at least one seed per thread, then
+/// up to [`WINDOW_PER_THREAD`] per thread while the window holds under [`WINDOW_BYTES`].
+fn window_end(seeds: &[SeedObject], start: usize, threads: usize) -> usize {
+    let mut end = start;
+    let mut bytes = 0u64;
+    while end < seeds.len()
+        && (end - start < threads
+            || (end - start < threads * WINDOW_PER_THREAD && bytes < WINDOW_BYTES))
+    {
+        bytes = bytes.saturating_add(seeds[end].size);
+        end += 1;
+    }
+    end
+}
 
 /// What every put of one run shares: the store, the source, the conflict policy, and the stop
 /// flag with the first source problem found.
@@ -100,18 +119,20 @@ pub(super) fn run(
             // seeding holds per object. In seed order, a window at a time: the threads work on
             // neighbouring seeds, which a kit source reads from the same few frames (split
             // across the whole list, each thread would want a frame of its own).
-            let window = threads * WINDOW_PER_THREAD;
-            for (objects, seeds) in report.objects.chunks_mut(window).zip(seeds.chunks(window)) {
+            let mut start = 0;
+            while start < seeds.len() {
+                let end = window_end(seeds, start, threads);
                 pool.install(|| {
-                    objects
+                    report.objects[start..end]
                         .par_iter_mut()
-                        .zip(seeds)
+                        .zip(&seeds[start..end])
                         .for_each(|(o, s)| match o.action {
                             Action::Put | Action::Replace => *o = run.put_one(s, o.clone()),
                             Action::Skip => o.outcome = Some(Outcome::Skipped),
                             _ => {}
                         });
                 });
+                start = end;
             }
             store.sync().map_err(SeedError::Sync)?;
         }
@@ -298,5 +319,42 @@ impl Run<'_> {
         }
         failpoint::hit(&format!("seed-committed:{key}"));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeds(sizes: &[u64]) -> Vec<SeedObject> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, size)| SeedObject {
+                key: crate::kit::path::KitPath::new(&format!("s/{i}")).unwrap(),
+                sha256: "0".repeat(64),
+                size: *size,
+                media_type: "application/octet-stream".into(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn windows_hold_a_seed_per_thread_and_close_at_their_count_or_bytes() {
+        // Small seeds: the count closes the window.
+        let small = seeds(&[100; 5000]);
+        assert_eq!(window_end(&small, 0, 4), 4 * WINDOW_PER_THREAD);
+        assert_eq!(
+            window_end(&small, 4990, 4),
+            5000,
+            "the last window is what is left"
+        );
+        // 4 MiB seeds: four of them fill the 16 MiB.
+        let medium = seeds(&[4 << 20; 100]);
+        assert_eq!(window_end(&medium, 0, 2), 4);
+        // Seeds larger than a window: still one per thread.
+        let large = seeds(&[100 << 20; 10]);
+        assert_eq!(window_end(&large, 0, 3), 3);
+        assert_eq!(window_end(&large, 9, 3), 10);
     }
 }
