@@ -353,8 +353,8 @@ impl DecodedStream {
     /// still walked and the file hashed as it is read; each frame is decompressed whole (its
     /// content size, from its own header, at most [`MAX_PARALLEL_FRAME`]) and delivered in order.
     /// Bytes after the listed frames, and frames too large, are decoded on the reading thread.
-    /// Memory: about `workers + 3` decompressed frames (8 MiB each as built, reused from frame to
-    /// frame) and `workers + 2` compressed ones in flight.
+    /// Memory: about `workers + 2` decompressed frames (8 MiB each as built, reused from frame to
+    /// frame) and `workers + 4` compressed ones in flight.
     pub fn open_frames(
         input: Box<dyn Read + Send>,
         sizes: Vec<u64>,

@@ -360,14 +360,13 @@ impl Read for LazyBody<'_> {
     }
 }
 
-/// Checks a seed's digest text and returns it lowercased.
-pub(crate) fn normalized_sha(s: &SeedObject) -> Result<String, SeedError> {
-    let sha = s.sha256.to_ascii_lowercase();
-    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+/// Checks that a seed's digest text is 64 hex digits (either case; the plan lowercases it).
+pub(crate) fn check_sha(s: &SeedObject) -> Result<(), SeedError> {
+    if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(SeedError::InvalidSeed {
             key: s.key.to_string(),
             reason: format!("sha256 {:?} is not 64 hex digits", s.sha256),
         });
     }
-    Ok(sha)
+    Ok(())
 }

@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use super::report::Action;
 use super::{
-    ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedSource, confirmed_by_checksum,
-    normalized_sha,
+    ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedSource, check_sha,
+    confirmed_by_checksum,
 };
 use crate::kit::path::KitPath;
 use crate::report::progress::Progress;
@@ -133,7 +133,7 @@ pub(super) fn plan_with(
 ) -> Result<SeedPlan, SeedError> {
     let mut keys = HashSet::with_capacity(seeds.len());
     for s in seeds {
-        normalized_sha(s)?;
+        check_sha(s)?;
         if !keys.insert(s.key.as_str()) {
             return Err(SeedError::InvalidSeed {
                 key: s.key.to_string(),

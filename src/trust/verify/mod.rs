@@ -1002,3 +1002,15 @@ fn check_detached(
 fn stored_mtime(seconds: u64) -> u64 {
     seconds.min(0o77_777_777_777)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Without `--jobs` (no unit test calls `set_jobs`), verify decodes on the machine's cores,
+    /// at most two: the default docs/BENCHMARKS.md measured within 96 MiB.
+    #[test]
+    fn the_default_jobs_are_the_cores_up_to_two() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(super::default_jobs(), cores.clamp(1, 2));
+        assert_eq!(super::DEFAULT_MAX_JOBS, 2);
+    }
+}
