@@ -227,6 +227,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// fsync of the folder. `mode` sets Unix permissions of the new file. With `overwrite` false an
 /// existing `path` is an `AlreadyExists` error and is left untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> io::Result<()> {
+    write_atomic_with(path, mode, overwrite, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`] of what `write` writes (through a buffer): a large document is written as it
+/// is made, never held whole.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    overwrite: bool,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -237,7 +248,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, overwrite: bool) -> io
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(without_temp_path)?;
-    tmp.write_all(bytes)?;
+    let mut buffered = io::BufWriter::with_capacity(256 * 1024, tmp.as_file_mut());
+    write(&mut buffered)?;
+    buffered.flush()?;
+    drop(buffered);
     tmp.as_file().sync_all()?;
     if overwrite {
         tmp.persist(path).map_err(|e| e.error)?;

@@ -135,7 +135,7 @@ pub fn objects(seeds: Vec<SeedEntry>) -> Vec<SeedObject> {
 /// its signed digest as it reads it.
 pub fn seed_source<'k>(
     kit: &'k VerifiedKit,
-    seeds: &[SeedObject],
+    seeds: &'k [SeedObject],
 ) -> std::io::Result<Option<Box<dyn SeedSource + 'k>>> {
     if let Some(root) = kit.folder() {
         return Ok(Some(Box::new(FolderSource::new(
@@ -152,28 +152,29 @@ pub fn seed_source<'k>(
 /// frame index ([`FrameFile`]): each frame's compressed bytes are checked against their signed
 /// SHA-256 before they are decompressed, and each seed against its own as it streams. Nothing is
 /// copied to disk.
-pub struct KitSeeds {
+pub struct KitSeeds<'s> {
     frames: FrameFile,
-    /// Where each seed's data starts in the uncompressed stream, by key.
-    at: HashMap<String, u64>,
+    /// Where each seed's data starts in the uncompressed stream, by key (borrowed from the
+    /// seeds: a copy of every key would cost tens of MiB at a million seeds).
+    at: HashMap<&'s str, u64>,
 }
 
-impl KitSeeds {
+impl<'s> KitSeeds<'s> {
     /// Opens the kit `kit` was verified from, for its `seeds` ([`seed_objects`], in their
     /// order).
-    pub fn open(kit: &VerifiedKit, seeds: &[SeedObject]) -> std::io::Result<KitSeeds> {
+    pub fn open(kit: &VerifiedKit, seeds: &'s [SeedObject]) -> std::io::Result<KitSeeds<'s>> {
         let frames = kit.frames()?;
         let at = seeds
             .iter()
             .zip(kit.seed_offsets())
             .filter(|(_, at)| *at != u64::MAX)
-            .map(|(s, at)| (s.key.as_str().to_owned(), at))
+            .map(|(s, at)| (s.key.as_str(), at))
             .collect();
         Ok(KitSeeds { frames, at })
     }
 }
 
-impl SeedSource for KitSeeds {
+impl SeedSource for KitSeeds<'_> {
     fn open(&self, seed: &SeedObject) -> std::io::Result<Box<dyn Read + Send + '_>> {
         let at = self.at.get(seed.key.as_str()).ok_or_else(|| {
             std::io::Error::other(format!("{} is not a seed of this kit", seed.key))

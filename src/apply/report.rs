@@ -267,14 +267,26 @@ impl ApplyReport {
 
     /// The JSON report as written by `--report`.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
-        v.push(b'\n');
+        let mut v = Vec::new();
+        // Writing into a Vec cannot fail, nor can serialising the report.
+        let _ = self.write_json(&mut v);
         v
     }
 
-    /// SHA-256 of [`ApplyReport::to_json`] (recorded in the ledger).
+    /// Writes [`ApplyReport::to_json`] to `out` as it is made (`--report FILE`, the ledger's
+    /// digest): at a million seeds the document is hundreds of MiB, never held whole.
+    pub fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self)?;
+        out.write_all(b"\n")
+    }
+
+    /// SHA-256 of [`ApplyReport::to_json`] (recorded in the ledger), hashed as it is written:
+    /// at a million seeds the document is hundreds of MiB, which the digest never holds.
     pub fn digest(&self) -> String {
-        crate::util::sha256_hex(&self.to_json())
+        let mut hasher = crate::store::stream::HashingWriter::new();
+        // Writing into a hasher cannot fail, nor can serialising the report.
+        let _ = self.write_json(&mut hasher);
+        hasher.finish().sha256
     }
 
     /// True when the apply changed nothing (everything was already there).

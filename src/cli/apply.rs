@@ -165,7 +165,7 @@ pub fn run(args: Args, global: &Global) -> CliResult {
         Some(session)
     };
     if let Some(path) = &args.report {
-        crate::util::write_atomic(path, &report.to_json(), 0o644, true)
+        crate::util::write_atomic_with(path, 0o644, true, |w| report.write_json(w))
             .map_err(|e| io_error(format!("writing the report {}", path.display()), e))?;
     }
     if let (Some(key), Some(out), Some(id), Some(mut session)) =

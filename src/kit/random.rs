@@ -54,8 +54,14 @@ pub struct FrameFile {
     segments: Vec<Segment>,
     frames: Vec<Frame>,
     cache: Mutex<VecDeque<(usize, Slot)>>,
+    /// Decompressed frames dropped from the cache, decoded into again once no reader holds them
+    /// ([`FrameFile::buffer`]): an apply allocates a frame's 8 MiB a few times, not once per
+    /// frame on whichever put thread decodes it (each such thread's heap would keep the peak).
+    retired: Mutex<Vec<Arc<Vec<u8>>>>,
     /// Frames decompressed whole so far (each once while it stays cached).
     decoded: std::sync::atomic::AtomicU64,
+    /// Buffers allocated to decode into (the others were retired frames).
+    buffers: std::sync::atomic::AtomicU64,
 }
 
 /// A cached frame: decoded once, by the first reader that wants it, while the others that want
@@ -84,7 +90,9 @@ impl FrameFile {
             segments,
             frames: Vec::with_capacity(index.len()),
             cache: Mutex::new(VecDeque::new()),
+            retired: Mutex::new(Vec::new()),
             decoded: Default::default(),
+            buffers: Default::default(),
         };
         let mut uncompressed = ff.content_size(0, header_frame)?;
         let mut offset = header_frame;
@@ -179,8 +187,11 @@ impl FrameFile {
             match cache.iter().find(|(k, _)| *k == i) {
                 Some((_, slot)) => Arc::clone(slot),
                 None => {
-                    if cache.len() == CACHED_FRAMES {
-                        cache.pop_front();
+                    if cache.len() == CACHED_FRAMES
+                        && let Some((_, old)) = cache.pop_front()
+                        && let Some(Ok(bytes)) = old.get()
+                    {
+                        self.retire(Arc::clone(bytes));
                     }
                     let slot = Slot::default();
                     cache.push_back((i, Arc::clone(&slot)));
@@ -197,6 +208,30 @@ impl FrameFile {
         .map_err(|(kind, message)| io::Error::new(kind, message))
     }
 
+    /// Keeps a frame dropped from the cache to be decoded into again (at most
+    /// [`CACHED_FRAMES`] of them: readers hold a dropped frame only while they finish a seed).
+    fn retire(&self, bytes: Arc<Vec<u8>>) {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        if retired.len() == CACHED_FRAMES {
+            retired.remove(0);
+        }
+        retired.push(bytes);
+    }
+
+    /// A buffer to decode a frame into: a retired frame no reader holds any more, else a new one.
+    fn buffer(&self) -> Vec<u8> {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        // Only this list can hand out a retired frame, so a count of one stays one.
+        match retired.iter().position(|b| Arc::strong_count(b) == 1) {
+            Some(i) => Arc::try_unwrap(retired.swap_remove(i)).unwrap_or_default(),
+            None => {
+                self.buffers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Vec::new()
+            }
+        }
+    }
+
     /// How many frames were decompressed whole so far.
     pub fn frames_decoded(&self) -> u64 {
         self.decoded.load(std::sync::atomic::Ordering::Relaxed)
@@ -209,7 +244,10 @@ impl FrameFile {
         let f = &self.frames[i];
         let compressed = self.compressed(i)?;
         let len = usize::try_from(f.len).map_err(|_| invalid("frame too large".into()))?;
-        let bytes = zstd::bulk::decompress(&compressed, len)?;
+        let mut bytes = self.buffer();
+        bytes.clear();
+        bytes.reserve(len);
+        zstd::bulk::Decompressor::new()?.decompress_to_buffer(&compressed, &mut bytes)?;
         if bytes.len() as u64 != f.len {
             return Err(invalid(format!(
                 "payload frame {} decompresses to {} bytes; its header says {}",
@@ -375,6 +413,55 @@ mod tests {
                 .contains("changed after it was verified: payload frame 2"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn frames_dropped_from_the_cache_are_decoded_into_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (h, _) = frame(b"h");
+        // Frames of different sizes and bytes: a smaller frame decoded into a larger frame's
+        // buffer must come out whole and alone.
+        let datas: Vec<Vec<u8>> = (0..12u32)
+            .map(|k| {
+                (0..(40_000 + (k % 3) * 30_000))
+                    .map(|i| (i * (k + 1) % 251) as u8)
+                    .collect()
+            })
+            .collect();
+        let mut kit = h.clone();
+        let mut index = Vec::new();
+        for d in &datas {
+            let (f, e) = frame(d);
+            kit.extend(f);
+            index.push(e);
+        }
+        let path = dir.path().join("k");
+        std::fs::write(&path, &kit).unwrap();
+        let ff = FrameFile::open(&[path], h.len() as u64, &index).unwrap();
+        let whole: Vec<u8> = b"h".iter().copied().chain(datas.concat()).collect();
+        let mut starts = vec![1u64];
+        for d in &datas {
+            starts.push(starts.last().unwrap() + d.len() as u64);
+        }
+        // Forwards, then backwards: every frame decoded twice, evicting the others.
+        let order: Vec<usize> = (0..datas.len()).chain((0..datas.len()).rev()).collect();
+        for &k in &order {
+            let (at, len) = (starts[k], datas[k].len() as u64);
+            let mut got = Vec::new();
+            ff.reader(at, len).read_to_end(&mut got).unwrap();
+            assert_eq!(got, &whole[at as usize..(at + len) as usize], "frame {k}");
+        }
+        assert_eq!(
+            ff.frames_decoded(),
+            24 - CACHED_FRAMES as u64,
+            "the turn finds the last frames cached"
+        );
+        let fresh = ff.buffers.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            fresh <= CACHED_FRAMES as u64 + 1,
+            "{fresh} buffers allocated for 20 decodings"
+        );
+        assert!(ff.retired.lock().unwrap().len() <= CACHED_FRAMES);
     }
 
     #[test]

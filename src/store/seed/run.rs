@@ -127,7 +127,7 @@ pub(super) fn run(
                         .par_iter_mut()
                         .zip(&seeds[start..end])
                         .for_each(|(o, s)| match o.action {
-                            Action::Put | Action::Replace => *o = run.put_one(s, o.clone()),
+                            Action::Put | Action::Replace => run.put_one(s, o),
                             Action::Skip => o.outcome = Some(Outcome::Skipped),
                             _ => {}
                         });
@@ -190,11 +190,13 @@ fn finish(report: SeedReport) -> Result<SeedReport, SeedError> {
 }
 
 impl Run<'_> {
-    /// Puts one object and confirms it; never panics, always reports.
-    fn put_one(&self, s: &SeedObject, mut o: ObjectReport) -> ObjectReport {
+    /// Puts one object and confirms it, into its report in place (a copy made on a put thread
+    /// would leave the planned one's strings as holes in the planning thread's heap); never
+    /// panics, always reports.
+    fn put_one(&self, s: &SeedObject, o: &mut ObjectReport) {
         if self.stop.load(Ordering::Relaxed) {
             o.outcome = Some(Outcome::NotRun);
-            return o;
+            return;
         }
         let started = Instant::now();
         let mode = match o.action {
@@ -254,7 +256,6 @@ impl Run<'_> {
                 }
             }
         }
-        o
     }
 
     /// Streams the seed from its source into the store and confirms the stored bytes.
