@@ -99,6 +99,46 @@ impl PartialEq<String> for Sha256Hex {
 
 crate::kit::names::serde_as_text!(Sha256Hex, Sha256Hex::new);
 
+/// A SHA-256 digest held as its 32 bytes, for what is kept per object when there may be a million
+/// objects (a [`Sha256Hex`] keeps 64 digits on the heap). Shown and serialised as 64 lowercase
+/// hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha256Bytes([u8; 32]);
+
+impl Sha256Bytes {
+    /// From 64 hex digits (either case); `None` for anything else.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(s, &mut bytes).ok()?;
+        Some(Sha256Bytes(bytes))
+    }
+}
+
+impl fmt::Display for Sha256Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl PartialEq<str> for Sha256Bytes {
+    /// Whether `other` is this digest's hex text (either case).
+    fn eq(&self, other: &str) -> bool {
+        Sha256Bytes::from_hex(other) == Some(*self)
+    }
+}
+
+impl PartialEq<String> for Sha256Bytes {
+    fn eq(&self, other: &String) -> bool {
+        *self == *other.as_str()
+    }
+}
+
+impl serde::Serialize for Sha256Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// What a stream turned out to hold when it was not what was promised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {

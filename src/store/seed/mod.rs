@@ -21,7 +21,7 @@ use std::io::{self, Read};
 use std::path::PathBuf;
 
 use crate::exit::{Exit, ExitCoded};
-use crate::kit::digest::DigestReader;
+use crate::kit::digest::{DigestReader, Sha256Bytes};
 use crate::kit::path::KitPath;
 use crate::report::progress::{Progress, ProgressMode};
 
@@ -360,13 +360,10 @@ impl Read for LazyBody<'_> {
     }
 }
 
-/// Checks that a seed's digest text is 64 hex digits (either case; the plan lowercases it).
-pub(crate) fn check_sha(s: &SeedObject) -> Result<(), SeedError> {
-    if s.sha256.len() != 64 || !s.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(SeedError::InvalidSeed {
-            key: s.key.to_string(),
-            reason: format!("sha256 {:?} is not 64 hex digits", s.sha256),
-        });
-    }
-    Ok(())
+/// A seed's digest: its text must be 64 hex digits (either case).
+pub(crate) fn check_sha(s: &SeedObject) -> Result<Sha256Bytes, SeedError> {
+    Sha256Bytes::from_hex(&s.sha256).ok_or_else(|| SeedError::InvalidSeed {
+        key: s.key.to_string(),
+        reason: format!("sha256 {:?} is not 64 hex digits", s.sha256),
+    })
 }

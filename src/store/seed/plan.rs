@@ -17,6 +17,7 @@ use super::{
     ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedSource, check_sha,
     confirmed_by_checksum,
 };
+use crate::kit::digest::Sha256Bytes;
 use crate::kit::path::KitPath;
 use crate::report::progress::Progress;
 use crate::store::{Lookup, ObjectDigest, ObjectInfo, Store, StoreError};
@@ -48,7 +49,7 @@ pub struct PlanEntry {
     /// The seed's size.
     pub size: u64,
     /// The seed's SHA-256.
-    pub sha256: String,
+    pub sha256: Sha256Bytes,
     /// What the store holds.
     #[serde(flatten)]
     pub state: SeedState,
@@ -158,8 +159,7 @@ pub(super) fn plan_with(
             .par_iter()
             .enumerate()
             .map(|(i, s)| {
-                // 64 hex digits: checked above.
-                let sha = s.sha256.to_ascii_lowercase();
+                let sha = check_sha(s)?;
                 let state = match found_at(i) {
                     Found::Absent => SeedState::Absent,
                     Found::Listed(info) if confirmed_by_checksum(store, s, source, Some(info))? => {
@@ -167,7 +167,7 @@ pub(super) fn plan_with(
                     }
                     Found::Listed(_) | Found::Unknown => match store.digest(&s.key)? {
                         None => SeedState::Absent,
-                        Some(d) if d.size == s.size && d.sha256 == sha => SeedState::Same,
+                        Some(d) if d.size == s.size && sha == d.sha256 => SeedState::Same,
                         Some(existing) => SeedState::Different { existing },
                     },
                 };
@@ -187,7 +187,7 @@ pub(super) fn plan_with(
                     state,
                 })
             })
-            .collect::<Result<_, StoreError>>()
+            .collect::<Result<_, SeedError>>()
     })?;
     Ok(SeedPlan {
         store: store.url().redacted(),

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::ConflictPolicy;
 use super::plan::SeedState;
+use crate::kit::digest::Sha256Bytes;
 use crate::store::ObjectDigest;
 
 /// Whether seeding changed the store or only planned.
@@ -62,7 +63,7 @@ pub struct ObjectReport {
     /// The seed's size.
     pub size: u64,
     /// The seed's SHA-256.
-    pub sha256: String,
+    pub sha256: Sha256Bytes,
     /// What the plan decided.
     pub action: Action,
     /// What happened (absent in a dry run).
@@ -70,7 +71,7 @@ pub struct ObjectReport {
     pub outcome: Option<Outcome>,
     /// What the store held before, when it held something different.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub existing: Option<ObjectDigest>,
+    pub existing: Option<Box<ObjectDigest>>,
     /// Bytes written to the store.
     pub bytes_written: u64,
     /// Time spent on the put and its confirmation, in milliseconds.
@@ -126,7 +127,7 @@ impl ObjectReport {
     pub(super) fn planned(
         key: String,
         size: u64,
-        sha256: String,
+        sha256: Sha256Bytes,
         state: SeedState,
         action: Action,
     ) -> Self {
@@ -137,7 +138,7 @@ impl ObjectReport {
             action,
             outcome: None,
             existing: match state {
-                SeedState::Different { existing } => Some(existing),
+                SeedState::Different { existing } => Some(Box::new(existing)),
                 _ => None,
             },
             bytes_written: 0,

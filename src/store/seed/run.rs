@@ -169,7 +169,7 @@ fn finish(report: SeedReport) -> Result<SeedReport, SeedError> {
             store: report.store.clone(),
             first: first.key.clone(),
             existing,
-            expected: first.sha256.clone(),
+            expected: first.sha256.to_string(),
             report: Box::new(report),
         });
     }
@@ -207,14 +207,14 @@ impl Run<'_> {
         let result = match self.put_confirmed(s, mode) {
             // Someone put an object at this key since the plan: look at it, never overwrite it.
             Err(StoreError::AlreadyExists { .. }) => match store.digest(&s.key) {
-                Ok(Some(d)) if d.sha256 == o.sha256 && d.size == s.size => Ok(Outcome::Skipped),
+                Ok(Some(d)) if o.sha256 == d.sha256 && d.size == s.size => Ok(Outcome::Skipped),
                 Ok(Some(d)) if self.policy == ConflictPolicy::Replace => {
-                    o.existing = Some(d);
+                    o.existing = Some(Box::new(d));
                     self.put_confirmed(s, WriteMode::Replace)
                         .map(|_| Outcome::Replaced)
                 }
                 Ok(Some(d)) => {
-                    o.existing = Some(d);
+                    o.existing = Some(Box::new(d));
                     self.stop.store(true, Ordering::Relaxed);
                     Ok(Outcome::Conflict)
                 }
