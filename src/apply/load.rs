@@ -185,7 +185,7 @@ fn position(seeds: &[SeedObject], seed: &SeedObject) -> Option<usize> {
     let size = std::mem::size_of::<SeedObject>();
     let from_start = (seed as *const SeedObject as usize).wrapping_sub(seeds.as_ptr() as usize);
     let i = from_start / size;
-    if from_start % size == 0 && seeds.get(i).is_some_and(|s| std::ptr::eq(s, seed)) {
+    if from_start.is_multiple_of(size) && seeds.get(i).is_some_and(|s| std::ptr::eq(s, seed)) {
         return Some(i);
     }
     seeds.iter().position(|s| s.key == seed.key)
