@@ -122,7 +122,7 @@ pub fn objects(seeds: Vec<SeedEntry>) -> Vec<SeedObject> {
         .into_iter()
         .map(|s| SeedObject {
             key: s.key,
-            sha256: s.file.sha256.to_string(),
+            sha256: s.file.sha256.into_string(),
             size: s.file.size,
             media_type: s.media_type,
         })

@@ -65,6 +65,11 @@ impl Sha256Hex {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The hex text, moved out.
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl fmt::Display for Sha256Hex {
