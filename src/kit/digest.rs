@@ -121,7 +121,10 @@ impl Sha256Bytes {
 
 impl fmt::Display for Sha256Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        let mut text = [0u8; 64];
+        // 32 bytes always fit 64 digits.
+        let _ = hex::encode_to_slice(self.0, &mut text);
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -327,6 +330,19 @@ mod tests {
     use super::*;
 
     const HELLO_SHA: &str = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    #[test]
+    fn a_digest_held_as_bytes_shows_and_serialises_as_lowercase_hex() {
+        let d = Sha256Bytes::from_hex(&HELLO_SHA.to_uppercase()).unwrap();
+        assert_eq!(d.to_string(), HELLO_SHA);
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            format!("\"{HELLO_SHA}\"")
+        );
+        assert!(d == *HELLO_SHA && d == HELLO_SHA.to_uppercase());
+        assert!(Sha256Bytes::from_hex(&HELLO_SHA[1..]).is_none());
+        assert!(Sha256Bytes::from_hex(&HELLO_SHA.replace('c', "g")).is_none());
+    }
 
     #[test]
     fn digest_text_is_strict() {
