@@ -11,7 +11,7 @@ use crate::kit::manifest::{MigrationEntry, SeedEntry};
 use crate::kit::random::FrameFile;
 use crate::migrate::source::SourceError;
 use crate::migrate::{Migration, MigrationSet, Module, Rollback};
-use crate::store::{FolderSource, SeedObject, SeedSource};
+use crate::store::{SeedObject, SeedSource};
 use crate::trust::content::ContentError;
 use crate::trust::verify::VerifiedKit;
 
@@ -111,7 +111,7 @@ pub fn migration_set(kit: &mut VerifiedKit) -> Result<MigrationSet, LoadError> {
 }
 
 /// The kit's seed objects, from the signed manifest or the signed pages it lists
-/// ([`VerifiedKit::seeds`]).
+/// ([`VerifiedKit::seeds`]), all at once.
 pub fn seed_objects(kit: &VerifiedKit) -> Result<Vec<SeedObject>, ContentError> {
     Ok(objects(kit.seeds()?))
 }
@@ -129,47 +129,24 @@ pub fn objects(seeds: Vec<SeedEntry>) -> Vec<SeedObject> {
         .collect()
 }
 
-/// Where the seeds' bytes are read from: `seeds/` of the folder the kit's files were retained in
-/// (a kit without a frame index), else the kit itself ([`KitSeeds`]). Seeding checks each against
-/// its signed digest as it reads it.
-pub fn seed_source<'k>(
-    kit: &'k VerifiedKit,
-    seeds: &'k [SeedObject],
-) -> std::io::Result<Option<Box<dyn SeedSource + 'k>>> {
-    if let Some(root) = kit.folder() {
-        return Ok(Some(Box::new(FolderSource::new(
-            root.join(crate::kit::layout::SEEDS_DIR),
-        ))));
-    }
-    if kit.manifest().payload.frames.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(Box::new(KitSeeds::open(kit, seeds)?)))
-}
-
 /// The seeds of a verified kit, read again from the kit file (or its parts) through the signed
-/// frame index ([`FrameFile`]): each frame's compressed bytes are checked against their signed
-/// SHA-256 before they are decompressed, and each seed against its own as it streams. Nothing is
-/// copied to disk.
+/// frame index ([`FrameFile`]), a page of seeds at a time: each frame's compressed bytes are
+/// checked against their signed SHA-256 before they are decompressed, and each seed against its
+/// own as it streams. Nothing is copied to disk.
 pub struct KitSeeds<'s> {
-    frames: FrameFile,
-    /// The seeds, in the manifest's order.
+    frames: &'s FrameFile,
+    /// The page's seeds, in the manifest's order.
     seeds: &'s [SeedObject],
     /// Where each seed's data starts in the uncompressed stream, by position in `seeds`
-    /// (`u64::MAX`: not in the payload). Eight bytes a seed: a map by key would cost about 50 at a
-    /// million seeds.
-    at: Vec<u64>,
+    /// (`u64::MAX`: not in the payload).
+    at: &'s [u64],
 }
 
 impl<'s> KitSeeds<'s> {
-    /// Opens the kit `kit` was verified from, for its `seeds` ([`seed_objects`], in their
-    /// order).
-    pub fn open(kit: &VerifiedKit, seeds: &'s [SeedObject]) -> std::io::Result<KitSeeds<'s>> {
-        Ok(KitSeeds {
-            frames: kit.frames()?,
-            seeds,
-            at: kit.seed_offsets(),
-        })
+    /// The page `seeds`, whose data starts at `at` (in the same order), in the kit `frames`
+    /// reads ([`VerifiedKit::frames`]).
+    pub fn new(frames: &'s FrameFile, seeds: &'s [SeedObject], at: &'s [u64]) -> KitSeeds<'s> {
+        KitSeeds { frames, seeds, at }
     }
 
     /// Where `seed`'s data starts.

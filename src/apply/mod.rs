@@ -45,8 +45,10 @@ use crate::failpoint;
 use crate::migrate::runner::{AllowDestructive, OnError, ReleaseGate, RunMode, RunOptions};
 use crate::migrate::{Category, Locked, MigrateError, ModuleFilter, RunFailure, Session};
 use crate::report::progress::ProgressMode;
-use crate::store::seed::SeedMode;
-use crate::store::{ConflictPolicy, SeedError, SeedOptions, Store, StoreError};
+use crate::store::seed::{ObjectsListed, SeedMode, Seeding};
+use crate::store::{
+    ConflictPolicy, FolderSource, SeedError, SeedOptions, SeedSource, Store, StoreError,
+};
 use crate::trust::content::Retain;
 use crate::trust::failure::{Failure, FailureKind};
 use crate::trust::policy::TrustPolicy;
@@ -66,7 +68,7 @@ pub struct KitFile<'a> {
 
 pub use compat::{DowngradePolicy, Incompatible};
 pub use ledger::Override;
-pub use load::LoadError;
+pub use load::{KitSeeds, LoadError};
 pub use report::{ApplyReport, KitInfo, StepName, StepOutcome};
 
 /// How to apply.
@@ -393,17 +395,16 @@ impl Pipeline {
         })?;
         failpoint::hit("apply:verified");
 
-        let (set, seeds) = self.step(StepName::Load, |_| {
+        let set = self.step(StepName::Load, |_| {
             kit.check_folder()
                 .map_err(|e| ApplyError::from(LoadError::Content(e)))?;
             let set = load::migration_set(&mut kit)?;
-            let seeds = load::seed_objects(&kit).map_err(LoadError::Content)?;
             let detail = format!(
                 "{} module(s), {} seed object(s), from the signed manifest",
                 set.modules.len(),
-                seeds.len()
+                kit.seed_pages().seeds()
             );
-            Ok(((set, seeds), detail))
+            Ok((set, detail))
         })?;
 
         // The destructive migrations this apply is allowed to run, by name, for the ledger.
@@ -429,18 +430,13 @@ impl Pipeline {
         failpoint::hit("apply:migrations-done");
 
         // Which objects this apply puts is on record, so `store rollback --application` can
-        // take exactly those back: planned before the first put, outcomes after the last.
+        // take exactly those back: planned before the first put, each page's outcomes once its
+        // puts are durable.
         let record = matches!(opts.mode, RunMode::Apply)
             .then_some(self.ledger_id)
-            .flatten();
-        if let Some(id) = record {
-            seeds::record_planned(locked.driver(), id, &seeds).map_err(ApplyError::Ledger)?;
-        }
-        let seeded = self.step(StepName::Seeds, |r| seed(store, &kit, &seeds, opts, r));
-        if let (Some(id), Some(report)) = (record, &self.report.seeds) {
-            seeds::record_outcomes(locked.driver(), id, report).map_err(ApplyError::Ledger)?;
-        }
-        seeded?;
+            .flatten()
+            .map(|id| (locked.driver(), id));
+        self.step(StepName::Seeds, |r| seed(store, &kit, opts, record, r))?;
         failpoint::hit("apply:seeds-done");
         match failed_batches {
             0 => Ok(()),
@@ -641,13 +637,18 @@ fn run_migrations(
     }
 }
 
-/// The seed objects into the store (a dry run only plans), each read again from the kit (or the
-/// work folder of a kit without a frame index) and checked as it is read.
+/// The seed objects into the store (a dry run only plans), a page of seeds at a time — every
+/// page planned before the first put, then put — each read again from the kit (or the work
+/// folder of a kit without a frame index) and checked as it is read. With `record`, the objects
+/// are on record in the ledger: each page as planned before the first put, then with its
+/// outcomes once its puts are durable. What the seeding holds does not grow with the number of
+/// seeds but by one byte a seed ([`Seeding`]); the report lists the objects that need
+/// attention, the ledger every object.
 fn seed(
     store: &dyn Store,
     kit: &VerifiedKit,
-    seeds: &[crate::store::SeedObject],
     opts: &ApplyOptions,
+    mut record: Option<(&mut dyn crate::migrate::Driver, i64)>,
     r: &mut ApplyReport,
 ) -> Result<((), String), ApplyError> {
     let seed_opts = SeedOptions {
@@ -659,20 +660,62 @@ fn seed(
         parallelism: opts.parallelism,
         progress: opts.progress,
     };
-    let source = load::seed_source(kit, seeds).map_err(|e| {
-        let kind = if e.kind() == std::io::ErrorKind::NotFound {
-            FailureKind::RemovedAfterVerification
-        } else {
-            FailureKind::ChangedAfterVerification
+    // The seeds' bytes: the work folder a kit without a frame index was kept in, else the kit
+    // itself through its signed frame index (none for a dry run of such a kit: it reads no seed).
+    let folder = kit
+        .folder()
+        .map(|root| FolderSource::new(root.join(crate::kit::layout::SEEDS_DIR)));
+    let frames = match folder {
+        None if !kit.manifest().payload.frames.is_empty() => {
+            Some(kit.frames().map_err(|e| kit_unreadable(kit, &e))?)
+        }
+        _ => None,
+    };
+    let mut pages = kit.seed_pages();
+    let mut seeding = Seeding::new(
+        store,
+        pages.seeds(),
+        &seed_opts,
+        ObjectsListed::NeedingAttention,
+    )
+    .map_err(ApplyError::Seed)?;
+    let mut passes = || -> Result<(), ApplyError> {
+        for put in [false, true] {
+            for i in 0..pages.len() {
+                let page = pages.page(i).map_err(LoadError::Content)?;
+                let seeds = load::objects(page.seeds);
+                let in_kit = frames
+                    .as_ref()
+                    .map(|f| KitSeeds::new(f, &seeds, &page.offsets));
+                let source: Option<&dyn SeedSource> = match (&folder, &in_kit) {
+                    (Some(f), _) => Some(f),
+                    (None, Some(k)) => Some(k),
+                    (None, None) => None,
+                };
+                if !put {
+                    seeding.plan(&seeds, source, None)?;
+                    if let Some((driver, id)) = &mut record {
+                        seeds::record_planned(*driver, *id, &seeds).map_err(ApplyError::Ledger)?;
+                    }
+                    continue;
+                }
+                let outcomes = seeding.put(&seeds, source)?;
+                if let Some((driver, id)) = &mut record {
+                    seeds::record_outcomes(*driver, *id, &seeds, &outcomes)
+                        .map_err(ApplyError::Ledger)?;
+                }
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = passes() {
+        r.seeds = match &e {
+            ApplyError::Seed(s) => s.report().cloned(),
+            _ => Some(seeding.report()),
         };
-        ApplyError::Tampered(Box::new(Failure::at(
-            kind,
-            kit.path().display().to_string(),
-            format!("{}: {e}", kit.path().display()),
-        )))
-    })?;
-    let source = source.as_deref();
-    match crate::store::seed(store, seeds, source, &seed_opts) {
+        return Err(e);
+    }
+    match seeding.finish() {
         Ok(seeded) => {
             let n = &seeded.totals;
             let detail = format!(
@@ -687,4 +730,19 @@ fn seed(
             Err(e.into())
         }
     }
+}
+
+/// The kit file could not be opened again to read its seeds: changed or removed since it was
+/// verified.
+fn kit_unreadable(kit: &VerifiedKit, e: &std::io::Error) -> ApplyError {
+    let kind = if e.kind() == std::io::ErrorKind::NotFound {
+        FailureKind::RemovedAfterVerification
+    } else {
+        FailureKind::ChangedAfterVerification
+    };
+    ApplyError::Tampered(Box::new(Failure::at(
+        kind,
+        kit.path().display().to_string(),
+        format!("{}: {e}", kit.path().display()),
+    )))
 }

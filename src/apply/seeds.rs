@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::kit::path::KitPath;
 use crate::migrate::{DbError, Dialect, Driver, Value};
-use crate::store::{SeedObject, SeedReport, Store};
+use crate::store::seed::Outcome;
+use crate::store::{SeedObject, Store};
 
 /// The table, in [`super::ledger::SCHEMA`].
 pub const TABLE: &str = "kit_application_objects";
@@ -67,11 +68,13 @@ pub fn record_planned(
     driver.batch("COMMIT")
 }
 
-/// Records the seeding's outcome of each object, in one transaction.
+/// Records the seeding's outcome of each of `seeds` (`outcomes`, in the same order), in one
+/// transaction.
 pub fn record_outcomes(
     driver: &mut dyn Driver,
     id: i64,
-    report: &SeedReport,
+    seeds: &[SeedObject],
+    outcomes: &[Option<Outcome>],
 ) -> Result<(), DbError> {
     let d = driver.dialect();
     let sql = format!(
@@ -79,13 +82,13 @@ pub fn record_outcomes(
         table(d)
     );
     driver.batch("BEGIN")?;
-    for o in &report.objects {
-        let Some(outcome) = o.outcome else { continue };
+    for (s, outcome) in seeds.iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
         let text = serde_json::to_value(outcome)
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        if let Err(e) = driver.execute(&sql, &[text.into(), id.into(), o.key.as_str().into()]) {
+        if let Err(e) = driver.execute(&sql, &[text.into(), id.into(), s.key.as_str().into()]) {
             let _ = driver.batch("ROLLBACK");
             return Err(e);
         }

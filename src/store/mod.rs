@@ -120,6 +120,27 @@ pub trait Store: Send + Sync {
         visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
     ) -> Result<(), StoreError>;
 
+    /// [`Store::list`] restricted to the keys that sort after `after` (byte order): a store
+    /// that [lists in order](Store::lists_in_order) starts its listing there (S3's
+    /// `start-after`), so a run of keys can be listed without listing the ones before it. The
+    /// default lists everything and leaves the earlier keys out.
+    fn list_after(
+        &self,
+        under: Option<&KitPath>,
+        after: Option<&KitPath>,
+        visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        let Some(after) = after else {
+            return self.list(under, visit);
+        };
+        self.list(under, &mut |info| {
+            if info.key.as_bytes() <= after.as_str().as_bytes() {
+                return ControlFlow::Continue(());
+            }
+            visit(info)
+        })
+    }
+
     /// Makes every put this handle has done durable (for the file store: fsyncs the folders that
     /// received new entries, which puts defer so that thousands of puts into one folder share one
     /// folder fsync). A crash before `sync` may lose puts, never leave a partial object. Seeding

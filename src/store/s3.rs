@@ -534,6 +534,15 @@ impl Store for S3Store {
         under: Option<&KitPath>,
         visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
+        self.list_after(under, None, visit)
+    }
+
+    fn list_after(
+        &self,
+        under: Option<&KitPath>,
+        after: Option<&KitPath>,
+        visit: &mut dyn FnMut(ObjectInfo) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
         let base = match (under, &self.prefix) {
             (Some(u), _) => Some(self.full(u.as_str())),
             (None, Some(p)) => Some(p.clone()),
@@ -544,9 +553,17 @@ impl Store for S3Store {
             .transpose()
             .map_err(|e| self.err("list", "", e.into()))?;
         let strip = self.prefix.as_ref().map(|p| format!("{p}/"));
-        let mut stream = self.client.list(base.as_ref());
+        let offset = after.map(|a| self.path(a)).transpose()?;
+        let mut stream = match &offset {
+            Some(offset) => self.client.list_with_offset(base.as_ref(), offset),
+            None => self.client.list(base.as_ref()),
+        };
         while let Some(meta) = self.rt.block_on(stream.next()) {
             let meta = meta.map_err(|e| self.err("list", "", e))?;
+            // A server that ignores `start-after` still lists nothing twice to the caller.
+            if offset.as_ref().is_some_and(|o| meta.location <= *o) {
+                continue;
+            }
             let full = meta.location.as_ref();
             let key = match &strip {
                 Some(s) => match full.strip_prefix(s.as_str()) {

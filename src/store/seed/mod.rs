@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use crate::exit::{Exit, ExitCoded};
 use crate::kit::digest::{DigestReader, Sha256Bytes};
 use crate::kit::path::KitPath;
-use crate::report::progress::{Progress, ProgressMode};
+use crate::report::progress::ProgressMode;
 
 use super::{Store, StoreError};
 
@@ -32,7 +32,8 @@ mod report;
 mod run;
 
 pub use plan::{LookedUp, PlanEntry, SeedPlan, SeedState, look_up, plan};
-pub use report::{Action, ObjectReport, Outcome, SeedMode, SeedReport, SeedTotals};
+pub use report::{Action, ObjectReport, ObjectsListed, Outcome, SeedMode, SeedReport, SeedTotals};
+pub use run::{ATTENTION_LISTED, Seeding};
 
 /// One object to seed: its key and what it must contain. Its bytes come from a [`SeedSource`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -278,10 +279,7 @@ pub fn seed_looked_up(
     opts: &SeedOptions,
     ahead: Option<LookedUp>,
 ) -> Result<SeedReport, SeedError> {
-    let progress = Progress::new("Seeding", seeds.len() as u64, opts.progress);
-    let result = run::run(store, seeds, source, opts, &progress, ahead);
-    progress.finish();
-    result
+    run::run(store, seeds, source, opts, ahead)
 }
 
 /// The seed's bytes from `source`, through the digest-checking reader (its final read fails

@@ -82,6 +82,11 @@ pub fn plan(
     opts: &SeedOptions,
 ) -> Result<SeedPlan, SeedError> {
     let pool = super::run::pool(opts.threads(store))?;
+    let listing = if store.lists_in_order() {
+        Listing::After(None)
+    } else {
+        Listing::Folder
+    };
     plan_with(
         store,
         seeds,
@@ -89,8 +94,33 @@ pub fn plan(
         opts.conflicts,
         &pool,
         &Progress::hidden(0),
-        None,
+        Finding {
+            ahead: None,
+            listing,
+        },
     )
+}
+
+/// How planning finds what the store holds at the seeds' keys.
+#[derive(Debug)]
+pub(super) struct Finding {
+    /// A lookup made ahead for exactly these seeds (ignored if made for others).
+    pub ahead: Option<LookedUp>,
+    /// Else how to list, for a store that prefers a listing.
+    pub listing: Listing,
+}
+
+/// How planning finds which seeds' keys hold an object, for a store that prefers a listing
+/// ([`Lookup::Listing`]).
+#[derive(Debug, Clone)]
+pub(super) enum Listing {
+    /// List the keys' range, after this key (the previous page's last): for a store that lists
+    /// in key order ([`Store::lists_in_order`]).
+    After(Option<KitPath>),
+    /// List the keys' common folder (abandoned for lookups if it holds far more).
+    Folder,
+    /// Look each key up.
+    None,
 }
 
 /// What a store held at a list of keys, looked up ahead of seeding them — so that
@@ -130,7 +160,7 @@ pub(super) fn plan_with(
     policy: ConflictPolicy,
     pool: &rayon::ThreadPool,
     progress: &Progress,
-    ahead: Option<LookedUp>,
+    find: Finding,
 ) -> Result<SeedPlan, SeedError> {
     let mut keys = HashSet::with_capacity(seeds.len());
     for s in seeds {
@@ -147,10 +177,10 @@ pub(super) fn plan_with(
     // key anyway and no checksum can spare the read, skip the separate existence pass (and hold
     // nothing per seed for it).
     let read_directly = store.lookup() == Lookup::PerKey && !store.confirms_by_checksum();
-    let found = match ahead.and_then(|a| a.for_seeds(seeds)) {
+    let found = match find.ahead.and_then(|a| a.for_seeds(seeds)) {
         Some(found) => Some(found),
         None if read_directly => None,
-        None => Some(pool.install(|| existing_objects(store, seeds))?),
+        None => Some(pool.install(|| existing_objects(store, seeds, &find.listing))?),
     };
     let found_at = |i: usize| found.as_ref().map_or(&Found::Unknown, |f| &f[i]);
     // Each seed's entry is made where its state is found: no list of states beside the entries.
@@ -213,10 +243,19 @@ impl From<Option<ObjectInfo>> for Found {
 }
 
 /// The object at each seed's key, if there is one.
-fn existing_objects(store: &dyn Store, seeds: &[SeedObject]) -> Result<Vec<Found>, StoreError> {
+fn existing_objects(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+    listing: &Listing,
+) -> Result<Vec<Found>, StoreError> {
     if store.lookup() == Lookup::Listing && seeds.len() >= LIST_MIN_SEEDS {
         let keys: Vec<&KitPath> = seeds.iter().map(|s| &s.key).collect();
-        if let Some(listed) = objects_by_listing(store, &keys)? {
+        let listed = match listing {
+            Listing::After(after) => Some(objects_in_range(store, &keys, after.as_ref())?),
+            Listing::Folder => objects_by_listing(store, &keys)?,
+            Listing::None => None,
+        };
+        if let Some(listed) = listed {
             return Ok(listed.into_iter().map(Found::from).collect());
         }
     }
@@ -230,6 +269,39 @@ fn existing_objects(store: &dyn Store, seeds: &[SeedObject]) -> Result<Vec<Found
             })))
         })
         .collect()
+}
+
+/// Lists the keys' range — from after `after` to the greatest key — from a store that lists in
+/// key order: a page of a million seeds costs the listing of its own keys (and of whatever else
+/// the store holds between them), never of the whole folder.
+fn objects_in_range(
+    store: &dyn Store,
+    keys: &[&KitPath],
+    after: Option<&KitPath>,
+) -> Result<Vec<Option<ObjectInfo>>, StoreError> {
+    let index: HashMap<&str, usize> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let Some(last) = keys.iter().map(|k| k.as_str()).max() else {
+        return Ok(Vec::new());
+    };
+    let mut found = vec![None; keys.len()];
+    store.list_after(
+        common_folder(keys.iter().copied()).as_ref(),
+        after,
+        &mut |info| {
+            if info.key.as_bytes() > last.as_bytes() {
+                return ControlFlow::Break(());
+            }
+            if let Some(&i) = index.get(info.key.as_str()) {
+                found[i] = Some(info);
+            }
+            ControlFlow::Continue(())
+        },
+    )?;
+    Ok(found)
 }
 
 /// Lists the keys' common folder; `None` when it holds so many other objects that per-key

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 
 use super::ConflictPolicy;
-use super::plan::SeedState;
 use crate::kit::digest::Sha256Bytes;
 use crate::store::ObjectDigest;
 
@@ -104,8 +103,22 @@ pub struct SeedTotals {
     pub bytes_written: u64,
 }
 
+/// Which objects a report lists (its totals count every object either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ObjectsListed {
+    /// Every object (`offkit store put-dir`).
+    #[default]
+    All,
+    /// Only the objects that need attention — conflicts, replacements, failures — up to
+    /// [`super::ATTENTION_LISTED`] (`offkit apply`, whose ledger records every object's
+    /// outcome: `offkit.kit_application_objects`).
+    NeedingAttention,
+}
+
 /// The whole report.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct SeedReport {
     /// The store, redacted.
     pub store: String,
@@ -119,64 +132,73 @@ pub struct SeedReport {
     pub totals: SeedTotals,
     /// Wall-clock time, in milliseconds.
     pub duration_ms: u64,
-    /// Per object, in seed order.
+    /// Which objects `objects` lists.
+    pub objects_listed: ObjectsListed,
+    /// Objects needing attention beyond the most listed (counted, not listed).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub objects_omitted: u64,
+    /// Per object, in seed order: every object, or those needing attention
+    /// (`objects_listed`).
     pub objects: Vec<ObjectReport>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl ObjectReport {
-    pub(super) fn planned(
-        key: String,
-        size: u64,
-        sha256: Sha256Bytes,
-        state: SeedState,
-        action: Action,
-    ) -> Self {
+    /// The object as planned: nothing done yet.
+    pub(super) fn planned(key: String, size: u64, sha256: Sha256Bytes, action: Action) -> Self {
         ObjectReport {
             key,
             size,
             sha256,
             action,
             outcome: None,
-            existing: match state {
-                SeedState::Different { existing } => Some(Box::new(existing)),
-                _ => None,
-            },
+            existing: None,
             bytes_written: 0,
             duration_ms: 0,
             error: None,
         }
     }
+
+    /// Whether an operator must look at this object: a conflict, a replacement or a failure.
+    pub fn needs_attention(&self) -> bool {
+        matches!(self.action, Action::Conflict | Action::Replace)
+            || matches!(
+                self.outcome,
+                Some(Outcome::Conflict | Outcome::Replaced | Outcome::Failed)
+            )
+    }
+}
+
+impl SeedTotals {
+    /// Counts one object (in a dry run, or before it ran, by what the plan decided).
+    pub(super) fn add(&mut self, mode: SeedMode, o: &ObjectReport) {
+        self.objects += 1;
+        self.bytes = self.bytes.saturating_add(o.size);
+        self.bytes_written = self.bytes_written.saturating_add(o.bytes_written);
+        let counted = match (mode, o.outcome) {
+            (SeedMode::DryRun, _) | (_, None) => match o.action {
+                Action::Put => &mut self.put,
+                Action::Skip => &mut self.skipped,
+                Action::Conflict => &mut self.conflicts,
+                Action::Replace => &mut self.replaced,
+            },
+            (_, Some(outcome)) => match outcome {
+                Outcome::Put => &mut self.put,
+                Outcome::Skipped => &mut self.skipped,
+                Outcome::Conflict => &mut self.conflicts,
+                Outcome::Replaced => &mut self.replaced,
+                Outcome::Failed => &mut self.failed,
+                Outcome::NotRun => &mut self.not_run,
+            },
+        };
+        *counted += 1;
+    }
 }
 
 impl SeedReport {
-    /// Recomputes the totals from the objects.
-    pub(super) fn tally(&mut self) {
-        let mut t = SeedTotals::default();
-        for o in &self.objects {
-            t.objects += 1;
-            t.bytes = t.bytes.saturating_add(o.size);
-            t.bytes_written += o.bytes_written;
-            let counted = match (self.mode, o.outcome) {
-                (SeedMode::DryRun, _) | (_, None) => match o.action {
-                    Action::Put => &mut t.put,
-                    Action::Skip => &mut t.skipped,
-                    Action::Conflict => &mut t.conflicts,
-                    Action::Replace => &mut t.replaced,
-                },
-                (_, Some(outcome)) => match outcome {
-                    Outcome::Put => &mut t.put,
-                    Outcome::Skipped => &mut t.skipped,
-                    Outcome::Conflict => &mut t.conflicts,
-                    Outcome::Replaced => &mut t.replaced,
-                    Outcome::Failed => &mut t.failed,
-                    Outcome::NotRun => &mut t.not_run,
-                },
-            };
-            *counted += 1;
-        }
-        self.totals = t;
-    }
-
     /// A short human summary: totals, then each conflict and failure.
     pub fn render_text(&self) -> String {
         let t = &self.totals;
@@ -225,6 +247,13 @@ impl SeedReport {
                 }
                 _ => {}
             }
+        }
+        if self.objects_omitted > 0 {
+            let _ = writeln!(
+                s,
+                "  and {} more object(s) needing attention, not listed",
+                self.objects_omitted
+            );
         }
         s
     }

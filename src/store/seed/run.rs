@@ -1,22 +1,27 @@
-//! Executing a seeding plan: parallel create-only puts, each streamed from its source through the
-//! digest-checking reader and confirmed by reading the object back (or by the store's checksum).
-//! A source that breaks its promise stops the run: no put starts after it.
+//! Executing seeding: every page of seeds planned, then put — parallel create-only puts, each
+//! streamed from its source through the digest-checking reader and confirmed by reading the
+//! object back (or by the store's checksum). A source that breaks its promise stops the run: no
+//! put starts after it.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::plan::plan_with;
-use super::report::{Action, ObjectReport, Outcome, SeedMode, SeedReport, SeedTotals};
+use super::plan::{Finding, Listing, SeedState, plan_with};
+use super::report::{
+    Action, ObjectReport, ObjectsListed, Outcome, SeedMode, SeedReport, SeedTotals,
+};
 use super::{
-    ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedSource, confirmed_by_checksum,
-    open_checked,
+    ConflictPolicy, SeedError, SeedObject, SeedOptions, SeedSource, check_sha,
+    confirmed_by_checksum, open_checked,
 };
 use crate::failpoint;
+use crate::kit::path::KitPath;
 use crate::report::progress::Progress;
-use crate::store::{PutRequest, Store, StoreError, WriteMode};
+use crate::store::{ObjectDigest, PutRequest, Store, StoreError, WriteMode};
 
 /// Most seeds per thread in a window of the puts ([`window_end`]): enough that a slow put holds
 /// up little of a window.
@@ -41,14 +46,14 @@ fn window_end(seeds: &[SeedObject], start: usize, threads: usize) -> usize {
     end
 }
 
-/// What every put of one run shares: the store, the source, the conflict policy, and the stop
-/// flag with the first source problem found.
+/// What every put of one page shares: the store, the page's source, the conflict policy, and
+/// the seeding's stop flag with the first source problem found.
 struct Run<'a> {
     store: &'a dyn Store,
     source: Option<&'a dyn SeedSource>,
     policy: ConflictPolicy,
-    stop: AtomicBool,
-    source_problem: Mutex<Option<(String, StoreError)>>,
+    stop: &'a AtomicBool,
+    source_problem: &'a Mutex<Option<(String, StoreError)>>,
     progress: &'a Progress,
 }
 
@@ -64,129 +69,324 @@ pub(super) fn pool(threads: usize) -> Result<rayon::ThreadPool, StoreError> {
         })
 }
 
-pub(super) fn run(
-    store: &dyn Store,
-    seeds: &[SeedObject],
-    source: Option<&dyn SeedSource>,
-    opts: &SeedOptions,
-    progress: &Progress,
-    ahead: Option<super::LookedUp>,
-) -> Result<SeedReport, SeedError> {
-    if source.is_none() && opts.mode == SeedMode::Apply {
-        return Err(SeedError::NoSource);
+/// Most objects a report that lists only those needing attention lists; the others are
+/// counted in its totals (and `objects_omitted`).
+pub const ATTENTION_LISTED: usize = 10_000;
+
+/// A seeding taken a page of seeds at a time, so that what it holds does not grow with the
+/// number of seeds (an apply of a million seeds): every page is planned
+/// ([`Seeding::plan`]) before any is put, so that a conflict anywhere stops the seeding before
+/// its first put; then the pages are put in the same order ([`Seeding::put`]), each made
+/// durable before its outcomes are returned. Between the passes it holds one byte per seed
+/// (what the plan decided) and what the store held at the seeds that differ. Its report lists
+/// every object or only those needing attention ([`ObjectsListed`]); the totals count every
+/// object either way.
+///
+/// When there is more than one page, each page's keys must all sort after the previous page's
+/// (a kit's seed pages do): that is what makes a key seeded twice impossible across pages, and
+/// lets a store that lists in order be listed a page's range at a time.
+pub struct Seeding<'a> {
+    store: &'a dyn Store,
+    opts: SeedOptions,
+    pool: rayon::ThreadPool,
+    progress: Progress,
+    started: Instant,
+    /// What the plan decided for each seed planned so far, in seed order.
+    actions: Vec<Action>,
+    /// What the store held at each seed found different, by seed number.
+    existing: BTreeMap<usize, Box<ObjectDigest>>,
+    conflicts: usize,
+    /// Seeds the put pass has handled.
+    put_done: usize,
+    /// The last key of the last page planned.
+    last_key: Option<KitPath>,
+    pages_planned: usize,
+    report: SeedReport,
+    first_conflict: Option<ObjectReport>,
+    first_failure: Option<ObjectReport>,
+    stop: AtomicBool,
+    source_problem: Mutex<Option<(String, StoreError)>>,
+}
+
+impl<'a> Seeding<'a> {
+    /// A seeding of `seeds` seeds (for progress) into `store`.
+    pub fn new(
+        store: &'a dyn Store,
+        seeds: u64,
+        opts: &SeedOptions,
+        listed: ObjectsListed,
+    ) -> Result<Seeding<'a>, SeedError> {
+        let threads = opts.threads(store);
+        Ok(Seeding {
+            store,
+            opts: opts.clone(),
+            pool: pool(threads)?,
+            progress: Progress::new("Seeding", seeds, opts.progress),
+            started: Instant::now(),
+            actions: Vec::new(),
+            existing: BTreeMap::new(),
+            conflicts: 0,
+            put_done: 0,
+            last_key: None,
+            pages_planned: 0,
+            report: SeedReport {
+                store: store.url().redacted(),
+                mode: opts.mode,
+                conflict_policy: opts.conflicts,
+                parallelism: threads,
+                totals: SeedTotals::default(),
+                duration_ms: 0,
+                objects_listed: listed,
+                objects_omitted: 0,
+                objects: Vec::new(),
+            },
+            first_conflict: None,
+            first_failure: None,
+            stop: AtomicBool::new(false),
+            source_problem: Mutex::new(None),
+        })
     }
-    let started = Instant::now();
-    let threads = opts.threads(store);
-    let pool = pool(threads)?;
-    let plan = plan_with(store, seeds, source, opts.conflicts, &pool, progress, ahead)?;
-    let run = Run {
-        store,
-        source,
-        policy: opts.conflicts,
-        stop: AtomicBool::new(false),
-        source_problem: Mutex::new(None),
-        progress,
-    };
-    let conflicts = plan.count(Action::Conflict);
-    // The plan's entries become the report's objects (moved, not copied: at a million seeds
-    // each copy held would cost hundreds of MiB).
-    let mut report = SeedReport {
-        store: plan.store,
-        mode: opts.mode,
-        conflict_policy: opts.conflicts,
-        parallelism: threads,
-        totals: SeedTotals::default(),
-        duration_ms: 0,
-        objects: plan
-            .entries
-            .into_iter()
-            .map(|e| ObjectReport::planned(e.key, e.size, e.sha256, e.state, e.action))
-            .collect(),
-    };
-    if opts.mode == SeedMode::Apply {
-        if conflicts > 0 {
+
+    /// Compares the next page of seeds with the store (see [`Seeding`]). With a `source`, a
+    /// store that can confirm objects by its own checksum may spare reading them back; `ahead`
+    /// is a lookup made for exactly these seeds ([`super::look_up`]).
+    pub fn plan(
+        &mut self,
+        seeds: &[SeedObject],
+        source: Option<&dyn SeedSource>,
+        ahead: Option<super::LookedUp>,
+    ) -> Result<(), SeedError> {
+        // A store that lists in key order is listed over this page's range only; another is
+        // listed whole for the first page (abandoned if it holds far more), then looked up key
+        // by key.
+        let listing = if self.store.lists_in_order() {
+            Listing::After(self.last_key.clone())
+        } else if self.pages_planned == 0 {
+            Listing::Folder
+        } else {
+            Listing::None
+        };
+        if let (Some(last), Some(first)) = (&self.last_key, seeds.iter().map(|s| &s.key).min()) {
+            if first.as_str().as_bytes() <= last.as_str().as_bytes() {
+                return Err(SeedError::InvalidSeed {
+                    key: first.to_string(),
+                    reason: format!(
+                        "a page of seeds must follow the previous page's last key {last}"
+                    ),
+                });
+            }
+        }
+        let plan = plan_with(
+            self.store,
+            seeds,
+            source,
+            self.opts.conflicts,
+            &self.pool,
+            &self.progress,
+            Finding { ahead, listing },
+        )?;
+        let base = self.actions.len();
+        for (i, e) in plan.entries.into_iter().enumerate() {
+            if e.action == Action::Conflict {
+                self.conflicts += 1;
+            }
+            if let SeedState::Different { existing } = e.state {
+                self.existing.insert(base + i, Box::new(existing));
+            }
+            self.actions.push(e.action);
+        }
+        self.last_key = seeds.iter().map(|s| &s.key).max().cloned();
+        self.pages_planned += 1;
+        Ok(())
+    }
+
+    /// Puts the next page of seeds — the pages in the order they were planned — and makes the
+    /// puts durable (a dry run only reports what the plan decided). Returns each seed's outcome,
+    /// in the page's order. Nothing is put once a conflict was planned (the default policy) or
+    /// a source broke its promise: the objects are then reported `skipped`, `conflict` or
+    /// `not-run`.
+    pub fn put(
+        &mut self,
+        seeds: &[SeedObject],
+        source: Option<&dyn SeedSource>,
+    ) -> Result<Vec<Option<Outcome>>, SeedError> {
+        let mode = self.opts.mode;
+        if source.is_none() && mode == SeedMode::Apply {
+            return Err(SeedError::NoSource);
+        }
+        let base = self.put_done;
+        let actions =
+            self.actions
+                .get(base..base + seeds.len())
+                .ok_or_else(|| SeedError::InvalidSeed {
+                    key: seeds.first().map(|s| s.key.to_string()).unwrap_or_default(),
+                    reason: "put before it was planned".into(),
+                })?;
+        let mut objects = Vec::with_capacity(seeds.len());
+        for (i, (s, action)) in seeds.iter().zip(actions).enumerate() {
+            let mut o = ObjectReport::planned(s.key.to_string(), s.size, check_sha(s)?, *action);
+            o.existing = self.existing.remove(&(base + i));
+            objects.push(o);
+        }
+        self.put_done += seeds.len();
+        if mode == SeedMode::Apply && self.conflicts > 0 {
             // Stop before any put: the operator sees every conflicting key at once.
-            for o in &mut report.objects {
+            for o in &mut objects {
                 o.outcome = Some(match o.action {
                     Action::Skip => Outcome::Skipped,
                     Action::Conflict => Outcome::Conflict,
                     _ => Outcome::NotRun,
                 });
+                if o.action == Action::Conflict {
+                    self.progress.failed(1);
+                }
             }
-            progress.failed(conflicts as u64);
-        } else {
-            // In place: a second list of every object's report would double the memory the
-            // seeding holds per object. In seed order, a window at a time: the threads work on
-            // neighbouring seeds, which a kit source reads from the same few frames (split
-            // across the whole list, each thread would want a frame of its own).
-            let mut start = 0;
-            while start < seeds.len() {
-                let end = window_end(seeds, start, threads);
-                pool.install(|| {
-                    report.objects[start..end]
-                        .par_iter_mut()
-                        .zip(&seeds[start..end])
-                        .for_each(|(o, s)| match o.action {
-                            Action::Put | Action::Replace => run.put_one(s, o),
-                            Action::Skip => o.outcome = Some(Outcome::Skipped),
-                            _ => {}
-                        });
-                });
-                start = end;
-            }
-            store.sync().map_err(SeedError::Sync)?;
+        } else if mode == SeedMode::Apply {
+            self.put_all(seeds, source, &mut objects);
+            self.store.sync().map_err(SeedError::Sync)?;
+        }
+        let outcomes = objects.iter().map(|o| o.outcome).collect();
+        for o in objects {
+            self.fold(o);
+        }
+        Ok(outcomes)
+    }
+
+    /// Puts the page in place (a second list of every object's report would double what the
+    /// seeding holds per object). In seed order, a window at a time: the threads work on
+    /// neighbouring seeds, which a kit source reads from the same few frames (split across the
+    /// whole page, each thread would want a frame of its own).
+    fn put_all(
+        &self,
+        seeds: &[SeedObject],
+        source: Option<&dyn SeedSource>,
+        objects: &mut [ObjectReport],
+    ) {
+        let run = Run {
+            store: self.store,
+            source,
+            policy: self.opts.conflicts,
+            stop: &self.stop,
+            source_problem: &self.source_problem,
+            progress: &self.progress,
+        };
+        let threads = self.pool.current_num_threads();
+        let mut start = 0;
+        while start < seeds.len() {
+            let end = window_end(seeds, start, threads);
+            self.pool.install(|| {
+                objects[start..end]
+                    .par_iter_mut()
+                    .zip(&seeds[start..end])
+                    .for_each(|(o, s)| match o.action {
+                        Action::Put | Action::Replace => run.put_one(s, o),
+                        Action::Skip => o.outcome = Some(Outcome::Skipped),
+                        _ => {}
+                    });
+            });
+            start = end;
         }
     }
-    report.duration_ms = crate::util::millis(started.elapsed());
-    report.tally();
-    let problem = run
-        .source_problem
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some((key, error)) = problem {
-        return Err(SeedError::SourceChanged {
-            key,
-            error: Box::new(error),
-            report: Box::new(report),
-        });
+
+    /// Counts one object's report and keeps it when the report lists it.
+    fn fold(&mut self, o: ObjectReport) {
+        let mode = self.report.mode;
+        self.report.totals.add(mode, &o);
+        let conflict = o.outcome == Some(Outcome::Conflict)
+            || (mode == SeedMode::DryRun && o.action == Action::Conflict);
+        if conflict && self.first_conflict.is_none() {
+            self.first_conflict = Some(o.clone());
+        }
+        if o.outcome == Some(Outcome::Failed) && self.first_failure.is_none() {
+            self.first_failure = Some(o.clone());
+        }
+        match self.report.objects_listed {
+            ObjectsListed::All => self.report.objects.push(o),
+            ObjectsListed::NeedingAttention if o.needs_attention() => {
+                if self.report.objects.len() < ATTENTION_LISTED {
+                    self.report.objects.push(o);
+                } else {
+                    self.report.objects_omitted += 1;
+                }
+            }
+            ObjectsListed::NeedingAttention => {}
+        }
     }
-    finish(report)
+
+    /// The report so far (for a seeding stopped by its caller).
+    pub fn report(&self) -> SeedReport {
+        let mut r = self.report.clone();
+        r.duration_ms = crate::util::millis(self.started.elapsed());
+        r
+    }
+
+    /// Ends the seeding: its report, or the error that carries it — a source that broke its
+    /// promise, then conflicts, then failures.
+    pub fn finish(mut self) -> Result<SeedReport, SeedError> {
+        self.progress.finish();
+        let mut report = std::mem::take(&mut self.report);
+        report.duration_ms = crate::util::millis(self.started.elapsed());
+        let problem = std::mem::take(
+            &mut *self
+                .source_problem
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        if let Some((key, error)) = problem {
+            return Err(SeedError::SourceChanged {
+                key,
+                error: Box::new(error),
+                report: Box::new(report),
+            });
+        }
+        if let Some(first) = self.first_conflict.take() {
+            let existing = first
+                .existing
+                .as_ref()
+                .map_or_else(|| "?".to_owned(), |e| e.sha256.clone());
+            return Err(SeedError::Conflicts {
+                count: report.totals.conflicts as usize,
+                store: report.store.clone(),
+                first: first.key,
+                existing,
+                expected: first.sha256.to_string(),
+                report: Box::new(report),
+            });
+        }
+        if let Some(first) = self.first_failure.take() {
+            return Err(SeedError::Failed {
+                count: report.totals.failed as usize,
+                store: report.store.clone(),
+                first: first.key,
+                error: first.error.unwrap_or_default(),
+                report: Box::new(report),
+            });
+        }
+        Ok(report)
+    }
 }
 
-/// Turns the report into the result: conflicts, then failures, are errors that carry it.
-fn finish(report: SeedReport) -> Result<SeedReport, SeedError> {
-    let conflicted = report.objects.iter().find(|o| {
-        o.outcome == Some(Outcome::Conflict)
-            || (report.mode == SeedMode::DryRun && o.action == Action::Conflict)
-    });
-    if let Some(first) = conflicted {
-        let existing = first
-            .existing
-            .as_ref()
-            .map_or_else(|| "?".to_owned(), |e| e.sha256.clone());
-        return Err(SeedError::Conflicts {
-            count: report.totals.conflicts as usize,
-            store: report.store.clone(),
-            first: first.key.clone(),
-            existing,
-            expected: first.sha256.to_string(),
-            report: Box::new(report),
-        });
+impl Drop for Seeding<'_> {
+    fn drop(&mut self) {
+        self.progress.finish();
     }
-    if let Some(first) = report
-        .objects
-        .iter()
-        .find(|o| o.outcome == Some(Outcome::Failed))
-    {
-        return Err(SeedError::Failed {
-            count: report.totals.failed as usize,
-            store: report.store.clone(),
-            first: first.key.clone(),
-            error: first.error.clone().unwrap_or_default(),
-            report: Box::new(report),
-        });
+}
+
+/// Seeds one list of seeds: planned, then put, every object in the report.
+pub(super) fn run(
+    store: &dyn Store,
+    seeds: &[SeedObject],
+    source: Option<&dyn SeedSource>,
+    opts: &SeedOptions,
+    ahead: Option<super::LookedUp>,
+) -> Result<SeedReport, SeedError> {
+    if source.is_none() && opts.mode == SeedMode::Apply {
+        return Err(SeedError::NoSource);
     }
-    Ok(report)
+    let mut seeding = Seeding::new(store, seeds.len() as u64, opts, ObjectsListed::All)?;
+    seeding.plan(seeds, source, ahead)?;
+    seeding.put(seeds, source)?;
+    seeding.finish()
 }
 
 impl Run<'_> {

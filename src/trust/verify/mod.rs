@@ -292,6 +292,113 @@ impl AuthenticatedKit {
     }
 }
 
+/// The seeds of a verified kit, a page at a time ([`VerifiedKit::seed_pages`]).
+pub struct SeedPages<'k> {
+    kit: &'k VerifiedKit,
+    /// The number of each page's first seed.
+    first: Vec<u64>,
+    /// Where the payload files start (for reading the pages again).
+    offsets: HashMap<&'k str, u64>,
+    frames: Option<crate::kit::random::FrameFile>,
+}
+
+/// One page of a kit's seeds.
+#[derive(Debug, Clone)]
+pub struct SeedPage {
+    /// The seeds, in key order.
+    pub seeds: Vec<SeedEntry>,
+    /// Where each seed's data starts in the kit's uncompressed stream (`u64::MAX`: not in the
+    /// payload).
+    pub offsets: Vec<u64>,
+}
+
+impl SeedPages<'_> {
+    /// How many pages there are (an `offkit/v1` kit has one).
+    pub fn len(&self) -> usize {
+        if self.kit.manifest().is_paged() {
+            self.first.len()
+        } else {
+            1
+        }
+    }
+
+    /// Whether there is no page.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many seeds the pages list together.
+    pub fn seeds(&self) -> u64 {
+        let m = self.kit.manifest();
+        if m.is_paged() {
+            m.pages.iter().map(|p| p.files).fold(0, u64::saturating_add)
+        } else {
+            m.seeds.len() as u64
+        }
+    }
+
+    /// Page `i`: its bytes read again and checked against their signed digest. A seed's size is
+    /// the one its signed digest was verified over; its media type is derived from its key as
+    /// `build` does.
+    pub fn page(&mut self, i: usize) -> Result<SeedPage, ContentError> {
+        let kit = self.kit;
+        let manifest = kit.manifest();
+        if !manifest.is_paged() {
+            let offsets = kit.data_offsets();
+            return Ok(SeedPage {
+                offsets: manifest
+                    .seeds
+                    .iter()
+                    .map(|s| {
+                        offsets
+                            .get(s.file.path.as_str())
+                            .copied()
+                            .unwrap_or(u64::MAX)
+                    })
+                    .collect(),
+                seeds: manifest.seeds.clone(),
+            });
+        }
+        let page = &manifest.pages[i];
+        let io = |what: &str| ContentError::Io {
+            path: page.file.path.to_string(),
+            source: std::io::Error::other(what.to_owned()),
+        };
+        let bytes = kit.read_small(&page.file, &self.offsets, &mut self.frames)?;
+        // Verified bytes: the page rules held when the kit was verified.
+        let lines = crate::kit::sums::parse(&bytes).map_err(|e| io(&e.to_string()))?;
+        let first = usize::try_from(self.first[i]).unwrap_or(usize::MAX);
+        let met = kit
+            .data_offsets
+            .seeds
+            .get(first..first.saturating_add(lines.len()))
+            .ok_or_else(|| io("more seeds than the verifying pass met"))?;
+        let mut seeds = Vec::with_capacity(lines.len());
+        for (line, (_, size)) in lines.into_iter().zip(met) {
+            let key = line
+                .path
+                .as_str()
+                .strip_prefix(crate::kit::pages::SEED_DIR)
+                .and_then(|k| k.strip_prefix('/'))
+                .and_then(|k| KitPath::new(k).ok())
+                .ok_or_else(|| io("a page lists a path outside seeds/"))?;
+            seeds.push(SeedEntry {
+                media_type: crate::kit::manifest::media_type_for(key.as_str()).to_owned(),
+                key,
+                file: FileEntry {
+                    path: line.path,
+                    sha256: line.sha256,
+                    size: *size,
+                },
+            });
+        }
+        Ok(SeedPage {
+            seeds,
+            offsets: met.iter().map(|(at, _)| *at).collect(),
+        })
+    }
+}
+
 impl VerifiedKit {
     authenticated_accessors!();
 
@@ -353,51 +460,37 @@ impl VerifiedKit {
 
     /// The kit's seeds, in key order: the signed manifest's list (`offkit/v1`), or the seeds the
     /// signed pages list (`offkit/v2`), each page read again and checked against its signed
-    /// digest. A seed's size is the one its signed digest was verified over; its media type is
-    /// derived from its key as `build` does.
+    /// digest ([`VerifiedKit::seed_pages`], all pages at once).
     pub fn seeds(&self) -> Result<Vec<SeedEntry>, ContentError> {
-        let manifest = self.manifest();
-        if !manifest.is_paged() {
-            return Ok(manifest.seeds.clone());
-        }
-        let mut seeds = Vec::with_capacity(self.data_offsets.seeds.len());
-        let mut sizes = self.data_offsets.seeds.iter().map(|(_, size)| *size);
-        let offsets = self.data_offsets();
-        let mut frames = None;
-        for page in &manifest.pages {
-            let bytes = self.read_small(&page.file, &offsets, &mut frames)?;
-            // Verified bytes: the page rules held when the kit was verified.
-            let lines = crate::kit::sums::parse(&bytes).map_err(|e| ContentError::Io {
-                path: page.file.path.to_string(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            for line in lines {
-                let size = sizes.next().ok_or_else(|| ContentError::Io {
-                    path: page.file.path.to_string(),
-                    source: std::io::Error::other("more seeds than the verifying pass met"),
-                })?;
-                let key = line
-                    .path
-                    .as_str()
-                    .strip_prefix(crate::kit::pages::SEED_DIR)
-                    .and_then(|k| k.strip_prefix('/'))
-                    .and_then(|k| KitPath::new(k).ok())
-                    .ok_or_else(|| ContentError::Io {
-                        path: page.file.path.to_string(),
-                        source: std::io::Error::other("a page lists a path outside seeds/"),
-                    })?;
-                seeds.push(SeedEntry {
-                    media_type: crate::kit::manifest::media_type_for(key.as_str()).to_owned(),
-                    key,
-                    file: FileEntry {
-                        path: line.path,
-                        sha256: line.sha256,
-                        size,
-                    },
-                });
-            }
+        let mut pages = self.seed_pages();
+        let mut seeds = Vec::new();
+        for i in 0..pages.len() {
+            seeds.extend(pages.page(i)?.seeds);
         }
         Ok(seeds)
+    }
+
+    /// The kit's seeds a page at a time, in key order (an `offkit/v1` kit's manifest list is
+    /// one page): what a command that handles every seed holds at once, whatever the number of
+    /// seeds.
+    pub fn seed_pages(&self) -> SeedPages<'_> {
+        let manifest = self.manifest();
+        let mut first = Vec::with_capacity(manifest.pages.len());
+        let mut n = 0u64;
+        for page in &manifest.pages {
+            first.push(n);
+            n = n.saturating_add(page.files);
+        }
+        SeedPages {
+            kit: self,
+            first,
+            offsets: if manifest.is_paged() {
+                self.data_offsets()
+            } else {
+                HashMap::new()
+            },
+            frames: None,
+        }
     }
 
     /// The authenticated manifest with its `seeds` listed (in an `offkit/v2` kit, read from its
@@ -408,26 +501,6 @@ impl VerifiedKit {
             m.seeds = self.seeds()?;
         }
         Ok(m)
-    }
-
-    /// Where each seed's data starts in the kit's uncompressed stream, in the order of
-    /// [`VerifiedKit::seeds`]: from the verifying pass (`offkit/v2`), or from
-    /// [`VerifiedKit::data_offsets`] (`offkit/v1`).
-    pub fn seed_offsets(&self) -> Vec<u64> {
-        if self.manifest().is_paged() {
-            return self.data_offsets.seeds.iter().map(|(at, _)| *at).collect();
-        }
-        let offsets = self.data_offsets();
-        self.manifest()
-            .seeds
-            .iter()
-            .map(|s| {
-                offsets
-                    .get(s.file.path.as_str())
-                    .copied()
-                    .unwrap_or(u64::MAX)
-            })
-            .collect()
     }
 
     /// SHA-256 of the kit file.
