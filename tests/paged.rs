@@ -2,11 +2,13 @@
 //! (docs/FORMAT.md, "Seed pages"). Built, verified, read by the stock tools, applied.
 
 mod common;
+#[path = "common/s3.rs"]
+mod s3;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Workspace, cmd, outcome, write};
+use common::{TestDb, Workspace, cmd, outcome, write};
 
 /// More than one page holds (4,096 lines a page).
 const SEEDS: usize = 9000;
@@ -145,6 +147,109 @@ fn a_paged_kit_applies_every_seed_it_lists() {
     // A second apply finds everything done.
     let (code, stdout, stderr) = ws.apply(&kit, &public, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+/// A paged kit (9,000 seeds and the quickstart's, in three pages) into S3. A conflict in its
+/// last page stops the apply before its first put: the bucket holds only the planted object, the
+/// report lists the conflict (and counts the rest), the ledger records every object. Once the
+/// object is gone, the apply puts every seed; a third one skips them all, listing the bucket a
+/// page's key range at a time (`start-after`) — about one listing of the bucket in all, where a
+/// listing of the whole bucket per page would take three.
+#[test]
+fn a_paged_kit_into_s3_stops_on_a_conflict_in_its_last_page_before_any_put_then_applies_once() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let src = paged_source(&ws);
+    let kit = ws.build(&src, &[&key]);
+    let total = walkdir::WalkDir::new(src.join("seeds"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count() as u64;
+    let server = s3::S3Server::start_logging_requests();
+    let bucket = server.bucket("paged");
+    // i = 96 sorts into the last page (folder 096 of 000..096).
+    let planted = "bulk/096/000096.json";
+    let plant = ws.path("plant");
+    write(&plant.join(planted), "not the seed\n");
+    server.upload(&plant, &bucket);
+    let db = TestDb::sqlite();
+    let apply = || {
+        let mut c = cmd();
+        c.arg("apply")
+            .arg(&kit)
+            .arg("--trust")
+            .arg(&public)
+            .args(["--db", &db.url(), "--store", &server.url(&bucket, "")])
+            .args(["--json", "--progress", "off"])
+            .envs(server.env());
+        let (code, out, err) = outcome(&c.output().unwrap());
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        (code, v["seeds"].clone(), err)
+    };
+    let in_bucket = || {
+        walkdir::WalkDir::new(server.bucket_dir(&bucket))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file())
+            .count() as u64
+    };
+    let recorded = |id: i64| {
+        db.rows(&format!(
+            "SELECT outcome, count(*) FROM offkit_kit_application_objects \
+             WHERE application_id = {id} GROUP BY outcome ORDER BY outcome"
+        ))
+    };
+
+    let (code, seeds, err) = apply();
+    assert_eq!(code, 12, "{err}");
+    assert!(err.contains(planted), "{err}");
+    assert_eq!(seeds["objects_listed"], "needing-attention");
+    let listed = seeds["objects"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{seeds:#}");
+    assert_eq!(
+        (listed[0]["key"].as_str(), listed[0]["outcome"].as_str()),
+        (Some(planted), Some("conflict"))
+    );
+    assert_eq!(seeds["totals"]["objects"], total);
+    assert_eq!(seeds["totals"]["not_run"], total - 1);
+    assert_eq!(in_bucket(), 1, "nothing was put");
+    assert_eq!(
+        recorded(1),
+        [
+            vec!["conflict".to_owned(), "1".to_owned()],
+            vec!["not-run".to_owned(), (total - 1).to_string()]
+        ]
+    );
+
+    server.delete(&bucket, planted);
+    let (code, seeds, err) = apply();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(seeds["totals"]["put"], total, "{seeds:#}");
+    assert_eq!(seeds["objects"], serde_json::json!([]));
+    assert_eq!(in_bucket(), total);
+    assert_eq!(
+        std::fs::read(server.bucket_dir(&bucket).join(planted)).unwrap(),
+        std::fs::read(src.join("seeds").join(planted)).unwrap()
+    );
+    assert_eq!(recorded(2), [vec!["put".to_owned(), total.to_string()]]);
+
+    let (lists, heads) = (
+        server.count_in_log("LIST"),
+        server.count_in_log("HEAD OBJECT"),
+    );
+    let (code, seeds, err) = apply();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(seeds["totals"]["skipped"], total, "{seeds:#}");
+    let listings = server.count_in_log("LIST") - lists;
+    let lookups = server.count_in_log("HEAD OBJECT") - heads;
+    // A listing answers at most 1,000 keys; a page's range ends in a request that goes past it.
+    let whole = total.div_ceil(1000) as usize;
+    assert!(
+        (whole..=whole + 3).contains(&listings) && lookups == 0,
+        "{listings} listing requests and {lookups} lookups for {total} objects in three pages"
+    );
 }
 
 /// The verifier's JSON report on `kit`: exit code and the failures' (kind, entry).

@@ -199,6 +199,11 @@ impl S3Server {
         self.rclone(&["copy", "--transfers", "8", folder, &self.remote(bucket)]);
     }
 
+    /// Deletes the object `key` of `bucket` through the S3 API (`rclone deletefile`).
+    pub fn delete(&self, bucket: &str, key: &str) {
+        self.rclone(&["deletefile", &format!("{}/{key}", self.remote(bucket))]);
+    }
+
     /// An on-the-fly rclone remote for `bucket` on this server.
     fn remote(&self, bucket: &str) -> String {
         format!(
