@@ -3,7 +3,9 @@
 //!
 //! `offkit.kit_application_objects` (SQLite `offkit_kit_application_objects`) holds one row per
 //! seed of a ledger entry: written as `planned` (key, SHA-256, size) before the first put, and with
-//! the seeding's outcome (`put`, `skipped`, `replaced`, `conflict`, `failed`, `not-run`) after it.
+//! the seeding's outcome (`put`, `skipped`, `replaced`, `conflict`, `failed`, `not-run`) a page of
+//! seeds at a time, once the page's puts are durable. It is where every object's outcome is kept
+//! (the apply report lists only the objects that need attention).
 //! A rollback removes the objects whose outcome is `put` and whose stored bytes still have the
 //! recorded digest; it keeps (and reports) an object a later apply also relies on (it found it in
 //! place or put it again), a changed object, an object the apply replaced (the
