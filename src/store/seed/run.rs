@@ -540,6 +540,156 @@ mod tests {
             .collect()
     }
 
+    /// A seed `key` with `bytes`, written under `src` (its source) when given.
+    fn seed(key: &str, bytes: &[u8], src: Option<&std::path::Path>) -> SeedObject {
+        let key = KitPath::new(key).unwrap();
+        if let Some(src) = src {
+            let path = key.under(src);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        SeedObject {
+            key,
+            sha256: crate::kit::digest::Sha256Hex::of(bytes).into_string(),
+            size: bytes.len() as u64,
+            media_type: "application/json".into(),
+        }
+    }
+
+    fn folder_store(dir: &std::path::Path) -> Box<dyn Store> {
+        crate::store::open_str(&format!("file://{}", dir.display())).unwrap()
+    }
+
+    fn options(mode: SeedMode) -> SeedOptions {
+        SeedOptions {
+            mode,
+            progress: crate::report::progress::ProgressMode::Off,
+            ..SeedOptions::default()
+        }
+    }
+
+    #[test]
+    fn pages_must_follow_one_another_in_key_order_and_be_planned_before_they_are_put() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = folder_store(dir.path());
+        let mut seeding = Seeding::new(
+            store.as_ref(),
+            3,
+            &options(SeedMode::DryRun),
+            ObjectsListed::All,
+        )
+        .unwrap();
+        let first = [seed("b/1", b"1", None), seed("b/2", b"2", None)];
+        // Put before it was planned.
+        assert!(matches!(
+            seeding.put(&first, None),
+            Err(SeedError::InvalidSeed { .. })
+        ));
+        seeding.plan(&first, None, None).unwrap();
+        for key in ["a/9", "b/2"] {
+            let err = seeding
+                .plan(&[seed(key, b"x", None)], None, None)
+                .unwrap_err();
+            assert!(
+                matches!(&err, SeedError::InvalidSeed { key: k, .. } if k == key),
+                "{err}"
+            );
+        }
+        seeding
+            .plan(&[seed("b/3", b"3", None)], None, None)
+            .unwrap();
+        assert_eq!(seeding.put(&first, None).unwrap(), [None, None]);
+    }
+
+    #[test]
+    fn a_report_of_objects_needing_attention_lists_them_up_to_its_bound_and_counts_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = folder_store(dir.path());
+        let n = ATTENTION_LISTED + 5;
+        let seeds: Vec<SeedObject> = (0..n)
+            .map(|i| {
+                // The store holds other bytes at every key.
+                let key = format!("c/{i:06}");
+                seed(&key, b"else", Some(dir.path()));
+                seed(&key, b"seed", None)
+            })
+            .chain([seed("d/new", b"new", None)])
+            .collect();
+        let mut seeding = Seeding::new(
+            store.as_ref(),
+            seeds.len() as u64,
+            &options(SeedMode::DryRun),
+            ObjectsListed::NeedingAttention,
+        )
+        .unwrap();
+        let (one, two) = seeds.split_at(n / 2);
+        for page in [one, two] {
+            seeding.plan(page, None, None).unwrap();
+        }
+        for page in [one, two] {
+            seeding.put(page, None).unwrap();
+        }
+        let Err(SeedError::Conflicts { count, report, .. }) = seeding.finish() else {
+            panic!("conflicts expected")
+        };
+        assert_eq!(count, n);
+        assert_eq!(report.objects.len(), ATTENTION_LISTED);
+        assert_eq!(report.objects_omitted, 5);
+        assert_eq!(
+            (report.totals.objects, report.totals.put),
+            (n as u64 + 1, 1)
+        );
+        assert!(report.objects.iter().all(|o| o.action == Action::Conflict));
+        assert!(
+            report
+                .render_text()
+                .contains("and 5 more object(s) needing attention")
+        );
+    }
+
+    #[test]
+    fn a_conflict_in_the_last_page_stops_the_seeding_before_the_first_page_is_put() {
+        let (dir, src) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = folder_store(dir.path());
+        let first: Vec<SeedObject> = (0..3)
+            .map(|i| {
+                seed(
+                    &format!("a/{i}"),
+                    format!("{i}").as_bytes(),
+                    Some(src.path()),
+                )
+            })
+            .collect();
+        let last = [seed("z/last", b"seed", Some(src.path()))];
+        std::fs::create_dir(dir.path().join("z")).unwrap();
+        std::fs::write(dir.path().join("z/last"), b"else").unwrap();
+        let source = super::super::FolderSource::new(src.path().to_owned());
+        let mut seeding = Seeding::new(
+            store.as_ref(),
+            4,
+            &options(SeedMode::Apply),
+            ObjectsListed::NeedingAttention,
+        )
+        .unwrap();
+        seeding.plan(&first, Some(&source), None).unwrap();
+        seeding.plan(&last, Some(&source), None).unwrap();
+        assert_eq!(
+            seeding.put(&first, Some(&source)).unwrap(),
+            [Some(Outcome::NotRun); 3]
+        );
+        assert_eq!(
+            seeding.put(&last, Some(&source)).unwrap(),
+            [Some(Outcome::Conflict)]
+        );
+        assert!(!dir.path().join("a").exists(), "nothing was put");
+        let Err(SeedError::Conflicts { first, report, .. }) = seeding.finish() else {
+            panic!("a conflict expected")
+        };
+        assert_eq!(first, "z/last");
+        assert_eq!((report.totals.not_run, report.totals.conflicts), (3, 1));
+        assert_eq!(report.objects.len(), 1);
+    }
+
     #[test]
     fn windows_hold_a_seed_per_thread_and_close_at_their_count_or_bytes() {
         // Small seeds: the count closes the window.
