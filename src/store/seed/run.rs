@@ -195,7 +195,9 @@ impl<'a> Seeding<'a> {
             }
             self.actions.push(e.action);
         }
-        self.last_key = seeds.iter().map(|s| &s.key).max().cloned();
+        if let Some(last) = seeds.iter().map(|s| &s.key).max() {
+            self.last_key = Some(last.clone());
+        }
         self.pages_planned += 1;
         Ok(())
     }

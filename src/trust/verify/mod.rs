@@ -359,7 +359,12 @@ impl SeedPages<'_> {
                 seeds: manifest.seeds.clone(),
             });
         }
-        let page = &manifest.pages[i];
+        let (Some(page), Some(&first)) = (manifest.pages.get(i), self.first.get(i)) else {
+            return Err(ContentError::Io {
+                path: crate::kit::pages::PAGE_DIR.to_owned(),
+                source: std::io::Error::other(format!("the kit has no seed page {}", i + 1)),
+            });
+        };
         let io = |what: &str| ContentError::Io {
             path: page.file.path.to_string(),
             source: std::io::Error::other(what.to_owned()),
@@ -367,7 +372,7 @@ impl SeedPages<'_> {
         let bytes = kit.read_small(&page.file, &self.offsets, &mut self.frames)?;
         // Verified bytes: the page rules held when the kit was verified.
         let lines = crate::kit::sums::parse(&bytes).map_err(|e| io(&e.to_string()))?;
-        let first = usize::try_from(self.first[i]).unwrap_or(usize::MAX);
+        let first = usize::try_from(first).unwrap_or(usize::MAX);
         let met = kit
             .data_offsets
             .seeds
