@@ -5,8 +5,9 @@
 #   mib KIB                   KiB as whole MiB
 #   for_stores                calls the caller's run_store once per store named in $STORES (file,
 #                             s3), with STORE_NAME, APPLY_STORE (offkit's --store), STOCK_DEST
-#                             (rclone's destination) and STORE_PREP (empties both) set; S3 is
-#                             `rclone serve s3` on loopback
+#                             (rclone's destination), APPLY_PREP and STOCK_PREP (each empties its
+#                             own: emptying the other's million objects through the server would
+#                             cost more than the run) set; S3 is `rclone serve s3` on loopback
 declare -A SECS RSS
 measure() {
   local name=$1; shift
@@ -23,10 +24,16 @@ measure() {
 }
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 mib() { python3 -c "print(f'{$1/1024:.0f}')"; }
+# Commands that empty BUCKET through the server, so that its listing cache never holds a bucket
+# emptied behind it.
+empty_bucket() {
+  printf 'rclone purge --config /dev/null "%s" 2>/dev/null || true; ' "$(remote "$1")"
+  printf 'rclone mkdir --config /dev/null "%s"' "$(remote "$1")"
+}
 for_stores() {
   if [[ " $STORES " == *" file "* ]]; then
     STORE_NAME=folder APPLY_STORE="file://$W/site/store" STOCK_DEST="$W/store2" \
-      STORE_PREP="rm -rf $W/store2" run_store
+      APPLY_PREP="true" STOCK_PREP="rm -rf $W/store2" run_store
   fi
   if [[ " $STORES " == *" s3 "* ]]; then
     work=$W
@@ -34,11 +41,7 @@ for_stores() {
     start_s3
     STORE_NAME=S3 APPLY_STORE="s3://apply-b?endpoint=http://127.0.0.1:$port&path_style=true" \
       STOCK_DEST="\"$(remote stock-b)\"" \
-      STORE_PREP="$(for b in apply-b stock-b; do
-        # Through the server, so that its listing cache never holds a bucket emptied behind it.
-        printf 'rclone purge --config /dev/null "%s" 2>/dev/null || true; ' "$(remote $b)"
-        printf 'rclone mkdir --config /dev/null "%s"; ' "$(remote $b)"
-      done)true" run_store
+      APPLY_PREP="$(empty_bucket apply-b)" STOCK_PREP="$(empty_bucket stock-b)" run_store
     kill "$server" 2>/dev/null || true
   fi
 }

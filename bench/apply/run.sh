@@ -50,14 +50,14 @@ peak() {
 
 ROWS=()
 # One store: STORE_NAME, APPLY_STORE (offkit's --store), STOCK_DEST (rclone's destination),
-# STORE_PREP (empties both stores).
+# APPLY_PREP and STOCK_PREP (each empties its own store).
 run_store() {
   local apply="$OFFKIT apply $KIT --trust $PUB --db sqlite://$W/site/offkit.db --store '$APPLY_STORE' --work-dir $W/work --progress off"
   local stock="tar --zstd -xf $KIT -C $W/x && (cd $W/x && sha256sum -c --strict --quiet SHA256SUMS) && rclone copy --checksum --config /dev/null $W/x/seeds $STOCK_DEST"
-  PREP="rm -rf $W/site $W/work; mkdir -p $W/site $W/work; $STORE_PREP; sync"
+  PREP="rm -rf $W/site $W/work; mkdir -p $W/site $W/work; $APPLY_PREP; sync"
   measure "apply-$STORE_NAME" "$apply"
   local disk_apply; disk_apply=$(peak "$W/work" "$apply")
-  PREP="rm -rf $W/x; mkdir -p $W/x; $STORE_PREP; sync"
+  PREP="rm -rf $W/x; mkdir -p $W/x; $STOCK_PREP; sync"
   measure "stock-$STORE_NAME" "$stock"
   local disk_stock; disk_stock=$(peak "$W/x" "$stock")
   local a=${SECS[apply-$STORE_NAME]} b=${SECS[stock-$STORE_NAME]}

@@ -79,9 +79,9 @@ ROWS=()
 run_store() {
   local apply="$OFFKIT apply $KIT --trust $PUB --db sqlite://$W/site/offkit.db --store '$APPLY_STORE' --progress off"
   local stock="tar --zstd -xf $KIT -C $W/x && (cd $W/x && sha256sum -c --strict --quiet SHA256SUMS && cat index/seeds/*.sha256 | sha256sum -c --strict --quiet) && rclone copy --checksum --config /dev/null $W/x/seeds $STOCK_DEST"
-  PREP="rm -rf $W/site; mkdir -p $W/site; $STORE_PREP; sync"
+  PREP="rm -rf $W/site; mkdir -p $W/site; $APPLY_PREP; sync"
   measure "apply-$STORE_NAME" "$apply"
-  PREP="rm -rf $W/x; mkdir -p $W/x; $STORE_PREP; sync"
+  PREP="rm -rf $W/x; mkdir -p $W/x; $STOCK_PREP; sync"
   measure "stock-$STORE_NAME" "$stock"
   local a=${SECS[apply-$STORE_NAME]} b=${SECS[stock-$STORE_NAME]}
   ROWS+=("| $STORE_NAME | \`offkit apply KIT\` (verify, migrations, seeds read again from the kit) | $a | $(ratio "$a" "$b") | $(mib "${RSS[apply-$STORE_NAME]}") | 0 |")
