@@ -50,6 +50,30 @@ fn indexed_site() -> Site {
     }
 }
 
+/// A site applying a kit of 9,000 small seeds more than the quickstart's: three seed pages.
+fn paged_site() -> Site {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let src = ws.example_source("quickstart");
+    for i in 0..9000 {
+        common::write(
+            &src.join(format!("seeds/bulk/{:03}/{i:06}.json", i % 97)),
+            format!("{{\"n\":{i}}}\n"),
+        );
+    }
+    let kit = ws.build(&src, &[&key]);
+    let (db, store, work) = (ws.path("site.db"), ws.path("store"), ws.path("work"));
+    std::fs::create_dir_all(&work).unwrap();
+    Site {
+        ws,
+        kit,
+        public,
+        db,
+        store,
+        work,
+    }
+}
+
 impl Site {
     fn apply(&self) -> Command {
         let mut c = common::cmd();
@@ -83,10 +107,22 @@ impl Site {
     /// Runs apply paused at `apply:verified`, runs `meanwhile` with the work folder given, resumes;
     /// returns the exit code and the JSON report.
     fn apply_paused(&self, meanwhile: impl FnOnce(&Path)) -> (i32, serde_json::Value) {
+        self.apply_paused_at("apply:verified", &[], meanwhile)
+    }
+
+    /// Runs apply (with `args` more) paused at `failpoint`, runs `meanwhile` with the work
+    /// folder given, resumes; returns the exit code and the JSON report.
+    fn apply_paused_at(
+        &self,
+        failpoint: &str,
+        args: &[&str],
+        meanwhile: impl FnOnce(&Path),
+    ) -> (i32, serde_json::Value) {
         let resume = self.ws.path("resume");
         let mut child = self
             .apply()
-            .env("OFFKIT_FAILPOINT", "apply:verified")
+            .args(args)
+            .env("OFFKIT_FAILPOINT", failpoint)
             .env("OFFKIT_FAILPOINT_RESUME", &resume)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -100,7 +136,7 @@ impl Site {
                 stderr.read_line(&mut line).unwrap() > 0,
                 "apply ended early"
             );
-            if line.contains("offkit-failpoint: apply:verified") {
+            if line.contains(&format!("offkit-failpoint: {failpoint}")) {
                 break;
             }
         }
@@ -110,6 +146,30 @@ impl Site {
         let report: serde_json::Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
         (out.status.code().unwrap_or(-1), report)
+    }
+
+    /// Rows of `sql` on the site database, each as its columns joined by `|`.
+    fn query(&self, sql: &str) -> Vec<String> {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+                 print('\\n'.join('|'.join(str(v) for v in r) for r in c.execute(sys.argv[2])))",
+            )
+            .arg(&self.db)
+            .arg(sql)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Tables in the site database (none means nothing was applied and no ledger written).
@@ -402,6 +462,76 @@ fn a_kit_changed_between_verification_and_seeding_is_refused_at_the_changed_fram
     // Nothing of the changed kit reached the store (no object; a folder at most).
     let stored = common::tree(&s.store);
     assert!(!stored.iter().any(|k| k.contains('.')), "{stored:?}");
+}
+
+/// A paged kit changed while it is being seeded (paused at its first put, one put at a time),
+/// in the frames of its first and second pages' seeds: the apply stops at the first changed
+/// seed, naming it and its frame, and starts no put after it. Nothing of the kit is stored, the
+/// report counts every seed, and the ledger records that seed `failed` and every other
+/// `not-run`, none left `planned`.
+#[test]
+fn a_paged_kit_changed_while_it_is_seeded_stops_at_its_first_changed_seed() {
+    let s = paged_site();
+    let mut bytes = std::fs::read(&s.kit).unwrap();
+    let header = offkit::kit::frame::header_frame_len(&mut std::fs::File::open(&s.kit).unwrap())
+        .unwrap() as usize;
+    let manifest = common::forge::manifest(&common::forge::read(&s.kit));
+    let mut frames = Vec::new(); // (start, size, the first 512 bytes it decompresses to)
+    let mut at = header;
+    for f in manifest["payload"]["frames"].as_array().unwrap() {
+        let size = f["size"].as_u64().unwrap() as usize;
+        let plain = zstd::stream::decode_all(&bytes[at..at + size]).unwrap();
+        frames.push((at, size, plain[..512.min(plain.len())].to_vec()));
+        at += size;
+    }
+    // Each page is a frame of its own, its seeds' frames right after it.
+    let page_frame = |n: u32| {
+        let name = format!("index/seeds/{n:08}.sha256");
+        frames
+            .iter()
+            .position(|(_, _, head)| head.starts_with(name.as_bytes()))
+            .unwrap_or_else(|| panic!("no frame starts with {name}"))
+    };
+    let (first, second) = (page_frame(1), page_frame(2));
+    for i in [first + 1, second + 1] {
+        let (start, size, _) = frames[i];
+        bytes[start + size / 2] ^= 0x55;
+    }
+    let (code, report) = s.apply_paused_at(
+        "seed-put:bulk/000/000000.json",
+        &["--parallelism", "1"],
+        |_| std::fs::write(&s.kit, &bytes).unwrap(),
+    );
+    assert_refused(
+        &report,
+        code,
+        "changed-after-verification",
+        "seeds/bulk/000/000000.json",
+    );
+    let error = report["error"]["message"].as_str().unwrap();
+    assert!(
+        error.contains(&format!(
+            "the kit changed after it was verified: payload frame {}",
+            first + 2
+        )),
+        "{error}"
+    );
+    let stored = common::tree(&s.store);
+    assert!(!stored.iter().any(|k| k.contains('.')), "{stored:?}");
+    let outcomes = s.query(
+        "SELECT outcome, count(*) FROM offkit_kit_application_objects GROUP BY outcome ORDER BY 1",
+    );
+    assert_eq!(outcomes, ["failed|1", "not-run|9001"]);
+    let seeds = &report["seeds"]["totals"];
+    assert_eq!(
+        seeds["objects"].as_u64(),
+        seeds["failed"]
+            .as_u64()
+            .zip(seeds["not_run"].as_u64())
+            .map(|(f, n)| f + n),
+        "{seeds:#}"
+    );
+    assert_eq!(seeds["objects"].as_u64(), Some(9000 + 2), "{seeds:#}");
 }
 
 /// The work folder of a run that was killed (its process gone) is removed by the next apply,

@@ -682,6 +682,13 @@ fn seed(
     let mut passes = || -> Result<(), ApplyError> {
         for put in [false, true] {
             for i in 0..pages.len() {
+                if put && seeding.source_failed() {
+                    // The kit changed since it was verified: the first seed found changed is the
+                    // one named; its later pages are not read again.
+                    let (n, bytes) = pages.counts(i);
+                    seeding.not_run(n, bytes);
+                    continue;
+                }
                 let page = pages.page(i).map_err(LoadError::Content)?;
                 let seeds = load::objects(page.seeds);
                 let in_kit = frames
@@ -706,7 +713,12 @@ fn seed(
                 }
             }
         }
-        Ok(())
+        match &mut record {
+            Some((driver, id)) if seeding.source_failed() => {
+                seeds::record_rest_not_run(*driver, *id).map_err(ApplyError::Ledger)
+            }
+            _ => Ok(()),
+        }
     };
     if let Err(e) = passes() {
         r.seeds = match &e {

@@ -98,6 +98,21 @@ pub fn record_outcomes(
     driver.batch("COMMIT")
 }
 
+/// Records every seed of ledger entry `id` still `planned` as `not-run` (seeding stopped before
+/// it reached them).
+pub fn record_rest_not_run(driver: &mut dyn Driver, id: i64) -> Result<(), DbError> {
+    let d = driver.dialect();
+    driver
+        .execute(
+            &format!(
+                "UPDATE {} SET outcome = 'not-run' WHERE application_id = $1 AND outcome = 'planned'",
+                table(d)
+            ),
+            &[id.into()],
+        )
+        .map(|_| ())
+}
+
 /// What a seed rollback did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SeedRollback {

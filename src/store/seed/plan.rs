@@ -137,7 +137,8 @@ pub struct LookedUp {
 pub fn look_up(store: &dyn Store, keys: Vec<KitPath>) -> Result<LookedUp, StoreError> {
     let found = if store.lookup() == Lookup::Listing && keys.len() >= LIST_MIN_SEEDS {
         let refs: Vec<&KitPath> = keys.iter().collect();
-        objects_by_listing(store, &refs)?.map(|l| l.into_iter().map(Found::from).collect())
+        let range = store.lists_in_order().then_some(None);
+        objects_by_listing(store, &refs, range)?.map(|l| l.into_iter().map(Found::from).collect())
     } else {
         None
     };
@@ -251,8 +252,8 @@ fn existing_objects(
     if store.lookup() == Lookup::Listing && seeds.len() >= LIST_MIN_SEEDS {
         let keys: Vec<&KitPath> = seeds.iter().map(|s| &s.key).collect();
         let listed = match listing {
-            Listing::After(after) => Some(objects_in_range(store, &keys, after.as_ref())?),
-            Listing::Folder => objects_by_listing(store, &keys)?,
+            Listing::After(after) => objects_by_listing(store, &keys, Some(after.as_ref()))?,
+            Listing::Folder => objects_by_listing(store, &keys, None)?,
             Listing::None => None,
         };
         if let Some(listed) = listed {
@@ -271,28 +272,35 @@ fn existing_objects(
         .collect()
 }
 
-/// Lists the keys' range — from after `after` to the greatest key — from a store that lists in
-/// key order: a page of a million seeds costs the listing of its own keys (and of whatever else
-/// the store holds between them), never of the whole folder.
-fn objects_in_range(
+/// Lists the keys' common folder; from a store that lists in key order, with `range`, only the
+/// keys' range — after `range`'s key to the greatest key — so that a page of a million seeds
+/// costs the listing of its own keys, never of the whole folder. `None` when the listing holds
+/// so many other objects that per-key lookups are cheaper.
+fn objects_by_listing(
     store: &dyn Store,
     keys: &[&KitPath],
-    after: Option<&KitPath>,
-) -> Result<Vec<Option<ObjectInfo>>, StoreError> {
+    range: Option<Option<&KitPath>>,
+) -> Result<Option<Vec<Option<ObjectInfo>>>, StoreError> {
     let index: HashMap<&str, usize> = keys
         .iter()
         .enumerate()
         .map(|(i, k)| (k.as_str(), i))
         .collect();
-    let Some(last) = keys.iter().map(|k| k.as_str()).max() else {
-        return Ok(Vec::new());
-    };
+    let last = keys.iter().map(|k| k.as_str()).max().unwrap_or_default();
+    let cap = keys.len() * 4 + 1000;
     let mut found = vec![None; keys.len()];
+    let mut seen = 0usize;
+    let mut overflow = false;
     store.list_after(
         common_folder(keys.iter().copied()).as_ref(),
-        after,
+        range.flatten(),
         &mut |info| {
-            if info.key.as_bytes() > last.as_bytes() {
+            if range.is_some() && info.key.as_bytes() > last.as_bytes() {
+                return ControlFlow::Break(());
+            }
+            seen += 1;
+            if seen > cap {
+                overflow = true;
                 return ControlFlow::Break(());
             }
             if let Some(&i) = index.get(info.key.as_str()) {
@@ -301,35 +309,6 @@ fn objects_in_range(
             ControlFlow::Continue(())
         },
     )?;
-    Ok(found)
-}
-
-/// Lists the keys' common folder; `None` when it holds so many other objects that per-key
-/// lookups are cheaper.
-fn objects_by_listing(
-    store: &dyn Store,
-    keys: &[&KitPath],
-) -> Result<Option<Vec<Option<ObjectInfo>>>, StoreError> {
-    let index: HashMap<&str, usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.as_str(), i))
-        .collect();
-    let cap = keys.len() * 4 + 1000;
-    let mut found = vec![None; keys.len()];
-    let mut seen = 0usize;
-    let mut overflow = false;
-    store.list(common_folder(keys.iter().copied()).as_ref(), &mut |info| {
-        seen += 1;
-        if seen > cap {
-            overflow = true;
-            return ControlFlow::Break(());
-        }
-        if let Some(&i) = index.get(info.key.as_str()) {
-            found[i] = Some(info);
-        }
-        ControlFlow::Continue(())
-    })?;
     Ok((!overflow).then_some(found))
 }
 

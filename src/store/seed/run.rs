@@ -315,6 +315,27 @@ impl<'a> Seeding<'a> {
         }
     }
 
+    /// Whether a source broke its promise: nothing more will be put, and the pages not yet put
+    /// need not be read ([`Seeding::not_run`]).
+    pub fn source_failed(&self) -> bool {
+        self.source_problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Counts the next page — `seeds` seeds of `bytes` bytes in all — as not run, without its
+    /// seeds (once [`Seeding::source_failed`]: a page of a kit that changed need not be read).
+    pub fn not_run(&mut self, seeds: u64, bytes: u64) {
+        self.put_done = self
+            .put_done
+            .saturating_add(usize::try_from(seeds).unwrap_or(usize::MAX));
+        let t = &mut self.report.totals;
+        t.objects = t.objects.saturating_add(seeds);
+        t.not_run = t.not_run.saturating_add(seeds);
+        t.bytes = t.bytes.saturating_add(bytes);
+    }
+
     /// The report so far (for a seeding stopped by its caller).
     pub fn report(&self) -> SeedReport {
         let mut r = self.report.clone();

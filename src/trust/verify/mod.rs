@@ -337,6 +337,20 @@ impl SeedPages<'_> {
         }
     }
 
+    /// How many seeds page `i` lists and the sum of their sizes, as the signed manifest says.
+    pub fn counts(&self, i: usize) -> (u64, u64) {
+        let m = self.kit.manifest();
+        if !m.is_paged() {
+            let bytes = m
+                .seeds
+                .iter()
+                .map(|s| s.file.size)
+                .fold(0, u64::saturating_add);
+            return (m.seeds.len() as u64, bytes);
+        }
+        m.pages.get(i).map_or((0, 0), |p| (p.files, p.bytes))
+    }
+
     /// Page `i`: its bytes read again and checked against their signed digest. A seed's size is
     /// the one its signed digest was verified over; its media type is derived from its key as
     /// `build` does.
