@@ -34,33 +34,27 @@ fn site() -> Site {
 
 /// A site applying a kit as `build` writes it (with its frame index).
 fn indexed_site() -> Site {
-    let ws = Workspace::new();
-    let (key, public) = ws.key("release");
-    let src = ws.example_source("quickstart");
-    let kit = ws.build(&src, &[&key]);
-    let (db, store, work) = (ws.path("site.db"), ws.path("store"), ws.path("work"));
-    std::fs::create_dir_all(&work).unwrap();
-    Site {
-        ws,
-        kit,
-        public,
-        db,
-        store,
-        work,
-    }
+    indexed_site_with(|_| {})
 }
 
 /// A site applying a kit of 9,000 small seeds more than the quickstart's: three seed pages.
 fn paged_site() -> Site {
+    indexed_site_with(|src| {
+        for i in 0..9000 {
+            common::write(
+                &src.join(format!("seeds/bulk/{:03}/{i:06}.json", i % 97)),
+                format!("{{\"n\":{i}}}\n"),
+            );
+        }
+    })
+}
+
+/// A site applying a kit built from the quickstart's source after `add` changed it.
+fn indexed_site_with(add: impl FnOnce(&Path)) -> Site {
     let ws = Workspace::new();
     let (key, public) = ws.key("release");
     let src = ws.example_source("quickstart");
-    for i in 0..9000 {
-        common::write(
-            &src.join(format!("seeds/bulk/{:03}/{i:06}.json", i % 97)),
-            format!("{{\"n\":{i}}}\n"),
-        );
-    }
+    add(&src);
     let kit = ws.build(&src, &[&key]);
     let (db, store, work) = (ws.path("site.db"), ws.path("store"), ws.path("work"));
     std::fs::create_dir_all(&work).unwrap();
@@ -174,20 +168,7 @@ impl Site {
 
     /// Tables in the site database (none means nothing was applied and no ledger written).
     fn tables(&self) -> Vec<String> {
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(
-                "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
-                 print('\\n'.join(r[0] for r in c.execute(\"select name from sqlite_master where type='table' order by 1\")))",
-            )
-            .arg(&self.db)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(str::to_owned)
-            .collect()
+        self.query("select name from sqlite_master where type='table' order by 1")
     }
 }
 
