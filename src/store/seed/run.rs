@@ -23,6 +23,13 @@ use crate::kit::path::KitPath;
 use crate::report::progress::Progress;
 use crate::store::{ObjectDigest, PutRequest, Store, StoreError, WriteMode};
 
+/// How long a put's confirmation waits before asking the store again (after each failed
+/// attempt but the last).
+const CONFIRM_WAITS: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(500),
+    std::time::Duration::from_secs(2),
+];
+
 /// Most seeds per thread in a window of the puts ([`window_end`]): enough that a slow put holds
 /// up little of a window.
 const WINDOW_PER_THREAD: usize = 64;
@@ -521,6 +528,25 @@ impl Run<'_> {
                 ),
             });
         }
+        // A store that shows a new object a moment late (some S3-compatible servers: a read
+        // right after the put returned a short body or the previous state) is asked again
+        // before the put is called failed; a store that keeps saying otherwise fails it.
+        let mut waits = CONFIRM_WAITS.iter();
+        loop {
+            match self.confirm(s) {
+                Err(e) if !e.is_source_problem() => match waits.next() {
+                    Some(wait) => std::thread::sleep(*wait),
+                    None => return Err(e),
+                },
+                done => return done,
+            }
+        }
+    }
+
+    /// Whether the object at `s.key` now holds exactly the seed's bytes: by the store's own
+    /// checksum where it offers one, else read back and hashed.
+    fn confirm(&self, s: &SeedObject) -> Result<(), StoreError> {
+        let (store, key) = (self.store, s.key.as_str());
         if confirmed_by_checksum(store, s, self.source, None)? {
             failpoint::hit(&format!("seed-committed:{key}"));
             return Ok(());
