@@ -25,6 +25,15 @@ fn paged_source(ws: &Workspace) -> PathBuf {
     src
 }
 
+/// How many regular files `dir` holds, at any depth (a store's hidden working files left out).
+fn files_in(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
+        .count() as u64
+}
+
 fn run_ok(c: &mut Command) -> String {
     let (code, stdout, stderr) = outcome(&c.output().unwrap());
     assert_eq!(code, 0, "{c:?}: {stdout}{stderr}");
@@ -133,17 +142,7 @@ fn a_paged_kit_applies_every_seed_it_lists() {
             "{rel}"
         );
     }
-    let count = walkdir::WalkDir::new(&store)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().starts_with('.'))
-        .count();
-    let source_count = walkdir::WalkDir::new(src.join("seeds"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .count();
-    assert_eq!(count, source_count);
+    assert_eq!(files_in(&store), files_in(&src.join("seeds")));
     // A second apply finds everything done.
     let (code, stdout, stderr) = ws.apply(&kit, &public, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -161,11 +160,7 @@ fn a_paged_kit_into_s3_stops_on_a_conflict_in_its_last_page_before_any_put_then_
     let (key, public) = ws.key("release");
     let src = paged_source(&ws);
     let kit = ws.build(&src, &[&key]);
-    let total = walkdir::WalkDir::new(src.join("seeds"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .count() as u64;
+    let total = files_in(&src.join("seeds"));
     let server = s3::S3Server::start_logging_requests();
     let bucket = server.bucket("paged");
     // i = 96 sorts into the last page (folder 096 of 000..096).
@@ -188,13 +183,7 @@ fn a_paged_kit_into_s3_stops_on_a_conflict_in_its_last_page_before_any_put_then_
             serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
         (code, v["seeds"].clone(), err)
     };
-    let in_bucket = || {
-        walkdir::WalkDir::new(server.bucket_dir(&bucket))
-            .into_iter()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
-            .count() as u64
-    };
+    let in_bucket = || files_in(&server.bucket_dir(&bucket));
     let recorded = |id: i64| {
         db.rows(&format!(
             "SELECT outcome, count(*) FROM offkit_kit_application_objects \

@@ -297,7 +297,7 @@ pub struct SeedPages<'k> {
     kit: &'k VerifiedKit,
     /// The number of each page's first seed.
     first: Vec<u64>,
-    /// Where the payload files start (for reading the pages again).
+    /// Where the payload files start (the pages, read again; an `offkit/v1` kit's seeds).
     offsets: HashMap<&'k str, u64>,
     frames: Option<crate::kit::random::FrameFile>,
 }
@@ -358,13 +358,12 @@ impl SeedPages<'_> {
         let kit = self.kit;
         let manifest = kit.manifest();
         if !manifest.is_paged() {
-            let offsets = kit.data_offsets();
             return Ok(SeedPage {
                 offsets: manifest
                     .seeds
                     .iter()
                     .map(|s| {
-                        offsets
+                        self.offsets
                             .get(s.file.path.as_str())
                             .copied()
                             .unwrap_or(u64::MAX)
@@ -503,11 +502,7 @@ impl VerifiedKit {
         SeedPages {
             kit: self,
             first,
-            offsets: if manifest.is_paged() {
-                self.data_offsets()
-            } else {
-                HashMap::new()
-            },
+            offsets: self.data_offsets(),
             frames: None,
         }
     }
