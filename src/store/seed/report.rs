@@ -54,6 +54,20 @@ pub enum Outcome {
     NotRun,
 }
 
+impl Outcome {
+    /// The outcome as reports and the ledger spell it (its serialized form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Put => "put",
+            Outcome::Skipped => "skipped",
+            Outcome::Conflict => "conflict",
+            Outcome::Replaced => "replaced",
+            Outcome::Failed => "failed",
+            Outcome::NotRun => "not-run",
+        }
+    }
+}
+
 /// One object in the report.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ObjectReport {
@@ -256,5 +270,24 @@ impl SeedReport {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn an_outcome_is_spelled_as_it_serializes() {
+        for o in [
+            Outcome::Put,
+            Outcome::Skipped,
+            Outcome::Conflict,
+            Outcome::Replaced,
+            Outcome::Failed,
+            Outcome::NotRun,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
     }
 }
