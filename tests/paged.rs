@@ -128,11 +128,22 @@ fn a_paged_kit_applies_every_seed_it_lists() {
             (expected, Some(verdict)),
             "{v:#}{err}"
         );
+        v["seeds"].clone()
     };
-    status(10, "incomplete");
+    let total = files_in(&src.join("seeds"));
+    // Every seed counted; the ones not present listed (all of them, under the 10,000 listed).
+    let seeds = status(10, "incomplete");
+    assert_eq!(seeds["totals"]["objects"], total);
+    assert_eq!(seeds["totals"]["pending"], total);
+    assert_eq!(seeds["entries_listed"], "not-present");
+    assert_eq!(seeds["entries"].as_array().unwrap().len() as u64, total);
+    assert_eq!(seeds["entries"][4095]["state"], "absent");
     let (code, stdout, stderr) = ws.apply(&kit, &public, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    status(0, "complete");
+    let seeds = status(0, "complete");
+    assert_eq!(seeds["totals"]["present"], total);
+    assert_eq!(seeds["entries"].as_array().unwrap().len(), 0);
+    assert_eq!(seeds["entries_omitted"], 0);
     let store = ws.path("store");
     for i in [0, 4095, 4096, SEEDS - 1] {
         let rel = format!("bulk/{:03}/{i:06}.json", i % 97);
@@ -146,6 +157,59 @@ fn a_paged_kit_applies_every_seed_it_lists() {
     // A second apply finds everything done.
     let (code, stdout, stderr) = ws.apply(&kit, &public, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+/// The ledger of a PostgreSQL site records every seed of a paged kit a page at a time, in
+/// statements of many rows: each object `planned`, then its outcome (one already in place with
+/// the same bytes is `skipped`, the rest `put`); a second apply records every object `skipped`.
+#[test]
+fn a_postgres_ledger_records_every_seed_of_a_paged_kit_with_its_outcome() {
+    let ws = Workspace::new();
+    let (key, public) = ws.key("release");
+    let src = paged_source(&ws);
+    let kit = ws.build(&src, &[&key]);
+    let total = files_in(&src.join("seeds"));
+    let in_place = "bulk/049/004996.json";
+    let store = ws.path("store");
+    write(
+        &store.join(in_place),
+        std::fs::read(src.join("seeds").join(in_place)).unwrap(),
+    );
+    let db = TestDb::pg();
+    let apply = || {
+        let mut c = cmd();
+        c.arg("apply")
+            .arg(&kit)
+            .arg("--trust")
+            .arg(&public)
+            .args(["--db", &db.url()])
+            .arg("--store")
+            .arg(format!("file://{}", store.display()));
+        let (code, out, err) = outcome(&c.output().unwrap());
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    let recorded = |id: i64| {
+        db.rows(&format!(
+            "SELECT outcome, count(*) FROM offkit.kit_application_objects \
+             WHERE application_id = {id} GROUP BY outcome ORDER BY outcome"
+        ))
+    };
+    let row = |outcome: &str, n: u64| vec![outcome.to_owned(), n.to_string()];
+    apply();
+    assert_eq!(recorded(1), [row("put", total - 1), row("skipped", 1)]);
+    assert_eq!(
+        db.rows(&format!(
+            "SELECT outcome, sha256, size FROM offkit.kit_application_objects \
+             WHERE application_id = 1 AND key = '{in_place}'"
+        )),
+        [vec![
+            "skipped".to_owned(),
+            offkit::kit::digest::Sha256Hex::of(b"{\"n\":4996}\n").to_string(),
+            "11".to_owned()
+        ]]
+    );
+    apply();
+    assert_eq!(recorded(2), [row("skipped", total)]);
 }
 
 /// A paged kit (9,000 seeds and the quickstart's, in three pages) into S3. A conflict in its

@@ -15,7 +15,7 @@ use super::load::{self, LoadError};
 use super::report::KitInfo;
 use crate::migrate::plan::Status;
 use crate::migrate::{ModuleFilter, Session, State};
-use crate::store::{SeedPlan, SeedState, Store};
+use crate::store::{Comparison, SeedPlan, SeedState, Store};
 use crate::trust::content::Retain;
 use crate::trust::verify::AuthenticatedKit;
 
@@ -30,7 +30,7 @@ pub struct KitStatus {
     pub store: String,
     /// Every migration of the kit against the history.
     pub migrations: Status,
-    /// Every seed against the store.
+    /// The seeds against the store: every seed counted, the ones not present listed.
     pub seeds: SeedPlan,
     /// Ledger rows of this exact kit (same manifest digest).
     pub applications: Vec<Row>,
@@ -79,28 +79,32 @@ pub fn status(
     session: &mut Session,
     store: &dyn Store,
 ) -> Result<KitStatus, ApplyError> {
-    let plan = |objects: &[crate::store::SeedObject]| {
-        crate::store::plan(store, objects, None, &Default::default())
-    };
-    let (mut kit, seeds): (_, SeedPlan) = if kit.manifest().is_paged() {
-        // The seeds are listed in pages the verifying pass checks: compared after it.
+    let mut compare = Comparison::new(store).map_err(ApplyError::Seed)?;
+    let mut kit = if kit.manifest().is_paged() {
+        // The seeds are listed in pages the verifying pass checks: compared after it, a page at
+        // a time.
         let kit = kit.verify(Retain::Sql).map_err(ApplyError::Verify)?;
-        let objects = load::seed_objects(&kit).map_err(LoadError::Content)?;
-        let seeds = plan(&objects)?;
-        (kit, seeds)
+        let mut pages = kit.seed_pages();
+        for i in 0..pages.len() {
+            let page = pages.page(i).map_err(LoadError::Content)?;
+            compare.page(&load::objects(page.seeds))?;
+        }
+        kit
     } else {
         // The signed manifest lists them: compared while the payload is verified.
         let objects = load::objects(kit.manifest().seeds.clone());
-        let (verified, seeds) = std::thread::scope(|s| {
-            let plan = s.spawn(|| plan(&objects));
+        let (verified, compared) = std::thread::scope(|s| {
+            let compared = s.spawn(|| compare.page(&objects));
             let verified = kit.verify(Retain::Sql);
-            (verified, plan.join())
+            (verified, compared.join())
         });
         let kit = verified.map_err(ApplyError::Verify)?;
         // A panic in the comparison is a bug: carry it on rather than report it as something
         // else.
-        (kit, seeds.unwrap_or_else(|p| std::panic::resume_unwind(p))?)
+        compared.unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+        kit
     };
+    let seeds = compare.finish();
     let set = load::migration_set(&mut kit)?;
     let migrations = session.status(&set, &ModuleFilter::All)?;
     let driver = session.driver();
@@ -117,20 +121,30 @@ pub fn status(
         .entries
         .iter()
         .all(|e| matches!(e.state, State::Applied { .. }))
-        && seeds.entries.iter().all(|e| e.state == SeedState::Same);
+        && seeds.complete();
     let mut problems: Vec<String> = migrations
         .entries
         .iter()
         .filter(|e| e.state.is_problem())
         .map(|e| format!("{}/{} is {}", e.module, e.name, e.state.name()))
         .collect();
+    let differ: Vec<&str> = seeds
+        .entries
+        .iter()
+        .filter(|e| matches!(e.state, SeedState::Different { .. }))
+        .map(|e| e.key.as_str())
+        .collect();
     problems.extend(
-        seeds
-            .entries
+        differ
             .iter()
-            .filter(|e| matches!(e.state, SeedState::Different { .. }))
-            .map(|e| format!("seed {} differs from the object stored", e.key)),
+            .map(|k| format!("seed {k} differs from the object stored")),
     );
+    let unlisted = seeds.totals.conflicting.saturating_sub(differ.len() as u64);
+    if unlisted > 0 {
+        problems.push(format!(
+            "{unlisted} more seed(s) differ from the objects stored (not listed)"
+        ));
+    }
     let pending: Vec<&crate::migrate::plan::Entry> = migrations
         .entries
         .iter()

@@ -665,24 +665,29 @@ fn print_status(r: &KitStatus, next: Option<&str>) {
             }
         }
     }
-    let count =
-        |s: &crate::store::SeedState| r.seeds.entries.iter().filter(|e| &e.state == s).count();
-    let conflicts: Vec<&str> = r
+    let conflicts: Vec<String> = r
         .seeds
         .entries
         .iter()
         .filter(|e| matches!(e.state, crate::store::SeedState::Different { .. }))
-        .map(|e| e.key.as_str())
+        .map(|e| crate::kit::path::printable(&e.key))
         .collect();
+    let t = &r.seeds.totals;
+    let unlisted = t.conflicting.saturating_sub(conflicts.len() as u64);
     println!(
-        "Seeds: {} present, {} pending, {} conflicting{}",
-        count(&crate::store::SeedState::Same),
-        count(&crate::store::SeedState::Absent),
-        conflicts.len(),
+        "Seeds: {} present, {} pending, {} conflicting{}{}",
+        t.present,
+        t.pending,
+        t.conflicting,
         if conflicts.is_empty() {
             String::new()
         } else {
             format!(": {}", conflicts.join(", "))
+        },
+        if unlisted > 0 {
+            format!(" and {unlisted} more")
+        } else {
+            String::new()
         }
     );
     println!("Applications of this kit: {}", r.applications.len());

@@ -25,8 +25,8 @@ pub mod url;
 
 pub use error::StoreError;
 pub use seed::{
-    ConflictPolicy, FolderSource, SeedError, SeedObject, SeedOptions, SeedPlan, SeedReport,
-    SeedSource, SeedState, look_up, plan, seed, seed_looked_up,
+    Comparison, ConflictPolicy, FolderSource, SeedError, SeedObject, SeedOptions, SeedPlan,
+    SeedReport, SeedSource, SeedState, look_up, seed, seed_looked_up,
 };
 pub use stream::ObjectDigest;
 pub use url::{Secret, StoreUrl, UrlError};

@@ -26,15 +26,11 @@ pub fn seed_from(
     offkit::store::seed(store, seeds, Some(&source), opts)
 }
 
-/// Plans `seeds`, whose files are under `src` at their keys.
-pub fn plan_from(
-    store: &dyn Store,
-    src: &Path,
-    seeds: &[SeedObject],
-    opts: &SeedOptions,
-) -> Result<SeedPlan, SeedError> {
-    let source = FolderSource::new(src.to_path_buf());
-    offkit::store::plan(store, seeds, Some(&source), opts)
+/// Compares `seeds` with `store` as `offkit status` does (one page).
+pub fn compare(store: &dyn Store, seeds: &[SeedObject]) -> Result<SeedPlan, SeedError> {
+    let mut c = offkit::store::Comparison::new(store)?;
+    c.page(seeds)?;
+    Ok(c.finish())
 }
 
 /// Writes `bytes` to `dir/key` and describes it as a seed.
@@ -175,7 +171,15 @@ pub fn conflict_stops(store: &dyn Store, src: &Path) {
     assert_eq!(get(store, "c/one.json").unwrap(), b"original");
     assert_eq!(get(store, "c/new.json"), None, "stopped before any put");
     // The plan (status) says the same without changing anything.
-    let plan = plan_from(store, other.path(), &seeds, &opts()).unwrap();
+    let plan = compare(store, &seeds).unwrap();
+    assert_eq!(
+        (
+            plan.totals.pending,
+            plan.totals.conflicting,
+            plan.totals.present
+        ),
+        (1, 1, 0)
+    );
     assert_eq!(plan.entries[0].state, SeedState::Absent);
     assert!(matches!(plan.entries[1].state, SeedState::Different { .. }));
     assert_eq!(plan.entries[1].action, Action::Conflict);

@@ -1,6 +1,6 @@
 //! Seeding: putting a kit's seed objects into a store idempotently, once, confirmed.
 //!
-//! [`plan`] compares each seed with the store — absent, present with the same bytes, or present
+//! Planning compares each seed with the store — absent, present with the same bytes, or present
 //! with different bytes — by reading present objects back and hashing them. [`seed`] then puts the
 //! absent ones (create-only: an object that appeared meanwhile is never overwritten), in parallel,
 //! streaming each from its [`SeedSource`] through a [`crate::kit::digest::DigestReader`], and
@@ -31,7 +31,7 @@ mod plan;
 mod report;
 mod run;
 
-pub use plan::{LookedUp, PlanEntry, SeedPlan, SeedState, look_up, plan};
+pub use plan::{Comparison, LookedUp, PlanEntry, PlanTotals, SeedPlan, SeedState, look_up};
 pub use report::{Action, ObjectReport, ObjectsListed, Outcome, SeedMode, SeedReport, SeedTotals};
 pub use run::{ATTENTION_LISTED, Seeding};
 

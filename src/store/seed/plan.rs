@@ -57,48 +57,155 @@ pub struct PlanEntry {
     pub action: Action,
 }
 
-/// Every seed compared with the store (for `--dry-run` and `offkit status`).
+/// Seeds compared with a store (`offkit status`): every seed counted, the seeds not present —
+/// pending or conflicting — listed, up to [`super::ATTENTION_LISTED`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SeedPlan {
     /// The store, redacted.
     pub store: String,
-    /// One entry per seed, in seed order.
+    /// Counts over every seed.
+    pub totals: PlanTotals,
+    /// Which seeds `entries` lists: `not-present` (pending or conflicting), in seed order.
+    pub entries_listed: &'static str,
+    /// Seeds not present that `entries` leaves out (beyond [`super::ATTENTION_LISTED`]).
+    pub entries_omitted: u64,
+    /// The seeds not present, in seed order.
     pub entries: Vec<PlanEntry>,
 }
 
+/// Counts over every seed of a [`SeedPlan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanTotals {
+    /// Seeds.
+    pub objects: u64,
+    /// Bytes of all seeds.
+    pub bytes: u64,
+    /// Seeds the store holds with their signed bytes.
+    pub present: u64,
+    /// Seeds absent from the store.
+    pub pending: u64,
+    /// Seeds whose key holds different bytes.
+    pub conflicting: u64,
+}
+
 impl SeedPlan {
-    /// How many entries take `action`.
-    pub fn count(&self, action: Action) -> usize {
-        self.entries.iter().filter(|e| e.action == action).count()
+    /// Whether the store holds every seed with its signed bytes.
+    pub fn complete(&self) -> bool {
+        self.totals.present == self.totals.objects
     }
 }
 
-/// Compares `seeds` with `store` without changing anything. With a `source`, a store that can
-/// confirm objects by its own checksum may spare reading them back.
-pub fn plan(
-    store: &dyn Store,
-    seeds: &[SeedObject],
-    source: Option<&dyn SeedSource>,
-    opts: &SeedOptions,
-) -> Result<SeedPlan, SeedError> {
-    let pool = super::run::pool(opts.threads(store))?;
-    let listing = if store.lists_in_order() {
-        Listing::After(None)
-    } else {
-        Listing::Folder
-    };
-    plan_with(
-        store,
-        seeds,
-        source,
-        opts.conflicts,
-        &pool,
-        &Progress::hidden(0),
-        Finding {
-            ahead: None,
-            listing,
-        },
-    )
+/// The order of a seeding's pages and how each is listed: each page's keys must all sort after
+/// the previous page's (a kit's seed pages do) — what makes a key seeded twice impossible across
+/// pages, and lets a store that lists in key order be listed a page's range at a time; another
+/// store is listed whole for the first page (abandoned if it holds far more), then looked up key
+/// by key.
+#[derive(Debug, Default)]
+pub(super) struct PageOrder {
+    /// The last key of the last page planned.
+    last_key: Option<KitPath>,
+    planned: usize,
+}
+
+impl PageOrder {
+    /// How to find the objects at the next page's keys, once the page is known to follow the
+    /// previous one.
+    pub(super) fn next(
+        &mut self,
+        store: &dyn Store,
+        seeds: &[SeedObject],
+    ) -> Result<Listing, SeedError> {
+        if let (Some(last), Some(first)) = (&self.last_key, seeds.iter().map(|s| &s.key).min()) {
+            if first.as_str().as_bytes() <= last.as_str().as_bytes() {
+                return Err(SeedError::InvalidSeed {
+                    key: first.to_string(),
+                    reason: format!(
+                        "a page of seeds must follow the previous page's last key {last}"
+                    ),
+                });
+            }
+        }
+        let listing = if store.lists_in_order() {
+            Listing::After(self.last_key.clone())
+        } else if self.planned == 0 {
+            Listing::Folder
+        } else {
+            Listing::None
+        };
+        if let Some(last) = seeds.iter().map(|s| &s.key).max() {
+            self.last_key = Some(last.clone());
+        }
+        self.planned += 1;
+        Ok(listing)
+    }
+}
+
+/// Compares seeds with `store` a page at a time without changing anything (`offkit status`):
+/// what it holds does not grow with the number of seeds (see [`SeedPlan`]).
+pub struct Comparison<'a> {
+    store: &'a dyn Store,
+    pool: rayon::ThreadPool,
+    order: PageOrder,
+    plan: SeedPlan,
+}
+
+impl<'a> Comparison<'a> {
+    /// A comparison with `store`.
+    pub fn new(store: &'a dyn Store) -> Result<Comparison<'a>, SeedError> {
+        Ok(Comparison {
+            store,
+            pool: super::run::pool(SeedOptions::default().threads(store))?,
+            order: PageOrder::default(),
+            plan: SeedPlan {
+                store: store.url().redacted(),
+                totals: PlanTotals::default(),
+                entries_listed: "not-present",
+                entries_omitted: 0,
+                entries: Vec::new(),
+            },
+        })
+    }
+
+    /// Compares the next page of seeds.
+    pub fn page(&mut self, seeds: &[SeedObject]) -> Result<(), SeedError> {
+        let listing = self.order.next(self.store, seeds)?;
+        let entries = plan_with(
+            self.store,
+            seeds,
+            None,
+            ConflictPolicy::default(),
+            &self.pool,
+            &Progress::hidden(0),
+            Finding {
+                ahead: None,
+                listing,
+            },
+        )?;
+        let t = &mut self.plan.totals;
+        for e in entries {
+            t.objects += 1;
+            t.bytes = t.bytes.saturating_add(e.size);
+            match e.state {
+                SeedState::Same => {
+                    t.present += 1;
+                    continue;
+                }
+                SeedState::Absent => t.pending += 1,
+                SeedState::Different { .. } => t.conflicting += 1,
+            }
+            if self.plan.entries.len() < super::ATTENTION_LISTED {
+                self.plan.entries.push(e);
+            } else {
+                self.plan.entries_omitted += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The comparison of every page.
+    pub fn finish(self) -> SeedPlan {
+        self.plan
+    }
 }
 
 /// How planning finds what the store holds at the seeds' keys.
@@ -162,7 +269,7 @@ pub(super) fn plan_with(
     pool: &rayon::ThreadPool,
     progress: &Progress,
     find: Finding,
-) -> Result<SeedPlan, SeedError> {
+) -> Result<Vec<PlanEntry>, SeedError> {
     let mut keys = HashSet::with_capacity(seeds.len());
     for s in seeds {
         check_sha(s)?;
@@ -220,10 +327,7 @@ pub(super) fn plan_with(
             })
             .collect::<Result<_, SeedError>>()
     })?;
-    Ok(SeedPlan {
-        store: store.url().redacted(),
-        entries,
-    })
+    Ok(entries)
 }
 
 /// What is known of the object at a seed's key before reading it.
@@ -352,5 +456,50 @@ mod tests {
         );
         assert_eq!(folder(&["a/b/c.json", "x.json"]), None);
         assert_eq!(folder(&[]), None);
+    }
+
+    fn seed(key: &str, bytes: &[u8]) -> SeedObject {
+        SeedObject {
+            key: KitPath::new(key).unwrap(),
+            sha256: crate::kit::digest::Sha256Hex::of(bytes).into_string(),
+            size: bytes.len() as u64,
+            media_type: "application/json".into(),
+        }
+    }
+
+    #[test]
+    fn a_comparison_counts_every_seed_and_lists_those_not_present_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_str(&format!("file://{}", dir.path().display())).unwrap();
+        std::fs::create_dir(dir.path().join("b")).unwrap();
+        std::fs::write(dir.path().join("b/diff"), b"else").unwrap();
+        std::fs::write(dir.path().join("b/same"), b"same").unwrap();
+        let n = crate::store::seed::ATTENTION_LISTED + 3;
+        let first: Vec<SeedObject> = (0..n).map(|i| seed(&format!("a/{i:06}"), b"x")).collect();
+        let second = [seed("b/diff", b"seed"), seed("b/same", b"same")];
+        let mut compare = Comparison::new(store.as_ref()).unwrap();
+        compare.page(&first).unwrap();
+        let refused = compare.page(&first[..1]).unwrap_err();
+        assert!(
+            refused.to_string().contains("previous page's last key"),
+            "{refused}"
+        );
+        compare.page(&second).unwrap();
+        let plan = compare.finish();
+        assert_eq!(
+            plan.totals,
+            PlanTotals {
+                objects: n as u64 + 2,
+                bytes: n as u64 + 8,
+                present: 1,
+                pending: n as u64,
+                conflicting: 1,
+            }
+        );
+        assert!(!plan.complete());
+        assert_eq!(plan.entries.len(), crate::store::seed::ATTENTION_LISTED);
+        assert_eq!(plan.entries_omitted, 4, "3 pending and the conflict");
+        assert!(plan.entries.iter().all(|e| e.state == SeedState::Absent));
+        assert_eq!(plan.entries[0].key, "a/000000");
     }
 }

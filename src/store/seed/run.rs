@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::plan::{Finding, Listing, SeedState, plan_with};
+use super::plan::{Finding, PageOrder, SeedState, plan_with};
 use super::report::{
     Action, ObjectReport, ObjectsListed, Outcome, SeedMode, SeedReport, SeedTotals,
 };
@@ -19,7 +19,6 @@ use super::{
     confirmed_by_checksum, open_checked,
 };
 use crate::failpoint;
-use crate::kit::path::KitPath;
 use crate::report::progress::Progress;
 use crate::store::{ObjectDigest, PutRequest, Store, StoreError, WriteMode};
 
@@ -105,9 +104,8 @@ pub struct Seeding<'a> {
     conflicts: usize,
     /// Seeds the put pass has handled.
     put_done: usize,
-    /// The last key of the last page planned.
-    last_key: Option<KitPath>,
-    pages_planned: usize,
+    /// The pages' order and how each is listed.
+    order: PageOrder,
     report: SeedReport,
     first_conflict: Option<ObjectReport>,
     first_failure: Option<ObjectReport>,
@@ -134,8 +132,7 @@ impl<'a> Seeding<'a> {
             existing: BTreeMap::new(),
             conflicts: 0,
             put_done: 0,
-            last_key: None,
-            pages_planned: 0,
+            order: PageOrder::default(),
             report: SeedReport {
                 store: store.url().redacted(),
                 mode: opts.mode,
@@ -163,26 +160,7 @@ impl<'a> Seeding<'a> {
         source: Option<&dyn SeedSource>,
         ahead: Option<super::LookedUp>,
     ) -> Result<(), SeedError> {
-        // A store that lists in key order is listed over this page's range only; another is
-        // listed whole for the first page (abandoned if it holds far more), then looked up key
-        // by key.
-        let listing = if self.store.lists_in_order() {
-            Listing::After(self.last_key.clone())
-        } else if self.pages_planned == 0 {
-            Listing::Folder
-        } else {
-            Listing::None
-        };
-        if let (Some(last), Some(first)) = (&self.last_key, seeds.iter().map(|s| &s.key).min()) {
-            if first.as_str().as_bytes() <= last.as_str().as_bytes() {
-                return Err(SeedError::InvalidSeed {
-                    key: first.to_string(),
-                    reason: format!(
-                        "a page of seeds must follow the previous page's last key {last}"
-                    ),
-                });
-            }
-        }
+        let listing = self.order.next(self.store, seeds)?;
         let plan = plan_with(
             self.store,
             seeds,
@@ -193,7 +171,7 @@ impl<'a> Seeding<'a> {
             Finding { ahead, listing },
         )?;
         let base = self.actions.len();
-        for (i, e) in plan.entries.into_iter().enumerate() {
+        for (i, e) in plan.into_iter().enumerate() {
             if e.action == Action::Conflict {
                 self.conflicts += 1;
             }
@@ -202,10 +180,6 @@ impl<'a> Seeding<'a> {
             }
             self.actions.push(e.action);
         }
-        if let Some(last) = seeds.iter().map(|s| &s.key).max() {
-            self.last_key = Some(last.clone());
-        }
-        self.pages_planned += 1;
         Ok(())
     }
 
@@ -575,13 +549,14 @@ impl Run<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kit::path::KitPath;
 
     fn seeds(sizes: &[u64]) -> Vec<SeedObject> {
         sizes
             .iter()
             .enumerate()
             .map(|(i, size)| SeedObject {
-                key: crate::kit::path::KitPath::new(&format!("s/{i}")).unwrap(),
+                key: KitPath::new(&format!("s/{i}")).unwrap(),
                 sha256: "0".repeat(64),
                 size: *size,
                 media_type: "application/octet-stream".into(),
