@@ -25,6 +25,14 @@ fn paged_source(ws: &Workspace) -> PathBuf {
     src
 }
 
+/// A kit built of [`paged_source`], signed by a new key: the source, the kit, the public key.
+fn paged_kit(ws: &Workspace) -> (PathBuf, PathBuf, PathBuf) {
+    let (key, public) = ws.key("release");
+    let src = paged_source(ws);
+    let kit = ws.build(&src, &[&key]);
+    (src, kit, public)
+}
+
 /// How many regular files `dir` holds, at any depth (a store's hidden working files left out).
 fn files_in(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
@@ -105,9 +113,7 @@ fn a_kit_of_more_seeds_than_a_page_is_v2_verifies_and_the_stock_tools_check_it()
 #[test]
 fn a_paged_kit_applies_every_seed_it_lists() {
     let ws = Workspace::new();
-    let (key, public) = ws.key("release");
-    let src = paged_source(&ws);
-    let kit = ws.build(&src, &[&key]);
+    let (src, kit, public) = paged_kit(&ws);
     // `status` compares the seeds the verified pages list with the store: none there yet.
     let status = |expected: i32, verdict: &str| {
         let store = format!("file://{}", ws.path("store").display());
@@ -165,9 +171,7 @@ fn a_paged_kit_applies_every_seed_it_lists() {
 #[test]
 fn a_postgres_ledger_records_every_seed_of_a_paged_kit_with_its_outcome() {
     let ws = Workspace::new();
-    let (key, public) = ws.key("release");
-    let src = paged_source(&ws);
-    let kit = ws.build(&src, &[&key]);
+    let (src, kit, public) = paged_kit(&ws);
     let total = files_in(&src.join("seeds"));
     let in_place = "bulk/049/004996.json";
     let store = ws.path("store");
@@ -221,9 +225,7 @@ fn a_postgres_ledger_records_every_seed_of_a_paged_kit_with_its_outcome() {
 #[test]
 fn a_paged_kit_into_s3_stops_on_a_conflict_in_its_last_page_before_any_put_then_applies_once() {
     let ws = Workspace::new();
-    let (key, public) = ws.key("release");
-    let src = paged_source(&ws);
-    let kit = ws.build(&src, &[&key]);
+    let (src, kit, public) = paged_kit(&ws);
     let total = files_in(&src.join("seeds"));
     let server = s3::S3Server::start_logging_requests();
     let bucket = server.bucket("paged");

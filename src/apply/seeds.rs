@@ -16,7 +16,7 @@
 use serde::Serialize;
 
 use crate::kit::path::KitPath;
-use crate::migrate::{DbError, Dialect, Driver, Value};
+use crate::migrate::{DbError, Dialect, Driver, Value, bind};
 use crate::store::seed::Outcome;
 use crate::store::{SeedObject, Store};
 
@@ -72,16 +72,9 @@ pub fn record_planned(
         params.push(id.into());
         let mut rows = Vec::with_capacity(chunk.len());
         for s in chunk {
-            let n = params.len();
-            rows.push(format!(
-                "($1, ${}, ${}, ${}, 'planned')",
-                n + 1,
-                n + 2,
-                n + 3
-            ));
-            params.push(s.key.as_str().into());
-            params.push(s.sha256.as_str().into());
-            params.push(i64::try_from(s.size).unwrap_or(i64::MAX).into());
+            let size = i64::try_from(s.size).unwrap_or(i64::MAX);
+            let row = [s.key.as_str().into(), s.sha256.as_str().into(), size.into()];
+            rows.push(format!("($1, {}, 'planned')", bind(&mut params, row)));
         }
         let sql = format!(
             "INSERT INTO {table} (application_id, key, sha256, size, outcome) VALUES {}",
@@ -115,11 +108,9 @@ pub fn record_outcomes(
     let statements = by_outcome.iter().flat_map(|(outcome, keys)| {
         keys.chunks(ROWS_PER_STATEMENT).map(move |chunk| {
             let mut params: Vec<Value> = vec![(*outcome).into(), id.into()];
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
-            params.extend(chunk.iter().map(|k| Value::from(*k)));
+            let keys = bind(&mut params, chunk.iter().map(|k| Value::from(*k)));
             let sql = format!(
-                "UPDATE {table} SET outcome = $1 WHERE application_id = $2 AND key IN ({})",
-                marks.join(", ")
+                "UPDATE {table} SET outcome = $1 WHERE application_id = $2 AND key IN ({keys})"
             );
             (sql, params)
         })

@@ -38,7 +38,7 @@ pub mod sqltext;
 pub mod url;
 
 pub use crate::kit::migration_name::{Category, MigrationName, TxMode};
-pub use drivers::{DbError, Dialect, Driver, Value};
+pub use drivers::{DbError, Dialect, Driver, Value, bind};
 pub use error::{MigrateError, RunFailure};
 pub use lock::{Locked, Session};
 pub use plan::{Missing, ModuleFilter, OutOfOrder, State, Status};

@@ -13,7 +13,9 @@
 
 use std::collections::HashMap;
 
-use crate::migrate::{Category, DbError, Dialect, Driver, Migration, MigrationSet, Module, Value};
+use crate::migrate::{
+    Category, DbError, Dialect, Driver, Migration, MigrationSet, Module, Value, bind,
+};
 
 /// Schema of offkit's own tables.
 pub const SCHEMA: &str = "offkit";
@@ -528,30 +530,21 @@ pub fn put_objects(driver: &mut dyn Driver, run: i64, rows: &[ObjectRow]) -> Res
         let mut values = Vec::with_capacity(chunk.len());
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 9);
         for r in chunk {
-            let n = params.len();
-            values.push(format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6,
-                n + 7,
-                n + 8,
-                n + 9
-            ));
-            params.extend([
-                run.into(),
-                r.source_key.as_str().into(),
-                r.dest_key.clone().into(),
-                r.sha256.clone().into(),
-                r.size.into(),
-                i64::from(r.dest_existed).into(),
-                r.state.as_str().into(),
-                i64::from(r.source_deleted).into(),
-                r.error.clone().into(),
-            ]);
+            let row = bind(
+                &mut params,
+                [
+                    run.into(),
+                    r.source_key.as_str().into(),
+                    r.dest_key.clone().into(),
+                    r.sha256.clone().into(),
+                    r.size.into(),
+                    i64::from(r.dest_existed).into(),
+                    r.state.as_str().into(),
+                    i64::from(r.source_deleted).into(),
+                    r.error.clone().into(),
+                ],
+            );
+            values.push(format!("({row})"));
         }
         driver.execute(
             &format!(
@@ -581,24 +574,25 @@ pub fn put_index(
         let mut values = Vec::with_capacity(chunk.len());
         let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 13);
         for r in chunk {
-            let n = params.len();
-            let ps: Vec<String> = (1..=13).map(|i| format!("${}", n + i)).collect();
-            values.push(format!("({}, {})", ps.join(", "), d.now()));
-            params.extend([
-                store.into(),
-                r.storage_key.as_str().into(),
-                r.bom_ref.clone().into(),
-                r.bom_ref_source.into(),
-                r.serial_number.clone().into(),
-                r.artifact_id.as_str().into(),
-                r.sha256.as_str().into(),
-                r.size.into(),
-                r.source_layout.as_str().into(),
-                r.source_key.as_str().into(),
-                r.tenant.clone().into(),
-                r.md5.clone().into(),
-                run.into(),
-            ]);
+            let row = bind(
+                &mut params,
+                [
+                    store.into(),
+                    r.storage_key.as_str().into(),
+                    r.bom_ref.clone().into(),
+                    r.bom_ref_source.into(),
+                    r.serial_number.clone().into(),
+                    r.artifact_id.as_str().into(),
+                    r.sha256.as_str().into(),
+                    r.size.into(),
+                    r.source_layout.as_str().into(),
+                    r.source_key.as_str().into(),
+                    r.tenant.clone().into(),
+                    r.md5.clone().into(),
+                    run.into(),
+                ],
+            );
+            values.push(format!("({row}, {})", d.now()));
         }
         driver.execute(
             &format!(

@@ -66,6 +66,17 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
+/// Appends `values` to a statement's `params` and returns their placeholders, comma-separated
+/// (`$4, $5, $6` after three): for statements of many rows, each row's values bound in turn.
+pub fn bind(params: &mut Vec<Value>, values: impl IntoIterator<Item = Value>) -> String {
+    let first = params.len();
+    params.extend(values);
+    (first + 1..=params.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One result row.
 pub type Row = Vec<Value>;
 
@@ -387,5 +398,20 @@ pub trait Driver: Send {
     /// line of the file.
     fn migration_offset(&self) -> u32 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Value, bind};
+
+    #[test]
+    fn bind_numbers_each_row_s_placeholders_after_the_parameters_bound_before() {
+        let mut params: Vec<Value> = vec![7i64.into()];
+        assert_eq!(bind(&mut params, ["a".into(), 1i64.into()]), "$2, $3");
+        assert_eq!(bind(&mut params, ["b".into(), 2i64.into()]), "$4, $5");
+        assert_eq!(params.len(), 5);
+        assert_eq!(params[3], Value::from("b"));
+        assert_eq!(bind(&mut params, []), "");
     }
 }
