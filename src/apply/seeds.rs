@@ -86,7 +86,7 @@ pub fn record_planned(
 }
 
 /// Records the seeding's outcome of each of `seeds` (`outcomes`, in the same order), in one
-/// transaction: one statement per outcome and [`ROWS_PER_STATEMENT`] keys.
+/// transaction: one statement per outcome and 500 keys.
 pub fn record_outcomes(
     driver: &mut dyn Driver,
     id: i64,
