@@ -1,7 +1,7 @@
 # Shared by the bench/*/run.sh scripts (source it after setting W and RUNS).
 #   measure NAME COMMAND...   runs COMMAND RUNS times (after $PREP, if set, each time); records
 #                             the median wall seconds in SECS[NAME] and the peak RSS (KiB) in RSS[NAME]
-#                             ("failed" in both if a run failed: the bench goes on)
+#                             (a failed run's time is kept, marked "(failed)"; the bench goes on)
 #   ratio A B                 A / B with two decimals
 #   mib KIB                   KiB as whole MiB
 #   for_stores                calls the caller's run_store once per store named in $STORES (file,
@@ -15,22 +15,22 @@ measure() {
   local times=() rss=0 out
   for _ in $(seq "$RUNS"); do
     [ -n "${PREP:-}" ] && eval "$PREP"
+    local failed=""
     if ! /usr/bin/time -o "$W/time.out" -f "%e %M" bash -c "$*" >/dev/null 2>"$W/stderr.out"; then
       # One failed command (a server that answered short once in a million) must not lose the
-      # run's other figures: its cells say "failed" and the run goes on.
+      # run's figures: its time is kept, marked "(failed)", and the run goes on.
       echo "bench: failed, the run goes on: $*" >&2; tail -n 20 "$W/stderr.out" >&2
-      SECS[$name]=failed; RSS[$name]=failed
-      return 0
+      failed=" (failed)"
     fi
     out=$(tail -n1 "$W/time.out")
     times+=("${out% *}"); [ "${out#* }" -gt "$rss" ] && rss=${out#* }
   done
-  SECS[$name]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
+  SECS[$name]=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")$failed
   RSS[$name]=$rss
 }
-# Both print "—" for a figure that is not a number (a failed command's).
-ratio() { python3 -c "import sys; a, b = sys.argv[1:]; print(f'{float(a)/float(b):.2f}')" "$1" "$2" 2>/dev/null || echo "—"; }
-mib() { python3 -c "import sys; print(f'{float(sys.argv[1])/1024:.0f}')" "$1" 2>/dev/null || echo "—"; }
+# Both read a figure marked "(failed)" as its number, and print "—" for one that is not a number.
+ratio() { python3 -c "import sys; a, b = (float(x.split()[0]) for x in sys.argv[1:]); print(f'{a/b:.2f}')" "$1" "$2" 2>/dev/null || echo "—"; }
+mib() { python3 -c "import sys; print(f'{float(sys.argv[1].split()[0])/1024:.0f}')" "$1" 2>/dev/null || echo "—"; }
 # Commands that empty BUCKET through the server, so that its listing cache never holds a bucket
 # emptied behind it.
 empty_bucket() {
