@@ -33,6 +33,17 @@ fn paged_kit(ws: &Workspace) -> (PathBuf, PathBuf, PathBuf) {
     (src, kit, public)
 }
 
+/// `offkit apply KIT --trust PUBLIC --db DB --store STORE`.
+fn apply_cmd(kit: &Path, public: &Path, db: &TestDb, store: &str) -> Command {
+    let mut c = cmd();
+    c.arg("apply")
+        .arg(kit)
+        .arg("--trust")
+        .arg(public)
+        .args(["--db", &db.url(), "--store", store]);
+    c
+}
+
 /// How many regular files `dir` holds, at any depth (a store's hidden working files left out).
 fn files_in(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
@@ -181,15 +192,8 @@ fn a_postgres_ledger_records_every_seed_of_a_paged_kit_with_its_outcome() {
     );
     let db = TestDb::pg();
     let apply = || {
-        let mut c = cmd();
-        c.arg("apply")
-            .arg(&kit)
-            .arg("--trust")
-            .arg(&public)
-            .args(["--db", &db.url()])
-            .arg("--store")
-            .arg(format!("file://{}", store.display()));
-        let (code, out, err) = outcome(&c.output().unwrap());
+        let store = format!("file://{}", store.display());
+        let (code, out, err) = outcome(&apply_cmd(&kit, &public, &db, &store).output().unwrap());
         assert_eq!(code, 0, "{out}{err}");
     };
     let recorded = |id: i64| {
@@ -236,14 +240,8 @@ fn a_paged_kit_into_s3_stops_on_a_conflict_in_its_last_page_before_any_put_then_
     server.upload(&plant, &bucket);
     let db = TestDb::sqlite();
     let apply = || {
-        let mut c = cmd();
-        c.arg("apply")
-            .arg(&kit)
-            .arg("--trust")
-            .arg(&public)
-            .args(["--db", &db.url(), "--store", &server.url(&bucket, "")])
-            .args(["--json", "--progress", "off"])
-            .envs(server.env());
+        let mut c = apply_cmd(&kit, &public, &db, &server.url(&bucket, ""));
+        c.args(["--json", "--progress", "off"]).envs(server.env());
         let (code, out, err) = outcome(&c.output().unwrap());
         let v: serde_json::Value =
             serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
